@@ -1,0 +1,98 @@
+package v1alpha1
+
+import "strings"
+
+// Group is the API group and the prefix of every annotation and label key.
+const Group = "sandbox.io"
+
+// KeyPrefix starts every sandbox.io annotation and label key.
+const KeyPrefix = Group + "/"
+
+// Pod annotations a user may set.
+const (
+	// AnnotationInject opts a pod in ("true") or out ("false"). The pod's
+	// choice wins over its namespace's label.
+	AnnotationInject = KeyPrefix + "inject"
+	// AnnotationContainers names the containers to wrap, comma-separated.
+	// Default: the container named by AnnotationDefaultContainer, else the
+	// first container of the pod.
+	AnnotationContainers = KeyPrefix + "containers"
+	// AnnotationMode chooses how the runner treats the original command:
+	// ModeServer (default) or ModeWrap.
+	AnnotationMode = KeyPrefix + "mode"
+	// AnnotationTokenSecret names the Secret, in the pod's namespace, that
+	// holds the runner API token under TokenSecretKey. Default: the name the
+	// webhook was configured with.
+	AnnotationTokenSecret = KeyPrefix + "token-secret"
+)
+
+// Pod annotations the webhook writes.
+const (
+	// AnnotationStatus records that the pod was injected, with what runner
+	// version and method, so that a re-invocation changes nothing. Its value
+	// is the JSON form of InjectionStatus.
+	AnnotationStatus = KeyPrefix + "status"
+)
+
+// Labels.
+const (
+	// LabelInject on a namespace: InjectEnabled injects every pod of the
+	// namespace that does not opt out; InjectDisabled injects none.
+	LabelInject = KeyPrefix + "inject"
+	// LabelPool on a pod names the warm pool it belongs to (set by the agent).
+	LabelPool = KeyPrefix + "pool"
+	// LabelState on a pool pod is StateWarm or StateClaimed.
+	LabelState = KeyPrefix + "state"
+)
+
+// AnnotationDefaultContainer is Kubernetes' own annotation naming a pod's
+// main container; it is the default target when AnnotationContainers is unset.
+const AnnotationDefaultContainer = "kubectl.kubernetes.io/default-container"
+
+// Values of AnnotationInject on a pod.
+const (
+	InjectTrue  = "true"
+	InjectFalse = "false"
+)
+
+// Values of LabelInject on a namespace.
+const (
+	InjectEnabled  = "enabled"
+	InjectDisabled = "disabled"
+)
+
+// Mode is how the runner treats the original command of a wrapped container.
+type Mode string
+
+const (
+	// ModeServer runs the original command as a supervised child and keeps
+	// serving the API after it exits. The default.
+	ModeServer Mode = "server"
+	// ModeWrap exits with the child's exit code, for Jobs.
+	ModeWrap Mode = "wrap"
+)
+
+// DefaultMode is the mode of a pod without AnnotationMode.
+const DefaultMode = ModeServer
+
+// Modes lists every valid Mode, for messages and validation.
+var Modes = []Mode{ModeServer, ModeWrap}
+
+// Values of LabelState on a pool pod.
+const (
+	StateWarm    = "warm"
+	StateClaimed = "claimed"
+)
+
+// TokenSecretKey is the key, inside the token Secret, that holds the bearer
+// token of the runner API.
+const TokenSecretKey = "token"
+
+// UserAnnotations lists the sandbox.io annotations a user may set on a pod.
+// Any other sandbox.io annotation but AnnotationStatus is refused at
+// admission, so that a misspelled key is loud instead of ignored.
+var UserAnnotations = []string{AnnotationInject, AnnotationContainers, AnnotationMode, AnnotationTokenSecret}
+
+// IsOurKey reports whether an annotation or label key is in the sandbox.io
+// namespace.
+func IsOurKey(key string) bool { return strings.HasPrefix(key, KeyPrefix) }
