@@ -1,0 +1,114 @@
+package webhook
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"sandbox.io/injector/internal/version"
+)
+
+// Config is what the mutation and the handler need to know. The zero value
+// of every field but RunnerImage gets the default its comment states.
+type Config struct {
+	// RunnerImage is the image that holds the runner at ImageRunnerPath.
+	// Required.
+	RunnerImage string
+	// RunnerVersion is recorded in the status annotation. Default: this
+	// build's version.
+	RunnerVersion string
+	// RunnerPort is the port of the first wrapped container's runner; later
+	// ones take the next free numbers. Default 7080.
+	RunnerPort int32
+	// TokenSecret is the Secret (in the pod's namespace) with the API token,
+	// when the pod does not name one. Default "sandbox-runner-token".
+	TokenSecret string
+	// ExcludedNamespaces are never injected, whatever their labels or their
+	// pods' annotations say. Default kube-system, kube-public and
+	// kube-node-lease; ReleaseNamespace is always added.
+	ExcludedNamespaces []string
+	// ReleaseNamespace is the webhook's own namespace.
+	ReleaseNamespace string
+	// InitResources are the init container's requests and limits. Default
+	// 10m CPU and 16Mi memory requested, 32Mi memory limited.
+	InitResources corev1.ResourceRequirements
+	// EntrypointTimeout bounds the registry lookups of one admission.
+	// Default 2s.
+	EntrypointTimeout time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultRunnerPort        int32 = 7080
+	DefaultTokenSecret             = "sandbox-runner-token"
+	DefaultEntrypointTimeout       = 2 * time.Second
+)
+
+// DefaultExcludedNamespaces are the namespaces that are never injected.
+var DefaultExcludedNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
+
+func (c *Config) setDefaults() {
+	if c.RunnerVersion == "" {
+		c.RunnerVersion = version.Version
+	}
+	if c.RunnerPort == 0 {
+		c.RunnerPort = DefaultRunnerPort
+	}
+	if c.TokenSecret == "" {
+		c.TokenSecret = DefaultTokenSecret
+	}
+	if c.ExcludedNamespaces == nil {
+		c.ExcludedNamespaces = append([]string(nil), DefaultExcludedNamespaces...)
+	}
+	if c.ReleaseNamespace != "" && !contains(c.ExcludedNamespaces, c.ReleaseNamespace) {
+		c.ExcludedNamespaces = append(c.ExcludedNamespaces, c.ReleaseNamespace)
+	}
+	if c.InitResources.Requests == nil && c.InitResources.Limits == nil {
+		c.InitResources = corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("10m"),
+				corev1.ResourceMemory: resource.MustParse("16Mi"),
+			},
+			Limits: corev1.ResourceList{
+				corev1.ResourceMemory: resource.MustParse("32Mi"),
+			},
+		}
+	}
+	if c.EntrypointTimeout == 0 {
+		c.EntrypointTimeout = DefaultEntrypointTimeout
+	}
+}
+
+// Complete returns a copy of c with its defaults applied, or an error that
+// lists every invalid field.
+func (c Config) Complete() (Config, error) {
+	c.setDefaults()
+	var errs []error
+	if strings.TrimSpace(c.RunnerImage) == "" {
+		errs = append(errs, errors.New("runner image is required"))
+	}
+	if c.RunnerPort < 1 || c.RunnerPort > 65535 {
+		errs = append(errs, fmt.Errorf("runner port %d is not in 1-65535", c.RunnerPort))
+	}
+	if msgs := validation.IsDNS1123Subdomain(c.TokenSecret); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("token secret %q: %s", c.TokenSecret, strings.Join(msgs, "; ")))
+	}
+	if c.EntrypointTimeout < 0 {
+		errs = append(errs, fmt.Errorf("entrypoint timeout %s is negative", c.EntrypointTimeout))
+	}
+	return c, errors.Join(errs...)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

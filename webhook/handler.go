@@ -1,0 +1,250 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"sandbox.io/injector/webhook/entrypoint"
+)
+
+// Resolver reads an image's ENTRYPOINT and CMD; *entrypoint.Resolver is the
+// real one.
+type Resolver interface {
+	Resolve(ctx context.Context, image string, platform v1.Platform, kc authn.Keychain) (entrypoint.Command, error)
+}
+
+var _ Resolver = (*entrypoint.Resolver)(nil)
+
+// HandlerOptions are what a Handler needs besides its Config.
+type HandlerOptions struct {
+	// Namespaces reads Namespace objects; an informer-backed cache in
+	// production. Required.
+	Namespaces client.Reader
+	// Secrets reads Secrets and ServiceAccounts for image pull credentials.
+	// A direct API reader, so that no Secret is cached. Required when
+	// Resolver is set.
+	Secrets client.Reader
+	// Resolver reads image commands. Nil: no lookups, every container
+	// without a command counts as a failed lookup.
+	Resolver Resolver
+	// Metrics: nil creates unregistered ones.
+	Metrics *Metrics
+	// Logger: nil discards.
+	Logger *slog.Logger
+}
+
+// Handler is the pod admission handler.
+type Handler struct {
+	cfg  Config
+	opts HandlerOptions
+}
+
+var _ admission.Handler = (*Handler)(nil)
+
+// NewHandler checks cfg and returns a Handler.
+func NewHandler(cfg Config, opts HandlerOptions) (*Handler, error) {
+	cfg, err := cfg.Complete()
+	if err != nil {
+		return nil, fmt.Errorf("webhook config: %w", err)
+	}
+	if opts.Namespaces == nil {
+		return nil, errors.New("webhook handler: a namespace reader is required")
+	}
+	if opts.Resolver != nil && opts.Secrets == nil {
+		return nil, errors.New("webhook handler: a secret reader is required for image lookups")
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{cfg: cfg, opts: opts}, nil
+}
+
+// Handle decides and mutates one pod admission request.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
+	start := time.Now()
+	result := ResultError
+	log := h.opts.Logger.With("requestID", string(req.UID), "namespace", req.Namespace, "pod", req.Name)
+	defer func() {
+		if r := recover(); r != nil {
+			h.opts.Metrics.Panics.Inc()
+			log.Error("panic in admission handler", "panic", fmt.Sprint(r))
+			resp = admission.Errored(http.StatusInternalServerError, fmt.Errorf("internal error in sandbox-injector: %v", r))
+			result = ResultError
+		}
+		// The UID must be set on every path, also after a panic, or the API
+		// server rejects the response.
+		resp.UID = req.UID
+		elapsed := time.Since(start)
+		h.opts.Metrics.Admissions.WithLabelValues(result).Inc()
+		h.opts.Metrics.Latency.WithLabelValues(result).Observe(elapsed.Seconds())
+		log.Debug("admission", "result", result, "duration", elapsed, "dryRun", req.DryRun != nil && *req.DryRun)
+	}()
+
+	resp, result = h.handle(ctx, req, log)
+	return resp
+}
+
+func (h *Handler) handle(ctx context.Context, req admission.Request, log *slog.Logger) (admission.Response, string) {
+	if req.Kind.Kind != "Pod" || req.Operation != "CREATE" {
+		return admission.Allowed("only pod creation is mutated"), ResultSkipped
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding pod: %w", err)), ResultError
+	}
+	ns := req.Namespace
+	if ns == "" {
+		ns = pod.Namespace
+	}
+	nsLabels, err := h.namespaceLabels(ctx, ns)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err), ResultError
+	}
+
+	decision, err := Decide(&pod, ns, nsLabels, &h.cfg)
+	if err != nil {
+		return h.refused(err, log)
+	}
+	if !decision.Inject {
+		return admission.Allowed(decision.Reason).WithWarnings(decision.Warnings...), ResultSkipped
+	}
+	plan, err := NewPlan(&pod, &h.cfg)
+	if err != nil {
+		return h.refused(err, log)
+	}
+	lookups := h.lookUp(ctx, &pod, ns, plan.ImagesToLookUp(), log)
+	res, err := plan.Patch(lookups)
+	if err != nil {
+		return h.refused(err, log)
+	}
+	warnings := append(decision.Warnings, res.Warnings...)
+	if res.AlreadyInjected {
+		return admission.Allowed("already injected").WithWarnings(warnings...), ResultSkipped
+	}
+	resp := admission.Patched("sandbox runner injected", res.Patch...)
+	log.Info("injected pod", "containers", res.Status.Containers, "mode", plan.Mode(), "reason", decision.Reason)
+	return resp.WithWarnings(warnings...), ResultInjected
+}
+
+func (h *Handler) refused(err error, log *slog.Logger) (admission.Response, string) {
+	if errors.Is(err, ErrRefused) {
+		log.Info("refused pod", "reason", err.Error())
+		return admission.Denied("sandbox-injector: " + err.Error()), ResultRefused
+	}
+	log.Error("admission failed", "err", err)
+	return admission.Errored(http.StatusInternalServerError, err), ResultError
+}
+
+// namespaceLabels reads the namespace from the cache, falling back to the
+// API server for a namespace created a moment ago that the cache has not
+// seen yet.
+func (h *Handler) namespaceLabels(ctx context.Context, name string) (map[string]string, error) {
+	var ns corev1.Namespace
+	err := h.opts.Namespaces.Get(ctx, types.NamespacedName{Name: name}, &ns)
+	if apierrors.IsNotFound(err) && h.opts.Secrets != nil {
+		err = h.opts.Secrets.Get(ctx, types.NamespacedName{Name: name}, &ns)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading namespace %s: %w", name, err)
+	}
+	return ns.Labels, nil
+}
+
+// lookUp reads the commands of images, all within the configured timeout.
+func (h *Handler) lookUp(ctx context.Context, pod *corev1.Pod, ns string, images []string, log *slog.Logger) map[string]Lookup {
+	if len(images) == 0 {
+		return nil
+	}
+	out := make(map[string]Lookup, len(images))
+	if h.opts.Resolver == nil {
+		for _, img := range images {
+			out[img] = Lookup{Err: errors.New("image lookups are turned off")}
+		}
+		return out
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.EntrypointTimeout)
+	defer cancel()
+	kc, err := h.keychain(ctx, pod, ns)
+	if err != nil {
+		log.Info("reading image pull secrets", "err", err)
+	}
+	platform := podPlatform(pod)
+	for _, img := range images {
+		cmd, err := h.opts.Resolver.Resolve(ctx, img, platform, kc)
+		if err != nil {
+			h.opts.Metrics.LookupFailures.Inc()
+			log.Info("image command lookup failed", "image", img, "err", err)
+			out[img] = Lookup{Err: err}
+			continue
+		}
+		out[img] = Lookup{Command: ImageCommand{Entrypoint: cmd.Entrypoint, Cmd: cmd.Cmd}}
+	}
+	return out
+}
+
+// keychain gathers the pod's image pull secrets and its service account's,
+// as the kubelet would use them. Missing secrets are skipped, as the kubelet
+// skips them.
+func (h *Handler) keychain(ctx context.Context, pod *corev1.Pod, ns string) (authn.Keychain, error) {
+	names := make([]string, 0, len(pod.Spec.ImagePullSecrets))
+	for _, ref := range pod.Spec.ImagePullSecrets {
+		names = append(names, ref.Name)
+	}
+	saName := pod.Spec.ServiceAccountName
+	if saName == "" {
+		saName = "default"
+	}
+	var sa corev1.ServiceAccount
+	var errs []error
+	if err := h.opts.Secrets.Get(ctx, types.NamespacedName{Namespace: ns, Name: saName}, &sa); err == nil {
+		for _, ref := range sa.ImagePullSecrets {
+			names = append(names, ref.Name)
+		}
+	} else if !apierrors.IsNotFound(err) {
+		errs = append(errs, fmt.Errorf("reading service account %s/%s: %w", ns, saName, err))
+	}
+	secrets := make([]*corev1.Secret, 0, len(names))
+	for _, n := range names {
+		var s corev1.Secret
+		if err := h.opts.Secrets.Get(ctx, types.NamespacedName{Namespace: ns, Name: n}, &s); err != nil {
+			if !apierrors.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("reading pull secret %s/%s: %w", ns, n, err))
+			}
+			continue
+		}
+		secrets = append(secrets, &s)
+	}
+	kc, err := entrypoint.KeychainFromSecrets(secrets)
+	if err != nil {
+		errs = append(errs, err)
+		return nil, errors.Join(errs...)
+	}
+	return kc, errors.Join(errs...)
+}
+
+// podPlatform is the platform a pod's images are chosen for: its
+// kubernetes.io/arch node selector, else the webhook's own architecture.
+func podPlatform(pod *corev1.Pod) v1.Platform {
+	arch := pod.Spec.NodeSelector[corev1.LabelArchStable]
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
+	return v1.Platform{OS: "linux", Architecture: arch}
+}

@@ -1,0 +1,298 @@
+package webhook
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"sandbox.io/injector/api/v1alpha1"
+)
+
+// ImageCommand is an image's ENTRYPOINT and CMD, as its config says.
+type ImageCommand struct {
+	Entrypoint []string
+	Cmd        []string
+}
+
+// Lookup is the outcome of reading one image's command from its registry.
+type Lookup struct {
+	Command ImageCommand
+	// Err is why the command could not be read; nil on success.
+	Err error
+}
+
+// Result is what a mutation does to a pod.
+type Result struct {
+	// Patch are the JSON patch operations, against the pod as it was sent.
+	// Empty when the pod was already injected.
+	Patch []jsonpatch.Operation
+	// Status is the value written to the status annotation.
+	Status v1alpha1.InjectionStatus
+	// Warnings are for the user (admission warnings, which kubectl prints).
+	Warnings []string
+	// AlreadyInjected is true when the pod needed no change.
+	AlreadyInjected bool
+}
+
+// Mutate is the whole pure mutation: NewPlan, then Patch. lookups maps an
+// image reference to its command, for the images Plan.ImagesToLookUp names;
+// a missing entry counts as a failed lookup.
+func Mutate(pod *corev1.Pod, cfg *Config, lookups map[string]Lookup) (*Result, error) {
+	p, err := NewPlan(pod, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return p.Patch(lookups)
+}
+
+// Patch builds the operations that inject the runner. Arrays the pod does
+// not have are created whole; existing ones are appended to (the init
+// container is inserted first), so nothing of the original is re-encoded.
+func (p *Plan) Patch(lookups map[string]Lookup) (*Result, error) {
+	res := &Result{Warnings: append([]string(nil), p.warnings...)}
+	if p.injected {
+		res.AlreadyInjected = true
+		return res, nil
+	}
+	spec := &p.pod.Spec
+	ops := make([]jsonpatch.Operation, 0, 8+6*len(p.targets))
+
+	ops = appendOp(ops, "/spec/volumes", spec.Volumes == nil, p.volumes()...)
+	if spec.InitContainers == nil {
+		ops = append(ops, add("/spec/initContainers", []corev1.Container{p.initContainer()}))
+	} else {
+		ops = append(ops, add("/spec/initContainers/0", p.initContainer()))
+	}
+
+	ports := newPortAllocator(p.pod, p.cfg.RunnerPort)
+	status := v1alpha1.InjectionStatus{
+		State:         v1alpha1.StatusInjected,
+		RunnerVersion: p.cfg.RunnerVersion,
+		Method:        v1alpha1.MethodCopy,
+	}
+	for _, i := range p.targets {
+		c := &spec.Containers[i]
+		base := "/spec/containers/" + strconv.Itoa(i)
+		status.Containers = append(status.Containers, c.Name)
+
+		name, number := ports.next()
+		child, setArgs, warning, err := p.childCommand(c, lookups)
+		if err != nil {
+			return nil, err
+		}
+		cmd := []string{RunnerPath, "run",
+			"--mode=" + string(p.mode),
+			"--listen=:" + strconv.Itoa(int(number)),
+			"--token-file=" + TokenMountPath + "/" + v1alpha1.TokenSecretKey,
+		}
+		if warning != "" {
+			res.Warnings = append(res.Warnings, warning)
+			status.Warnings = append(status.Warnings, warning)
+			if c.Args != nil {
+				ops = append(ops, jsonpatch.Operation{Operation: "remove", Path: base + "/args"})
+			}
+		} else {
+			cmd = append(append(cmd, "--"), child...)
+		}
+		ops = append(ops, add(base+"/command", cmd))
+		if setArgs != nil {
+			ops = append(ops, add(base+"/args", setArgs))
+		}
+		ops = appendOp(ops, base+"/volumeMounts", c.VolumeMounts == nil,
+			corev1.VolumeMount{Name: VolumeName, MountPath: MountPath, ReadOnly: true},
+			corev1.VolumeMount{Name: TokenVolumeName, MountPath: TokenMountPath, ReadOnly: true},
+		)
+		ops = appendOp(ops, base+"/ports", c.Ports == nil,
+			corev1.ContainerPort{Name: name, ContainerPort: number, Protocol: corev1.ProtocolTCP})
+		if c.ReadinessProbe == nil {
+			ops = append(ops, add(base+"/readinessProbe", readinessProbe(name)))
+		}
+	}
+
+	raw, err := json.Marshal(status)
+	if err != nil {
+		return nil, fmt.Errorf("encoding status annotation: %w", err)
+	}
+	if p.pod.Annotations == nil {
+		ops = append(ops, add("/metadata/annotations", map[string]string{v1alpha1.AnnotationStatus: string(raw)}))
+	} else {
+		ops = append(ops, add("/metadata/annotations/"+escapePointer(v1alpha1.AnnotationStatus), string(raw)))
+	}
+	res.Patch = ops
+	res.Status = status
+	return res, nil
+}
+
+// childCommand works out what the runner runs after "--". It returns the
+// argv prefix (the original command or the image's ENTRYPOINT), the args to
+// set when the pod had none, or a warning when the command cannot be
+// rebuilt (server mode; wrap mode is refused instead).
+func (p *Plan) childCommand(c *corev1.Container, lookups map[string]Lookup) (child, setArgs []string, warning string, err error) {
+	if len(c.Command) > 0 {
+		return c.Command, nil, "", nil
+	}
+	l, ok := lookups[c.Image]
+	switch {
+	case !ok:
+		l.Err = fmt.Errorf("image %s was not looked up", c.Image)
+	case l.Err == nil && len(l.Command.Entrypoint) == 0 && len(l.Command.Cmd) == 0 && len(c.Args) == 0:
+		l.Err = fmt.Errorf("image %s has neither ENTRYPOINT nor CMD", c.Image)
+	}
+	if l.Err != nil {
+		if p.mode == v1alpha1.ModeWrap {
+			return nil, nil, "", refuse(fmt.Sprintf("spec.containers[%s].command", c.Name),
+				"mode %s needs the original command, but the image's ENTRYPOINT and CMD could not be read (%v); set command in the pod spec",
+				v1alpha1.ModeWrap, l.Err)
+		}
+		w := fmt.Sprintf("container %s: the runner starts with no child process because the image's ENTRYPOINT and CMD could not be read (%v)",
+			c.Name, l.Err)
+		if len(c.Args) > 0 {
+			w += fmt.Sprintf("; its args %q were removed, set command to keep them", c.Args)
+		}
+		return nil, nil, w, nil
+	}
+	if c.Args == nil && len(l.Command.Cmd) > 0 {
+		setArgs = l.Command.Cmd
+	}
+	return l.Command.Entrypoint, setArgs, "", nil
+}
+
+func (p *Plan) volumes() []any {
+	return []any{
+		corev1.Volume{Name: VolumeName, VolumeSource: corev1.VolumeSource{
+			EmptyDir: &corev1.EmptyDirVolumeSource{},
+		}},
+		corev1.Volume{Name: TokenVolumeName, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{
+				SecretName: p.tokenSecret,
+				Items:      []corev1.KeyToPath{{Key: v1alpha1.TokenSecretKey, Path: v1alpha1.TokenSecretKey}},
+				Optional:   ptr.To(true),
+			},
+		}},
+	}
+}
+
+func (p *Plan) initContainer() corev1.Container {
+	return corev1.Container{
+		Name:                     InitContainerName,
+		Image:                    p.cfg.RunnerImage,
+		ImagePullPolicy:          corev1.PullIfNotPresent,
+		Command:                  []string{ImageRunnerPath, "install", RunnerPath},
+		VolumeMounts:             []corev1.VolumeMount{{Name: VolumeName, MountPath: MountPath}},
+		Resources:                p.cfg.InitResources,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		SecurityContext:          restrictedSecurityContext(),
+	}
+}
+
+// restrictedSecurityContext meets the Pod Security Standard "restricted"
+// on its own, whatever the pod-level settings are.
+func restrictedSecurityContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             ptr.To(true),
+		RunAsUser:                ptr.To(runnerUID),
+		RunAsGroup:               ptr.To(runnerUID),
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		Privileged:               ptr.To(false),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+func readinessProbe(port string) *corev1.Probe {
+	return &corev1.Probe{
+		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: ReadinessPath, Port: intstr.FromString(port), Scheme: corev1.URISchemeHTTP,
+		}},
+		PeriodSeconds:    1,
+		TimeoutSeconds:   1,
+		SuccessThreshold: 1,
+		FailureThreshold: 3,
+	}
+}
+
+// portAllocator hands out runner port names and numbers that no container
+// of the pod uses yet.
+type portAllocator struct {
+	names   map[string]bool
+	numbers map[int32]bool
+	nextNum int32
+	count   int
+}
+
+func newPortAllocator(pod *corev1.Pod, first int32) *portAllocator {
+	a := &portAllocator{names: map[string]bool{}, numbers: map[int32]bool{}, nextNum: first}
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range list {
+			for _, port := range c.Ports {
+				if port.Name != "" {
+					a.names[port.Name] = true
+				}
+				a.numbers[port.ContainerPort] = true
+			}
+		}
+	}
+	return a
+}
+
+func (a *portAllocator) next() (string, int32) {
+	var name string
+	for {
+		a.count++
+		name = portName(a.count)
+		if !a.names[name] {
+			break
+		}
+	}
+	a.names[name] = true
+	for a.numbers[a.nextNum] || a.nextNum < 1 {
+		a.nextNum++
+		if a.nextNum > 65535 {
+			a.nextNum = 1024
+		}
+	}
+	num := a.nextNum
+	a.numbers[num] = true
+	return name, num
+}
+
+// portName is the n-th (from 1) runner port name. Port names are limited to
+// 15 characters, so from the tenth on the name is shortened.
+func portName(n int) string {
+	switch {
+	case n == 1:
+		return PortName
+	case n < 10:
+		return PortName + strconv.Itoa(n)
+	default:
+		return "sandbox-rnr" + strconv.Itoa(n)
+	}
+}
+
+func add(path string, value any) jsonpatch.Operation {
+	return jsonpatch.Operation{Operation: "add", Path: path, Value: value}
+}
+
+// appendOp adds values to the array at path: the whole array when the pod
+// has none (create), else one "append" operation per value.
+func appendOp(ops []jsonpatch.Operation, path string, create bool, values ...any) []jsonpatch.Operation {
+	if create {
+		return append(ops, add(path, values))
+	}
+	for _, v := range values {
+		ops = append(ops, add(path+"/-", v))
+	}
+	return ops
+}
+
+// escapePointer escapes a JSON pointer token (RFC 6901).
+func escapePointer(s string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+}
