@@ -1,0 +1,52 @@
+package ociimage
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// ParseReference parses an image reference such as
+// "10.250.0.1:5000/sandbox-runner:v1". With insecure, the registry may be
+// reached over plain HTTP (ggcr already does so for loopback hosts).
+func ParseReference(ref string, insecure bool) (name.Reference, error) {
+	var opts []name.Option
+	if insecure {
+		opts = append(opts, name.Insecure)
+	}
+	r, err := name.ParseReference(ref, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("parsing reference %q: %w", ref, err)
+	}
+	return r, nil
+}
+
+// Push uploads img to ref, anonymously. transport may be nil for
+// http.DefaultTransport.
+func Push(ctx context.Context, img v1.Image, ref name.Reference, transport http.RoundTripper) (v1.Hash, error) {
+	if transport == nil {
+		transport = http.DefaultTransport
+	}
+	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithTransport(transport)); err != nil {
+		return v1.Hash{}, fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("computing digest of %s: %w", ref, err)
+	}
+	return d, nil
+}
+
+// WriteTarball writes img as a tarball tagged ref (the format `docker load`
+// and `ctr images import` read) to the file at path.
+func WriteTarball(path string, img v1.Image, ref name.Reference) error {
+	if err := tarball.WriteToFile(path, ref, img); err != nil {
+		return fmt.Errorf("writing tarball %s: %w", path, err)
+	}
+	return nil
+}
