@@ -1,0 +1,91 @@
+package charts
+
+import (
+	"os"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// requireHelm returns the helm binary. Without one the test fails when CI is
+// set, and is skipped loudly otherwise.
+func requireHelm(t *testing.T) string {
+	t.Helper()
+	path, err := HelmPath()
+	if err != nil {
+		missing(t, err)
+	}
+	return path
+}
+
+// missing fails the test under CI and skips it, loudly, elsewhere.
+func missing(t *testing.T, err error) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI is set and a required tool is missing: %v", err)
+	}
+	t.Skipf("SKIPPED, a required tool is missing (CI would fail here): %v", err)
+}
+
+// render renders release r or fails the test.
+func render(t *testing.T, r Release) []*unstructured.Unstructured {
+	t.Helper()
+	helm := requireHelm(t)
+	objs, err := RenderRelease(t.Context(), helm, r)
+	if err != nil {
+		t.Fatalf("RenderRelease: %v", err)
+	}
+	return objs
+}
+
+// one returns the single object of kind, typed into T.
+func one[T any](t *testing.T, objs []*unstructured.Unstructured, kind string) *T {
+	t.Helper()
+	u, err := FindOne(objs, kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed := new(T)
+	if err := Into(u, typed); err != nil {
+		t.Fatal(err)
+	}
+	return typed
+}
+
+// valueSets are the value sets every chart-wide test (lint, dry-run) covers.
+var valueSets = []struct {
+	name      string
+	namespace string
+	values    map[string]any
+}{
+	{name: "defaults"},
+	{name: "cert-manager off", values: map[string]any{"certManager": map[string]any{"enabled": false}}},
+	{name: "guard off", values: map[string]any{"guard": map[string]any{"enabled": false}}},
+	{
+		name:      "custom namespaces",
+		namespace: "sandbox-system",
+		values: map[string]any{
+			"webhook": map[string]any{"excludedNamespaces": []any{"ci", "monitoring"}, "failurePolicy": "Ignore", "timeoutSeconds": 10},
+			"guard":   map[string]any{"validationActions": []any{"Warn", "Audit"}},
+		},
+	},
+	{
+		name: "single replica, no metrics, pinned images",
+		values: map[string]any{
+			"webhook": map[string]any{
+				"replicas": 1,
+				"image": map[string]any{
+					"registry": "127.0.0.1:5000", "tag": "dev",
+					"digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+				},
+				"priorityClassName": "system-cluster-critical",
+				"nodeSelector":      map[string]any{"kubernetes.io/os": "linux"},
+				"tolerations":       []any{map[string]any{"operator": "Exists"}},
+			},
+			"runner":           map[string]any{"image": map[string]any{"registry": "127.0.0.1:5000"}, "port": 7090, "tokenSecretName": "my-token"},
+			"metrics":          map[string]any{"enabled": false},
+			"imagePullSecrets": []any{map[string]any{"name": "pull"}},
+			"serviceAccount":   map[string]any{"annotations": map[string]any{"team.sandbox.io/owner": "platform"}},
+		},
+	},
+}
