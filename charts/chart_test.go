@@ -275,7 +275,7 @@ func TestDeployment(t *testing.T) {
 		"--port=9443",
 		"--metrics-bind-address=:8080",
 		"--health-probe-bind-address=:8081",
-		"--runner-image=127.0.0.1:5000/sandbox-injector/sandbox-runner:v9",
+		"--runner-image=127.0.0.1:5000/sandbox-runner:v9",
 		"--runner-port=7090",
 		"--token-secret=tok",
 		"--log-level=debug",
@@ -365,7 +365,7 @@ func TestDeploymentOverrides(t *testing.T) {
 		t.Errorf("priorityClassName = %q", pod.PriorityClassName)
 	}
 	c := pod.Containers[0]
-	if want := "sandbox-injector/sandbox-webhook:0.1.0@sha256:" + strings.Repeat("ab", 32); c.Image != want {
+	if want := "sandbox-webhook:0.1.0@sha256:" + strings.Repeat("ab", 32); c.Image != want {
 		t.Errorf("image = %q, want %q", c.Image, want)
 	}
 	if !slices.Contains(c.Args, "--metrics-bind-address=0") {
