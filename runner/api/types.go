@@ -1,0 +1,210 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+)
+
+// Media types the runner speaks.
+const (
+	// ContentTypeJSON is the media type of every JSON body.
+	ContentTypeJSON = "application/json"
+	// ContentTypeNDJSON, sent in Accept on POST /execute, asks for a stream
+	// of StreamEvent lines instead of one ExecuteResult.
+	ContentTypeNDJSON = "application/x-ndjson"
+)
+
+// Stream names used in StreamEvent.Stream.
+const (
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+)
+
+// Modes of the runner (flag --mode).
+const (
+	// ModeServer serves the API, supervises the optional command and keeps
+	// serving after it exits.
+	ModeServer = "server"
+	// ModeWrap supervises the command and exits with its exit code.
+	ModeWrap = "wrap"
+)
+
+// ExecuteRequest is the body of POST /execute. Exactly one of Argv and Shell
+// is set.
+type ExecuteRequest struct {
+	// Argv is the command and its arguments, run without a shell. A name
+	// without a slash is looked up in PATH (of the merged environment).
+	Argv []string `json:"argv,omitempty"`
+	// Shell is a script run as /bin/sh -c Shell; the image must have /bin/sh.
+	Shell string `json:"shell,omitempty"`
+	// Stdin is written to the command's standard input, which is then
+	// closed. Empty means an immediately closed standard input.
+	Stdin string `json:"stdin,omitempty"`
+	// Env is added to the runner's own environment (a key here wins).
+	Env map[string]string `json:"env,omitempty"`
+	// Cwd is the working directory relative to the runner's work
+	// directory; empty means the work directory itself.
+	Cwd string `json:"cwd,omitempty"`
+	// TimeoutMs kills the command's whole process group after this many
+	// milliseconds; 0 means no timeout.
+	TimeoutMs int64 `json:"timeout_ms,omitempty"`
+}
+
+// Validate reports every problem of the request, joined; nil when the
+// runner can run it.
+func (r *ExecuteRequest) Validate() error {
+	var errs []error
+	switch {
+	case len(r.Argv) == 0 && r.Shell == "":
+		errs = append(errs, errors.New("one of argv and shell is required"))
+	case len(r.Argv) > 0 && r.Shell != "":
+		errs = append(errs, errors.New("argv and shell are mutually exclusive"))
+	case len(r.Argv) > 0 && r.Argv[0] == "":
+		errs = append(errs, errors.New("argv[0] is empty"))
+	}
+	for i, a := range r.Argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			errs = append(errs, fmt.Errorf("argv[%d] contains a NUL byte", i))
+		}
+	}
+	if strings.IndexByte(r.Shell, 0) >= 0 {
+		errs = append(errs, errors.New("shell contains a NUL byte"))
+	}
+	for k, v := range r.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			errs = append(errs, fmt.Errorf("env key %q is not a valid variable name", k))
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			errs = append(errs, fmt.Errorf("env %q contains a NUL byte", k))
+		}
+	}
+	if r.Cwd != "" {
+		if _, err := CleanPath(r.Cwd); err != nil {
+			errs = append(errs, fmt.Errorf("cwd: %w", err))
+		}
+	}
+	if r.TimeoutMs < 0 {
+		errs = append(errs, fmt.Errorf("timeout_ms %d is negative", r.TimeoutMs))
+	}
+	return errors.Join(errs...)
+}
+
+// ErrInvalidPath is wrapped by CleanPath for every refused path.
+var ErrInvalidPath = errors.New("invalid path")
+
+// CleanPath checks a path of the files API or a cwd: it must be relative,
+// free of NUL bytes and of ".." elements. It returns the path cleaned, "."
+// for the work directory itself. Confinement is enforced again by the
+// runner's os.Root; this is the early, explainable refusal.
+func CleanPath(p string) (string, error) {
+	switch {
+	case strings.IndexByte(p, 0) >= 0:
+		return "", fmt.Errorf("%w: contains a NUL byte", ErrInvalidPath)
+	case strings.HasPrefix(p, "/"):
+		return "", fmt.Errorf("%w %q: absolute paths are not allowed, paths are relative to the work directory", ErrInvalidPath, p)
+	case strings.IndexByte(p, '\\') >= 0:
+		return "", fmt.Errorf("%w %q: backslashes are not allowed", ErrInvalidPath, p)
+	}
+	for _, elem := range strings.Split(p, "/") {
+		if elem == ".." {
+			return "", fmt.Errorf("%w %q: \"..\" is not allowed", ErrInvalidPath, p)
+		}
+	}
+	if p == "" {
+		return ".", nil
+	}
+	return path.Clean(p), nil
+}
+
+// DecodeExecuteRequest reads one JSON ExecuteRequest from r, refusing
+// unknown fields and trailing data, and validates it.
+func DecodeExecuteRequest(r io.Reader) (*ExecuteRequest, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var req ExecuteRequest
+	if err := dec.Decode(&req); err != nil {
+		return nil, fmt.Errorf("decoding execute request: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("decoding execute request: trailing data after the JSON object")
+	}
+	if err := req.Validate(); err != nil {
+		return nil, fmt.Errorf("validating execute request: %w", err)
+	}
+	return &req, nil
+}
+
+// ExecuteResult is the answer of POST /execute (JSON), and the last line of
+// its NDJSON stream (without Stdout and Stderr, which were streamed).
+type ExecuteResult struct {
+	// ExitCode is the command's exit status; 128+N when signal N killed it;
+	// 127 when the command was not found, 126 when it could not be started.
+	ExitCode int `json:"exit_code"`
+	// Stdout and Stderr are the captured output, each cut at the runner's
+	// output cap (then Truncated is true).
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+	// DurationMs is the wall time from start to exit, in milliseconds.
+	DurationMs float64 `json:"duration_ms"`
+	// TimedOut is true when the timeout killed the process group.
+	TimedOut bool `json:"timed_out"`
+	// Truncated is true when some output was dropped at the cap.
+	Truncated bool `json:"truncated"`
+	// Error explains why the command did not run (not found, not
+	// executable); empty when it ran.
+	Error string `json:"error,omitempty"`
+}
+
+// StreamEvent is one line of the NDJSON answer of POST /execute: either a
+// chunk of output (Stream and Data set), or, last, the result (the
+// ExecuteResult fields set, Stream empty).
+type StreamEvent struct {
+	Stream string `json:"stream,omitempty"`
+	Data   string `json:"data,omitempty"`
+	*ExecuteResult
+}
+
+// Status is the body of GET /status.
+type Status struct {
+	Mode    string `json:"mode"`
+	Version string `json:"version"`
+	// Child is the supervised command; nil when the runner has none.
+	Child *ChildStatus `json:"child"`
+	// Executions is the number of /execute commands running now.
+	Executions int `json:"executions"`
+	// OrphansReaped counts exited processes the runner reaped as PID 1 or
+	// as child subreaper.
+	OrphansReaped uint64 `json:"orphans_reaped"`
+}
+
+// ChildStatus describes the supervised command.
+type ChildStatus struct {
+	Argv      []string  `json:"argv"`
+	PID       int       `json:"pid"`
+	Running   bool      `json:"running"`
+	ExitCode  *int      `json:"exit_code"`
+	StartedAt time.Time `json:"started_at"`
+	ExitedAt  time.Time `json:"exited_at,omitzero"`
+}
+
+// FileInfo is one entry of GET /files?dir=D.
+type FileInfo struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	Dir  bool   `json:"dir"`
+	// Mode is the permission bits in octal, like "0644".
+	Mode string `json:"mode"`
+	// Symlink is true for a symbolic link (not followed).
+	Symlink bool      `json:"symlink,omitempty"`
+	Mtime   time.Time `json:"mtime"`
+}
+
+// Error is the JSON body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"`
+}

@@ -1,0 +1,113 @@
+package runner
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"sandbox.io/injector/runner/api"
+)
+
+// Config configures the runner. The zero value of a field means its
+// documented default; setDefaults applies them.
+type Config struct {
+	// Mode is api.ModeServer (default) or api.ModeWrap.
+	Mode string
+	// Listen is the TCP address of the API; default ":7080".
+	Listen string
+	// TokenFile holds the bearer token. Missing, empty or unset means no
+	// token: the API then answers loopback clients only, while /healthz and
+	// /readyz answer everyone. The file is re-read when it changes.
+	TokenFile string
+	// Workdir confines /files and is the default cwd of /execute; default
+	// the process's current directory. It is created when missing.
+	Workdir string
+	// GracePeriod is how long the supervised command may take to exit after
+	// SIGTERM before its process group is killed; default 10s.
+	GracePeriod time.Duration
+	// Command is the supervised command and its arguments; empty in server
+	// mode means API only. Required in wrap mode.
+	Command []string
+	// Version is reported by /status and /metrics; default "dev".
+	Version string
+	// Logger receives one line per request and the lifecycle events;
+	// default discards.
+	Logger *slog.Logger
+	// MaxRequestBytes caps the body of POST /execute (413 above); default 8 MiB.
+	MaxRequestBytes int64
+	// MaxUploadBytes caps the body of PUT /files (413 above); default 4 GiB.
+	MaxUploadBytes int64
+	// MaxOutputBytes caps the output captured per stream by a JSON
+	// /execute (the rest is dropped and the result says truncated); default
+	// 1 MiB. Streaming (NDJSON) answers are not captured and not capped.
+	MaxOutputBytes int
+	// MaxConcurrent caps the /execute commands running at once (429
+	// above); default 64.
+	MaxConcurrent int
+	// Reap makes the runner reap every exited child with wait4(-1): set it in
+	// the runner binary, where orphans are re-parented to it (PID 1 or child
+	// subreaper); leave it off when embedding the server in a program that
+	// waits for its own children.
+	Reap bool
+}
+
+func (c *Config) setDefaults() {
+	if c.Mode == "" {
+		c.Mode = api.ModeServer
+	}
+	if c.Listen == "" {
+		c.Listen = ":7080"
+	}
+	if c.GracePeriod == 0 {
+		c.GracePeriod = 10 * time.Second
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 8 << 20
+	}
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = 4 << 30
+	}
+	if c.MaxOutputBytes == 0 {
+		c.MaxOutputBytes = 1 << 20
+	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = 64
+	}
+	if c.Workdir == "" {
+		if wd, err := os.Getwd(); err == nil {
+			c.Workdir = wd
+		}
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	switch c.Mode {
+	case api.ModeServer:
+	case api.ModeWrap:
+		if len(c.Command) == 0 {
+			errs = append(errs, errors.New("wrap mode needs a command after --"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("mode %q is not one of %s, %s", c.Mode, api.ModeServer, api.ModeWrap))
+	}
+	if c.Workdir == "" {
+		errs = append(errs, errors.New("workdir is required (the current directory is unknown)"))
+	}
+	if c.GracePeriod < 0 {
+		errs = append(errs, fmt.Errorf("grace period %s is negative", c.GracePeriod))
+	}
+	if c.MaxRequestBytes < 0 || c.MaxUploadBytes < 0 || c.MaxOutputBytes < 0 || c.MaxConcurrent < 0 {
+		errs = append(errs, errors.New("limits must not be negative"))
+	}
+	return errors.Join(errs...)
+}

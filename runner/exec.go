@@ -1,0 +1,332 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"sandbox.io/injector/runner/api"
+)
+
+// ErrNoShell is returned for a shell request in an image without /bin/sh.
+var ErrNoShell = errors.New("shell requests need /bin/sh, which this image does not have; send argv instead")
+
+// shellPath is the interpreter of api.ExecuteRequest.Shell.
+const shellPath = "/bin/sh"
+
+// drainAfterExit bounds how long output is still read after the command
+// exited, for when a background process it left behind holds the pipes.
+const drainAfterExit = 200 * time.Millisecond
+
+// sink receives the output of one execution as it arrives. Calls come from
+// two goroutines (one per stream) and must be safe together.
+type sink interface {
+	write(stream string, p []byte)
+}
+
+// capture is the sink of a JSON execution: it keeps up to limit bytes of
+// each stream and drops the rest, remembering that it did.
+type capture struct {
+	limit     int
+	mu        sync.Mutex
+	out, err  []byte
+	truncated bool
+}
+
+func (c *capture) write(stream string, p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	buf := &c.out
+	if stream == api.StreamStderr {
+		buf = &c.err
+	}
+	room := c.limit - len(*buf)
+	if len(p) > room {
+		p = p[:max(room, 0)]
+		c.truncated = true
+	}
+	*buf = append(*buf, p...)
+}
+
+// execution is what the executor needs beyond the request.
+type execution struct {
+	req  *api.ExecuteRequest
+	sink sink
+}
+
+// executor runs /execute commands in the work directory.
+type executor struct {
+	workdir string
+	root    *os.Root
+	env     []string
+	procs   *procTable
+}
+
+// prepare resolves the argv, working directory and environment of a
+// request. An error here is the caller's fault (HTTP 4xx), except that a
+// command that cannot be found is reported in the result.
+func (e *executor) prepare(req *api.ExecuteRequest) (argv []string, dir string, env []string, err error) {
+	argv = req.Argv
+	if req.Shell != "" {
+		if _, err := os.Stat(shellPath); err != nil {
+			return nil, "", nil, ErrNoShell
+		}
+		argv = []string{shellPath, "-c", req.Shell}
+	}
+	dir = e.workdir
+	if req.Cwd != "" {
+		clean, err := api.CleanPath(req.Cwd)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("cwd: %w", err)
+		}
+		fi, err := e.root.Stat(clean)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("cwd %q: %w", req.Cwd, err)
+		}
+		if !fi.IsDir() {
+			return nil, "", nil, fmt.Errorf("cwd %q is not a directory", req.Cwd)
+		}
+		dir = filepath.Join(e.workdir, clean)
+	}
+	env = e.env
+	if len(req.Env) > 0 {
+		env = mergeEnv(e.env, req.Env)
+	}
+	return argv, dir, env, nil
+}
+
+// mergeEnv returns base with the variables of add set, each key once.
+func mergeEnv(base []string, add map[string]string) []string {
+	out := make([]string, 0, len(base)+len(add))
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := add[k]; ok {
+			continue
+		}
+		out = append(out, kv)
+	}
+	for k, v := range add {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// lookPath finds name in the PATH of env, as execvp would; a name with a
+// slash is taken as it is (relative names against dir).
+func lookPath(name, dir string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		p := name
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		return p, checkExecutable(p)
+	}
+	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], "PATH="); ok {
+			pathEnv = v
+			break
+		}
+	}
+	var firstErr error
+	for _, d := range filepath.SplitList(pathEnv) {
+		if d == "" {
+			d = "."
+		}
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(dir, d)
+		}
+		p := filepath.Join(d, name)
+		err := checkExecutable(p)
+		if err == nil {
+			return p, nil
+		}
+		if firstErr == nil && !errors.Is(err, fs.ErrNotExist) {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return "", firstErr
+	}
+	return "", fs.ErrNotExist
+}
+
+func checkExecutable(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if fi.IsDir() || fi.Mode()&0o111 == 0 {
+		return fs.ErrPermission
+	}
+	return nil
+}
+
+// run executes one prepared request. It returns when the command exited
+// (or was killed: timeout, or ctx done because the client went away) and its
+// output has been delivered to the sink. The whole process group is killed
+// on timeout and on cancellation.
+func (e *executor) run(ctx context.Context, x execution, argv []string, dir string, env []string) api.ExecuteResult {
+	start := time.Now()
+	var res api.ExecuteResult
+	bin, err := lookPath(argv[0], dir, env)
+	if err != nil {
+		res.ExitCode = 126
+		if errors.Is(err, fs.ErrNotExist) {
+			res.ExitCode = 127
+			res.Error = fmt.Sprintf("%s: command not found", argv[0])
+		} else {
+			res.Error = fmt.Sprintf("%s: %v", argv[0], err)
+		}
+		return res
+	}
+
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		return startError(res, argv, fmt.Errorf("creating stdin pipe: %w", err))
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		closeAll(stdinR, stdinW)
+		return startError(res, argv, fmt.Errorf("creating stdout pipe: %w", err))
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		closeAll(stdinR, stdinW, outR, outW)
+		return startError(res, argv, fmt.Errorf("creating stderr pipe: %w", err))
+	}
+	p, waitc, err := e.procs.start(bin, argv, &os.ProcAttr{
+		Dir:   dir,
+		Env:   env,
+		Files: []*os.File{stdinR, outW, errW},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	})
+	closeAll(stdinR, outW, errW)
+	if err != nil {
+		closeAll(stdinW, outR, errR)
+		return startError(res, argv, err)
+	}
+	defer p.Release()
+	pid := p.Pid
+
+	if x.req.Stdin == "" {
+		stdinW.Close()
+	} else {
+		go func() {
+			// A command that does not read its input gets EPIPE here; that
+			// is its choice, not an error of the request.
+			_, _ = stdinW.WriteString(x.req.Stdin)
+			stdinW.Close()
+		}()
+	}
+
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go pump(&readers, outR, api.StreamStdout, x.sink)
+	go pump(&readers, errR, api.StreamStderr, x.sink)
+
+	var timeout <-chan time.Time
+	if x.req.TimeoutMs > 0 {
+		t := time.NewTimer(time.Duration(x.req.TimeoutMs) * time.Millisecond)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var ws syscall.WaitStatus
+	select {
+	case ws = <-waitc:
+	case <-timeout:
+		res.TimedOut = true
+		_ = killGroup(pid, syscall.SIGKILL)
+		ws = <-waitc
+	case <-ctx.Done():
+		_ = killGroup(pid, syscall.SIGKILL)
+		ws = <-waitc
+	}
+	res.ExitCode = exitCode(ws)
+	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
+	if res.TimedOut || ctx.Err() != nil {
+		// Anything the group left running has been killed with it.
+		_ = killGroup(pid, syscall.SIGKILL)
+	}
+
+	// The output already written is in the pipes; EOF comes at once unless a
+	// background process still holds them, which then loses its output.
+	done := make(chan struct{})
+	go func() { readers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drainAfterExit):
+		deadline := time.Now()
+		_ = outR.SetReadDeadline(deadline)
+		_ = errR.SetReadDeadline(deadline)
+		<-done
+	}
+	closeAll(outR, errR)
+	return res
+}
+
+// pump copies one pipe to the sink in chunks that end on UTF-8 boundaries
+// (so each JSON string carries whole characters when the output is text).
+func pump(wg *sync.WaitGroup, r *os.File, stream string, s sink) {
+	defer wg.Done()
+	buf := make([]byte, 32<<10)
+	held := 0
+	for {
+		n, err := r.Read(buf[held:])
+		n += held
+		held = 0
+		if n > 0 {
+			cut := utf8Cut(buf[:n])
+			if err == nil && cut < n && cut > 0 {
+				s.write(stream, buf[:cut])
+				held = copy(buf, buf[cut:n])
+			} else {
+				s.write(stream, buf[:n])
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// utf8Cut returns the length of p without a trailing incomplete UTF-8
+// sequence (at most 3 bytes are held back).
+func utf8Cut(p []byte) int {
+	for i := 1; i <= 3 && i <= len(p); i++ {
+		c := p[len(p)-i]
+		if c < 0x80 {
+			return len(p)
+		}
+		if utf8.RuneStart(c) {
+			if !utf8.FullRune(p[len(p)-i:]) {
+				return len(p) - i
+			}
+			return len(p)
+		}
+	}
+	return len(p)
+}
+
+func startError(res api.ExecuteResult, argv []string, err error) api.ExecuteResult {
+	res.ExitCode = 126
+	if errors.Is(err, fs.ErrNotExist) {
+		res.ExitCode = 127
+	}
+	res.Error = fmt.Sprintf("starting %s: %v", argv[0], err)
+	return res
+}
+
+func closeAll(fs ...*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
