@@ -1,0 +1,389 @@
+#!/usr/bin/env bash
+# Brings up the single-node local cluster: network guard first, then the
+# registry, the test images, etcd, containerd, the control plane, the kubelet
+# and kube-proxy; waits until the node is Ready and a test pod runs. Prints
+# how long each step took. Run as root; idempotent (a running cluster is left
+# alone, a stopped one is started again with its data, so pods survive).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+((EUID == 0)) || die "must run as root (mounts, iptables, network namespaces)"
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl containerd containerd-shim-runc-v2 ctr; do
+	[[ -x $BIN/$b ]] || die "$BIN/$b is missing: run make tools"
+done
+
+if pid_of kube-apiserver >/dev/null && pid_of kubelet >/dev/null; then
+	log "already running (kubeconfig $KUBECONFIG_FILE)"
+	exit 0
+fi
+# Leftovers of a cluster whose processes died (a killed session, a crash):
+# clean up the host state, keep the data.
+if compgen -G "$PIDS/*.pid" >/dev/null; then
+	log "cleaning up the remains of a previous run"
+	"$(dirname "$0")/down.sh"
+fi
+
+mkdir -p "$STATE" "$PKI" "$LOGS" "$PIDS" "$RUN_DIR"
+t_start=$(now_ms)
+
+# --- 1. network guard: nothing from the pod range or to the pod and Service
+# ranges leaves through an external interface. Installed before anything
+# starts; the bring-up refuses to go on without it.
+install_guard() {
+	local rule
+	while read -r rule; do
+		[[ -n $rule ]] || continue
+		# shellcheck disable=SC2086
+		iptables -w -t mangle -C POSTROUTING $rule 2>/dev/null || iptables -w -t mangle -I POSTROUTING $rule
+	done < <(guard_rules)
+	guard_check || die "network guard: the mangle POSTROUTING DROP rules are not in place; refusing to start"
+	log "network guard on $(external_ifaces | tr '\n' ' ')(pods $POD_CIDR, services $SERVICE_CIDR)"
+}
+
+# --- 2. host settings, each recorded so that teardown restores it.
+host_setup() {
+	local saved=$STATE/host.saved
+	if [[ ! -f $saved ]]; then
+		{
+			echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"
+			echo "bridge_nf=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo)"
+			echo "root_propagation=$(findmnt -no PROPAGATION /)"
+			echo "netns_before=$(ls /var/run/netns 2>/dev/null | tr '\n' ' ')"
+		} >"$saved"
+	fi
+	ip addr show dev lo | grep -q " $NODE_IP/32 " || ip addr add "$NODE_IP/32" dev lo
+	echo 1 >/proc/sys/net/ipv4/ip_forward
+	[[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] && echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
+	# Mount propagation for the kubelet's volumes (/ is private here).
+	mount --make-rshared /
+	mkdir -p /var/run/netns
+}
+
+# --- 3. certificates and kubeconfigs, made once per state directory.
+mkcert() { # name CN O [subjectAltName]
+	local name=$1 cn=$2 o=$3 san=${4:-} ext
+	[[ -f $PKI/$name.crt ]] && return 0
+	ext="basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=${san:+serverAuth,}clientAuth"
+	[[ -n $san ]] && ext+=$'\n'"subjectAltName=$san"
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$PKI/$name.key" -subj "/CN=$cn${o:+/O=$o}" -out "$PKI/$name.csr" 2>/dev/null
+	openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
+		-days 3650 -extfile <(echo "$ext") -out "$PKI/$name.crt" 2>/dev/null
+	rm -f "$PKI/$name.csr"
+}
+
+kubeconfig() { # file cert
+	local file=$1 cert=$2
+	cat >"$file" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: sandbox
+  cluster:
+    server: https://$NODE_IP:$APISERVER_PORT
+    certificate-authority-data: $(base64 -w0 "$PKI/ca.crt")
+users:
+- name: $cert
+  user:
+    client-certificate-data: $(base64 -w0 "$PKI/$cert.crt")
+    client-key-data: $(base64 -w0 "$PKI/$cert.key")
+contexts:
+- name: sandbox
+  context: {cluster: sandbox, user: $cert}
+current-context: sandbox
+KC
+	chmod 600 "$file"
+}
+
+make_pki() {
+	umask 077
+	if [[ ! -f $PKI/ca.crt ]]; then
+		openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-keyout "$PKI/ca.key" -subj "/CN=sandbox-cluster-ca" -days 3650 -out "$PKI/ca.crt" 2>/dev/null
+	fi
+	[[ -f $PKI/sa.key ]] || {
+		openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
+		openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+	}
+	mkcert apiserver kube-apiserver "" \
+		"IP:$NODE_IP,IP:127.0.0.1,IP:$KUBERNETES_SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+	mkcert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters
+	mkcert admin kubernetes-admin system:masters
+	mkcert controller-manager system:kube-controller-manager ""
+	mkcert scheduler system:kube-scheduler ""
+	mkcert kubelet "system:node:$NODE_NAME" system:nodes
+	mkcert kube-proxy system:kube-proxy ""
+	umask 022
+	kubeconfig "$KUBECONFIG_FILE" admin
+	kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager
+	kubeconfig "$STATE/scheduler.kubeconfig" scheduler
+	kubeconfig "$STATE/kubelet.kubeconfig" kubelet
+	kubeconfig "$STATE/kube-proxy.kubeconfig" kube-proxy
+}
+
+# start NAME CMD...: starts a component in its own session, logging to
+# $LOGS/NAME.log and recording its PID.
+start() {
+	local name=$1
+	shift
+	pid_of "$name" >/dev/null && return 0
+	echo "=== start $(date -u +%FT%TZ): $*" >>"$LOGS/$name.log"
+	setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+	echo $! >"$PIDS/$name.pid"
+}
+
+# --- 4. the registry (Debian's docker-registry) on the node IP.
+start_registry() {
+	mkdir -p "$STATE/registry"
+	cat >"$STATE/registry/config.yml" <<CFG
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry/data
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY
+CFG
+	start registry docker-registry serve "$STATE/registry/config.yml"
+	wait_for registry 30 curl -fsS "http://$REGISTRY/v2/"
+}
+
+# --- 5. the test images: our pause (the sandbox image), busybox, hello.
+push_test_images() {
+	local out=$STATE/images
+	mkdir -p "$out"
+	(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$out/" ./cmd/sandbox-image ./e2e/images/pause ./e2e/images/hello)
+	"$out/sandbox-image" -kind pause -binary "$out/pause" -ref "$PAUSE_IMAGE" -push -insecure
+	"$out/sandbox-image" -kind hello -binary "$out/hello" -ref "$HELLO_IMAGE" -push -insecure
+	"$out/sandbox-image" -kind busybox -binary /bin/busybox -ref "$BUSYBOX_IMAGE" -push -insecure
+}
+
+start_etcd() {
+	mkdir -p "$STATE/etcd"
+	start etcd "$BIN/etcd" --name node --data-dir "$STATE/etcd" \
+		--listen-client-urls "$ETCD_CLIENT_URL" --advertise-client-urls "$ETCD_CLIENT_URL" \
+		--listen-peer-urls "$ETCD_PEER_URL" --initial-advertise-peer-urls "$ETCD_PEER_URL" \
+		--initial-cluster "node=$ETCD_PEER_URL" --unsafe-no-fsync --log-level warn
+	wait_for etcd 60 curl -fsS "$ETCD_CLIENT_URL/health"
+}
+
+start_containerd() {
+	local c=$STATE/containerd
+	mkdir -p "$c/certs.d/$REGISTRY" "$STATE/cni/net.d" "$STATE/cni/ipam"
+	cat >"$c/certs.d/$REGISTRY/hosts.toml" <<CFG
+server = "http://$REGISTRY"
+
+[host."http://$REGISTRY"]
+  capabilities = ["pull", "resolve", "push"]
+  skip_verify = true
+CFG
+	cat >"$STATE/cni/net.d/10-sandbox.conflist" <<CFG
+{
+  "cniVersion": "1.0.0",
+  "name": "sandbox",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$BRIDGE",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$POD_GATEWAY"}]],
+        "routes": [{"dst": "0.0.0.0/0"}],
+        "dataDir": "$STATE/cni/ipam"
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+CFG
+	cat >"$c/config.toml" <<CFG
+version = 3
+root = "$c/root"
+state = "$RUN_DIR/containerd"
+
+[grpc]
+  address = "$CONTAINERD_SOCK"
+
+[ttrpc]
+  address = "$CONTAINERD_SOCK.ttrpc"
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = '$PAUSE_IMAGE'
+    [plugins.'io.containerd.cri.v1.images'.registry]
+      config_path = '$c/certs.d'
+
+  [plugins.'io.containerd.cri.v1.runtime']
+    # No CAP_SYS_RESOURCE here: without this every sandbox fails with
+    # "can't get final child's PID from pipe: EOF".
+    restrict_oom_score_adj = true
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+        runtime_type = 'io.containerd.runc.v2'
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+          SystemdCgroup = false
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = ['$CNI_BIN_DIR']
+      conf_dir = '$STATE/cni/net.d'
+
+  [plugins.'io.containerd.nri.v1.nri']
+    disable = true
+CFG
+	# The shim and runc must be found on PATH.
+	PATH=$BIN:$PATH start containerd "$BIN/containerd" --config "$c/config.toml"
+	wait_for containerd 60 "$BIN/ctr" --address "$CONTAINERD_SOCK" version
+}
+
+start_apiserver() {
+	start kube-apiserver "$BIN/kube-apiserver" \
+		--advertise-address "$NODE_IP" --bind-address "$NODE_IP" --secure-port "$APISERVER_PORT" \
+		--etcd-servers "$ETCD_CLIENT_URL" \
+		--service-cluster-ip-range "$SERVICE_CIDR" \
+		--client-ca-file "$PKI/ca.crt" \
+		--tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
+		--kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
+		--kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+		--kubelet-preferred-address-types InternalIP \
+		--service-account-issuer https://kubernetes.default.svc.cluster.local \
+		--service-account-key-file "$PKI/sa.pub" \
+		--service-account-signing-key-file "$PKI/sa.key" \
+		--authorization-mode Node,RBAC \
+		--enable-admission-plugins NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy \
+		--allow-privileged=true \
+		--profiling=false \
+		--v=1
+	wait_for kube-apiserver 120 kctl get --raw /readyz
+}
+
+start_controllers() {
+	start kube-controller-manager "$BIN/kube-controller-manager" \
+		--kubeconfig "$STATE/controller-manager.kubeconfig" \
+		--authentication-kubeconfig "$STATE/controller-manager.kubeconfig" \
+		--authorization-kubeconfig "$STATE/controller-manager.kubeconfig" \
+		--bind-address 127.0.0.1 --leader-elect=false \
+		--service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+		--cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
+		--use-service-account-credentials=true \
+		--service-cluster-ip-range "$SERVICE_CIDR" --cluster-name sandbox --v=1
+	start kube-scheduler "$BIN/kube-scheduler" \
+		--kubeconfig "$STATE/scheduler.kubeconfig" \
+		--authentication-kubeconfig "$STATE/scheduler.kubeconfig" \
+		--authorization-kubeconfig "$STATE/scheduler.kubeconfig" \
+		--bind-address 127.0.0.1 --leader-elect=false --v=1
+}
+
+start_kubelet() {
+	local k=$STATE/kubelet
+	mkdir -p "$k/root" "$k/pki"
+	# No cluster DNS: a resolv.conf that keeps name lookups on the machine.
+	printf 'nameserver 127.0.0.1\noptions ndots:1 timeout:1 attempts:1\n' >"$k/resolv.conf"
+	cat >"$k/config.yaml" <<CFG
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+healthzBindAddress: 127.0.0.1
+readOnlyPort: 0
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $PKI/ca.crt}
+authorization: {mode: Webhook}
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
+resolvConf: $k/resolv.conf
+clusterDomain: cluster.local
+serializeImagePulls: false
+imageGCHighThresholdPercent: 99
+imageGCLowThresholdPercent: 98
+evictionHard:
+  memory.available: 100Mi
+  nodefs.available: 1%
+  imagefs.available: 1%
+  nodefs.inodesFree: 1%
+CFG
+	start kubelet "$BIN/kubelet" --config "$k/config.yaml" --kubeconfig "$STATE/kubelet.kubeconfig" \
+		--root-dir "$k/root" --cert-dir "$k/pki" \
+		--hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v=1
+	wait_for kubelet 60 kctl get node "$NODE_NAME"
+}
+
+# kube-proxy starts once the Node exists: it exits when the node's IPs
+# change after it started.
+start_kube_proxy() {
+	cat >"$STATE/kube-proxy.yaml" <<CFG
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: iptables
+clientConnection:
+  kubeconfig: $STATE/kube-proxy.kubeconfig
+hostnameOverride: $NODE_NAME
+clusterCIDR: $POD_CIDR
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+nodePortAddresses: ["$NODE_IP/32"]
+conntrack:
+  maxPerCore: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+CFG
+	start kube-proxy "$BIN/kube-proxy" --config "$STATE/kube-proxy.yaml" --v=1
+	wait_for kube-proxy 60 curl -fsS http://127.0.0.1:10256/healthz
+}
+
+wait_node_ready() {
+	wait_for kubelet 120 kctl wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
+	wait_for kube-controller-manager 60 kctl -n default get serviceaccount default
+}
+
+# The smoke pod proves scheduling, the sandbox (our pause image), CNI, the
+# registry pull and a container start.
+smoke_pod() {
+	kctl -n default delete pod cluster-smoke --ignore-not-found --wait=false >/dev/null
+	kctl apply -f - >/dev/null <<POD
+apiVersion: v1
+kind: Pod
+metadata: {name: cluster-smoke, namespace: default}
+spec:
+  terminationGracePeriodSeconds: 0
+  automountServiceAccountToken: false
+  containers:
+  - name: sh
+    image: $BUSYBOX_IMAGE
+    command: ["sh", "-c", "echo ok; exec sleep 3600"]
+POD
+	if ! kctl -n default wait --for=condition=Ready pod/cluster-smoke --timeout=120s >/dev/null; then
+		kctl -n default describe pod cluster-smoke | tail -20 >&2 || true
+		log_tail containerd
+		fail_component kubelet "the smoke pod did not become Ready"
+	fi
+	kctl -n default delete pod cluster-smoke --wait=false >/dev/null
+}
+
+"$ROOT/hack/install-deps.sh"
+step "network guard" install_guard
+step "host settings" host_setup
+step "certificates" make_pki
+step "registry" start_registry
+step "test images" push_test_images
+step "etcd" start_etcd
+step "containerd" start_containerd
+step "kube-apiserver" start_apiserver
+step "controller-manager, scheduler" start_controllers
+step "kubelet (node registered)" start_kubelet
+step "kube-proxy" start_kube_proxy
+step "node Ready" wait_node_ready
+step "smoke pod Ready" smoke_pod
+log "up in $(awk -v ms=$(($(now_ms) - t_start)) 'BEGIN { printf "%.1f", ms / 1000 }') s; export KUBECONFIG=$KUBECONFIG_FILE; registry $REGISTRY"

@@ -1,0 +1,202 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// settings of the cluster under test, defaulted like e2e/cluster/lib.sh.
+type settings struct {
+	kubeconfig  string
+	podCIDR     string
+	serviceCIDR string
+	bridge      string
+	registry    string
+}
+
+func env(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func clusterSettings() settings {
+	nodeIP := env("SANDBOX_CLUSTER_NODE_IP", "10.250.0.1")
+	return settings{
+		kubeconfig:  os.Getenv("KUBECONFIG"),
+		podCIDR:     env("SANDBOX_CLUSTER_POD_CIDR", "10.244.0.0/24"),
+		serviceCIDR: env("SANDBOX_CLUSTER_SERVICE_CIDR", "10.96.0.0/24"),
+		bridge:      env("SANDBOX_CLUSTER_BRIDGE", "sbx0"),
+		registry:    nodeIP + ":5000",
+	}
+}
+
+// requireCluster skips the test, loudly, unless an e2e run was asked for.
+func requireCluster(t *testing.T) settings {
+	t.Helper()
+	s := clusterSettings()
+	if os.Getenv("SANDBOX_E2E") != "1" || s.kubeconfig == "" {
+		t.Skip("SKIPPING END-TO-END TEST: no local cluster selected; run `make e2e` " +
+			"(or make cluster-up, then SANDBOX_E2E=1 KUBECONFIG=_out/cluster/kubeconfig go test ./e2e/...)")
+	}
+	return s
+}
+
+func client(t *testing.T, s settings) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
+	if err != nil {
+		t.Fatalf("loading kubeconfig %s: %v", s.kubeconfig, err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
+}
+
+// externalInterfaces lists the interfaces traffic could leave the machine
+// by, like external_ifaces in e2e/cluster/lib.sh.
+func externalInterfaces(t *testing.T, bridge string) []string {
+	t.Helper()
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, i := range ifs {
+		if i.Name == "lo" || i.Name == bridge || strings.HasPrefix(i.Name, "veth") || strings.HasPrefix(i.Name, "cni") {
+			continue
+		}
+		out = append(out, i.Name)
+	}
+	return out
+}
+
+// TestNetworkGuard checks that, while the cluster runs, the mangle
+// POSTROUTING chain drops pod-range and Service-range packets on every
+// external interface.
+func TestNetworkGuard(t *testing.T) {
+	s := requireCluster(t)
+	out, err := exec.CommandContext(t.Context(), "iptables", "-w", "-t", "mangle", "-S", "POSTROUTING").CombinedOutput()
+	if err != nil {
+		t.Fatalf("iptables -t mangle -S POSTROUTING: %v\n%s", err, out)
+	}
+	rules := string(out)
+	ifaces := externalInterfaces(t, s.bridge)
+	if len(ifaces) == 0 {
+		t.Fatal("no external interface found; the guard cannot be checked")
+	}
+	for _, ifc := range ifaces {
+		for _, match := range []string{"-s " + s.podCIDR, "-d " + s.podCIDR, "-d " + s.serviceCIDR} {
+			want := fmt.Sprintf("-A POSTROUTING %s -o %s", match, ifc)
+			found := false
+			for _, line := range strings.Split(rules, "\n") {
+				if strings.HasPrefix(line, want) && strings.HasSuffix(line, "-j DROP") {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Errorf("no DROP rule %q... in mangle POSTROUTING:\n%s", want, rules)
+			}
+		}
+	}
+}
+
+// runPod creates a pod in a fresh namespace, waits until its container has
+// printed wantLog, and returns the log.
+func runPod(t *testing.T, cs kubernetes.Interface, pod *corev1.Pod, wantLog string) string {
+	t.Helper()
+	ctx := t.Context()
+	ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// t.Context is done during cleanup.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = cs.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{})
+	})
+	// Pods need the namespace's default ServiceAccount, made asynchronously.
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := cs.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	}); err != nil {
+		t.Fatalf("waiting for the default ServiceAccount of %s: %v", ns.Name, err)
+	}
+	pod.Namespace = ns.Name
+	if _, err := cs.CoreV1().Pods(ns.Name).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var logs []byte
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := cs.CoreV1().Pods(ns.Name).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		if p.Status.Phase != corev1.PodRunning {
+			return false, nil
+		}
+		logs, err = cs.CoreV1().Pods(ns.Name).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+		return err == nil && bytes.Contains(logs, []byte(wantLog)), nil
+	})
+	if err != nil {
+		p, _ := cs.CoreV1().Pods(ns.Name).Get(ctx, pod.Name, metav1.GetOptions{})
+		t.Fatalf("pod %s/%s did not run and print %q: %v\nstatus: %+v\nlogs: %s", ns.Name, pod.Name, wantLog, err, p.Status, logs)
+	}
+	return string(logs)
+}
+
+// TestBusyboxPodRuns is the smoke test: a pod from the local registry's
+// busybox image is scheduled, gets its sandbox (our pause image) and network,
+// and runs its command.
+func TestBusyboxPodRuns(t *testing.T) {
+	s := requireCluster(t)
+	cs := client(t, s)
+	var zero int64
+	runPod(t, cs, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "busybox"},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: &zero,
+			Containers: []corev1.Container{{
+				Name:    "sh",
+				Image:   s.registry + "/busybox:e2e",
+				Command: []string{"sh", "-c", "echo from-busybox $(id -u); exec sleep 3600"},
+			}},
+		},
+	}, "from-busybox 0")
+}
+
+// TestHelloImageCmd checks that a pod without command runs the image's
+// ENTRYPOINT with its CMD, as stored in the registry: what the webhook will
+// have to read.
+func TestHelloImageCmd(t *testing.T) {
+	s := requireCluster(t)
+	cs := client(t, s)
+	var zero int64
+	runPod(t, cs, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello"},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: &zero,
+			Containers:                    []corev1.Container{{Name: "hello", Image: s.registry + "/hello:e2e"}},
+		},
+	}, `{"args":["hello","from","the","image","cmd"]}`)
+}

@@ -1,0 +1,56 @@
+# The local single-node cluster (e2e/cluster), the images and the e2e tests.
+#
+# Everything that talks to the cluster uses the kubeconfig at
+# $(CLUSTER_KUBECONFIG) (_out/cluster/kubeconfig by default); targets here
+# export it as KUBECONFIG. From a shell:  export KUBECONFIG=$PWD/_out/cluster/kubeconfig
+# Images live in the local registry $(CLUSTER_REGISTRY) (plain HTTP), e.g.
+# $(CLUSTER_REGISTRY)/sandbox-runner:$(IMAGE_TAG).
+
+CLUSTER_DIR        ?= $(ROOT)/_out/cluster
+CLUSTER_KUBECONFIG := $(CLUSTER_DIR)/kubeconfig
+CLUSTER_NODE_IP    ?= 10.250.0.1
+CLUSTER_REGISTRY   := $(CLUSTER_NODE_IP):5000
+IMAGE_TAG          ?= $(VERSION)
+# The project's images; each is built from cmd/<name> when that exists.
+PROJECT_IMAGES     := sandbox-runner sandbox-webhook sandbox-agent
+
+cluster_env := SANDBOX_CLUSTER_DIR=$(CLUSTER_DIR) SANDBOX_CLUSTER_NODE_IP=$(CLUSTER_NODE_IP) BIN=$(BIN)
+
+.PHONY: deps
+deps: ## Install the Debian packages the cluster and images need (hack/install-deps.sh)
+	@$(ROOT)/hack/install-deps.sh
+
+.PHONY: cluster-up
+cluster-up: tools deps ## Bring up the local single-node cluster (KUBECONFIG=_out/cluster/kubeconfig)
+	@$(cluster_env) $(ROOT)/e2e/cluster/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and undo its host changes (keeps its data; pods come back on cluster-up)
+	@$(cluster_env) $(ROOT)/e2e/cluster/down.sh
+
+.PHONY: cluster-wipe
+cluster-wipe: ## Stop the local cluster and delete its data
+	@$(cluster_env) $(ROOT)/e2e/cluster/down.sh --wipe
+
+.PHONY: cluster-status
+cluster-status: ## Show the local cluster's components, network guard, node and pods
+	@$(cluster_env) $(ROOT)/e2e/cluster/status.sh
+
+.PHONY: images
+images: ## Build the project images and push them to the local registry (tag: VERSION)
+	@curl -fsS -o /dev/null http://$(CLUSTER_REGISTRY)/v2/ || { echo "images: no registry at $(CLUSTER_REGISTRY); run make cluster-up" >&2; exit 1; }
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/sandbox-image ./e2e/images/pause ./e2e/images/hello
+	@set -e; for img in $(PROJECT_IMAGES); do \
+		if [ ! -d cmd/$$img ]; then echo "images: cmd/$$img does not exist yet, skipping"; continue; fi; \
+		CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$img ./cmd/$$img; \
+		$(BIN)/sandbox-image -kind $${img#sandbox-} -binary $(BIN)/$$img -ref $(CLUSTER_REGISTRY)/$$img:$(IMAGE_TAG) -push -insecure; \
+	done
+	$(BIN)/sandbox-image -kind pause -binary $(BIN)/pause -ref $(CLUSTER_REGISTRY)/pause:$(IMAGE_TAG) -push -insecure
+	$(BIN)/sandbox-image -kind hello -binary $(BIN)/hello -ref $(CLUSTER_REGISTRY)/hello:$(IMAGE_TAG) -push -insecure
+	$(BIN)/sandbox-image -kind busybox -ref $(CLUSTER_REGISTRY)/busybox:$(IMAGE_TAG) -push -insecure
+
+.PHONY: e2e
+e2e: cluster-up ## End-to-end tests against the local cluster (brings it up first)
+	KUBECONFIG=$(CLUSTER_KUBECONFIG) SANDBOX_E2E=1 SANDBOX_CLUSTER_DIR=$(CLUSTER_DIR) \
+		$(GO) test -count=1 -timeout 20m -v ./e2e/...
