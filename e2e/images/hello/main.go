@@ -12,13 +12,15 @@ import (
 )
 
 func main() {
+	// Catch the signals before printing: a test that sees the line may
+	// signal at once.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	b, err := json.Marshal(map[string][]string{"args": os.Args[1:]})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	fmt.Println(string(b))
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	<-sigs
 }

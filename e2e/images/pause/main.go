@@ -13,6 +13,9 @@ import (
 func main() {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
+	// One line once the signals are caught (a sandbox's output goes
+	// nowhere; a test waits for it).
+	os.Stderr.WriteString("pause: waiting for SIGTERM or SIGINT\n")
 	for sig := range sigs {
 		if sig != syscall.SIGCHLD {
 			os.Exit(0)
