@@ -118,4 +118,3 @@ func isLoopback(remote string) bool {
 	}
 	return a.Unmap().IsLoopback()
 }
-

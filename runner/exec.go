@@ -64,6 +64,7 @@ type execution struct {
 
 // executor runs /execute commands in the work directory.
 type executor struct {
+	shell   string // path of the shell interpreter
 	workdir string
 	root    *os.Root
 	env     []string
@@ -76,10 +77,10 @@ type executor struct {
 func (e *executor) prepare(req *api.ExecuteRequest) (argv []string, dir string, env []string, err error) {
 	argv = req.Argv
 	if req.Shell != "" {
-		if _, err := os.Stat(shellPath); err != nil {
+		if _, err := os.Stat(e.shell); err != nil {
 			return nil, "", nil, ErrNoShell
 		}
-		argv = []string{shellPath, "-c", req.Shell}
+		argv = []string{e.shell, "-c", req.Shell}
 	}
 	dir = e.workdir
 	if req.Cwd != "" {

@@ -55,7 +55,7 @@ func New(cfg Config) (*Server, error) {
 		metrics:   newMetrics(),
 		mux:       http.NewServeMux(),
 	}
-	s.exec = &executor{workdir: cfg.Workdir, root: root, env: os.Environ(), procs: s.procs}
+	s.exec = &executor{shell: shellPath, workdir: cfg.Workdir, root: root, env: os.Environ(), procs: s.procs}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /status", s.status)

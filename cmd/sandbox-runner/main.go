@@ -22,7 +22,7 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, runner.Run); err != nil {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
 		if ee := (*runner.ExitError)(nil); errors.As(err, &ee) {
 			os.Exit(ee.Code)
 		}
@@ -37,7 +37,11 @@ type runFunc func(context.Context, runner.Config) error
 
 // run dispatches a subcommand. Signals are handled by runner.Run itself: it
 // forwards them to the supervised command instead of stopping at once.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, start runFunc) error {
+func run(ctx context.Context, args []string) error {
+	return runWith(ctx, args, os.Stdout, os.Stderr, os.LookupEnv, runner.Run)
+}
+
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env lookupEnv, start runFunc) error {
 	if len(args) == 0 {
 		return errors.New("usage: sandbox-runner install DEST | run [flags] [--] [CMD [ARGS...]] | version")
 	}
@@ -54,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, start run
 		}
 		return nil
 	case "run":
-		o, err := parseOptions(args[1:], os.LookupEnv, stderr)
+		o, err := parseOptions(args[1:], env, stderr)
 		if err != nil {
 			return err
 		}

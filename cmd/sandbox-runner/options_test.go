@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"sandbox.io/injector/runner"
+)
+
+func TestRunFlagsAndEnv(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    runner.Config
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			args: []string{"run"},
+			want: runner.Config{Mode: "server", Listen: ":7080", GracePeriod: 10 * time.Second},
+		},
+		{
+			name: "the webhook's command line",
+			args: []string{"run", "--mode=server", "--listen=:7080", "--token-file=/t/token", "--", "nginx", "-g", "daemon off;"},
+			want: runner.Config{Mode: "server", Listen: ":7080", TokenFile: "/t/token", GracePeriod: 10 * time.Second, Command: []string{"nginx", "-g", "daemon off;"}},
+		},
+		{
+			name: "flags after -- belong to the command",
+			args: []string{"run", "--mode", "wrap", "--", "sh", "-c", "--mode=x"},
+			want: runner.Config{Mode: "wrap", Listen: ":7080", GracePeriod: 10 * time.Second, Command: []string{"sh", "-c", "--mode=x"}},
+		},
+		{
+			name: "environment",
+			args: []string{"run", "true"},
+			env: map[string]string{
+				"SANDBOX_MODE": "wrap", "SANDBOX_LISTEN": "127.0.0.1:9", "SANDBOX_TOKEN_FILE": "/tok",
+				"SANDBOX_WORKDIR": "/w", "SANDBOX_GRACE_PERIOD": "30", "SANDBOX_MAX_CONCURRENT": "3",
+			},
+			want: runner.Config{Mode: "wrap", Listen: "127.0.0.1:9", TokenFile: "/tok", Workdir: "/w", GracePeriod: 30 * time.Second, MaxConcurrent: 3, Command: []string{"true"}},
+		},
+		{
+			name: "flag wins over environment",
+			args: []string{"run", "--mode=server", "--grace-period=1m", "--workdir=/flag"},
+			env:  map[string]string{"SANDBOX_MODE": "wrap", "SANDBOX_GRACE_PERIOD": "5s", "SANDBOX_WORKDIR": "/env"},
+			want: runner.Config{Mode: "server", Listen: ":7080", Workdir: "/flag", GracePeriod: time.Minute},
+		},
+		{name: "bad mode", args: []string{"run", "--mode=daemon"}, wantErr: `--mode "daemon" is not one of server, wrap`},
+		{name: "wrap needs a command", args: []string{"run", "--mode=wrap"}, wantErr: "needs a command"},
+		{name: "bad grace period in env", args: []string{"run"}, env: map[string]string{"SANDBOX_GRACE_PERIOD": "soon"}, wantErr: "SANDBOX_GRACE_PERIOD"},
+		{name: "bad log level", args: []string{"run", "--log-level=loud"}, wantErr: "--log-level"},
+		{name: "unknown flag", args: []string{"run", "--port=1"}, wantErr: "flag provided but not defined"},
+		{name: "unknown subcommand", args: []string{"serve"}, wantErr: `unknown subcommand "serve"`},
+		{name: "install without dest", args: []string{"install"}, wantErr: "usage: sandbox-runner install DEST"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var got *runner.Config
+			fake := func(_ context.Context, cfg runner.Config) error { got = &cfg; return nil }
+			env := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
+			var stderr bytes.Buffer
+			err := runWith(t.Context(), tc.args, &bytes.Buffer{}, &stderr, env, fake)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("got error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got == nil {
+				t.Fatal("run was not called")
+			}
+			if !got.Reap || got.Logger == nil {
+				t.Errorf("the binary must reap (got %v) and log (got %v)", got.Reap, got.Logger)
+			}
+			// Limits not under test are their defaults; compare the rest.
+			if tc.want.MaxConcurrent == 0 {
+				tc.want.MaxConcurrent = 64
+			}
+			tc.want.MaxOutputBytes, tc.want.MaxUploadBytes = 1<<20, 4<<30
+			opts := cmp.Options{cmpopts.IgnoreFields(runner.Config{}, "Logger", "Reap", "Version"), cmpopts.EquateEmpty()}
+			if diff := cmp.Diff(tc.want, *got, opts); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

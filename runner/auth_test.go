@@ -1,0 +1,162 @@
+package runner
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestTokenChecks(t *testing.T) {
+	t.Parallel()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := newTestRunner(t, Config{TokenFile: tokenFile})
+	tests := []struct {
+		name   string
+		path   string
+		header string
+		want   int
+	}{
+		{name: "healthz needs no token", path: "/healthz", want: 200},
+		{name: "readyz needs no token", path: "/readyz", want: 200},
+		{name: "status without token", path: "/status", want: 401},
+		{name: "metrics without token", path: "/metrics", want: 401},
+		{name: "files without token", path: "/files", want: 401},
+		{name: "wrong token", path: "/status", header: "Bearer nope", want: 401},
+		{name: "token prefix", path: "/status", header: "Bearer s3cre", want: 401},
+		{name: "token with suffix", path: "/status", header: "Bearer s3cret2", want: 401},
+		{name: "not bearer", path: "/status", header: "Basic s3cret", want: 401},
+		{name: "bare token", path: "/status", header: "s3cret", want: 401},
+		{name: "right token", path: "/status", header: "Bearer s3cret", want: 200},
+		{name: "right token, unknown path", path: "/nope", header: "Bearer s3cret", want: 404},
+		{name: "unknown path without token", path: "/nope", want: 401},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, r.url+tc.path, nil)
+			if tc.header != "" {
+				req.Header.Set("Authorization", tc.header)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("got %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
+	}
+}
+
+func status(t *testing.T, url, token string) int {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/status", nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestTokenRotation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	// Like a Secret volume: token -> ..data/token, and an update swaps ..data.
+	write := func(gen, tok string) {
+		t.Helper()
+		d := filepath.Join(dir, gen)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "token"), []byte(tok), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(dir, "..data_tmp")
+		if err := os.Symlink(gen, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("gen1", "first")
+	if err := os.Symlink("..data/token", tokenFile); err != nil {
+		t.Fatal(err)
+	}
+	r := newTestRunner(t, Config{TokenFile: tokenFile})
+	if got := status(t, r.url, "first"); got != 200 {
+		t.Fatalf("first token: %d", got)
+	}
+	write("gen2", "second")
+	if got := status(t, r.url, "first"); got != 401 {
+		t.Errorf("old token after rotation: %d, want 401", got)
+	}
+	if got := status(t, r.url, "second"); got != 200 {
+		t.Errorf("new token after rotation: %d, want 200", got)
+	}
+	// Emptied: back to loopback-only, which this loopback client is.
+	write("gen3", "\n")
+	if got := status(t, r.url, ""); got != 200 {
+		t.Errorf("empty token, loopback client: %d, want 200", got)
+	}
+}
+
+func TestNoTokenLoopbackOnly(t *testing.T) {
+	t.Parallel()
+	for _, tokenFile := range []string{"", "missing", "empty"} {
+		t.Run("token file "+tokenFile, func(t *testing.T) {
+			t.Parallel()
+			var path string
+			if tokenFile != "" {
+				path = filepath.Join(t.TempDir(), "token")
+			}
+			if tokenFile == "empty" {
+				if err := os.WriteFile(path, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := New(Config{Workdir: t.TempDir(), TokenFile: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			tests := []struct {
+				remote, path string
+				want         int
+			}{
+				{"127.0.0.1:5000", "/status", 200},
+				{"[::1]:5000", "/status", 200},
+				{"[::ffff:127.0.0.1]:5000", "/status", 200},
+				{"10.244.0.7:5000", "/status", 403},
+				{"10.244.0.7:5000", "/files", 403},
+				{"[fd00::1]:5000", "/metrics", 403},
+				{"10.244.0.7:5000", "/healthz", 200},
+				{"10.244.0.7:5000", "/readyz", 200},
+			}
+			for _, tc := range tests {
+				req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, tc.path, nil)
+				req.RemoteAddr = tc.remote
+				rec := httptest.NewRecorder()
+				s.ServeHTTP(rec, req)
+				if rec.Code != tc.want {
+					t.Errorf("%s from %s: got %d, want %d", tc.path, tc.remote, rec.Code, tc.want)
+				}
+				if rec.Code == 403 && !strings.Contains(rec.Body.String(), "no API token is configured") {
+					t.Errorf("403 without the reason: %s", rec.Body)
+				}
+			}
+		})
+	}
+}
