@@ -212,8 +212,8 @@ func TestMutatingWebhookConfiguration(t *testing.T) {
 					Expression: `!has(object.metadata.annotations) || !('sandbox.io/inject' in object.metadata.annotations) || object.metadata.annotations['sandbox.io/inject'] != 'false'`,
 				}),
 				webhook("pod.sandbox.io", "NotIn", []string{"enabled", "disabled"}, admissionregistrationv1.MatchCondition{
-					Name:       "has-inject-annotation",
-					Expression: `has(object.metadata.annotations) && 'sandbox.io/inject' in object.metadata.annotations`,
+					Name:       "opted-in-by-annotation",
+					Expression: `has(object.metadata.annotations) && 'sandbox.io/inject' in object.metadata.annotations && object.metadata.annotations['sandbox.io/inject'] != 'false'`,
 				}),
 			}
 			if diff := cmp.Diff(want, mwc.Webhooks); diff != "" {

@@ -280,3 +280,26 @@ func MutatingWebhookConfiguration(objs []*unstructured.Unstructured) (*admission
 	}
 	return &mwc, nil
 }
+
+// PointAt returns a copy of the chart's MutatingWebhookConfiguration whose
+// webhooks call baseURL (for example https://127.0.0.1:9443) instead of the
+// in-cluster Service, keeping each webhook's path, and trust caBundle (PEM).
+// Everything else (rules, selectors, matchConditions, policies) stays exactly
+// as rendered, so an integration test exercises the chart's own routing.
+func PointAt(mwc *admissionregistrationv1.MutatingWebhookConfiguration, baseURL string, caBundle []byte) *admissionregistrationv1.MutatingWebhookConfiguration {
+	out := mwc.DeepCopy()
+	out.ResourceVersion = ""
+	delete(out.Annotations, "cert-manager.io/inject-ca-from")
+	for i := range out.Webhooks {
+		cc := &out.Webhooks[i].ClientConfig
+		path := ""
+		if cc.Service != nil && cc.Service.Path != nil {
+			path = *cc.Service.Path
+		}
+		url := strings.TrimSuffix(baseURL, "/") + path
+		cc.Service = nil
+		cc.URL = &url
+		cc.CABundle = append([]byte(nil), caBundle...)
+	}
+	return out
+}

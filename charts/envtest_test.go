@@ -1,0 +1,149 @@
+package charts
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// certManagerModule ships cert-manager's CRDs (deploy/crds) in its module
+// zip. The module is downloaded at test time, never added to go.mod.
+const certManagerModule = "github.com/cert-manager/cert-manager@v1.21.2"
+
+// The shared API server: started by the first test that needs it, stopped
+// by TestMain.
+var apiServer struct {
+	once sync.Once
+	env  *envtest.Environment
+	cfg  *rest.Config
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if apiServer.env != nil && apiServer.cfg != nil {
+		if err := apiServer.env.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "stopping envtest: %v\n", err)
+		}
+	}
+	os.Exit(code)
+}
+
+// requireAPIServer returns a client of a real kube-apiserver (and etcd) from
+// KUBEBUILDER_ASSETS, default bin/, with cert-manager's CRDs installed. When
+// the binaries are missing the test fails under CI and is skipped loudly
+// otherwise.
+func requireAPIServer(t *testing.T) client.Client {
+	t.Helper()
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		root, err := RepoRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		assets = filepath.Join(root, "bin")
+	}
+	for _, name := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(assets, name)); err != nil {
+			missing(t, fmt.Errorf("envtest binary %s (run make tools-envtest): %w", name, err))
+		}
+	}
+	apiServer.once.Do(func() {
+		crds, err := certManagerCRDs(t.Context())
+		if err != nil {
+			apiServer.err = err
+			return
+		}
+		apiServer.env = &envtest.Environment{
+			BinaryAssetsDirectory:    assets,
+			CRDDirectoryPaths:        []string{crds},
+			ErrorIfCRDPathMissing:    true,
+			ControlPlaneStartTimeout: 3 * time.Minute, // 2 shared cores
+			ControlPlaneStopTimeout:  time.Minute,
+		}
+		apiServer.cfg, apiServer.err = apiServer.env.Start()
+		if apiServer.err != nil {
+			apiServer.err = fmt.Errorf("starting envtest from %s: %w", assets, apiServer.err)
+		}
+	})
+	if apiServer.err != nil {
+		t.Fatal(apiServer.err)
+	}
+	c, err := client.New(apiServer.cfg, client.Options{FieldValidation: metav1.FieldValidationStrict})
+	if err != nil {
+		t.Fatalf("creating client: %v", err)
+	}
+	return c
+}
+
+// certManagerCRDs downloads the cert-manager module through the Go module
+// proxy (or finds it in the module cache) and returns its CRD directory.
+func certManagerCRDs(ctx context.Context) (string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", certManagerModule)
+	// Outside any module, so that the download never touches go.mod or go.sum.
+	cmd.Dir = os.TempDir()
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GO111MODULE=on")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("downloading %s: %w: %s", certManagerModule, err, stderr.String())
+	}
+	var mod struct{ Dir, Error string }
+	if err := json.Unmarshal(stdout.Bytes(), &mod); err != nil {
+		return "", fmt.Errorf("decoding go mod download output: %w", err)
+	}
+	if mod.Error != "" || mod.Dir == "" {
+		return "", fmt.Errorf("downloading %s: %s", certManagerModule, mod.Error)
+	}
+	return filepath.Join(mod.Dir, "deploy", "crds"), nil
+}
+
+// createNamespace creates a namespace with labels, or fails the test.
+func createNamespace(t *testing.T, c client.Client, name string, labels map[string]string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	if err := c.Create(t.Context(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+}
+
+// TestServerSideDryRun sends every object the chart renders, for every value
+// set, to a real kube-apiserver as a dry-run create with strict field
+// validation: the API server's own validation (including compiling the CEL
+// of matchConditions and of the guard policy, and cert-manager's CRD
+// schemas) accepts each one, and no field is unknown.
+func TestServerSideDryRun(t *testing.T) {
+	t.Parallel()
+	requireHelm(t)
+	c := requireAPIServer(t)
+	for i, vs := range valueSets {
+		t.Run(vs.name, func(t *testing.T) {
+			t.Parallel()
+			ns := fmt.Sprintf("dry-run-%d", i)
+			createNamespace(t, c, ns, nil)
+			objs := render(t, Release{Namespace: ns, Values: vs.values})
+			if len(objs) < 10 {
+				t.Fatalf("rendered only %d objects", len(objs))
+			}
+			for _, o := range objs {
+				if err := c.Create(t.Context(), o.DeepCopy(), client.DryRunAll); err != nil {
+					t.Errorf("%s %s: API server refused it: %v", o.GetKind(), o.GetName(), err)
+				}
+			}
+		})
+	}
+}
