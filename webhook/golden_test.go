@@ -97,18 +97,18 @@ func readCase(t *testing.T, path string) goldenCase {
 // registry. It returns the outcome as text for skips and refusals, or the
 // result of the mutation.
 func admit(cfg *Config, ns string, nsLabels map[string]string, podJSON []byte) (string, *Result, error) {
-	var pod corev1.Pod
-	if err := json.Unmarshal(podJSON, &pod); err != nil {
-		return "", nil, fmt.Errorf("decoding pod: %w", err)
+	pod, err := DecodePod(podJSON)
+	if err != nil {
+		return "", nil, err
 	}
-	d, err := Decide(&pod, ns, nsLabels, cfg)
+	d, err := Decide(pod, ns, nsLabels, cfg)
 	if err != nil {
 		return "refused: " + err.Error() + "\n", nil, nil
 	}
 	if !d.Inject {
 		return outcome("skipped: "+d.Reason, d.Warnings), nil, nil
 	}
-	res, err := Mutate(&pod, cfg, testLookups)
+	res, err := Mutate(pod, cfg, testLookups)
 	if errors.Is(err, ErrRefused) {
 		return "refused: " + err.Error() + "\n", nil, nil
 	}

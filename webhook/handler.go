@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -105,9 +104,9 @@ func (h *Handler) handle(ctx context.Context, req admission.Request, log *slog.L
 	if req.Kind.Kind != "Pod" || req.Operation != "CREATE" {
 		return admission.Allowed("only pod creation is mutated"), ResultSkipped
 	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding pod: %w", err)), ResultError
+	pod, err := DecodePod(req.Object.Raw)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err), ResultError
 	}
 	ns := req.Namespace
 	if ns == "" {
@@ -118,18 +117,18 @@ func (h *Handler) handle(ctx context.Context, req admission.Request, log *slog.L
 		return admission.Errored(http.StatusInternalServerError, err), ResultError
 	}
 
-	decision, err := Decide(&pod, ns, nsLabels, &h.cfg)
+	decision, err := Decide(pod, ns, nsLabels, &h.cfg)
 	if err != nil {
 		return h.refused(err, log)
 	}
 	if !decision.Inject {
 		return admission.Allowed(decision.Reason).WithWarnings(decision.Warnings...), ResultSkipped
 	}
-	plan, err := NewPlan(&pod, &h.cfg)
+	plan, err := NewPlan(pod, &h.cfg)
 	if err != nil {
 		return h.refused(err, log)
 	}
-	lookups := h.lookUp(ctx, &pod, ns, plan.ImagesToLookUp(), log)
+	lookups := h.lookUp(ctx, pod, ns, plan.ImagesToLookUp(), log)
 	res, err := plan.Patch(lookups)
 	if err != nil {
 		return h.refused(err, log)

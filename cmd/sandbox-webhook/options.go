@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"sandbox.io/injector/internal/logging"
+	"sandbox.io/injector/webhook"
+)
+
+// options are the command line of sandbox-webhook; every flag can also be
+// set through its SANDBOX_* environment variable.
+type options struct {
+	kubeconfig          string
+	certDir             string
+	port                int
+	metricsBindAddress  string
+	healthProbeAddress  string
+	runnerImage         string
+	runnerPort          int
+	tokenSecret         string
+	releaseNamespace    string
+	excludedNamespaces  string
+	insecureRegistries  string
+	entrypointTimeout   time.Duration
+	disableImageLookups bool
+	logLevel            string
+}
+
+func (o *options) addFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to a kubeconfig; empty uses KUBECONFIG or the in-cluster configuration.")
+	fs.StringVar(&o.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory with tls.crt and tls.key; reloaded when they change.")
+	fs.IntVar(&o.port, "port", 9443, "HTTPS port of the admission webhook.")
+	fs.StringVar(&o.metricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
+	fs.StringVar(&o.healthProbeAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
+	fs.StringVar(&o.runnerImage, "runner-image", "", "Image holding the runner at "+webhook.ImageRunnerPath+" (required).")
+	fs.IntVar(&o.runnerPort, "runner-port", int(webhook.DefaultRunnerPort), "Port of the first wrapped container's runner.")
+	fs.StringVar(&o.tokenSecret, "token-secret", webhook.DefaultTokenSecret, "Default Secret holding the runner API token, in each pod's namespace.")
+	fs.StringVar(&o.releaseNamespace, "release-namespace", "", "The webhook's own namespace; never injected.")
+	fs.StringVar(&o.excludedNamespaces, "excluded-namespaces", strings.Join(webhook.DefaultExcludedNamespaces, ","), "Comma-separated namespaces that are never injected.")
+	fs.StringVar(&o.insecureRegistries, "insecure-registries", "", "Comma-separated registries (host:port) read over plain HTTP when looking up image entrypoints.")
+	fs.DurationVar(&o.entrypointTimeout, "entrypoint-timeout", webhook.DefaultEntrypointTimeout, "Time one admission may spend reading image ENTRYPOINT/CMD from registries.")
+	fs.BoolVar(&o.disableImageLookups, "disable-image-lookups", false, "Never read images from registries; containers without a command get a runner with no child.")
+	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
+}
+
+func (o *options) validate() error {
+	var errs []error
+	if o.runnerImage == "" {
+		errs = append(errs, errors.New("--runner-image is required"))
+	}
+	if o.port < 1 || o.port > 65535 {
+		errs = append(errs, fmt.Errorf("--port %d is not in 1-65535", o.port))
+	}
+	if o.runnerPort < 1 || o.runnerPort > 65535 {
+		errs = append(errs, fmt.Errorf("--runner-port %d is not in 1-65535", o.runnerPort))
+	}
+	if o.entrypointTimeout <= 0 || o.entrypointTimeout > 10*time.Second {
+		errs = append(errs, fmt.Errorf("--entrypoint-timeout %s is not in (0, 10s]: the API server's webhook timeout is at most 30s and usually 5s", o.entrypointTimeout))
+	}
+	if _, err := logging.ParseLevel(o.logLevel); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (o *options) config() webhook.Config {
+	return webhook.Config{
+		RunnerImage:        o.runnerImage,
+		RunnerPort:         int32(o.runnerPort),
+		TokenSecret:        o.tokenSecret,
+		ReleaseNamespace:   o.releaseNamespace,
+		ExcludedNamespaces: splitList(o.excludedNamespaces),
+		EntrypointTimeout:  o.entrypointTimeout,
+	}
+}
+
+func (o *options) level() slog.Level {
+	l, _ := logging.ParseLevel(o.logLevel)
+	return l
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
