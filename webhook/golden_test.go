@@ -21,7 +21,6 @@ import (
 // refreshGolden rewrites the golden files: REFRESH_GOLDEN=true go test ./webhook/...
 var refreshGolden = os.Getenv("REFRESH_GOLDEN") == "true"
 
-
 // testLookups is the registry the golden cases see: fixed image commands.
 var testLookups = map[string]Lookup{
 	"images.test/app:v1":     {Command: ImageCommand{Entrypoint: []string{"/app"}, Cmd: []string{"--serve", "--port=8080"}}},
