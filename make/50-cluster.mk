@@ -37,7 +37,7 @@ cluster-status: ## Show the local cluster's components, network guard, node and 
 	@$(cluster_env) $(ROOT)/e2e/cluster/status.sh
 
 .PHONY: images
-images: ## Build the project images and push them to the local registry (tag: VERSION)
+images: deps ## Build the project images and push them to the local registry (tag: VERSION)
 	@curl -fsS -o /dev/null http://$(CLUSTER_REGISTRY)/v2/ || { echo "images: no registry at $(CLUSTER_REGISTRY); run make cluster-up" >&2; exit 1; }
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/sandbox-image ./e2e/images/pause ./e2e/images/hello

@@ -141,6 +141,8 @@ start_registry() {
 version: 0.1
 log:
   level: warn
+  accesslog:
+    disabled: true
 storage:
   filesystem:
     rootdirectory: $STATE/registry/data
