@@ -6,18 +6,15 @@ import (
 	"log/slog"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"sandbox.io/injector/internal/version"
 	"sandbox.io/injector/webhook"
@@ -46,44 +43,17 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	if err := setUp(ctx, mgr, o, log); err != nil {
-		return err
-	}
-	log.Info("starting sandbox-webhook", "version", version.Version, "port", o.port, "runnerImage", o.runnerImage)
-	return mgr.Start(ctx)
-}
-
-// setUp registers the handler, its informer and the probes on mgr.
-func setUp(ctx context.Context, mgr manager.Manager, o *options, log *slog.Logger) error {
-	// Start the namespace informer with the manager, not on the first
-	// admission, so that the first pod does not wait for a list.
-	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{}); err != nil {
-		return fmt.Errorf("starting namespace informer: %w", err)
-	}
 	var resolver webhook.Resolver
 	if !o.disableImageLookups {
 		resolver = entrypoint.NewResolver(entrypoint.Config{Insecure: splitList(o.insecureRegistries)})
 	}
-	h, err := webhook.NewHandler(o.config(), webhook.HandlerOptions{
-		Namespaces: mgr.GetClient(),
-		Secrets:    mgr.GetAPIReader(),
-		Resolver:   resolver,
-		Metrics:    webhook.NewMetrics(metrics.Registry),
-		Logger:     log,
-	})
-	if err != nil {
+	if err := webhook.SetupWithManager(ctx, mgr, o.config(), webhook.SetupOptions{
+		Resolver: resolver, Registerer: metrics.Registry, Logger: log,
+	}); err != nil {
 		return err
 	}
-	srv := mgr.GetWebhookServer()
-	srv.Register(webhook.Path, webhook.LimitRequests(&admission.Webhook{Handler: h}))
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return fmt.Errorf("adding health check: %w", err)
-	}
-	// Ready only once the server answers TLS with a loaded certificate.
-	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
-		return fmt.Errorf("adding readiness check: %w", err)
-	}
-	return nil
+	log.Info("starting sandbox-webhook", "version", version.Version, "port", o.port, "runnerImage", o.runnerImage)
+	return mgr.Start(ctx)
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

@@ -1,0 +1,52 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// SetupOptions are the optional parts of SetupWithManager.
+type SetupOptions struct {
+	// Resolver reads image commands; nil turns lookups off.
+	Resolver Resolver
+	// Registerer receives the metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+	// Logger: nil discards.
+	Logger *slog.Logger
+}
+
+// SetupWithManager registers the admission handler at Path on mgr's webhook
+// server, starts the namespace informer with the manager (so the first pod
+// does not wait for a list), and adds /healthz and /readyz checks; /readyz
+// passes only once the server answers TLS with a loaded certificate.
+func SetupWithManager(ctx context.Context, mgr manager.Manager, cfg Config, opts SetupOptions) error {
+	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{}); err != nil {
+		return fmt.Errorf("starting namespace informer: %w", err)
+	}
+	h, err := NewHandler(cfg, HandlerOptions{
+		Namespaces: mgr.GetClient(),
+		Secrets:    mgr.GetAPIReader(),
+		Resolver:   opts.Resolver,
+		Metrics:    NewMetrics(opts.Registerer),
+		Logger:     opts.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	srv := mgr.GetWebhookServer()
+	srv.Register(Path, LimitRequests(&admission.Webhook{Handler: h}))
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("adding health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+		return fmt.Errorf("adding readiness check: %w", err)
+	}
+	return nil
+}
