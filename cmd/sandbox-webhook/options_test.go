@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestFlagsAndEnvironment(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    func(*options) string // "" when fine
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			args: []string{"--runner-image=r.test/runner:v1"},
+			want: func(o *options) string {
+				return cmp.Diff(options{
+					certDir: "/tmp/k8s-webhook-server/serving-certs", port: 9443, metricsBindAddress: ":8080",
+					healthProbeAddress: ":8081", runnerImage: "r.test/runner:v1", runnerPort: 7080,
+					tokenSecret: "sandbox-runner-token", excludedNamespaces: "kube-system,kube-public,kube-node-lease",
+					entrypointTimeout: 2 * time.Second, logLevel: "info",
+				}, *o, cmp.AllowUnexported(options{}))
+			},
+		},
+		{
+			name: "environment sets flags",
+			env:  map[string]string{"SANDBOX_RUNNER_IMAGE": "r.test/env:v2", "SANDBOX_RUNNER_PORT": "7090"},
+			want: func(o *options) string {
+				if o.runnerImage != "r.test/env:v2" || o.runnerPort != 7090 {
+					return "environment ignored"
+				}
+				return ""
+			},
+		},
+		{
+			name: "command line wins over environment",
+			args: []string{"--runner-image=r.test/flag:v3"},
+			env:  map[string]string{"SANDBOX_RUNNER_IMAGE": "r.test/env:v2"},
+			want: func(o *options) string {
+				if o.runnerImage != "r.test/flag:v3" {
+					return "runner image " + o.runnerImage
+				}
+				return ""
+			},
+		},
+		{name: "runner image required", wantErr: "--runner-image is required"},
+		{name: "bad port", args: []string{"--runner-image=x", "--runner-port=0"}, wantErr: "--runner-port 0 is not in 1-65535"},
+		{name: "bad timeout", args: []string{"--runner-image=x", "--entrypoint-timeout=1m"}, wantErr: "--entrypoint-timeout 1m0s"},
+		{name: "bad level", args: []string{"--runner-image=x", "--log-level=loud"}, wantErr: `log level "loud"`},
+		{name: "bad environment value", env: map[string]string{"SANDBOX_PORT": "many"}, wantErr: "SANDBOX_PORT"},
+		{name: "all problems at once", args: []string{"--runner-port=0", "--port=0"}, wantErr: "--port 0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// t.Setenv forbids t.Parallel: the environment is process-wide.
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var got *options
+			err := run(t.Context(), tc.args, func(_ context.Context, o *options, _ *slog.Logger) error {
+				got = o
+				return nil
+			})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
+				}
+				if got != nil {
+					t.Error("serve ran despite invalid flags")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg := tc.want(got); msg != "" {
+				t.Error(msg)
+			}
+		})
+	}
+}
+
+func TestConfigFromOptions(t *testing.T) {
+	t.Parallel()
+	o := options{runnerImage: "r", runnerPort: 7081, tokenSecret: "tok", releaseNamespace: "sys",
+		excludedNamespaces: " a, ,b ", entrypointTimeout: time.Second}
+	cfg := o.config()
+	if diff := cmp.Diff([]string{"a", "b"}, cfg.ExcludedNamespaces); diff != "" {
+		t.Errorf("excluded namespaces (-want +got):\n%s", diff)
+	}
+	if cfg.RunnerPort != 7081 || cfg.TokenSecret != "tok" || cfg.ReleaseNamespace != "sys" || cfg.EntrypointTimeout != time.Second {
+		t.Errorf("config %+v does not carry the options", cfg)
+	}
+}
