@@ -45,6 +45,9 @@ const runnerImage = "runner.test/sandbox-runner:v0.1.0"
 // MutatingWebhookConfiguration pointing at an in-process webhook.
 type cluster struct {
 	c        client.Client
+	server   crwebhook.Server
+	baseURL  string // https://host:port of the webhook server
+	caPEM    []byte // CA of the webhook server's certificate
 	metrics  *prometheus.Registry
 	registry string // host:port of a private loopback registry
 }
@@ -132,7 +135,8 @@ func startCluster(t *testing.T) *cluster {
 	if err := c.Create(t.Context(), charts.PointAt(mwc, url, wio.LocalServingCAData)); err != nil {
 		t.Fatalf("registering the chart's webhook configuration: %v", err)
 	}
-	cl := &cluster{c: c, metrics: reg, registry: startRegistry(t)}
+	cl := &cluster{c: c, metrics: reg, registry: startRegistry(t),
+		server: mgr.GetWebhookServer(), baseURL: url, caPEM: wio.LocalServingCAData}
 
 	// The API server's webhook client picks the configuration up shortly
 	// after it is created: wait until a dry-run pod comes back injected.

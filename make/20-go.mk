@@ -1,0 +1,26 @@
+# The Go tests of the whole module, with the race detector, against the real
+# kube-apiserver and etcd in ./bin (envtest) and the real helm.
+
+TEST_PARTS  += test-go
+BENCH_PARTS += bench-webhook
+
+GO_TEST_ENV := KUBEBUILDER_ASSETS=$(BIN) HELM=$(BIN)/helm
+
+.PHONY: test-go
+test-go: tools-envtest ## Unit and integration tests (-race), with a real kube-apiserver and etcd
+	$(GO_TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./...
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$f"; $(GO) test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s}; \
+		done; done
+
+.PHONY: bench-webhook
+bench-webhook: tools-envtest ## Webhook benchmarks: in-process mutation vs a diff-based patch, HTTPS admissions vs a no-op webhook
+	@echo "== webhook: in-process admission (BenchmarkMutate) vs diff-based patch (BenchmarkCreatePatch)"
+	@$(GO) test -run '^$$' -bench 'BenchmarkMutate|BenchmarkCreatePatch' -benchmem -benchtime 3000x ./webhook \
+		| awk '/^Benchmark/ { n = $$1; sub(/-[0-9]+$$/, "", n); t[n] = $$3; printf "%-36s %12s ns/op %10s B/op %8s allocs/op\n", n, $$3, $$7, $$9 } \
+		END { for (s in t) if (s ~ /^BenchmarkMutate/) { b = s; sub(/Mutate/, "CreatePatch", b); if (t[b] > 0) printf "ratio %-30s diff-based / ours = %.1fx\n", s, t[b] / t[s] } }'
+	@SANDBOX_BENCH_LOAD=1 $(GO_TEST_ENV) $(GO) test -count=1 -run '^TestAdmissionLoad$$' -v ./webhook | grep -v -E '^(=== RUN|--- PASS|PASS|ok )'
