@@ -1,6 +1,7 @@
 package charts
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -142,9 +143,16 @@ func TestGuardPolicy(t *testing.T) {
 	}
 
 	create := func(p *corev1.Pod) error { return c.Create(t.Context(), p, client.DryRunAll) }
+	// Wait until the policy is in force on both routes: the annotation, and
+	// the namespace label (which the API server reads from its informer).
 	eventually(t, "guard in force", func() error {
-		if err := create(testPod(ns.plain, "probe", map[string]string{"sandbox.io/inject": "true"}, nil)); !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) {
-			return fmt.Errorf("an uninjected opted-in pod was answered %v", err)
+		for _, p := range []*corev1.Pod{
+			testPod(ns.plain, "probe", map[string]string{"sandbox.io/inject": "true"}, nil),
+			testPod(ns.enabled, "probe", nil, nil),
+		} {
+			if err := create(p); !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) {
+				return fmt.Errorf("an uninjected opted-in pod in %s was answered %v", p.Namespace, err)
+			}
 		}
 		return nil
 	})
@@ -257,7 +265,7 @@ func TestWebhookRouting(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		// Other tests share the API server: stop routing pods here.
-		if err := c.Delete(t.Context(), local); err != nil {
+		if err := c.Delete(context.WithoutCancel(t.Context()), local); err != nil {
 			t.Logf("deleting the MutatingWebhookConfiguration: %v", err)
 		}
 	})
