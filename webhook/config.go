@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -40,6 +41,14 @@ type Config struct {
 	// EntrypointTimeout bounds the registry lookups of one admission.
 	// Default 2s.
 	EntrypointTimeout time.Duration
+
+	// encoded holds the JSON of what every injection adds unchanged,
+	// encoded once by Complete instead of once per admission.
+	encoded *encodedParts
+}
+
+type encodedParts struct {
+	initContainer, runnerVolume, defaultTokenVolume json.RawMessage
 }
 
 // Defaults of Config.
@@ -101,7 +110,30 @@ func (c Config) Complete() (Config, error) {
 	if c.EntrypointTimeout < 0 {
 		errs = append(errs, fmt.Errorf("entrypoint timeout %s is negative", c.EntrypointTimeout))
 	}
-	return c, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	enc, err := encodeParts(&c)
+	if err != nil {
+		return c, err
+	}
+	c.encoded = enc
+	return c, nil
+}
+
+func encodeParts(c *Config) (*encodedParts, error) {
+	var enc encodedParts
+	var err error
+	if enc.initContainer, err = json.Marshal(initContainer(c)); err != nil {
+		return nil, fmt.Errorf("encoding init container: %w", err)
+	}
+	if enc.runnerVolume, err = json.Marshal(runnerVolume()); err != nil {
+		return nil, fmt.Errorf("encoding runner volume: %w", err)
+	}
+	if enc.defaultTokenVolume, err = json.Marshal(tokenVolume(c.TokenSecret)); err != nil {
+		return nil, fmt.Errorf("encoding token volume: %w", err)
+	}
+	return &enc, nil
 }
 
 func contains(list []string, s string) bool {

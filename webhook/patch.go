@@ -65,7 +65,7 @@ func (p *Plan) Patch(lookups map[string]Lookup) (*Result, error) {
 
 	ops = appendOp(ops, "/spec/volumes", spec.Volumes == nil, p.volumes()...)
 	if spec.InitContainers == nil {
-		ops = append(ops, add("/spec/initContainers", []corev1.Container{p.initContainer()}))
+		ops = append(ops, add("/spec/initContainers", []any{p.initContainer()}))
 	} else {
 		ops = append(ops, add("/spec/initContainers/0", p.initContainer()))
 	}
@@ -163,29 +163,49 @@ func (p *Plan) childCommand(c *corev1.Container, lookups map[string]Lookup) (chi
 	return l.Command.Entrypoint, setArgs, "", nil
 }
 
+// volumes are the runner volume and the optional token Secret volume.
 func (p *Plan) volumes() []any {
-	return []any{
-		corev1.Volume{Name: VolumeName, VolumeSource: corev1.VolumeSource{
-			EmptyDir: &corev1.EmptyDirVolumeSource{},
-		}},
-		corev1.Volume{Name: TokenVolumeName, VolumeSource: corev1.VolumeSource{
-			Secret: &corev1.SecretVolumeSource{
-				SecretName: p.tokenSecret,
-				Items:      []corev1.KeyToPath{{Key: v1alpha1.TokenSecretKey, Path: v1alpha1.TokenSecretKey}},
-				Optional:   ptr.To(true),
-			},
-		}},
+	enc := p.cfg.encoded
+	if enc == nil { // a Config that did not go through Complete
+		return []any{runnerVolume(), tokenVolume(p.tokenSecret)}
 	}
+	if p.tokenSecret != p.cfg.TokenSecret {
+		return []any{enc.runnerVolume, tokenVolume(p.tokenSecret)}
+	}
+	return []any{enc.runnerVolume, enc.defaultTokenVolume}
 }
 
-func (p *Plan) initContainer() corev1.Container {
+func (p *Plan) initContainer() any {
+	if p.cfg.encoded == nil {
+		return initContainer(p.cfg)
+	}
+	return p.cfg.encoded.initContainer
+}
+
+func runnerVolume() corev1.Volume {
+	return corev1.Volume{Name: VolumeName, VolumeSource: corev1.VolumeSource{
+		EmptyDir: &corev1.EmptyDirVolumeSource{},
+	}}
+}
+
+func tokenVolume(secret string) corev1.Volume {
+	return corev1.Volume{Name: TokenVolumeName, VolumeSource: corev1.VolumeSource{
+		Secret: &corev1.SecretVolumeSource{
+			SecretName: secret,
+			Items:      []corev1.KeyToPath{{Key: v1alpha1.TokenSecretKey, Path: v1alpha1.TokenSecretKey}},
+			Optional:   ptr.To(true),
+		},
+	}}
+}
+
+func initContainer(cfg *Config) corev1.Container {
 	return corev1.Container{
 		Name:                     InitContainerName,
-		Image:                    p.cfg.RunnerImage,
+		Image:                    cfg.RunnerImage,
 		ImagePullPolicy:          corev1.PullIfNotPresent,
 		Command:                  []string{ImageRunnerPath, "install", RunnerPath},
 		VolumeMounts:             []corev1.VolumeMount{{Name: VolumeName, MountPath: MountPath}},
-		Resources:                p.cfg.InitResources,
+		Resources:                cfg.InitResources,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext:          restrictedSecurityContext(),
 	}

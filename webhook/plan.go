@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
-	kjson "sigs.k8s.io/json"
 
 	"sandbox.io/injector/api/v1alpha1"
 )
@@ -205,15 +204,4 @@ func containerNames(cs []corev1.Container) string {
 		names[i] = fmt.Sprintf("%q", c.Name)
 	}
 	return strings.Join(names, ", ")
-}
-
-// DecodePod decodes a pod the way the API server does: field names are case
-// sensitive. encoding/json would accept "speC" for "spec", and the patch,
-// whose paths use the real names, would then not apply to the raw object.
-func DecodePod(raw []byte) (*corev1.Pod, error) {
-	var pod corev1.Pod
-	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &pod); err != nil {
-		return nil, fmt.Errorf("decoding pod: %w", err)
-	}
-	return &pod, nil
 }

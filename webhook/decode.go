@@ -1,0 +1,93 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	kjson "sigs.k8s.io/json"
+)
+
+// podView is the part of a pod the webhook reads. Decoding only this is
+// what keeps a pod with thousands of env vars cheap: everything else (env,
+// resources, probes' bodies, ...) is skipped by the decoder instead of being
+// built into Go values, and the patch never needs it.
+type podView struct {
+	Metadata struct {
+		Name         string            `json:"name"`
+		GenerateName string            `json:"generateName"`
+		Namespace    string            `json:"namespace"`
+		Labels       map[string]string `json:"labels"`
+		Annotations  map[string]string `json:"annotations"`
+	} `json:"metadata"`
+	Spec struct {
+		Volumes            []volumeView                  `json:"volumes"`
+		InitContainers     []containerView               `json:"initContainers"`
+		Containers         []containerView               `json:"containers"`
+		HostNetwork        bool                          `json:"hostNetwork"`
+		OS                 *corev1.PodOS                 `json:"os"`
+		NodeSelector       map[string]string             `json:"nodeSelector"`
+		ImagePullSecrets   []corev1.LocalObjectReference `json:"imagePullSecrets"`
+		ServiceAccountName string                        `json:"serviceAccountName"`
+	} `json:"spec"`
+}
+
+type volumeView struct {
+	Name string `json:"name"`
+}
+
+type containerView struct {
+	Name           string                 `json:"name"`
+	Image          string                 `json:"image"`
+	Command        []string               `json:"command"`
+	Args           []string               `json:"args"`
+	Ports          []corev1.ContainerPort `json:"ports"`
+	VolumeMounts   []corev1.VolumeMount   `json:"volumeMounts"`
+	ReadinessProbe json.RawMessage        `json:"readinessProbe"`
+}
+
+// DecodePod decodes the part of a pod that the opt-in rules and the
+// mutation read (see podView), into a corev1.Pod whose other fields are
+// left empty; a present readiness probe is an empty, non-nil Probe. Field
+// names are case sensitive, as in the API server: encoding/json would
+// accept "speC" for "spec", and the patch, whose paths use the real names,
+// would then not apply to the raw object.
+func DecodePod(raw []byte) (*corev1.Pod, error) {
+	var v podView
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(raw, &v); err != nil {
+		return nil, fmt.Errorf("decoding pod: %w", err)
+	}
+	pod := &corev1.Pod{}
+	pod.Name, pod.GenerateName, pod.Namespace = v.Metadata.Name, v.Metadata.GenerateName, v.Metadata.Namespace
+	pod.Labels, pod.Annotations = v.Metadata.Labels, v.Metadata.Annotations
+	s := &pod.Spec
+	if v.Spec.Volumes != nil {
+		s.Volumes = make([]corev1.Volume, len(v.Spec.Volumes))
+		for i, vol := range v.Spec.Volumes {
+			s.Volumes[i].Name = vol.Name
+		}
+	}
+	s.InitContainers = containers(v.Spec.InitContainers)
+	s.Containers = containers(v.Spec.Containers)
+	s.HostNetwork, s.OS, s.NodeSelector = v.Spec.HostNetwork, v.Spec.OS, v.Spec.NodeSelector
+	s.ImagePullSecrets, s.ServiceAccountName = v.Spec.ImagePullSecrets, v.Spec.ServiceAccountName
+	return pod, nil
+}
+
+func containers(views []containerView) []corev1.Container {
+	if views == nil {
+		return nil
+	}
+	out := make([]corev1.Container, len(views))
+	for i, c := range views {
+		out[i] = corev1.Container{
+			Name: c.Name, Image: c.Image, Command: c.Command, Args: c.Args,
+			Ports: c.Ports, VolumeMounts: c.VolumeMounts,
+		}
+		if len(c.ReadinessProbe) > 0 && !bytes.Equal(c.ReadinessProbe, []byte("null")) {
+			out[i].ReadinessProbe = &corev1.Probe{}
+		}
+	}
+	return out
+}
