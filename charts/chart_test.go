@@ -281,6 +281,7 @@ func TestDeployment(t *testing.T) {
 		"--log-level=debug",
 		"--entrypoint-timeout=3s",
 		"--release-namespace=sbx",
+		"--excluded-namespaces=kube-system,kube-public,kube-node-lease,sbx",
 	}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
@@ -349,6 +350,8 @@ func TestDeploymentOverrides(t *testing.T) {
 	objs := render(t, Release{Values: map[string]any{
 		"webhook": map[string]any{
 			"replicas": 3, "affinity": affinity, "priorityClassName": "high",
+			"disableImageLookups": true, "insecureRegistries": []any{"127.0.0.1:5000", "localhost:5000"},
+			"excludedNamespaces": []any{"ci"},
 			"image": map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
 		},
 		"metrics": map[string]any{"enabled": false},
@@ -368,8 +371,15 @@ func TestDeploymentOverrides(t *testing.T) {
 	if want := "sandbox-webhook:0.1.0@sha256:" + strings.Repeat("ab", 32); c.Image != want {
 		t.Errorf("image = %q, want %q", c.Image, want)
 	}
-	if !slices.Contains(c.Args, "--metrics-bind-address=0") {
-		t.Errorf("args %v: metrics off must pass --metrics-bind-address=0", c.Args)
+	for _, want := range []string{
+		"--metrics-bind-address=0",
+		"--disable-image-lookups",
+		"--insecure-registries=127.0.0.1:5000,localhost:5000",
+		"--excluded-namespaces=kube-system,kube-public,kube-node-lease,sandbox-injector,ci",
+	} {
+		if !slices.Contains(c.Args, want) {
+			t.Errorf("args %v lack %s", c.Args, want)
+		}
 	}
 	for _, p := range c.Ports {
 		if p.Name == "metrics" {
