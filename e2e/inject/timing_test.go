@@ -1,0 +1,87 @@
+package inject
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
+
+	"sandbox.io/injector/api/v1alpha1"
+)
+
+// TestStartupLatency creates the same busybox pod uninjected and injected,
+// one at a time with its image present, and prints creation-to-Ready p50
+// and p90 of each and their ratio. It reports; it does not judge speed.
+func TestStartupLatency(t *testing.T) {
+	x := requireE2E(t)
+	n := 20
+	if v, err := strconv.Atoi(os.Getenv("SANDBOX_E2E_TIMING_PODS")); err == nil && v > 0 {
+		n = v
+	}
+	ns := x.namespace(t, "timing", nil)
+	measure := func(kind string, annotations map[string]string) []time.Duration {
+		var out []time.Duration
+		for i := range n {
+			name := fmt.Sprintf("%s-%d", kind, i)
+			d, err := x.createToReady(t.Context(), ns, busyboxPod(x, ns, name, annotations))
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			out = append(out, d)
+			_ = x.kube.CoreV1().Pods(ns).Delete(t.Context(), name, metav1.DeleteOptions{GracePeriodSeconds: ptrTo(int64(0))})
+		}
+		return out
+	}
+	// One of each first, so that both images are present on the node.
+	measureWarm := func(kind string, annotations map[string]string) {
+		if _, err := x.createToReady(t.Context(), ns, busyboxPod(x, ns, kind+"-warm", annotations)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	measureWarm("plain", nil)
+	measureWarm("injected", map[string]string{v1alpha1.AnnotationInject: "true"})
+	plain := measure("plain", nil)
+	injected := measure("injected", map[string]string{v1alpha1.AnnotationInject: "true"})
+	p := func(d []time.Duration, q float64) time.Duration {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return s[int(float64(len(s)-1)*q)]
+	}
+	fmt.Printf("\nPod creation to Ready, images present, %d pods each\n", n)
+	fmt.Printf("%-10s %10s %10s\n", "pod", "p50", "p90")
+	fmt.Printf("%-10s %10s %10s\n", "plain", p(plain, .5).Round(time.Millisecond), p(plain, .9).Round(time.Millisecond))
+	fmt.Printf("%-10s %10s %10s\n", "injected", p(injected, .5).Round(time.Millisecond), p(injected, .9).Round(time.Millisecond))
+	fmt.Printf("ratio p50 injected/plain: %.2fx\n", float64(p(injected, .5))/float64(p(plain, .5)))
+}
+
+// createToReady creates pod and returns the time until a watch sees it Ready.
+func (x *env) createToReady(ctx context.Context, ns string, pod *corev1.Pod) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	w, err := x.kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", pod.Name).String()})
+	if err != nil {
+		return 0, err
+	}
+	defer w.Stop()
+	start := time.Now()
+	if _, err := x.kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return 0, err
+	}
+	for ev := range w.ResultChan() {
+		if ev.Type == watch.Error {
+			return 0, fmt.Errorf("watch error: %v", ev.Object)
+		}
+		if p, ok := ev.Object.(*corev1.Pod); ok && isReady(p) {
+			return time.Since(start), nil
+		}
+	}
+	return 0, fmt.Errorf("pod %s not Ready: %w", pod.Name, ctx.Err())
+}
