@@ -85,7 +85,7 @@ func TestScratchImageEntrypointFromRegistry(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "hello", Annotations: map[string]string{v1alpha1.AnnotationInject: "true"}},
 		Spec: corev1.PodSpec{
 			TerminationGracePeriodSeconds: ptrTo(int64(1)),
-			Containers:                    []corev1.Container{{Name: "hello", Image: x.image("hello")}},
+			Containers:                    []corev1.Container{{Name: "hello", Image: x.testImage("hello")}},
 		},
 	}
 	created, err := x.kube.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{})
@@ -160,7 +160,7 @@ func TestWrapModeJobExitCode(t *testing.T) {
 				Spec: corev1.PodSpec{
 					RestartPolicy: corev1.RestartPolicyNever,
 					Containers: []corev1.Container{{
-						Name: "job", Image: x.image("busybox"), Command: []string{"/bin/sh", "-c", "echo working; exit 3"},
+						Name: "job", Image: x.testImage("busybox"), Command: []string{"/bin/sh", "-c", "echo working; exit 3"},
 					}},
 				},
 			},

@@ -150,7 +150,15 @@ func (x *env) waitForWebhook(ctx context.Context) error {
 	return nil
 }
 
-func (x *env) image(name string) string { return fmt.Sprintf("%s/%s:%s", x.registry, name, x.tag) }
+// testImage is one of the test images (busybox, hello, pause) that the
+// cluster bring-up pushes with the tag "e2e".
+func (x *env) testImage(name string) string {
+	tag := os.Getenv("SANDBOX_TEST_IMAGE_TAG")
+	if tag == "" {
+		tag = "e2e"
+	}
+	return fmt.Sprintf("%s/%s:%s", x.registry, name, tag)
+}
 
 func busyboxPod(x *env, ns, name string, annotations map[string]string) *corev1.Pod {
 	return &corev1.Pod{
@@ -158,7 +166,7 @@ func busyboxPod(x *env, ns, name string, annotations map[string]string) *corev1.
 		Spec: corev1.PodSpec{
 			TerminationGracePeriodSeconds: ptrTo(int64(1)),
 			Containers: []corev1.Container{{
-				Name: "app", Image: x.image("busybox"),
+				Name: "app", Image: x.testImage("busybox"),
 				Command: []string{"/bin/sh", "-c", "echo started; exec sleep 3600"},
 			}},
 		},
