@@ -679,3 +679,53 @@ func TestSchemaRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestServiceMonitor(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		values map[string]any
+		want   bool
+	}{
+		{name: "defaults"},
+		{name: "enabled", values: map[string]any{"metrics": map[string]any{"serviceMonitor": map[string]any{"enabled": true, "interval": "30s", "labels": map[string]any{"release": "prom"}}}}, want: true},
+		{name: "enabled but metrics off", values: map[string]any{"metrics": map[string]any{"enabled": false, "serviceMonitor": map[string]any{"enabled": true}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			objs := render(t, Release{Values: tc.values})
+			sms := Find(objs, "ServiceMonitor")
+			if !tc.want {
+				if len(sms) != 0 {
+					t.Fatalf("rendered %d ServiceMonitors, want none", len(sms))
+				}
+				return
+			}
+			if len(sms) != 1 {
+				t.Fatalf("rendered %d ServiceMonitors, want 1", len(sms))
+			}
+			sm := sms[0]
+			if sm.GetLabels()["release"] != "prom" {
+				t.Errorf("labels %v lack release=prom", sm.GetLabels())
+			}
+			endpoints, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+			want := []any{map[string]any{"port": "metrics", "path": "/metrics", "interval": "30s"}}
+			if diff := cmp.Diff(want, endpoints); diff != "" {
+				t.Errorf("endpoints (-want +got):\n%s", diff)
+			}
+			selector, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+			svc := one[corev1.Service](t, objs, "Service")
+			if !selects(selector, svc.Labels) {
+				t.Errorf("ServiceMonitor selector %v does not select the Service (labels %v)", selector, svc.Labels)
+			}
+			hasMetricsPort := false
+			for _, p := range svc.Spec.Ports {
+				hasMetricsPort = hasMetricsPort || p.Name == "metrics"
+			}
+			if !hasMetricsPort {
+				t.Errorf("the Service has no metrics port for the ServiceMonitor")
+			}
+		})
+	}
+}
