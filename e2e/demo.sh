@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# make demo: install the chart on the local cluster, start an annotated pod
+# from a stock image, run a command in it through the injected runner, and
+# say what happened. Expects `make cluster-up images` to have run (make demo
+# does both). Talks only to the local cluster: the API server on loopback
+# and the pod's own address.
+set -euo pipefail
+source "$(dirname "$0")/cluster/lib.sh"
+
+TAG=${IMAGE_TAG:?IMAGE_TAG is the tag make images pushed}
+NS=sandbox-demo
+RELEASE=sandbox-injector
+RELEASE_NS=sandbox-system
+export KUBECONFIG=$KUBECONFIG_FILE
+kubectl() { "$BIN/kubectl" "$@"; }
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+t0=$(now_ms)
+elapsed() { awk -v ms=$(($(now_ms) - t0)) 'BEGIN { printf "%.1f s", ms / 1000 }'; }
+
+say "Installing the chart (images from the local registry $REGISTRY, tag $TAG)"
+"$BIN/helm" upgrade --install "$RELEASE" "$ROOT/charts/sandbox-injector" \
+	--namespace "$RELEASE_NS" --create-namespace \
+	--set webhook.image.registry="$REGISTRY" --set webhook.image.tag="$TAG" \
+	--set runner.image.registry="$REGISTRY" --set runner.image.tag="$TAG" \
+	--set certManager.enabled=false --set webhook.replicas=1 \
+	--wait --timeout 3m >/dev/null
+echo "installed ($(elapsed))"
+
+kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+TOKEN=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+kubectl -n "$NS" create secret generic sandbox-runner-token --from-literal=token="$TOKEN" \
+	--dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl -n "$NS" delete pod demo --ignore-not-found --wait=true >/dev/null
+
+POD=$(cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: demo
+  namespace: $NS
+  annotations:
+    sandbox.io/inject: "true"
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: $BUSYBOX_IMAGE
+    command: ["/bin/sh", "-c", "echo the original command runs; exec sleep 3600"]
+YAML
+)
+
+say "Waiting until the API server reaches the webhook"
+for _ in $(seq 1 120); do
+	status=$(printf '%s\n' "$POD" | kubectl create --dry-run=server -o jsonpath='{.metadata.annotations.sandbox\.io/status}' -f - 2>/dev/null || true)
+	[ -n "$status" ] && break
+	sleep 0.5
+done
+[ -n "$status" ] || die "the webhook did not answer; see: kubectl -n $RELEASE_NS logs deploy/$RELEASE"
+echo "webhook answering ($(elapsed))"
+
+say "Creating an annotated pod from a stock busybox image (sandbox.io/inject: \"true\")"
+printf '%s\n' "$POD" | kubectl apply -f - >/dev/null
+kubectl -n "$NS" wait --for=condition=Ready pod/demo --timeout=120s >/dev/null
+echo "pod Ready ($(elapsed))"
+echo "what the webhook did:"
+kubectl -n "$NS" get pod demo -o jsonpath='  init containers: {.spec.initContainers[*].name}{"\n"}  command: {.spec.containers[0].command}{"\n"}  status: {.metadata.annotations.sandbox\.io/status}{"\n"}'
+
+IP=$(kubectl -n "$NS" get pod demo -o jsonpath='{.status.podIP}')
+say "Running a command in the sandbox through the runner API (POST http://$IP:7080/execute)"
+curl -fsS -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+	-d '{"shell":"echo hello from $(hostname); uname -sm; id"}' "http://$IP:7080/execute"
+echo
+say "Uploading and reading back a file (PUT/GET /files/notes.txt)"
+printf 'written by make demo\n' | curl -fsS -X PUT -H "Authorization: Bearer $TOKEN" --data-binary @- "http://$IP:7080/files/notes.txt"
+curl -fsS -H "Authorization: Bearer $TOKEN" "http://$IP:7080/files/notes.txt"
+say "The supervised original command (GET /status)"
+curl -fsS -H "Authorization: Bearer $TOKEN" "http://$IP:7080/status"
+echo
+
+cat <<MSG
+
+Done in $(elapsed). Try more:
+  export KUBECONFIG=$KUBECONFIG_FILE
+  TOKEN=\$(kubectl -n $NS get secret sandbox-runner-token -o jsonpath='{.data.token}' | base64 -d)
+  curl -H "Authorization: Bearer \$TOKEN" -d '{"argv":["ls","-l","/"]}' http://$IP:7080/execute
+  kubectl label namespace $NS sandbox.io/inject=enabled   # inject every new pod of the namespace
+  make cluster-down                                       # stop the cluster (make cluster-up brings it back)
+MSG
