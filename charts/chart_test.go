@@ -352,7 +352,7 @@ func TestDeploymentOverrides(t *testing.T) {
 			"replicas": 3, "affinity": affinity, "priorityClassName": "high",
 			"disableImageLookups": true, "insecureRegistries": []any{"127.0.0.1:5000", "localhost:5000"},
 			"excludedNamespaces": []any{"ci"},
-			"image": map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
+			"image":              map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
 		},
 		"metrics": map[string]any{"enabled": false},
 	}})
