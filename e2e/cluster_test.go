@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,8 +37,13 @@ func env(key, def string) string {
 
 func clusterSettings() settings {
 	nodeIP := env("SANDBOX_CLUSTER_NODE_IP", "10.250.0.1")
+	// Tests run in e2e/, so the repository root is the parent directory.
+	kubeconfig := env("KUBECONFIG", filepath.Join(env("SANDBOX_CLUSTER_DIR", filepath.Join("..", "_out", "cluster")), "kubeconfig"))
+	if abs, err := filepath.Abs(kubeconfig); err == nil {
+		kubeconfig = abs
+	}
 	return settings{
-		kubeconfig:  os.Getenv("KUBECONFIG"),
+		kubeconfig:  kubeconfig,
 		podCIDR:     env("SANDBOX_CLUSTER_POD_CIDR", "10.244.0.0/24"),
 		serviceCIDR: env("SANDBOX_CLUSTER_SERVICE_CIDR", "10.96.0.0/24"),
 		bridge:      env("SANDBOX_CLUSTER_BRIDGE", "sbx0"),
@@ -49,9 +55,12 @@ func clusterSettings() settings {
 func requireCluster(t *testing.T) settings {
 	t.Helper()
 	s := clusterSettings()
-	if os.Getenv("SANDBOX_E2E") != "1" || s.kubeconfig == "" {
-		t.Skip("SKIPPING END-TO-END TEST: no local cluster selected; run `make e2e` " +
-			"(or make cluster-up, then SANDBOX_E2E=1 KUBECONFIG=_out/cluster/kubeconfig go test ./e2e/...)")
+	if os.Getenv("SANDBOX_E2E") != "1" {
+		t.Skip("SKIPPING END-TO-END TEST: SANDBOX_E2E is not 1; run `make e2e` " +
+			"(or make cluster-up, then SANDBOX_E2E=1 go test ./e2e/...)")
+	}
+	if _, err := os.Stat(s.kubeconfig); err != nil {
+		t.Fatalf("SANDBOX_E2E=1 but the cluster's kubeconfig is missing (run make cluster-up): %v", err)
 	}
 	return s
 }

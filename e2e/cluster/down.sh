@@ -54,7 +54,7 @@ stop_pods() {
 	fi
 	# Shims left behind by a containerd that died: found by our socket path.
 	for pid in $(grep -lsF -- "$CONTAINERD_SOCK" /proc/[0-9]*/cmdline | cut -d/ -f3); do
-		[[ $(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null) == *containerd-shim-runc-v2*"-address $CONTAINERD_SOCK"* ]] || continue
+		[[ $(tr '\0' ' ' 2>/dev/null </proc/"$pid"/cmdline) == *containerd-shim-runc-v2*"-address $CONTAINERD_SOCK"* ]] || continue
 		kill -KILL "$pid" 2>/dev/null || true
 	done
 }

@@ -66,7 +66,7 @@ pid_of() {
 	pid=$(<"$f")
 	[[ -n $pid && -d /proc/$pid ]] || return 1
 	# A recycled PID belongs to another program: compare the executable.
-	[[ $(tr '\0' ' ' </proc/"$pid"/cmdline 2>/dev/null) == *"$1"* ]] || return 1
+	[[ $(tr '\0' ' ' 2>/dev/null </proc/"$pid"/cmdline) == *"$1"* ]] || return 1
 	echo "$pid"
 }
 
