@@ -120,9 +120,11 @@ func eventually(t *testing.T, what string, check func() error) {
 	}
 }
 
-// TestGuardPolicy installs the chart's guard for real and checks what it
-// admits: it must deny exactly the opted-in pods that arrive without the
-// injected runner, in the namespaces the webhook covers.
+// TestGuardPolicy installs the chart's guard for real, beside its webhook
+// configuration with failurePolicy Ignore and no webhook running (a webhook
+// that fails open), and checks what gets admitted: the guard must deny
+// exactly the opted-in pods that arrive without the injected runner, in the
+// namespaces the webhook covers.
 func TestGuardPolicy(t *testing.T) {
 	t.Parallel()
 	requireHelm(t)
@@ -130,9 +132,12 @@ func TestGuardPolicy(t *testing.T) {
 	ns := guardNamespaces
 	makeAdmissionNamespaces(t, c, ns)
 	objs := render(t, Release{Name: "guard", Namespace: ns.release, Values: map[string]any{
-		"webhook": map[string]any{"excludedNamespaces": append([]any{ns.excluded}, routingNamespaces.all()...)},
+		"webhook": map[string]any{
+			"excludedNamespaces": append([]any{ns.excluded}, routingNamespaces.all()...),
+			"failurePolicy":      "Ignore",
+		},
 	}})
-	for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+	for _, kind := range []string{"MutatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
 		u, err := FindOne(objs, kind)
 		if err != nil {
 			t.Fatal(err)

@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -145,5 +147,36 @@ func TestServerSideDryRun(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWebhookPodRestricted creates the webhook's pod, as the Deployment
+// templates it, in a namespace that enforces the Pod Security Standard
+// "restricted": the API server's PodSecurity admission must accept it.
+func TestWebhookPodRestricted(t *testing.T) {
+	t.Parallel()
+	requireHelm(t)
+	c := requireAPIServer(t)
+	const ns = "restricted-system"
+	createNamespace(t, c, ns, map[string]string{
+		"pod-security.kubernetes.io/enforce":         "restricted",
+		"pod-security.kubernetes.io/enforce-version": "latest",
+	})
+	objs := render(t, Release{Namespace: ns})
+	dep := one[appsv1.Deployment](t, objs, "Deployment")
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "webhook", Labels: dep.Spec.Template.Labels},
+		Spec:       dep.Spec.Template.Spec,
+	}
+	// The pod's ServiceAccount need not exist: envtest runs no ServiceAccount admission.
+	if err := c.Create(t.Context(), pod, client.DryRunAll); err != nil {
+		t.Fatalf("the webhook pod is not admitted under the restricted Pod Security Standard: %v", err)
+	}
+
+	// The check is real: a pod that breaks the standard is refused there.
+	bad := pod.DeepCopy()
+	bad.Spec.Containers[0].SecurityContext.AllowPrivilegeEscalation = nil
+	if err := c.Create(t.Context(), bad, client.DryRunAll); err == nil || !strings.Contains(err.Error(), "allowPrivilegeEscalation") {
+		t.Fatalf("a pod without allowPrivilegeEscalation=false was answered %v, want a PodSecurity refusal", err)
 	}
 }
