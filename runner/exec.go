@@ -69,6 +69,7 @@ type executor struct {
 	root    *os.Root
 	env     []string
 	procs   *procTable
+	devNull *os.File // shared stdin of commands without input; nil if absent
 }
 
 // prepare resolves the argv, working directory and environment of a
@@ -190,37 +191,49 @@ func (e *executor) run(ctx context.Context, x execution, argv []string, dir stri
 		return res
 	}
 
-	stdinR, stdinW, err := os.Pipe()
+	// Only the runner's read ends join the poller; the child's ends are
+	// plain descriptors (fewer syscalls per execution).
+	outR, outW, err := pipe()
 	if err != nil {
-		return startError(res, argv, fmt.Errorf("creating stdin pipe: %w", err))
-	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		closeAll(stdinR, stdinW)
 		return startError(res, argv, fmt.Errorf("creating stdout pipe: %w", err))
 	}
-	errR, errW, err := os.Pipe()
+	errR, errW, err := pipe()
 	if err != nil {
-		closeAll(stdinR, stdinW, outR, outW)
+		closeAll(outR, outW)
 		return startError(res, argv, fmt.Errorf("creating stderr pipe: %w", err))
+	}
+	stdin := e.devNull
+	var stdinW *os.File
+	if x.req.Stdin != "" || stdin == nil {
+		var fds [2]int
+		if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
+			closeAll(outR, outW, errR, errW)
+			return startError(res, argv, fmt.Errorf("creating stdin pipe: %w", err))
+		}
+		stdin, stdinW = os.NewFile(uintptr(fds[0]), "stdin"), os.NewFile(uintptr(fds[1]), "stdin")
+		defer stdin.Close()
 	}
 	p, waitc, err := e.procs.start(bin, argv, &os.ProcAttr{
 		Dir:   dir,
 		Env:   env,
-		Files: []*os.File{stdinR, outW, errW},
+		Files: []*os.File{stdin, outW, errW},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})
-	closeAll(stdinR, outW, errW)
+	closeAll(outW, errW)
+	if stdin != e.devNull {
+		stdin.Close()
+	}
 	if err != nil {
-		closeAll(stdinW, outR, errR)
+		closeAll(outR, errR)
+		if stdinW != nil {
+			stdinW.Close()
+		}
 		return startError(res, argv, err)
 	}
 	defer p.Release()
 	pid := p.Pid
 
-	if x.req.Stdin == "" {
-		stdinW.Close()
-	} else {
+	if stdinW != nil {
 		go func() {
 			// A command that does not read its input gets EPIPE here; that
 			// is its choice, not an error of the request.
@@ -278,7 +291,9 @@ func (e *executor) run(ctx context.Context, x execution, argv []string, dir stri
 // (so each JSON string carries whole characters when the output is text).
 func pump(wg *sync.WaitGroup, r *os.File, stream string, s sink) {
 	defer wg.Done()
-	buf := make([]byte, 32<<10)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
 	held := 0
 	for {
 		n, err := r.Read(buf[held:])
@@ -315,6 +330,24 @@ func utf8Cut(p []byte) int {
 		}
 	}
 	return len(p)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// pipe returns a pipe whose read end is non-blocking and served by the
+// runtime poller (so it can be read with deadlines), and whose write end is
+// a plain descriptor for the child.
+func pipe() (r, w *os.File, err error) {
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
+		return nil, nil, err
+	}
+	if err := syscall.SetNonblock(fds[0], true); err != nil {
+		syscall.Close(fds[0])
+		syscall.Close(fds[1])
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(fds[0]), "pipe"), os.NewFile(uintptr(fds[1]), "pipe"), nil
 }
 
 func startError(res api.ExecuteResult, argv []string, err error) api.ExecuteResult {

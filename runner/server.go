@@ -56,6 +56,9 @@ func New(cfg Config) (*Server, error) {
 		mux:       http.NewServeMux(),
 	}
 	s.exec = &executor{shell: shellPath, workdir: cfg.Workdir, root: root, env: os.Environ(), procs: s.procs}
+	if f, err := os.Open(os.DevNull); err == nil {
+		s.exec.devNull = f
+	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /status", s.status)
@@ -71,6 +74,9 @@ func New(cfg Config) (*Server, error) {
 // Close releases the work directory and stops the reaper.
 func (s *Server) Close() error {
 	s.procs.close()
+	if s.exec.devNull != nil {
+		s.exec.devNull.Close()
+	}
 	return s.root.Close()
 }
 

@@ -31,7 +31,7 @@ type testRunner struct {
 	client  *client.Client
 }
 
-func newTestRunner(t *testing.T, cfg Config) *testRunner {
+func newTestRunner(t testing.TB, cfg Config) *testRunner {
 	t.Helper()
 	if cfg.Workdir == "" {
 		cfg.Workdir = filepath.Join(t.TempDir(), "work")
