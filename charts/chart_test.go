@@ -352,6 +352,8 @@ func TestDeploymentOverrides(t *testing.T) {
 			"replicas": 3, "affinity": affinity, "priorityClassName": "high",
 			"disableImageLookups": true, "insecureRegistries": []any{"127.0.0.1:5000", "localhost:5000"},
 			"excludedNamespaces": []any{"ci"},
+			"podLabels":          map[string]any{"team": "platform"},
+			"podAnnotations":     map[string]any{"note": "kept"},
 			"image":              map[string]any{"digest": "sha256:" + strings.Repeat("ab", 32)},
 		},
 		"metrics": map[string]any{"enabled": false},
@@ -363,6 +365,9 @@ func TestDeploymentOverrides(t *testing.T) {
 	}
 	if pod.Affinity == nil || pod.Affinity.PodAntiAffinity != nil || pod.Affinity.NodeAffinity == nil {
 		t.Errorf("affinity = %+v, want the given node affinity instead of the default", pod.Affinity)
+	}
+	if dep.Spec.Template.Labels["team"] != "platform" || dep.Spec.Template.Annotations["note"] != "kept" {
+		t.Errorf("pod labels %v and annotations %v lack the extra ones", dep.Spec.Template.Labels, dep.Spec.Template.Annotations)
 	}
 	if pod.PriorityClassName != "high" {
 		t.Errorf("priorityClassName = %q", pod.PriorityClassName)
