@@ -1,0 +1,245 @@
+package certs
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Keys of the certificate Secret besides corev1.TLSCertKey (tls.crt) and
+// corev1.TLSPrivateKeyKey (tls.key).
+const (
+	// KeyCABundle holds the trust bundle, newest CA first; the first is the
+	// CA that signs tls.crt.
+	KeyCABundle = "ca.crt"
+	// KeyCAKey holds the private key of the first CA of KeyCABundle.
+	KeyCAKey = "ca.key"
+)
+
+// State is the content of the certificate Secret.
+type State struct {
+	// Bundle is the trust bundle; Bundle[0] is Signer's certificate.
+	Bundle []*x509.Certificate
+	// Signer is the CA that signs serving certificates.
+	Signer *KeyPair
+	// Serving is the serving certificate; nil when it is unusable.
+	Serving *KeyPair
+}
+
+// Data returns the Secret data of s.
+func (s *State) Data() map[string][]byte {
+	return map[string][]byte{
+		KeyCABundle:             EncodeBundle(s.Bundle),
+		KeyCAKey:                s.Signer.KeyPEM,
+		corev1.TLSCertKey:       s.Serving.CertPEM,
+		corev1.TLSPrivateKeyKey: s.Serving.KeyPEM,
+	}
+}
+
+// ParseSecret reads Secret data at now. caErr says why the CA part is
+// unusable (then the whole Secret must be replaced); otherwise servingErr
+// says why the serving certificate is unusable (then only it is replaced).
+func ParseSecret(data map[string][]byte, now time.Time) (st State, caErr, servingErr error) {
+	bundle, err := ParseBundle(data[KeyCABundle])
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", KeyCABundle, err), nil
+	}
+	signer, err := parsePair(bundle[0], data[KeyCAKey], KeyCAKey)
+	if err != nil {
+		return st, err, nil
+	}
+	if !signer.Cert.IsCA || signer.Cert.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return st, fmt.Errorf("the first certificate of %s is not a CA", KeyCABundle), nil
+	}
+	if now.After(signer.Cert.NotAfter) {
+		return st, fmt.Errorf("the CA expired at %s", signer.Cert.NotAfter.UTC().Format(time.RFC3339)), nil
+	}
+	st.Bundle, st.Signer = bundle, signer
+	serving, err := parseServing(data, bundle, now)
+	if err != nil {
+		return st, nil, err
+	}
+	st.Serving = serving
+	return st, nil, nil
+}
+
+func parsePair(cert *x509.Certificate, keyPEM []byte, keyName string) (*KeyPair, error) {
+	key, err := ParseKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", keyName, err)
+	}
+	if !KeyMatches(cert, key) {
+		return nil, fmt.Errorf("%s does not match its certificate", keyName)
+	}
+	return &KeyPair{Cert: cert, Key: key, CertPEM: EncodeBundle([]*x509.Certificate{cert}), KeyPEM: keyPEM}, nil
+}
+
+func parseServing(data map[string][]byte, bundle []*x509.Certificate, now time.Time) (*KeyPair, error) {
+	certs, err := ParseBundle(data[corev1.TLSCertKey])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", corev1.TLSCertKey, err)
+	}
+	pair, err := parsePair(certs[0], data[corev1.TLSPrivateKeyKey], corev1.TLSPrivateKeyKey)
+	if err != nil {
+		return nil, err
+	}
+	if now.After(pair.Cert.NotAfter) {
+		return nil, fmt.Errorf("the serving certificate expired at %s", pair.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if !Verifies(bundle, pair.Cert, now) {
+		return nil, fmt.Errorf("the serving certificate does not chain to a CA of %s", KeyCABundle)
+	}
+	pair.CertPEM = data[corev1.TLSCertKey]
+	return pair, nil
+}
+
+// Policy is what certificates should look like.
+type Policy struct {
+	// CAName is the CA's common name.
+	CAName string
+	// SANs are the serving certificate's DNS names and IP addresses.
+	SANs []string
+	// CALifetime and ServingLifetime are the certificates' lifetimes.
+	CALifetime, ServingLifetime time.Duration
+	// RenewBefore is the renewal window; zero means a third of each lifetime.
+	RenewBefore time.Duration
+}
+
+// Change is one thing Next did to the Secret.
+type Change struct {
+	// Certificate is "ca" or "serving".
+	Certificate string
+	// Warning is true for a replaced unusable certificate.
+	Warning bool
+	// Reason is an UpperCamelCase Event reason; Note says why.
+	Reason, Note string
+}
+
+// Event reasons of Change.
+const (
+	ReasonCreated          = "CertificatesCreated"
+	ReasonReplaced         = "CorruptSecretReplaced"
+	ReasonCARotated        = "CARotated"
+	ReasonServingRenewed   = "ServingCertificateRenewed"
+	ReasonExpiredCAsPruned = "ExpiredCAsPruned"
+)
+
+// Next decides the Secret's next state from its data (nil when it does not
+// exist) at now. trusted reports whether a CA has been in the webhook
+// configuration's caBundle long enough for API servers to trust it. Next
+// returns nil when the Secret should stay as it is, and a note on why it is
+// waiting, if it is.
+func (p Policy) Next(data map[string][]byte, now time.Time, trusted func(*x509.Certificate) bool) (next *State, changes []Change, waiting string, err error) {
+	if data == nil {
+		st, err := p.fresh(nil, now)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return st, []Change{{Certificate: "ca", Reason: ReasonCreated, Note: "created a CA and a serving certificate"}}, "", nil
+	}
+	st, caErr, servingErr := ParseSecret(data, now)
+	if caErr != nil {
+		// Keep the CAs that still parse in the bundle: API servers may trust
+		// them, and nothing is lost by trusting them until they expire.
+		old, _ := ParseBundle(data[KeyCABundle])
+		st, err := p.fresh(old, now)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return st, []Change{{Certificate: "ca", Warning: true, Reason: ReasonReplaced,
+			Note: fmt.Sprintf("replaced the CA and serving certificate: %v", caErr)}}, "", nil
+	}
+
+	changed := false
+	if !now.Before(RenewAt(st.Signer.Cert, p.CALifetime, p.RenewBefore)) {
+		ca, err := NewCA(p.CAName, p.CALifetime, now)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		st.Signer = ca
+		st.Bundle = MergeBundle(now, []*x509.Certificate{ca.Cert}, st.Bundle)
+		changes = append(changes, Change{Certificate: "ca", Reason: ReasonCARotated,
+			Note: "added a new CA to the bundle; the serving certificate follows once API servers trust it"})
+		changed = true
+	}
+	if pruned := MergeBundle(now, st.Bundle); len(pruned) != len(st.Bundle) {
+		changes = append(changes, Change{Certificate: "ca", Reason: ReasonExpiredCAsPruned,
+			Note: fmt.Sprintf("removed %d expired CA(s) from the bundle", len(st.Bundle)-len(pruned))})
+		st.Bundle = pruned
+		changed = true
+	}
+
+	var why string
+	switch {
+	case servingErr != nil:
+		// Broken already: nothing to keep serving, replace it at once.
+		why = servingErr.Error()
+	case !slices.Equal(sansOf(st.Serving.Cert), sortedSANs(p.SANs)):
+		why = "its names changed"
+	case !now.Before(RenewAt(st.Serving.Cert, p.ServingLifetime, p.RenewBefore)):
+		why = "it is due for renewal"
+	case st.Serving.Cert.CheckSignatureFrom(st.Signer.Cert) != nil:
+		why = "a new CA signs"
+	}
+	if why != "" {
+		signedBySigner := st.Serving != nil && st.Serving.Cert.CheckSignatureFrom(st.Signer.Cert) == nil
+		if servingErr == nil && !signedBySigner && !trusted(st.Signer.Cert) {
+			waiting = "the serving certificate waits until API servers trust the new CA"
+		} else {
+			serving, err := NewServing(st.Signer, p.SANs, p.ServingLifetime, now)
+			if err != nil {
+				return nil, nil, "", err
+			}
+			st.Serving = serving
+			c := Change{Certificate: "serving", Reason: ReasonServingRenewed, Note: "issued a new serving certificate: " + why}
+			if servingErr != nil {
+				c.Warning, c.Reason, c.Note = true, ReasonReplaced, "replaced the serving certificate: "+why
+			}
+			changes = append(changes, c)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil, nil, waiting, nil
+	}
+	return &st, changes, waiting, nil
+}
+
+// fresh returns a new CA and serving certificate, keeping the unexpired
+// certificates of old after the new CA in the bundle.
+func (p Policy) fresh(old []*x509.Certificate, now time.Time) (*State, error) {
+	ca, err := NewCA(p.CAName, p.CALifetime, now)
+	if err != nil {
+		return nil, err
+	}
+	serving, err := NewServing(ca, p.SANs, p.ServingLifetime, now)
+	if err != nil {
+		return nil, err
+	}
+	return &State{Bundle: MergeBundle(now, []*x509.Certificate{ca.Cert}, old), Signer: ca, Serving: serving}, nil
+}
+
+func sansOf(c *x509.Certificate) []string {
+	out := slices.Clone(c.DNSNames)
+	for _, ip := range c.IPAddresses {
+		out = append(out, ip.String())
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func sortedSANs(sans []string) []string {
+	out := make([]string, 0, len(sans))
+	for _, s := range sans {
+		if ip := net.ParseIP(s); ip != nil {
+			s = ip.String()
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
