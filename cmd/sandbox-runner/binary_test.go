@@ -94,6 +94,7 @@ func startCmd(t testing.TB, cmd *exec.Cmd) *proc {
 	}()
 	go func() {
 		defer readers.Done()
+		found := addrc
 		sc := bufio.NewScanner(errR)
 		for sc.Scan() {
 			line := sc.Bytes()
@@ -103,13 +104,13 @@ func startCmd(t testing.TB, cmd *exec.Cmd) *proc {
 				p.stderr.WriteByte('\n')
 			}
 			p.mu.Unlock()
-			if addrc == nil || !bytes.Contains(line, []byte(`"msg":"serving"`)) {
+			if found == nil || !bytes.Contains(line, []byte(`"msg":"serving"`)) {
 				continue
 			}
 			var rec struct{ Addr string }
 			if json.Unmarshal(line, &rec) == nil {
-				addrc <- rec.Addr
-				addrc = nil
+				found <- rec.Addr
+				found = nil
 			}
 		}
 	}()
