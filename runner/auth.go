@@ -95,10 +95,12 @@ func (s *Server) authorize(r *http.Request) (int, error) {
 		}
 		return http.StatusForbidden, errNoToken
 	}
-	got, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !found {
+	h := r.Header.Get("Authorization")
+	const scheme = "bearer "
+	if len(h) < len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
 		return http.StatusUnauthorized, errors.New("missing bearer token")
 	}
+	got := h[len(scheme):]
 	// Comparing digests keeps the time independent of the token's length too.
 	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
 	if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {

@@ -33,6 +33,8 @@ func TestTokenChecks(t *testing.T) {
 		{name: "not bearer", path: "/status", header: "Basic s3cret", want: 401},
 		{name: "bare token", path: "/status", header: "s3cret", want: 401},
 		{name: "right token", path: "/status", header: "Bearer s3cret", want: 200},
+		{name: "scheme is case-insensitive", path: "/status", header: "bearer s3cret", want: 200},
+		{name: "empty bearer", path: "/status", header: "Bearer ", want: 401},
 		{name: "right token, unknown path", path: "/nope", header: "Bearer s3cret", want: 404},
 		{name: "unknown path without token", path: "/nope", want: 401},
 	}

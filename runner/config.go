@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"sandbox.io/injector/runner/api"
@@ -86,6 +87,8 @@ func (c *Config) setDefaults() {
 		if wd, err := os.Getwd(); err == nil {
 			c.Workdir = wd
 		}
+	} else if abs, err := filepath.Abs(c.Workdir); err == nil {
+		c.Workdir = abs
 	}
 }
 

@@ -211,7 +211,6 @@ func (e *executor) run(ctx context.Context, x execution, argv []string, dir stri
 			return startError(res, argv, fmt.Errorf("creating stdin pipe: %w", err))
 		}
 		stdin, stdinW = os.NewFile(uintptr(fds[0]), "stdin"), os.NewFile(uintptr(fds[1]), "stdin")
-		defer stdin.Close()
 	}
 	p, waitc, err := e.procs.start(bin, argv, &os.ProcAttr{
 		Dir:   dir,

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -191,7 +192,9 @@ func TestExecuteTimeoutKillsGroup(t *testing.T) {
 	r := newTestRunner(t, Config{})
 	// The grandchild is a background sleep holding stdout: the timeout must
 	// kill it too, or the request would hang until it ends.
-	res, err := r.client.Execute(t.Context(), api.ExecuteRequest{Shell: "sleep 300 & echo $!; sleep 300", TimeoutMs: 300})
+	// The timeout leaves the shell ample time to print the pid even on a
+	// loaded machine; it still ends the request long before the sleeps would.
+	res, err := r.client.Execute(t.Context(), api.ExecuteRequest{Shell: "sleep 300 & echo $!; sleep 300", TimeoutMs: 2000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,6 +206,27 @@ func TestExecuteTimeoutKillsGroup(t *testing.T) {
 		t.Fatalf("grandchild pid %q: %v", res.Stdout, err)
 	}
 	processGone(t, pid)
+}
+
+// TestExecuteBackgroundProcessDoesNotHang starts a background process that
+// keeps the output pipes open after the command exited: the answer comes
+// anyway (output read until a short drain deadline), and the background
+// process keeps running, as a started server should.
+func TestExecuteBackgroundProcessDoesNotHang(t *testing.T) {
+	t.Parallel()
+	r := newTestRunner(t, Config{})
+	res, err := r.client.Execute(t.Context(), api.ExecuteRequest{Shell: "sleep 300 & echo $!"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(res.Stdout))
+	if err != nil || res.ExitCode != 0 || res.TimedOut {
+		t.Fatalf("result %+v: %v", res, err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	if st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err != nil || bytes.Contains(st, []byte(") Z")) {
+		t.Errorf("the background process %d does not run any more: %v", pid, err)
+	}
 }
 
 func TestExecuteStreamNDJSON(t *testing.T) {
