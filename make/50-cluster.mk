@@ -51,6 +51,6 @@ images: deps ## Build the project images and push them to the local registry (ta
 	$(BIN)/sandbox-image -kind busybox -ref $(CLUSTER_REGISTRY)/busybox:$(IMAGE_TAG) -push -insecure
 
 .PHONY: e2e
-e2e: cluster-up ## End-to-end tests against the local cluster (brings it up first)
-	KUBECONFIG=$(CLUSTER_KUBECONFIG) SANDBOX_E2E=1 SANDBOX_CLUSTER_DIR=$(CLUSTER_DIR) \
+e2e: cluster-up images ## End-to-end tests against the local cluster (brings it up and pushes the images first)
+	KUBECONFIG=$(CLUSTER_KUBECONFIG) SANDBOX_E2E=1 IMAGE_TAG=$(IMAGE_TAG) $(cluster_env) \
 		$(GO) test -count=1 -timeout 20m -v ./e2e/...

@@ -316,6 +316,8 @@ evictionHard:
   imagefs.available: 1%
   nodefs.inodesFree: 1%
 CFG
+	# Heartbeats have a precision of one second.
+	KUBELET_STARTED=$(date -u +%FT%TZ)
 	start kubelet "$BIN/kubelet" --config "$k/config.yaml" --kubeconfig "$STATE/kubelet.kubeconfig" \
 		--root-dir "$k/root" --cert-dir "$k/pki" \
 		--hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v=1
@@ -345,8 +347,17 @@ CFG
 	wait_for kube-proxy 60 curl -fsS http://127.0.0.1:10256/healthz
 }
 
+# node_ready_now succeeds when the node is Ready by a heartbeat of this
+# kubelet (after a restart the stored condition still says Ready).
+node_ready_now() {
+	local out status beat
+	out=$(kctl get node "$NODE_NAME" -o jsonpath='{range .status.conditions[?(@.type=="Ready")]}{.status} {.lastHeartbeatTime}{end}') || return 1
+	read -r status beat <<<"$out"
+	[[ $status == True && ! $beat < $KUBELET_STARTED ]]
+}
+
 wait_node_ready() {
-	wait_for kubelet 120 kctl wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
+	wait_for kubelet 120 node_ready_now
 	wait_for kube-controller-manager 60 kctl -n default get serviceaccount default
 }
 
