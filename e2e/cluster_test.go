@@ -127,9 +127,10 @@ func TestNetworkGuard(t *testing.T) {
 	}
 }
 
-// runPod creates a pod in a fresh namespace, waits until its container has
-// printed wantLog, and returns the log.
-func runPod(t *testing.T, cs kubernetes.Interface, pod *corev1.Pod, wantLog string) string {
+// newNamespace creates a namespace that is deleted when the test ends, and
+// waits for its default ServiceAccount (pods need it; it is made
+// asynchronously).
+func newNamespace(t *testing.T, cs kubernetes.Interface) *corev1.Namespace {
 	t.Helper()
 	ctx := t.Context()
 	ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
@@ -144,19 +145,27 @@ func runPod(t *testing.T, cs kubernetes.Interface, pod *corev1.Pod, wantLog stri
 		defer cancel()
 		_ = cs.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{})
 	})
-	// Pods need the namespace's default ServiceAccount, made asynchronously.
 	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
 		_, err := cs.CoreV1().ServiceAccounts(ns.Name).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	}); err != nil {
 		t.Fatalf("waiting for the default ServiceAccount of %s: %v", ns.Name, err)
 	}
+	return ns
+}
+
+// runPod creates a pod in a fresh namespace, waits until its container has
+// printed wantLog, and returns the log.
+func runPod(t *testing.T, cs kubernetes.Interface, pod *corev1.Pod, wantLog string) string {
+	t.Helper()
+	ctx := t.Context()
+	ns := newNamespace(t, cs)
 	pod.Namespace = ns.Name
 	if _, err := cs.CoreV1().Pods(ns.Name).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var logs []byte
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		p, err := cs.CoreV1().Pods(ns.Name).Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
@@ -208,4 +217,42 @@ func TestHelloImageCmd(t *testing.T) {
 			Containers:                    []corev1.Container{{Name: "hello", Image: s.registry + "/hello:e2e"}},
 		},
 	}, `{"args":["hello","from","the","image","cmd"]}`)
+}
+
+// TestForeignRegistryStaysLocal checks that containerd resolves an image of
+// any registry but the local one to a closed loopback port, so that no pull
+// ever leaves the machine. (.invalid is a reserved, never-resolvable name.)
+func TestForeignRegistryStaysLocal(t *testing.T) {
+	s := requireCluster(t)
+	cs := client(t, s)
+	ctx := t.Context()
+	ns := newNamespace(t, cs)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "foreign"},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "c", Image: "registry.invalid/nothing:1"}},
+		},
+	}
+	if _, err := cs.CoreV1().Pods(ns.Name).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		evs, err := cs.CoreV1().Events(ns.Name).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=foreign"})
+		if err != nil {
+			return false, nil
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == "Failed" {
+				last = ev.Message
+				if strings.Contains(ev.Message, "127.0.0.1:9") {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no pull failure naming the loopback sink 127.0.0.1:9: %v (last failure: %q)", err, last)
+	}
 }

@@ -176,7 +176,13 @@ start_etcd() {
 
 start_containerd() {
 	local c=$STATE/containerd
-	mkdir -p "$c/certs.d/$REGISTRY" "$STATE/cni/net.d" "$STATE/cni/ipam"
+	mkdir -p "$c/certs.d/$REGISTRY" "$c/certs.d/_default" "$STATE/cni/net.d" "$STATE/cni/ipam"
+	# Every other registry resolves to a closed loopback port: a pod naming
+	# an image from the internet fails fast (ErrImagePull) instead of making
+	# containerd send traffic out of the machine.
+	cat >"$c/certs.d/_default/hosts.toml" <<CFG
+server = "http://127.0.0.1:9"
+CFG
 	cat >"$c/certs.d/$REGISTRY/hosts.toml" <<CFG
 server = "http://$REGISTRY"
 
