@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -254,5 +257,101 @@ func TestForeignRegistryStaysLocal(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("no pull failure naming the loopback sink 127.0.0.1:9: %v (last failure: %q)", err, last)
+	}
+}
+
+// TestServiceReachableFromHost checks the path the API server takes to a
+// webhook: from the host to a ClusterIP Service, through kube-proxy's
+// iptables rules, to a pod. It waits on the Service itself (a Service may
+// refuse connections for a moment after its pod is Ready).
+func TestServiceReachableFromHost(t *testing.T) {
+	s := requireCluster(t)
+	cs := client(t, s)
+	ctx := t.Context()
+	ns := newNamespace(t, cs)
+	labels := map[string]string{"app": "httpd"}
+	var zero int64
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "httpd", Labels: labels},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: &zero,
+			Containers: []corev1.Container{{
+				Name:    "httpd",
+				Image:   s.registry + "/busybox:e2e",
+				Command: []string{"sh", "-c", "mkdir -p /www && echo served-by-pod > /www/index.html && exec httpd -f -p 8080 -h /www"},
+				Ports:   []corev1.ContainerPort{{ContainerPort: 8080}},
+			}},
+		},
+	}
+	if _, err := cs.CoreV1().Pods(ns.Name).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := cs.CoreV1().Services(ns.Name).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "httpd"},
+		Spec: corev1.ServiceSpec{
+			Selector: labels,
+			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := net.ParseIP(svc.Spec.ClusterIP)
+	_, svcNet, err := net.ParseCIDR(s.serviceCIDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip == nil || !svcNet.Contains(ip) {
+		// Never send anything to an address outside the cluster's ranges.
+		t.Fatalf("ClusterIP %q is not in the Service range %s", svc.Spec.ClusterIP, s.serviceCIDR)
+	}
+	url := "http://" + net.JoinHostPort(ip.String(), "80") + "/"
+	httpc := &http.Client{Timeout: 2 * time.Second}
+	var last string
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := httpc.Do(req)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		last = fmt.Sprintf("%s %q %v", resp.Status, b, err)
+		return resp.StatusCode == http.StatusOK && strings.TrimSpace(string(b)) == "served-by-pod", nil
+	})
+	if err != nil {
+		t.Fatalf("GET %s never answered from the pod: %v (last: %s)", url, err, last)
+	}
+}
+
+// TestPodReachesRegistry checks that a pod reaches the local registry at the
+// node address, as the webhook does when it reads an image's config.
+func TestPodReachesRegistry(t *testing.T) {
+	s := requireCluster(t)
+	cs := client(t, s)
+	host, port, err := net.SplitHostPort(s.registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zero int64
+	// Debian's busybox wget crashes; nc speaks the HTTP request instead.
+	script := fmt.Sprintf(`printf 'GET /v2/ HTTP/1.0\r\nHost: %s\r\n\r\n' | nc %s %s | head -1; exec sleep 3600`, s.registry, host, port)
+	logs := runPod(t, cs, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "registry-client"},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: &zero,
+			Containers: []corev1.Container{{
+				Name:    "nc",
+				Image:   s.registry + "/busybox:e2e",
+				Command: []string{"sh", "-c", script},
+			}},
+		},
+	}, "HTTP/1.")
+	if !strings.Contains(logs, " 200 ") {
+		t.Errorf("registry answered %q, want status 200", logs)
 	}
 }
