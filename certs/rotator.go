@@ -332,12 +332,21 @@ func (r *Rotator) sync(ctx context.Context) error {
 	if caErr != nil {
 		return fmt.Errorf("secret %s after sync: %w", key, caErr)
 	}
+	r.metrics.Expiry.WithLabelValues("ca").Set(float64(st.Signer.Cert.NotAfter.Unix()))
+	// Load first: a certificate the webhook configuration does not trust yet
+	// still lets the server start; readiness waits for the caBundle.
+	var loadErr error
+	if servingErr != nil {
+		loadErr = fmt.Errorf("secret %s after sync: %w", key, servingErr)
+	} else {
+		loadErr = r.load(st.Serving)
+	}
 	trusted, err := r.syncWebhookConfig(ctx, st.Bundle, now)
 	r.serving.Lock()
 	r.trustedNow = trusted
 	r.serving.Unlock()
 	if err != nil {
-		return err
+		return errors.Join(loadErr, err)
 	}
 	seen := map[Fingerprint]bool{}
 	for _, c := range trusted {
@@ -352,11 +361,7 @@ func (r *Rotator) sync(ctx context.Context) error {
 			delete(r.trustedSince, fp)
 		}
 	}
-	r.metrics.Expiry.WithLabelValues("ca").Set(float64(st.Signer.Cert.NotAfter.Unix()))
-	if servingErr != nil {
-		return fmt.Errorf("secret %s after sync: %w", key, servingErr)
-	}
-	return r.load(st.Serving)
+	return loadErr
 }
 
 func (r *Rotator) write(ctx context.Context, sec *corev1.Secret, create bool, next *State) error {
@@ -450,3 +455,6 @@ func (r *Rotator) load(kp *KeyPair) error {
 	r.log.Info("serving certificate loaded", "serial", kp.Cert.SerialNumber.Text(16), "notAfter", kp.Cert.NotAfter.UTC())
 	return nil
 }
+
+// Metrics returns r's metrics.
+func (r *Rotator) Metrics() *Metrics { return r.metrics }
