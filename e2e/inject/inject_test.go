@@ -105,13 +105,19 @@ func TestScratchImageEntrypointFromRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Child == nil || !st.Child.Running {
-		t.Errorf("scratch image's entrypoint is not running under the runner: %+v", st.Child)
+	// The hello image's ENTRYPOINT is /hello and its CMD "hello from the image cmd".
+	want := []string{"/hello", "hello", "from", "the", "image", "cmd"}
+	if st.Child == nil || !st.Child.Running || !slices.Equal(st.Child.Argv, want) {
+		t.Errorf("scratch image's entrypoint is not running under the runner: %+v, want argv %q", st.Child, want)
 	}
-	// Files work in an image with no shell and no libc.
-	rc := runnerClient(ready, testToken)
-	if err := rc.PutFile(t.Context(), "tmp-upload", strings.NewReader("x"), 0o600); err != nil {
-		t.Errorf("upload into a scratch image: %v", err)
+	// Files work in an image with no shell and no libc (read-only here:
+	// the image's user may not write its root directory).
+	files, err := runnerClient(ready, testToken).List(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(files, func(f runnerapi.FileInfo) bool { return f.Name == "hello" }) {
+		t.Errorf("listing the scratch image's work directory: %+v, want its /hello binary", files)
 	}
 }
 

@@ -17,14 +17,16 @@ import (
 
 // scaleWebhook sets the webhook Deployment's replicas and waits until that
 // many are available.
-func (x *env) scaleWebhook(t *testing.T, replicas int32) {
+// ctx is separate from t so that cleanups, which run after t's context
+// ends, can scale back.
+func (x *env) scaleWebhook(ctx context.Context, t *testing.T, replicas int32) {
 	t.Helper()
 	deploys := x.kube.AppsV1().Deployments(releaseNS)
 	patch := []byte(`{"spec":{"replicas":` + itoa(int(replicas)) + `}}`)
-	if _, err := deploys.Patch(t.Context(), release, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if _, err := deploys.Patch(ctx, release, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatalf("scaling the webhook to %d: %v", replicas, err)
 	}
-	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		d, err := deploys.Get(ctx, release, metav1.GetOptions{})
 		if err != nil {
 			return false, err
@@ -44,9 +46,9 @@ func itoa(i int) string {
 func TestWebhookDownRefusesOnlyOptedInPods(t *testing.T) {
 	x := requireE2E(t)
 	ns := x.namespace(t, "down", nil)
-	x.scaleWebhook(t, 0)
+	x.scaleWebhook(t.Context(), t, 0)
 	t.Cleanup(func() {
-		x.scaleWebhook(t, 1)
+		x.scaleWebhook(context.Background(), t, 1)
 		if err := x.waitForWebhook(context.Background()); err != nil {
 			t.Errorf("injection did not resume: %v", err)
 		}
@@ -108,7 +110,7 @@ func TestGuardRefusesUninjectedOptedInPod(t *testing.T) {
 	if _, err := mwcs.Update(t.Context(), open, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	x.scaleWebhook(t, 0)
+	x.scaleWebhook(t.Context(), t, 0)
 	t.Cleanup(func() {
 		cur, err := mwcs.Get(context.Background(), name, metav1.GetOptions{})
 		if err == nil {
@@ -118,7 +120,7 @@ func TestGuardRefusesUninjectedOptedInPod(t *testing.T) {
 		if err != nil {
 			t.Errorf("restoring the webhook configuration: %v", err)
 		}
-		x.scaleWebhook(t, 1)
+		x.scaleWebhook(context.Background(), t, 1)
 		if err := x.waitForWebhook(context.Background()); err != nil {
 			t.Errorf("injection did not resume: %v", err)
 		}

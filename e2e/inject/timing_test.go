@@ -77,11 +77,19 @@ func (x *env) createToReady(ctx context.Context, ns string, pod *corev1.Pod) (ti
 	}
 	for ev := range w.ResultChan() {
 		if ev.Type == watch.Error {
-			return 0, fmt.Errorf("watch error: %v", ev.Object)
+			break // fall back to polling below
 		}
 		if p, ok := ev.Object.(*corev1.Pod); ok && isReady(p) {
 			return time.Since(start), nil
 		}
+	}
+	// The watch ended early (the server closes watches now and then): poll.
+	for ctx.Err() == nil {
+		p, err := x.kube.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		if err == nil && isReady(p) {
+			return time.Since(start), nil
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	return 0, fmt.Errorf("pod %s not Ready: %w", pod.Name, ctx.Err())
 }

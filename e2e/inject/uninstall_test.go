@@ -8,6 +8,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // TestUpgradeThenUninstall runs last (files run in name order): a helm
@@ -52,9 +53,16 @@ func TestUpgradeThenUninstall(t *testing.T) {
 			t.Errorf("admission policy %s left behind", p.Name)
 		}
 	}
+	// The API server's admission caches follow deletions within moments.
 	ns := x.namespace(t, "after", nil)
-	if _, err := x.kube.CoreV1().Pods(ns).Create(ctx,
-		busyboxPod(x, ns, "optin", map[string]string{"sandbox.io/inject": "true"}), metav1.CreateOptions{}); err != nil {
-		t.Errorf("an opted-in pod is refused after uninstall: %v", err)
+	var last error
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, last = x.kube.CoreV1().Pods(ns).Create(ctx,
+			busyboxPod(x, ns, "optin", map[string]string{"sandbox.io/inject": "true"}),
+			metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return last == nil, nil
+	})
+	if err != nil {
+		t.Errorf("an opted-in pod is still refused 30s after uninstall: %v", last)
 	}
 }
