@@ -6,9 +6,13 @@ BENCH_PARTS += bench-webhook
 
 GO_TEST_ENV := KUBEBUILDER_ASSETS=$(BIN) HELM=$(BIN)/helm
 
+# The chart's Go tests run in helm-test (make/40-chart.mk), and the e2e suites
+# in e2e (make/50-cluster.mk); here they would only skip or run twice.
+GO_TEST_PKGS = $(shell $(GO) list ./... | grep -v -e '/charts$$' -e '/e2e$$' -e '/e2e/inject$$')
+
 .PHONY: test-go
 test-go: tools-envtest ## Unit and integration tests (-race), with a real kube-apiserver and etcd
-	$(GO_TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./...
+	$(GO_TEST_ENV) $(GO) test -race -count=1 -timeout 20m $(GO_TEST_PKGS)
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
