@@ -54,3 +54,8 @@ images: deps ## Build the project images and push them to the local registry (ta
 e2e: cluster-up images ## End-to-end tests against the local cluster (brings it up and pushes the images first)
 	KUBECONFIG=$(CLUSTER_KUBECONFIG) SANDBOX_E2E=1 IMAGE_TAG=$(IMAGE_TAG) $(cluster_env) \
 		$(GO) test -count=1 -timeout 20m -v ./e2e/...
+
+.PHONY: lint-shell
+lint-shell: ## shellcheck the cluster, install and tools scripts (when shellcheck is installed)
+	@if command -v shellcheck >/dev/null; then shellcheck -x -P SCRIPTDIR -S warning e2e/cluster/*.sh hack/*.sh tools/gen-replaces.sh && echo "lint-shell: clean"; \
+	else echo "lint-shell: shellcheck not installed (apt-get install shellcheck), skipped"; fi

@@ -6,6 +6,7 @@
 # directory (so up.sh brings the same cluster back, pods included) unless
 # --wipe is given.
 set -euo pipefail
+# shellcheck source=e2e/cluster/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 wipe=false
@@ -70,7 +71,7 @@ unmount_all() {
 	local m i
 	for ((i = 0; i < 3; i++)); do
 		while IFS= read -r m; do
-			[[ -n $m ]] && umount -l "$m" 2>/dev/null || true
+			if [[ -n $m ]]; then umount -l "$m" 2>/dev/null || true; fi
 		done < <(our_mounts)
 	done
 }
@@ -78,8 +79,10 @@ unmount_all() {
 remove_netns() {
 	local before="" ns
 	[[ -f $STATE/host.saved ]] && before=$(sed -n 's/^netns_before=//p' "$STATE/host.saved")
-	for ns in $(ls /var/run/netns 2>/dev/null); do
-		[[ $ns == cni-* && " $before " != *" $ns "* ]] || continue
+	for ns in /var/run/netns/cni-*; do
+		[[ -e $ns ]] || continue
+		ns=${ns##*/}
+		[[ " $before " != *" $ns "* ]] || continue
 		ip netns delete "$ns" 2>/dev/null || rm -f "/var/run/netns/$ns"
 	done
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # settings are used by the scripts that source this file
 # Shared settings and helpers of the local cluster scripts (sourced, not run).
 #
 # Every setting can be overridden from the environment:

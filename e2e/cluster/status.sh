@@ -2,6 +2,7 @@
 # Prints the state of the local cluster: each component's PID, the network
 # guard, the node and the pods. Exits 1 when a component is not running.
 set -euo pipefail
+# shellcheck source=e2e/cluster/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 ok=true

@@ -5,6 +5,7 @@
 # how long each step took. Run as root; idempotent (a running cluster is left
 # alone, a stopped one is started again with its data, so pods survive).
 set -euo pipefail
+# shellcheck source=e2e/cluster/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 ((EUID == 0)) || die "must run as root (mounts, iptables, network namespaces)"
@@ -48,7 +49,7 @@ host_setup() {
 			echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"
 			echo "bridge_nf=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo)"
 			echo "root_propagation=$(findmnt -no PROPAGATION /)"
-			echo "netns_before=$(ls /var/run/netns 2>/dev/null | tr '\n' ' ')"
+			echo "netns_before=$(find /var/run/netns -maxdepth 1 -name 'cni-*' -printf '%f ' 2>/dev/null)"
 		} >"$saved"
 	fi
 	ip addr show dev lo | grep -q " $NODE_IP/32 " || ip addr add "$NODE_IP/32" dev lo
