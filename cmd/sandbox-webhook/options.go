@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"sandbox.io/injector/certs"
 	"sandbox.io/injector/internal/logging"
 	"sandbox.io/injector/webhook"
 )
@@ -29,7 +30,25 @@ type options struct {
 	entrypointTimeout   time.Duration
 	disableImageLookups bool
 	logLevel            string
+
+	// Serving certificates: files in certDir (cert-manager, Helm) or self-managed (certs/).
+	certMode           string
+	certSecret         string
+	webhookConfigName  string
+	serviceName        string
+	certExtraSANs      string
+	caLifetime         time.Duration
+	certLifetime       time.Duration
+	certRenewBefore    time.Duration
+	certSyncInterval   time.Duration
+	caPropagationDelay time.Duration
 }
+
+// Values of --cert-mode.
+const (
+	certModeFiles = "files"
+	certModeSelf  = "self"
+)
 
 func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to a kubeconfig; empty uses KUBECONFIG or the in-cluster configuration.")
@@ -46,6 +65,17 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.entrypointTimeout, "entrypoint-timeout", webhook.DefaultEntrypointTimeout, "Time one admission may spend reading image ENTRYPOINT/CMD from registries.")
 	fs.BoolVar(&o.disableImageLookups, "disable-image-lookups", false, "Never read images from registries; containers without a command get a runner with no child.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
+
+	fs.StringVar(&o.certMode, "cert-mode", certModeFiles, "Where the serving certificate comes from: files (tls.crt and tls.key in --cert-dir, filled by cert-manager or Helm) or self (a CA and certificate this webhook keeps in --cert-secret and rotates, writing the caBundle of --webhook-config-name).")
+	fs.StringVar(&o.certSecret, "cert-secret", "sandbox-injector-serving-cert", "Self mode: the Secret in --release-namespace holding the CA and serving certificate.")
+	fs.StringVar(&o.webhookConfigName, "webhook-config-name", "sandbox-injector", "Self mode: the MutatingWebhookConfiguration whose caBundle this webhook writes.")
+	fs.StringVar(&o.serviceName, "service-name", "sandbox-injector", "Self mode: the webhook Service; the certificate names <service>.<namespace>.svc and .svc.cluster.local.")
+	fs.StringVar(&o.certExtraSANs, "cert-extra-sans", "", "Self mode: comma-separated extra DNS names or IP addresses of the serving certificate.")
+	fs.DurationVar(&o.caLifetime, "ca-lifetime", certs.DefaultCALifetime, "Self mode: lifetime of the CA.")
+	fs.DurationVar(&o.certLifetime, "cert-lifetime", certs.DefaultServingLifetime, "Self mode: lifetime of the serving certificate (at most --ca-lifetime).")
+	fs.DurationVar(&o.certRenewBefore, "cert-renew-before", 0, "Self mode: renew a certificate this long before it expires; 0 renews when a third of its lifetime remains.")
+	fs.DurationVar(&o.certSyncInterval, "cert-sync-interval", certs.DefaultSyncInterval, "Self mode: how often the Secret and the webhook configuration are read.")
+	fs.DurationVar(&o.caPropagationDelay, "ca-propagation-delay", certs.DefaultPropagationDelay, "Self mode: how long a new CA is in the caBundle before a certificate it signed is served.")
 }
 
 func (o *options) validate() error {
@@ -65,6 +95,17 @@ func (o *options) validate() error {
 	if _, err := logging.ParseLevel(o.logLevel); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}
+	switch o.certMode {
+	case certModeFiles:
+	case certModeSelf:
+		if o.releaseNamespace == "" {
+			errs = append(errs, errors.New("--cert-mode=self needs --release-namespace (where the certificate Secret lives)"))
+		} else if err := o.certsConfig().Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("--cert-mode=self: %w", err))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--cert-mode %q is not files or self", o.certMode))
+	}
 	return errors.Join(errs...)
 }
 
@@ -76,6 +117,21 @@ func (o *options) config() webhook.Config {
 		ReleaseNamespace:   o.releaseNamespace,
 		ExcludedNamespaces: splitList(o.excludedNamespaces),
 		EntrypointTimeout:  o.entrypointTimeout,
+	}
+}
+
+func (o *options) certsConfig() certs.Config {
+	return certs.Config{
+		Namespace:         o.releaseNamespace,
+		SecretName:        o.certSecret,
+		WebhookConfigName: o.webhookConfigName,
+		ServiceName:       o.serviceName,
+		ExtraSANs:         splitList(o.certExtraSANs),
+		CALifetime:        o.caLifetime,
+		ServingLifetime:   o.certLifetime,
+		RenewBefore:       o.certRenewBefore,
+		SyncInterval:      o.certSyncInterval,
+		PropagationDelay:  o.caPropagationDelay,
 	}
 }
 

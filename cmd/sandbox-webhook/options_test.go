@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"sandbox.io/injector/certs"
 )
 
 func TestFlagsAndEnvironment(t *testing.T) {
@@ -27,6 +29,9 @@ func TestFlagsAndEnvironment(t *testing.T) {
 					healthProbeAddress: ":8081", runnerImage: "r.test/runner:v1", runnerPort: 7080,
 					tokenSecret: "sandbox-runner-token", excludedNamespaces: "kube-system,kube-public,kube-node-lease",
 					entrypointTimeout: 2 * time.Second, logLevel: "info",
+					certMode: "files", certSecret: "sandbox-injector-serving-cert", webhookConfigName: "sandbox-injector",
+					serviceName: "sandbox-injector", caLifetime: 87600 * time.Hour, certLifetime: 8760 * time.Hour,
+					certSyncInterval: 5 * time.Second, caPropagationDelay: 10 * time.Second,
 				}, *o, cmp.AllowUnexported(options{}))
 			},
 		},
@@ -56,6 +61,23 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{name: "bad timeout", args: []string{"--runner-image=x", "--entrypoint-timeout=1m"}, wantErr: "--entrypoint-timeout 1m0s"},
 		{name: "bad level", args: []string{"--runner-image=x", "--log-level=loud"}, wantErr: `log level "loud"`},
 		{name: "bad environment value", env: map[string]string{"SANDBOX_PORT": "many"}, wantErr: "SANDBOX_PORT"},
+		{
+			name: "self-managed certificates",
+			args: []string{"--runner-image=x", "--cert-mode=self", "--release-namespace=sys", "--cert-extra-sans=127.0.0.1, hook.example",
+				"--ca-lifetime=2m", "--cert-lifetime=1m", "--cert-renew-before=20s"},
+			env: map[string]string{"SANDBOX_CERT_SECRET": "env-secret", "SANDBOX_WEBHOOK_CONFIG_NAME": "env-hooks"},
+			want: func(o *options) string {
+				return cmp.Diff(certs.Config{
+					Namespace: "sys", SecretName: "env-secret", WebhookConfigName: "env-hooks", ServiceName: "sandbox-injector",
+					ExtraSANs: []string{"127.0.0.1", "hook.example"}, CALifetime: 2 * time.Minute, ServingLifetime: time.Minute,
+					RenewBefore: 20 * time.Second, SyncInterval: 5 * time.Second, PropagationDelay: 10 * time.Second,
+				}, o.certsConfig())
+			},
+		},
+		{name: "unknown cert mode", args: []string{"--runner-image=x", "--cert-mode=vault"}, wantErr: `--cert-mode "vault" is not files or self`},
+		{name: "self mode needs the namespace", args: []string{"--runner-image=x", "--cert-mode=self"}, wantErr: "--cert-mode=self needs --release-namespace"},
+		{name: "serving outlives CA", args: []string{"--runner-image=x", "--cert-mode=self", "--release-namespace=sys", "--ca-lifetime=1h", "--cert-lifetime=2h"}, wantErr: "at most the CA's 1h0m0s"},
+		{name: "renew window too long", args: []string{"--runner-image=x", "--cert-mode=self", "--release-namespace=sys", "--cert-lifetime=1h", "--cert-renew-before=1h"}, wantErr: "renew-before 1h0m0s"},
 		{name: "all problems at once", args: []string{"--runner-port=0", "--port=0"}, wantErr: "--port 0"},
 	}
 	for _, tc := range tests {

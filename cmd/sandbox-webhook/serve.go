@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 
@@ -16,6 +17,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	"sandbox.io/injector/certs"
 	"sandbox.io/injector/internal/version"
 	"sandbox.io/injector/webhook"
 	"sandbox.io/injector/webhook/entrypoint"
@@ -34,14 +36,29 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return fmt.Errorf("building scheme: %w", err)
 	}
+	serverOpts := crwebhook.Options{Port: o.port, CertDir: o.certDir}
+	var rotator *certs.Rotator
+	if o.certMode == certModeSelf {
+		// The certificate comes from memory, kept by the rotator; CertDir is unused.
+		rotator, err = certs.New(o.certsConfig(), certs.Options{Registerer: metrics.Registry, Logger: log})
+		if err != nil {
+			return err
+		}
+		serverOpts.TLSOpts = []func(*tls.Config){rotator.TLSOpt}
+	}
 	mgr, err := ctrl.NewManager(restCfg, manager.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: o.metricsBindAddress},
 		HealthProbeBindAddress: o.healthProbeAddress,
-		WebhookServer:          crwebhook.NewServer(crwebhook.Options{Port: o.port, CertDir: o.certDir}),
+		WebhookServer:          crwebhook.NewServer(serverOpts),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
+	}
+	if rotator != nil {
+		if err := rotator.SetupWithManager(mgr); err != nil {
+			return err
+		}
 	}
 	var resolver webhook.Resolver
 	if !o.disableImageLookups {
@@ -52,7 +69,7 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	}); err != nil {
 		return err
 	}
-	log.Info("starting sandbox-webhook", "version", version.Version, "port", o.port, "runnerImage", o.runnerImage)
+	log.Info("starting sandbox-webhook", "version", version.Version, "port", o.port, "runnerImage", o.runnerImage, "certMode", o.certMode)
 	return mgr.Start(ctx)
 }
 
