@@ -3,50 +3,61 @@ package runner
 import (
 	"errors"
 	"os"
-	"os/signal"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
+	"unsafe"
 )
 
 // procTable starts processes and delivers their wait status.
 //
-// In reaping mode (PID 1 or child subreaper) one goroutine collects every
-// exited child with wait4(-1), so orphans re-parented to the runner never
-// stay zombies. A global wait4 would steal the status of the processes the
-// runner itself started if they were waited for with os/exec, so every start
-// goes through this table: the process is registered under the same lock that
-// the reaper holds, which closes the window in which it could exit and be
-// reaped before anyone listens for it.
+// Every process the runner starts is waited for on its own (os.Process.Wait,
+// which waits on that pid only, through a pidfd). In reaping mode (PID 1 or
+// child subreaper) a second goroutine also collects orphans: descendants
+// re-parented to the runner, which would otherwise stay zombies. It peeks
+// at an exited child with waitid(WNOWAIT) and reaps it only when it is not
+// one the runner started, so it never steals a status that a waiter
+// expects. Starting and registering a process happen under the lock that
+// the orphan reaper holds exclusively while it peeks (starts share it, so
+// forks still run concurrently), which closes the window in which a
+// just-started process could exit before it is known.
 //
-// Without reaping (the runner embedded in another program, as in tests) each
-// process is waited for on its own and nothing else is touched.
+// The orphan reaper runs on a short ticker rather than on SIGCHLD: a signal
+// per exited command made every execution pay for two goroutine handoffs,
+// which cost a fifth of the throughput of /execute; an orphan now stays a
+// zombie for at most orphanReapInterval.
 type procTable struct {
 	reap bool
 
-	mu      sync.Mutex
-	waiters map[int]chan syscall.WaitStatus
+	// startMu is held shared by starts (forks run concurrently) and
+	// exclusively by the orphan reaper, so that it never sees a process
+	// that is started but not yet registered.
+	startMu sync.RWMutex
+	mu      sync.Mutex // guards tracked
+	tracked map[int]struct{}
 
 	orphans atomic.Uint64
 	stop    chan struct{}
 	done    chan struct{}
 }
 
+// orphanReapInterval bounds how long an orphan stays a zombie.
+const orphanReapInterval = 200 * time.Millisecond
+
 func newProcTable(reap bool) *procTable {
-	t := &procTable{reap: reap, waiters: map[int]chan syscall.WaitStatus{}}
+	t := &procTable{reap: reap, tracked: map[int]struct{}{}}
 	if reap {
 		t.stop = make(chan struct{})
 		t.done = make(chan struct{})
-		sigc := make(chan os.Signal, 1)
-		signal.Notify(sigc, syscall.SIGCHLD)
 		go func() {
 			defer close(t.done)
-			defer signal.Stop(sigc)
-			t.reapAll()
+			tick := time.NewTicker(orphanReapInterval)
+			defer tick.Stop()
 			for {
+				t.reapOrphans()
 				select {
-				case <-sigc:
-					t.reapAll()
+				case <-tick.C:
 				case <-t.stop:
 					return
 				}
@@ -56,7 +67,7 @@ func newProcTable(reap bool) *procTable {
 	return t
 }
 
-// close stops the reaper goroutine.
+// close stops the orphan reaper.
 func (t *procTable) close() {
 	if t.reap {
 		close(t.stop)
@@ -64,26 +75,51 @@ func (t *procTable) close() {
 	}
 }
 
-// reapAll collects every exited child without blocking and hands the
-// statuses of registered processes to their waiters.
-func (t *procTable) reapAll() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// reapOrphans reaps exited children that the runner did not start, until it
+// finds none, or finds one of its own (whose waiter reaps it; the next tick
+// looks again).
+func (t *procTable) reapOrphans() {
+	t.startMu.Lock()
+	defer t.startMu.Unlock()
 	for {
-		var ws syscall.WaitStatus
-		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
-		if errors.Is(err, syscall.EINTR) {
-			continue
-		}
+		pid, err := peekExited()
 		if err != nil || pid <= 0 {
 			return
 		}
-		if c, ok := t.waiters[pid]; ok {
-			delete(t.waiters, pid)
-			c <- ws
-			continue
+		t.mu.Lock()
+		_, ours := t.tracked[pid]
+		t.mu.Unlock()
+		if ours {
+			return
+		}
+		var ws syscall.WaitStatus
+		if got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil); err != nil || got != pid {
+			return
 		}
 		t.orphans.Add(1)
+	}
+}
+
+// peekExited returns the pid of an exited child without reaping it
+// (waitid P_ALL, WEXITED|WNOHANG|WNOWAIT); 0 when there is none.
+func peekExited() (int, error) {
+	const (
+		pAll    = 0
+		wExited = 0x4
+		wNoWait = 0x1000000
+	)
+	// siginfo_t is 128 bytes; si_pid is the int32 at offset 16 on every
+	// 64-bit Linux.
+	var info [128]byte
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, pAll, 0, uintptr(unsafe.Pointer(&info[0])), wExited|syscall.WNOHANG|wNoWait, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(*(*int32)(unsafe.Pointer(&info[16]))), nil
 	}
 }
 
@@ -91,29 +127,36 @@ func (t *procTable) reapAll() {
 // status once.
 func (t *procTable) start(argv0 string, argv []string, attr *os.ProcAttr) (*os.Process, <-chan syscall.WaitStatus, error) {
 	c := make(chan syscall.WaitStatus, 1)
-	if !t.reap {
-		p, err := os.StartProcess(argv0, argv, attr)
-		if err != nil {
-			return nil, nil, err
-		}
-		go func() {
-			st, err := p.Wait()
-			if err != nil {
-				// Only ECHILD can get here: someone else reaped it.
-				c <- syscall.WaitStatus(255 << 8)
-				return
-			}
-			c <- st.Sys().(syscall.WaitStatus)
-		}()
-		return p, c, nil
+	if t.reap {
+		t.startMu.RLock()
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	p, err := os.StartProcess(argv0, argv, attr)
+	if t.reap {
+		if err == nil {
+			t.mu.Lock()
+			t.tracked[p.Pid] = struct{}{}
+			t.mu.Unlock()
+		}
+		t.startMu.RUnlock()
+	}
 	if err != nil {
 		return nil, nil, err
 	}
-	t.waiters[p.Pid] = c
+	pid := p.Pid
+	go func() {
+		st, err := p.Wait()
+		if t.reap {
+			t.mu.Lock()
+			delete(t.tracked, pid)
+			t.mu.Unlock()
+		}
+		if err != nil {
+			// Only ECHILD can get here: someone else reaped it.
+			c <- syscall.WaitStatus(255 << 8)
+			return
+		}
+		c <- st.Sys().(syscall.WaitStatus)
+	}()
 	return p, c, nil
 }
 
