@@ -136,7 +136,6 @@ remove_guard() {
 	done < <(iptables -w -t mangle -S POSTROUTING | grep -F -- "--comment $GUARD_COMMENT" || true)
 }
 
-mkdir -p "$PIDS"
 for name in kube-proxy kube-scheduler kube-controller-manager kubelet; do stop "$name"; done
 stop_pods
 for name in containerd kube-apiserver etcd registry; do stop "$name"; done

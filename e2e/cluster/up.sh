@@ -17,14 +17,25 @@ if pid_of kube-apiserver >/dev/null && pid_of kubelet >/dev/null; then
 	log "already running (kubeconfig $KUBECONFIG_FILE)"
 	exit 0
 fi
+# The run directory names the state directory of the cluster that uses the
+# host (one cluster per machine: node address, ports and bridge are fixed).
+if [[ -f $RUN_DIR/owner && $(<"$RUN_DIR/owner") != "$STATE" ]]; then
+	other=$(<"$RUN_DIR/owner")
+	if [[ -f $other/pids/kube-apiserver.pid ]] && [[ -d /proc/$(<"$other/pids/kube-apiserver.pid") ]]; then
+		die "another cluster (state $other) is running on this machine; stop it first (SANDBOX_CLUSTER_DIR=$other e2e/cluster/down.sh)"
+	fi
+	log "cleaning up the remains of the cluster of $other"
+	SANDBOX_CLUSTER_DIR=$other "$(dirname "$0")/down.sh"
+fi
 # Leftovers of a cluster whose processes died (a killed session, a crash):
 # clean up the host state, keep the data.
-if compgen -G "$PIDS/*.pid" >/dev/null; then
+if compgen -G "$PIDS/*.pid" >/dev/null || [[ -e $RUN_DIR ]] || ip link show "$BRIDGE" >/dev/null 2>&1; then
 	log "cleaning up the remains of a previous run"
 	"$(dirname "$0")/down.sh"
 fi
 
 mkdir -p "$STATE" "$PKI" "$LOGS" "$PIDS" "$RUN_DIR"
+echo "$STATE" >"$RUN_DIR/owner"
 t_start=$(now_ms)
 
 # --- 1. network guard: nothing from the pod range or to the pod and Service
