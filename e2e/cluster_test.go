@@ -355,3 +355,31 @@ func TestPodReachesRegistry(t *testing.T) {
 		t.Errorf("registry answered %q, want status 200", logs)
 	}
 }
+
+// TestImageVolume checks that the node mounts an image as a read-only
+// volume whose static binary can run (the zero-copy form of injection):
+// the hello image is mounted into a busybox container and run from there.
+func TestImageVolume(t *testing.T) {
+	s := requireCluster(t)
+	cs := client(t, s)
+	var zero int64
+	runPod(t, cs, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "image-volume"},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: &zero,
+			Volumes: []corev1.Volume{{
+				Name: "hello",
+				VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{
+					Reference:  s.registry + "/hello:e2e",
+					PullPolicy: corev1.PullIfNotPresent,
+				}},
+			}},
+			Containers: []corev1.Container{{
+				Name:         "sh",
+				Image:        s.registry + "/busybox:e2e",
+				Command:      []string{"sh", "-c", "touch /img/x 2>/dev/null || echo read-only; exec /img/hello from-volume"},
+				VolumeMounts: []corev1.VolumeMount{{Name: "hello", MountPath: "/img"}},
+			}},
+		},
+	}, `read-only`+"\n"+`{"args":["from-volume"]}`)
+}
