@@ -18,6 +18,7 @@ packages=(
 	iproute2                    # ip: node address, bridge, namespaces
 	openssl                     # the cluster's certificates
 	ca-certificates             # CA bundle copied into scratch images
+	curl                        # readiness checks of the bring-up
 )
 
 missing=()
