@@ -35,7 +35,7 @@ func forkExecTrue() error { return exec.Command("true").Run() }
 
 func benchRunner(b *testing.B) *client.Client {
 	b.Helper()
-	p := startRunner(b, "run", "--listen=127.0.0.1:0")
+	p := startCmdLog(b, exec.Command(runnerBin, "run", "--listen=127.0.0.1:0"), false)
 	return client.New("http://"+p.addr, "", &httpClient8)
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -66,6 +67,14 @@ func startRunner(t testing.TB, args ...string) *proc {
 
 func startCmd(t testing.TB, cmd *exec.Cmd) *proc {
 	t.Helper()
+	return startCmdLog(t, cmd, true)
+}
+
+// startCmdLog starts cmd; keepLog false drops the runner's log after its
+// "serving" line (benchmarks: the runner still writes every line, but the
+// test process spends no time keeping them).
+func startCmdLog(t testing.TB, cmd *exec.Cmd, keepLog bool) *proc {
+	t.Helper()
 	p := &proc{cmd: cmd, stdout: make(chan string, 100), done: make(chan struct{})}
 	if cmd.Dir == "" {
 		cmd.Dir = t.TempDir()
@@ -111,6 +120,10 @@ func startCmd(t testing.TB, cmd *exec.Cmd) *proc {
 			if json.Unmarshal(line, &rec) == nil {
 				found <- rec.Addr
 				found = nil
+				if !keepLog {
+					_, _ = io.Copy(io.Discard, errR)
+					return
+				}
 			}
 		}
 	}()
