@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"log"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -194,7 +195,7 @@ func TestBuildRejectsBadSpecs(t *testing.T) {
 
 func TestPushToRegistry(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(registry.New())
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
 
@@ -248,7 +249,7 @@ func TestPushToRegistry(t *testing.T) {
 
 func TestPushToUnreachableRegistryFails(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(registry.New())
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	host := strings.TrimPrefix(srv.URL, "http://")
 	srv.Close() // nothing listens there any more
 	img, err := ociimage.Build(ociimage.Spec{Files: []ociimage.File{{Path: "/x", Data: []byte("x")}}})

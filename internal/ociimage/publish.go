@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -26,13 +27,19 @@ func ParseReference(ref string, insecure bool) (name.Reference, error) {
 	return r, nil
 }
 
-// Push uploads img to ref, anonymously. transport may be nil for
-// http.DefaultTransport.
+// Push uploads img to ref with the credentials of the default keychain
+// (the Docker config file, $DOCKER_CONFIG; anonymous when it has none for the
+// registry), so that a release can push where the local registry needs no
+// login. transport may be nil for http.DefaultTransport.
 func Push(ctx context.Context, img v1.Image, ref name.Reference, transport http.RoundTripper) (v1.Hash, error) {
 	if transport == nil {
 		transport = http.DefaultTransport
 	}
-	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithTransport(transport)); err != nil {
+	err := remote.Write(ref, img,
+		remote.WithContext(ctx),
+		remote.WithTransport(transport),
+		remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	if err != nil {
 		return v1.Hash{}, fmt.Errorf("pushing %s: %w", ref, err)
 	}
 	d, err := img.Digest()
