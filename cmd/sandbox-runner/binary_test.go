@@ -545,10 +545,13 @@ func TestInstallFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
-			script := `mount -t tmpfs -o "$1" tmpfs "$2" && exec "$3" install "$2/sub/sandbox-runner"`
+			script := `mount -t tmpfs -o "$1" tmpfs "$2" || exit 99; exec "$3" install "$2/sub/sandbox-runner"`
 			cmd := exec.Command("unshare", "--mount", "--propagation=private", "sh", "-c", script, "sh", tc.mountOpts, dir, runnerBin)
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError
+			if errors.As(err, &ee) && ee.ExitCode() == 99 {
+				t.Skipf("cannot mount a tmpfs here: %s", out)
+			}
 			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 				t.Fatalf("install: %v %s, want exit code 1", err, out)
 			}
