@@ -337,6 +337,11 @@ func (e *env) testCorrupt(t *testing.T) {
 
 func (e *env) waitEvent(t *testing.T, ns, reason, note string) {
 	t.Helper()
+	e.waitEventOfType(t, ns, corev1.EventTypeWarning, reason, note)
+}
+
+func (e *env) waitEventOfType(t *testing.T, ns, eventType, reason, note string) {
+	t.Helper()
 	eventually(t, time.Minute, "an Event "+reason+" saying "+note, func() error {
 		var list eventsv1.EventList
 		if err := e.c.List(t.Context(), &list, client.InNamespace(ns)); err != nil {
@@ -345,7 +350,7 @@ func (e *env) waitEvent(t *testing.T, ns, reason, note string) {
 		var seen []string
 		for _, ev := range list.Items {
 			if ev.Regarding.Kind == "Secret" && ev.Regarding.Name == "serving-cert" && ev.Reason == reason &&
-				ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Note, note) {
+				ev.Type == eventType && strings.Contains(ev.Note, note) {
 				return nil
 			}
 			seen = append(seen, ev.Reason+": "+ev.Note)
@@ -470,6 +475,13 @@ func (e *env) testRotation(t *testing.T) {
 	if rot < 2 {
 		t.Errorf("CA rotations counted by both replicas %v, want at least 2 (creation and rotation)", rot)
 	}
+	serving := value(front.rot.Metrics().Rotations.WithLabelValues("serving")) + value(other.rot.Metrics().Rotations.WithLabelValues("serving"))
+	if serving < 3 {
+		t.Errorf("serving certificates counted by both replicas %v, want at least 3 (creation, renewal, switch to the new CA)", serving)
+	}
+	e.waitEventOfType(t, ns, corev1.EventTypeNormal, certs.ReasonCARotated, "added a new CA")
+	e.waitEventOfType(t, ns, corev1.EventTypeNormal, certs.ReasonServingRenewed, "it is due for renewal")
+	e.waitEventOfType(t, ns, corev1.EventTypeNormal, certs.ReasonExpiredCAsPruned, "removed 1 expired CA")
 	if got := value(front.rot.Metrics().Expiry.WithLabelValues("serving")); got != float64(served(front.rot).NotAfter.Unix()) {
 		t.Errorf("serving expiry gauge %v, want %d", got, served(front.rot).NotAfter.Unix())
 	}

@@ -316,7 +316,15 @@ func (r *Rotator) sync(ctx context.Context) error {
 			return err
 		}
 		for _, c := range changes {
-			r.metrics.Rotations.WithLabelValues(c.Certificate).Inc()
+			switch {
+			case c.Reason == ReasonExpiredCAsPruned:
+			case c.Certificate == "ca" && (c.Reason == ReasonCreated || c.Reason == ReasonReplaced):
+				// A new CA comes with a new serving certificate.
+				r.metrics.Rotations.WithLabelValues("ca").Inc()
+				r.metrics.Rotations.WithLabelValues("serving").Inc()
+			default:
+				r.metrics.Rotations.WithLabelValues(c.Certificate).Inc()
+			}
 			eventType, log := corev1.EventTypeNormal, r.log.Info
 			if c.Warning {
 				eventType, log = corev1.EventTypeWarning, r.log.Warn
