@@ -51,6 +51,7 @@ func TestWithAPIServer(t *testing.T) {
 	}
 	e := &env{cfg: cfg, scheme: scheme, c: c}
 	t.Run("replicas race on an empty namespace", e.testRace)
+	t.Run("forced write races", e.testForcedRaces)
 	t.Run("corrupt secret is replaced with an event", e.testCorrupt)
 	t.Run("rotation loses no admission", e.testRotation)
 }
