@@ -103,14 +103,19 @@ func makeAdmissionNamespaces(t *testing.T, c client.Client, n admissionNamespace
 // plugins through informers, a moment after it is created.
 func eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	eventuallyWithin(t, what, 90*time.Second, check)
+}
+
+func eventuallyWithin(t *testing.T, what string, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		err := check()
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %v after 90s", what, err)
+			t.Fatalf("%s: still %v after %s", what, err, timeout)
 		}
 		select {
 		case <-t.Context().Done():
