@@ -212,7 +212,7 @@ func (e *executor) run(ctx context.Context, x execution, argv []string, dir stri
 		}
 		stdin, stdinW = os.NewFile(uintptr(fds[0]), "stdin"), os.NewFile(uintptr(fds[1]), "stdin")
 	}
-	p, waitc, err := e.procs.start(bin, argv, &os.ProcAttr{
+	p, err := e.procs.start(bin, argv, &os.ProcAttr{
 		Dir:   dir,
 		Env:   env,
 		Files: []*os.File{stdin, outW, errW},
@@ -229,7 +229,6 @@ func (e *executor) run(ctx context.Context, x execution, argv []string, dir stri
 		}
 		return startError(res, argv, err)
 	}
-	defer p.Release()
 	pid := p.Pid
 
 	if stdinW != nil {
@@ -246,27 +245,23 @@ func (e *executor) run(ctx context.Context, x execution, argv []string, dir stri
 	go pump(&readers, outR, api.StreamStdout, x.sink)
 	go pump(&readers, errR, api.StreamStderr, x.sink)
 
-	var timeout <-chan time.Time
+	// A timeout or the client going away kills the whole group; this
+	// goroutine meanwhile waits for the command itself.
+	stopOnCancel := context.AfterFunc(ctx, func() { _ = killGroup(pid, syscall.SIGKILL) })
+	var timer *time.Timer
 	if x.req.TimeoutMs > 0 {
-		t := time.NewTimer(time.Duration(x.req.TimeoutMs) * time.Millisecond)
-		defer t.Stop()
-		timeout = t.C
+		timer = time.AfterFunc(time.Duration(x.req.TimeoutMs)*time.Millisecond, func() { _ = killGroup(pid, syscall.SIGKILL) })
 	}
-	var ws syscall.WaitStatus
-	select {
-	case ws = <-waitc:
-	case <-timeout:
+	ws := e.procs.wait(p)
+	stopOnCancel()
+	if timer != nil && !timer.Stop() {
 		res.TimedOut = true
-		_ = killGroup(pid, syscall.SIGKILL)
-		ws = <-waitc
-	case <-ctx.Done():
-		_ = killGroup(pid, syscall.SIGKILL)
-		ws = <-waitc
 	}
 	res.ExitCode = exitCode(ws)
 	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
 	if res.TimedOut || ctx.Err() != nil {
-		// Anything the group left running has been killed with it.
+		// Anything the group left running is killed with it (the command
+		// may have exited before the kill reached its children).
 		_ = killGroup(pid, syscall.SIGKILL)
 	}
 

@@ -123,41 +123,39 @@ func peekExited() (int, error) {
 	}
 }
 
-// start starts a process and returns a channel that receives its wait
-// status once.
-func (t *procTable) start(argv0 string, argv []string, attr *os.ProcAttr) (*os.Process, <-chan syscall.WaitStatus, error) {
-	c := make(chan syscall.WaitStatus, 1)
-	if t.reap {
-		t.startMu.RLock()
+// start starts a process; the caller must call wait for it once.
+func (t *procTable) start(argv0 string, argv []string, attr *os.ProcAttr) (*os.Process, error) {
+	if !t.reap {
+		return os.StartProcess(argv0, argv, attr)
 	}
+	t.startMu.RLock()
+	defer t.startMu.RUnlock()
 	p, err := os.StartProcess(argv0, argv, attr)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	t.tracked[p.Pid] = struct{}{}
+	t.mu.Unlock()
+	return p, nil
+}
+
+// wait blocks until p exits, reaps it and returns its status. Waiting in
+// the caller's goroutine (not a helper that hands the status over) saves a
+// wakeup per command, which counts on a loaded machine.
+func (t *procTable) wait(p *os.Process) syscall.WaitStatus {
+	pid := p.Pid
+	st, err := p.Wait()
 	if t.reap {
-		if err == nil {
-			t.mu.Lock()
-			t.tracked[p.Pid] = struct{}{}
-			t.mu.Unlock()
-		}
-		t.startMu.RUnlock()
+		t.mu.Lock()
+		delete(t.tracked, pid)
+		t.mu.Unlock()
 	}
 	if err != nil {
-		return nil, nil, err
+		// Only ECHILD can get here: someone else reaped it.
+		return syscall.WaitStatus(255 << 8)
 	}
-	pid := p.Pid
-	go func() {
-		st, err := p.Wait()
-		if t.reap {
-			t.mu.Lock()
-			delete(t.tracked, pid)
-			t.mu.Unlock()
-		}
-		if err != nil {
-			// Only ECHILD can get here: someone else reaped it.
-			c <- syscall.WaitStatus(255 << 8)
-			return
-		}
-		c <- st.Sys().(syscall.WaitStatus)
-	}()
-	return p, c, nil
+	return st.Sys().(syscall.WaitStatus)
 }
 
 // exitCode turns a wait status into a shell-style exit code: the status, or

@@ -91,11 +91,11 @@ func (s *Server) startChild(argv []string) *supervisor {
 	if isTerminal(0) {
 		attr.Sys = &syscall.SysProcAttr{Setpgid: true, Foreground: true, Ctty: 0}
 	}
-	p, waitc, err := s.procs.start(bin, argv, attr)
+	p, err := s.procs.start(bin, argv, attr)
 	if err != nil && attr.Sys.Foreground {
 		// stdin is a terminal but not ours to control: run in the background.
 		attr.Sys = &syscall.SysProcAttr{Setpgid: true}
-		p, waitc, err = s.procs.start(bin, argv, attr)
+		p, err = s.procs.start(bin, argv, attr)
 	}
 	if err != nil {
 		s.log.Error("command cannot be started", "argv", argv, "error", err)
@@ -109,9 +109,7 @@ func (s *Server) startChild(argv []string) *supervisor {
 	s.log.Info("command started", "argv", argv, "pid", p.Pid)
 	pid := p.Pid
 	go func() {
-		ws := <-waitc
-		p.Release()
-		code := exitCode(ws)
+		code := exitCode(s.procs.wait(p))
 		s.log.Info("command exited", "pid", pid, "exitCode", code)
 		sup.exited(code)
 	}()
