@@ -111,7 +111,11 @@ func TestRenderValueSets(t *testing.T) {
 					filledBy = append(filledBy, "Secret/"+s.GetName())
 				}
 			}
-			if len(filledBy) != 1 {
+			selfCerts := slices.Contains(dep.Spec.Template.Spec.Containers[0].Args, "--cert-mode=self")
+			switch {
+			case selfCerts && (servingSecret != "" || len(filledBy) != 0):
+				t.Errorf("the webhook keeps its own certificates, yet mounts Secret %q filled by %v", servingSecret, filledBy)
+			case !selfCerts && len(filledBy) != 1:
 				t.Errorf("serving Secret %q is filled by %v, want exactly one source", servingSecret, filledBy)
 			}
 			if policies, bindings := Find(objs, "ValidatingAdmissionPolicy"), Find(objs, "ValidatingAdmissionPolicyBinding"); len(policies) == 1 && len(bindings) == 1 {
@@ -271,6 +275,7 @@ func TestDeployment(t *testing.T) {
 		t.Errorf("image = %q", c.Image)
 	}
 	wantArgs := []string{
+		"--cert-mode=files",
 		"--cert-dir=/tmp/k8s-webhook-server/serving-certs",
 		"--port=9443",
 		"--metrics-bind-address=:8080",
@@ -732,5 +737,72 @@ func TestServiceMonitor(t *testing.T) {
 				t.Errorf("the Service has no metrics port for the ServiceMonitor")
 			}
 		})
+	}
+}
+
+// TestWebhookGeneratedSource checks the third certificate source: the
+// webhook keeps its own certificates (certs/), so the chart renders no
+// certificate objects, mounts no Secret, and grants exactly the extra
+// permissions the rotator needs, by name.
+func TestWebhookGeneratedSource(t *testing.T) {
+	t.Parallel()
+	objs := render(t, Release{Namespace: "sbx", Values: map[string]any{
+		"certManager":    map[string]any{"enabled": false},
+		"generatedCerts": map[string]any{"generator": "webhook", "caLifetime": "8760h", "certLifetime": "720h"},
+	}})
+	for _, kind := range []string{"Issuer", "Certificate", "Secret"} {
+		if n := len(Find(objs, kind)); n != 0 {
+			t.Errorf("rendered %d %s objects; the webhook makes its own certificates", n, kind)
+		}
+	}
+	mwc, err := MutatingWebhookConfiguration(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mwc.Annotations["cert-manager.io/inject-ca-from"]; ok {
+		t.Errorf("inject-ca-from annotation without cert-manager")
+	}
+	for _, wh := range mwc.Webhooks {
+		if len(wh.ClientConfig.CABundle) != 0 {
+			t.Errorf("webhook %s has a caBundle; the webhook writes it", wh.Name)
+		}
+	}
+	dep := one[appsv1.Deployment](t, objs, "Deployment")
+	c := dep.Spec.Template.Spec.Containers[0]
+	for _, want := range []string{
+		"--cert-mode=self",
+		"--cert-secret=sandbox-injector-serving-cert",
+		"--webhook-config-name=" + mwc.Name,
+		"--service-name=" + one[corev1.Service](t, objs, "Service").Name,
+		"--ca-lifetime=8760h",
+		"--cert-lifetime=720h",
+	} {
+		if !slices.Contains(c.Args, want) {
+			t.Errorf("args %v lack %s", c.Args, want)
+		}
+	}
+	for _, a := range c.Args {
+		if strings.HasPrefix(a, "--cert-dir") {
+			t.Errorf("args carry %s in self mode", a)
+		}
+	}
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		if v.Secret != nil {
+			t.Errorf("volume %s mounts Secret %s; the webhook reads its Secret through the API", v.Name, v.Secret.SecretName)
+		}
+	}
+	cr := one[rbacv1.ClusterRole](t, objs, "ClusterRole")
+	wantCluster := rbacv1.PolicyRule{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, ResourceNames: []string{mwc.Name}, Verbs: []string{"get", "patch"}}
+	if diff := cmp.Diff(wantCluster, cr.Rules[len(cr.Rules)-1]); diff != "" {
+		t.Errorf("ClusterRole's webhook configuration rule (-want +got):\n%s", diff)
+	}
+	role := one[rbacv1.Role](t, objs, "Role")
+	wantRole := []rbacv1.PolicyRule{
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{"sandbox-injector-serving-cert"}, Verbs: []string{"update"}},
+	}
+	if diff := cmp.Diff(wantRole, role.Rules); diff != "" {
+		t.Errorf("Role rules (-want +got):\n%s", diff)
 	}
 }

@@ -61,6 +61,7 @@ var valueSets = []struct {
 	{name: "defaults"},
 	{name: "cert-manager off", values: map[string]any{"certManager": map[string]any{"enabled": false}}},
 	{name: "guard off", values: map[string]any{"guard": map[string]any{"enabled": false}}},
+	{name: "webhook-generated certificates", values: map[string]any{"certManager": map[string]any{"enabled": false}, "generatedCerts": map[string]any{"generator": "webhook"}}},
 	{
 		name:      "custom namespaces",
 		namespace: "sandbox-system",

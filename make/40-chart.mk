@@ -10,6 +10,7 @@ CHART_KUBE_VERSION ?= $(if $(KUBE_VERSION),$(KUBE_VERSION),v1.37.2)
 # single-quoted so that the shell leaves the braces alone.
 CHART_LINT_SETS := \
 	'certManager.enabled=false' \
+	'certManager.enabled=false,generatedCerts.generator=webhook' \
 	'guard.enabled=false' \
 	'webhook.excludedNamespaces={ci,monitoring},webhook.failurePolicy=Ignore,guard.validationActions={Warn,Audit}' \
 	'webhook.replicas=1,metrics.enabled=false,runner.port=7090'

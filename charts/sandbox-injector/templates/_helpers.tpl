@@ -77,12 +77,15 @@ app.kubernetes.io/component: webhook
 {{- end }}
 
 {{/*
-Where the serving certificate comes from: "cert-manager" or "helm" (generated at render time).
-The webhook's own bootstrap (certs/) will be a third source; every template switches on this
-helper, never on certManager.enabled directly, so adding it touches this one place.
+Where the serving certificate comes from: "cert-manager", "helm" (generated at render time) or
+"webhook" (the webhook's own rotator, certs/, --cert-mode=self). Every template switches on this
+helper, never on the values directly.
 */}}
 {{- define "sandbox-injector.certSource" -}}
-{{- if .Values.certManager.enabled }}cert-manager{{ else }}helm{{ end }}
+{{- if .Values.certManager.enabled }}cert-manager
+{{- else if eq .Values.generatedCerts.generator "webhook" }}webhook
+{{- else }}helm
+{{- end }}
 {{- end }}
 
 {{/* The cert-manager Certificate that serves the webhook, as namespace/name for CA injection. */}}
