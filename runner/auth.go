@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"sandbox.io/injector/runner/api"
 )
 
 // tokenSource holds the API token read from a file and re-reads it when the
@@ -95,12 +97,15 @@ func (s *Server) authorize(r *http.Request) (int, error) {
 		}
 		return http.StatusForbidden, errNoToken
 	}
-	h := r.Header.Get("Authorization")
-	const scheme = "bearer "
-	if len(h) < len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
-		return http.StatusUnauthorized, errors.New("missing bearer token")
+	got := r.Header.Get(api.TokenHeader)
+	if got == "" {
+		h := r.Header.Get("Authorization")
+		const scheme = "bearer "
+		if len(h) < len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+			return http.StatusUnauthorized, errors.New("missing bearer token (Authorization: Bearer, or " + api.TokenHeader + ")")
+		}
+		got = h[len(scheme):]
 	}
-	got := h[len(scheme):]
 	// Comparing digests keeps the time independent of the token's length too.
 	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
 	if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sandbox.io/injector/runner/api"
 	"strings"
 	"testing"
 )
@@ -20,8 +21,13 @@ func TestTokenChecks(t *testing.T) {
 		name   string
 		path   string
 		header string
+		proxy  string // the TokenHeader value
 		want   int
 	}{
+		{name: "token header", path: "/status", proxy: "s3cret", want: 200},
+		{name: "wrong token header", path: "/status", proxy: "nope", want: 401},
+		{name: "token header wins over Authorization", path: "/status", proxy: "nope", header: "Bearer s3cret", want: 401},
+		{name: "API server credentials beside the token header", path: "/status", proxy: "s3cret", header: "Bearer apiserver-token", want: 200},
 		{name: "healthz needs no token", path: "/healthz", want: 200},
 		{name: "readyz needs no token", path: "/readyz", want: 200},
 		{name: "status without token", path: "/status", want: 401},
@@ -44,6 +50,9 @@ func TestTokenChecks(t *testing.T) {
 			req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, r.url+tc.path, nil)
 			if tc.header != "" {
 				req.Header.Set("Authorization", tc.header)
+			}
+			if tc.proxy != "" {
+				req.Header.Set(api.TokenHeader, tc.proxy)
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

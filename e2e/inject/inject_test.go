@@ -12,6 +12,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"sandbox.io/injector/api/v1alpha1"
@@ -71,6 +72,25 @@ func TestBusyboxPodIsInjectedAndDriven(t *testing.T) {
 	}
 	if st.Child == nil || !st.Child.Running || !slices.Contains(st.Child.Argv, "echo started; exec sleep 3600") {
 		t.Errorf("status child %+v; want the pod's command running", st.Child)
+	}
+	// The same through the API server's pod proxy: the API server's own
+	// credentials in Authorization, the runner's token in its own header.
+	hc, err := rest.HTTPClientFor(x.rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxied := client.New(fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s:%d/proxy",
+		strings.TrimRight(x.rest.Host, "/"), ns, pod.Name, webhook.DefaultRunnerPort), testToken, hc)
+	proxied.ViaProxy = true
+	res, err = proxied.Execute(t.Context(), runnerapi.ExecuteRequest{Argv: []string{"cat", "e2e/data.txt"}})
+	if err != nil {
+		t.Fatalf("execute through the API server's pod proxy: %v", err)
+	}
+	if res.Stdout != "payload" {
+		t.Errorf("through the pod proxy: stdout %q", res.Stdout)
+	}
+	if _, err := proxied.List(t.Context(), "e2e"); err != nil {
+		t.Errorf("files through the API server's pod proxy: %v", err)
 	}
 	// A wrong token is refused.
 	if _, err := runnerClient(pod, "wrong").Execute(t.Context(), runnerapi.ExecuteRequest{Argv: []string{"true"}}); client.StatusCode(err) != 401 {

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"sandbox.io/injector/api/v1alpha1"
@@ -32,6 +33,7 @@ const (
 // env is the cluster under test and what was installed on it.
 type env struct {
 	kube     kubernetes.Interface
+	rest     *rest.Config
 	registry string // host:port of the local registry
 	tag      string // image tag of the project's images
 	helm     string
@@ -83,7 +85,7 @@ func setUp() (*env, error) {
 	if tag == "" {
 		return nil, errors.New("IMAGE_TAG is not set (make e2e sets it to the tag `make images` pushed)")
 	}
-	x := &env{kube: kube, registry: nodeIP + ":5000", tag: tag, helm: filepath.Join(root, "bin", "helm"), root: root}
+	x := &env{kube: kube, rest: cfg, registry: nodeIP + ":5000", tag: tag, helm: filepath.Join(root, "bin", "helm"), root: root}
 	start := time.Now()
 	if err := x.install(); err != nil {
 		return nil, err

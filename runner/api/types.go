@@ -19,6 +19,12 @@ const (
 	ContentTypeNDJSON = "application/x-ndjson"
 )
 
+// TokenHeader carries the API token when the Authorization header cannot:
+// the Kubernetes API server's pod proxy consumes Authorization for its own
+// authentication and does not pass it on. The runner accepts the token in
+// either header.
+const TokenHeader = "X-Sandbox-Token"
+
 // Stream names used in StreamEvent.Stream.
 const (
 	StreamStdout = "stdout"

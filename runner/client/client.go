@@ -26,8 +26,14 @@ import (
 type Client struct {
 	// BaseURL is the runner's address, like "http://10.0.0.7:7080".
 	BaseURL string
-	// Token is sent as "Authorization: Bearer <token>" when not empty.
+	// Token is sent as "Authorization: Bearer <token>" when not empty, or
+	// in api.TokenHeader when ViaProxy is set.
 	Token string
+	// ViaProxy sends the token in api.TokenHeader instead of Authorization,
+	// for a runner reached through the Kubernetes API server's pod proxy
+	// (BaseURL like https://apiserver/api/v1/namespaces/NS/pods/POD:7080/proxy
+	// and an HTTPClient carrying the API server's credentials).
+	ViaProxy bool
 	// HTTPClient sends the requests; nil means http.DefaultClient.
 	HTTPClient *http.Client
 }
@@ -73,7 +79,11 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hd
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
-	if c.Token != "" {
+	switch {
+	case c.Token == "":
+	case c.ViaProxy:
+		req.Header.Set(api.TokenHeader, c.Token)
+	default:
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := c.httpClient().Do(req)
