@@ -38,4 +38,14 @@
 //
 // Readiness (ReadyChecker) stays false until a valid serving certificate is
 // loaded and the webhook configuration's caBundle verifies it.
+//
+// Every change is an Event on the Secret (reasons CertificatesCreated,
+// CARotated, ServingCertificateRenewed, ExpiredCAsPruned, and the Warning
+// CorruptSecretReplaced) and shows in the metrics
+// sandbox_webhook_certificate_expiry_timestamp_seconds and
+// sandbox_webhook_certificate_rotations_total.
+//
+// The Rotator needs, in its namespace, create on Secrets and get and update on
+// its Secret; get and patch on its MutatingWebhookConfiguration; and create
+// on events.k8s.io Events.
 package certs
