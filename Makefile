@@ -23,9 +23,9 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_.-]+:.*## / {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build every binary into ./bin
+build: build-runner ## Build every binary into ./bin (the runner with its own tags: make/30-runner.mk)
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(filter-out ./cmd/sandbox-runner,$(addprefix ./,$(wildcard cmd/*)))
 
 .PHONY: fmt
 fmt: ## Format the Go code
