@@ -64,3 +64,7 @@ BENCH_PARTS += bench-images
 .PHONY: bench-images
 bench-images: ## Benchmark building an image around a runner-sized binary
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./internal/ociimage
+
+.PHONY: test-cluster-restart
+test-cluster-restart: cluster-up ## Down + up keeps pods and down leaves the host clean (stops the cluster in between: run alone)
+	@$(cluster_env) $(ROOT)/e2e/cluster/restart-test.sh
