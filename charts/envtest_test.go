@@ -37,6 +37,9 @@ var apiServer struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if webhookBinary.path != "" {
+		_ = os.RemoveAll(filepath.Dir(webhookBinary.path))
+	}
 	if apiServer.env != nil && apiServer.cfg != nil {
 		if err := apiServer.env.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "stopping envtest: %v\n", err)
