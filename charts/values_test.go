@@ -228,6 +228,50 @@ func TestReadmeValuesReference(t *testing.T) {
 	t.Errorf("README.md values reference is stale; run REFRESH_README=true go test ./charts -run TestReadmeValuesReference, or paste:\n%s", want)
 }
 
+// chartReadme renders the chart's own README.md (what `helm show readme`
+// prints) from values.yaml.
+func chartReadme(values []documentedValue) string {
+	var b strings.Builder
+	b.WriteString("<!-- Generated from values.yaml by the chart's tests (REFRESH_README=true go test ./charts); do not edit. -->\n")
+	b.WriteString("# sandbox-injector\n\n")
+	b.WriteString("Turns any container image into a remotely driven sandbox on Kubernetes: a mutating admission webhook injects a static runner ")
+	b.WriteString("(copied by an init container) that becomes the entrypoint of opted-in pods, supervises the original command and serves an authenticated HTTP API.\n\n")
+	b.WriteString("It installs the webhook (Deployment, Service, PodDisruptionBudget, RBAC), its MutatingWebhookConfiguration, a ValidatingAdmissionPolicy guard ")
+	b.WriteString("that refuses opted-in pods the webhook did not inject, and the webhook's serving certificate from cert-manager, Helm or the webhook itself.\n\n")
+	b.WriteString("Opt a namespace in with the label `sandbox.io/inject=enabled`, or a single pod with the annotation `sandbox.io/inject: \"true\"`. ")
+	b.WriteString("Kubernetes 1.30 or later is required.\n\n")
+	b.WriteString("## Values\n\n")
+	b.WriteString("| Key | Default | Description |\n|---|---|---|\n")
+	for _, v := range values {
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", v.path, v.defaultJSON, strings.ReplaceAll(v.description, "|", `\|`))
+	}
+	return b.String()
+}
+
+// TestChartReadme keeps charts/sandbox-injector/README.md equal to
+// values.yaml.
+func TestChartReadme(t *testing.T) {
+	t.Parallel()
+	dir, err := ChartDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "README.md")
+	want := chartReadme(readValues(t))
+	got, err := os.ReadFile(path)
+	if err == nil && string(got) == want {
+		return
+	}
+	if os.Getenv("REFRESH_README") == "true" {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("rewrote %s", path)
+		return
+	}
+	t.Errorf("%s is stale or missing (%v); run REFRESH_README=true go test ./charts -run TestChartReadme", path, err)
+}
+
 func TestHelmDocsComment(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
