@@ -51,7 +51,7 @@ func TestPolicyNext(t *testing.T) {
 			want{unchanged: true}},
 		{"serving due: renewed from the same CA without waiting", secretData([]*certs.KeyPair{ca}, srv), t0.Add(31 * time.Minute), never,
 			want{reasons: certs.ReasonServingRenewed, bundle: 1, signer: "same", serving: "new"}},
-		{"names changed: renewed", secretData([]*certs.KeyPair{ca}, mustServing(t, ca, policy.ServingLifetime, t0, "old.ns.svc")), t0.Add(time.Minute), never,
+		{"a name missing: renewed", secretData([]*certs.KeyPair{ca}, mustServing(t, ca, policy.ServingLifetime, t0, "old.ns.svc")), t0.Add(time.Minute), never,
 			want{reasons: certs.ReasonServingRenewed, bundle: 1, signer: "same", serving: "new"}},
 		{"CA due: new CA staged first, serving kept", secretData([]*certs.KeyPair{ca}, oldSrv), t0.Add(61 * time.Minute), never,
 			want{reasons: certs.ReasonCARotated, bundle: 2, signer: "new", serving: "same", waiting: true}},
@@ -152,4 +152,36 @@ func TestPolicyNext(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestPolicyNames(t *testing.T) {
+	t.Parallel()
+	ca := mustCA(t, policy.CALifetime, t0)
+	now := t0.Add(time.Minute)
+	t.Run("a certificate with more names is kept", func(t *testing.T) {
+		t.Parallel()
+		srv := mustServing(t, ca, policy.ServingLifetime, t0, append([]string{"extra.ns.svc"}, policy.SANs...)...)
+		if next, changes, _, err := policy.Next(secretData([]*certs.KeyPair{ca}, srv), now, never); err != nil || next != nil {
+			t.Fatalf("Secret changed (%v, %+v)", err, changes)
+		}
+	})
+	t.Run("a missing name is added, other names stay until renewal", func(t *testing.T) {
+		t.Parallel()
+		srv := mustServing(t, ca, policy.ServingLifetime, t0, "old.ns.svc")
+		next, _, _, err := policy.Next(secretData([]*certs.KeyPair{ca}, srv), now, never)
+		if err != nil || next == nil {
+			t.Fatalf("Secret unchanged (%v)", err)
+		}
+		got := strings.Join(append(next.Serving.Cert.DNSNames, next.Serving.Cert.IPAddresses[0].String()), ",")
+		if want := "svc.ns.svc,old.ns.svc,127.0.0.1"; got != want {
+			t.Errorf("names %s, want %s", got, want)
+		}
+		renewed, _, _, err := policy.Next(next.Data(), t0.Add(31*time.Minute), never)
+		if err != nil || renewed == nil {
+			t.Fatalf("not renewed when due (%v)", err)
+		}
+		if got := strings.Join(renewed.Serving.Cert.DNSNames, ","); got != "svc.ns.svc" {
+			t.Errorf("names after renewal %s, want only the configured ones", got)
+		}
+	})
 }

@@ -350,12 +350,14 @@ func (r *Rotator) sync(ctx context.Context) error {
 		loadErr = r.load(st.Serving)
 	}
 	trusted, err := r.syncWebhookConfig(ctx, st.Bundle, now)
+	if err != nil {
+		// Keep the last bundle read: an API server hiccup must not turn every
+		// replica unready at once.
+		return errors.Join(loadErr, err)
+	}
 	r.serving.Lock()
 	r.trustedNow = trusted
 	r.serving.Unlock()
-	if err != nil {
-		return errors.Join(loadErr, err)
-	}
 	seen := map[Fingerprint]bool{}
 	for _, c := range trusted {
 		fp := FingerprintOf(c)

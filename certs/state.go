@@ -178,8 +178,11 @@ func (p Policy) Next(data map[string][]byte, now time.Time, trusted func(*x509.C
 	case servingErr != nil:
 		// Broken already: nothing to keep serving, replace it at once.
 		why = servingErr.Error()
-	case !slices.Equal(sansOf(st.Serving.Cert), sortedSANs(p.SANs)):
-		why = "its names changed"
+	case !covers(sansOf(st.Serving.Cert), sortedSANs(p.SANs)):
+		// Only missing names count: replicas of two versions during a
+		// rolling update then agree on a certificate with both sets of
+		// names instead of replacing each other's on every pass.
+		why = "it lacks a name"
 	case !now.Before(RenewAt(st.Serving.Cert, p.ServingLifetime, p.RenewBefore)):
 		why = "it is due for renewal"
 	case st.Serving.Cert.CheckSignatureFrom(st.Signer.Cert) != nil:
@@ -190,7 +193,11 @@ func (p Policy) Next(data map[string][]byte, now time.Time, trusted func(*x509.C
 		if servingErr == nil && !signedBySigner && !trusted(st.Signer.Cert) {
 			waiting = "the serving certificate waits until API servers trust the new CA"
 		} else {
-			serving, err := NewServing(st.Signer, p.SANs, p.ServingLifetime, now)
+			sans := p.SANs
+			if st.Serving != nil && servingErr == nil && why == "it lacks a name" {
+				sans = mergeSANs(sansOf(st.Serving.Cert), p.SANs)
+			}
+			serving, err := NewServing(st.Signer, sans, p.ServingLifetime, now)
 			if err != nil {
 				return nil, nil, "", err
 			}
@@ -242,4 +249,26 @@ func sortedSANs(sans []string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// covers reports whether have (sorted) holds every name of want.
+func covers(have, want []string) bool {
+	for _, w := range want {
+		if _, ok := slices.BinarySearch(have, w); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeSANs returns want followed by the names of have it lacks.
+func mergeSANs(have, want []string) []string {
+	out := slices.Clone(want)
+	norm := sortedSANs(want)
+	for _, h := range have {
+		if _, ok := slices.BinarySearch(norm, h); !ok {
+			out = append(out, h)
+		}
+	}
+	return out
 }
