@@ -115,7 +115,7 @@ remove_cgroups() {
 
 restore_host() {
 	local saved=$STATE/host.saved v
-	ip addr show dev lo | grep -q " $NODE_IP/32 " && ip addr del "$NODE_IP/32" dev lo
+	if has_node_ip; then ip addr del "$NODE_IP/32" dev lo; fi
 	ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE"
 	if [[ -f $saved ]]; then
 		v=$(sed -n 's/^ip_forward=//p' "$saved")
@@ -136,15 +136,13 @@ remove_guard() {
 	done < <(iptables -w -t mangle -S POSTROUTING | grep -F -- "--comment $GUARD_COMMENT" || true)
 }
 
-for name in kube-proxy kube-scheduler kube-controller-manager kubelet; do stop "$name"; done
-stop_pods
-for name in containerd kube-apiserver etcd registry; do stop "$name"; done
-unmount_all
-remove_netns
-remove_chains iptables
-remove_chains ip6tables
-remove_cgroups
-restore_host
+stop_all() { local name; for name in "$@"; do stop "$name"; done; }
+step "node components" stop_all kube-proxy kube-scheduler kube-controller-manager kubelet
+step "pods" stop_pods
+step "containerd, control plane, registry" stop_all containerd kube-apiserver etcd registry
+step "mounts, namespaces" eval "unmount_all; remove_netns"
+step "iptables chains" eval "remove_chains iptables; remove_chains ip6tables"
+step "cgroups, host settings" eval "remove_cgroups; restore_host"
 [[ -z $(our_mounts) ]] || die "mounts remain under the cluster's directories: $(our_mounts | tr '\n' ' ')"
 rm -rf "$RUN_DIR"
 if $wipe; then

@@ -102,6 +102,10 @@ wait_for() {
 	done
 }
 
+# has_node_ip succeeds when the node address is on lo. (No `| grep -q`:
+# under pipefail, grep closing the pipe early can fail the pipeline.)
+has_node_ip() { [[ -n $(ip -o addr show dev lo to "$NODE_IP/32") ]]; }
+
 # kctl runs kubectl against the cluster.
 kctl() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 

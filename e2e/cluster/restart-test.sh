@@ -26,9 +26,9 @@ done
 grep -qE " ($STATE|$RUN_DIR)[/ ]" /proc/self/mountinfo && problems+=("mounts left")
 compgen -G "/var/run/netns/cni-*" >/dev/null && problems+=("network namespaces left")
 ip link show "$BRIDGE" >/dev/null 2>&1 && problems+=("bridge $BRIDGE left")
-ip addr show dev lo | grep -q " $NODE_IP/32 " && problems+=("node address left on lo")
-iptables-save | grep -qE '^:(KUBE-|CNI-)' && problems+=("KUBE-/CNI- iptables chains left")
-iptables -w -t mangle -S POSTROUTING | grep -qF "$GUARD_COMMENT" && problems+=("guard rules left")
+has_node_ip && problems+=("node address left on lo")
+[[ -n $(iptables-save | grep -E '^:(KUBE-|CNI-)') ]] && problems+=("KUBE-/CNI- iptables chains left")
+[[ -n $(iptables -w -t mangle -S POSTROUTING | grep -F -- "$GUARD_COMMENT") ]] && problems+=("guard rules left")
 [[ -e $RUN_DIR ]] && problems+=("$RUN_DIR left")
 ((${#problems[@]} == 0)) || fail "after down: ${problems[*]}"
 echo "restart-test: down left the host clean"

@@ -62,7 +62,7 @@ host_setup() {
 			echo "netns_before=$(find /var/run/netns -maxdepth 1 -name 'cni-*' -printf '%f ' 2>/dev/null)"
 		} >"$saved"
 	fi
-	ip addr show dev lo | grep -q " $NODE_IP/32 " || ip addr add "$NODE_IP/32" dev lo
+	has_node_ip || ip addr add "$NODE_IP/32" dev lo
 	echo 1 >/proc/sys/net/ipv4/ip_forward
 	[[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] && echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
 	# Mount propagation for the kubelet's volumes (/ is private here).
