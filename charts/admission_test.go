@@ -147,9 +147,15 @@ func TestGuardPolicy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Create(t.Context(), u.DeepCopy()); err != nil {
+		obj := u.DeepCopy()
+		if err := c.Create(t.Context(), obj); err != nil {
 			t.Fatalf("creating %s: %v", kind, err)
 		}
+		t.Cleanup(func() {
+			if err := c.Delete(context.WithoutCancel(t.Context()), obj); err != nil {
+				t.Logf("deleting %s: %v", kind, err)
+			}
+		})
 	}
 
 	create := func(p *corev1.Pod) error { return c.Create(t.Context(), p, client.DryRunAll) }
