@@ -50,6 +50,16 @@ images: deps ## Build the project images and push them to the local registry (ta
 	$(BIN)/sandbox-image -kind hello -binary $(BIN)/hello -ref $(CLUSTER_REGISTRY)/hello:$(IMAGE_TAG) -push -insecure
 	$(BIN)/sandbox-image -kind busybox -ref $(CLUSTER_REGISTRY)/busybox:$(IMAGE_TAG) -push -insecure
 
+.PHONY: images-tar
+images-tar: ## Build the project images as tarballs in _out/images (no registry needed)
+	@mkdir -p $(BIN) $(ROOT)/_out/images
+	@CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/sandbox-image
+	@set -e; for img in $(PROJECT_IMAGES); do \
+		if [ ! -d cmd/$$img ]; then echo "images-tar: cmd/$$img does not exist yet, skipping"; continue; fi; \
+		CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$img ./cmd/$$img; \
+		$(BIN)/sandbox-image -kind $${img#sandbox-} -binary $(BIN)/$$img -ref $(CLUSTER_REGISTRY)/$$img:$(IMAGE_TAG) -tarball $(ROOT)/_out/images/$$img.tar; \
+	done
+
 .PHONY: e2e
 e2e: cluster-up images ## End-to-end tests against the local cluster (brings it up and pushes the images first)
 	KUBECONFIG=$(CLUSTER_KUBECONFIG) SANDBOX_E2E=1 IMAGE_TAG=$(IMAGE_TAG) $(cluster_env) \
