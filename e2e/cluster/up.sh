@@ -14,6 +14,7 @@ for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube
 done
 
 if pid_of kube-apiserver >/dev/null && pid_of kubelet >/dev/null; then
+	guard_check || die "the cluster runs without its network guard (mangle POSTROUTING DROP rules); run make cluster-down, then make cluster-up"
 	log "already running (kubeconfig $KUBECONFIG_FILE)"
 	exit 0
 fi
