@@ -8,7 +8,10 @@ SHELL := /usr/bin/env bash
 ROOT     := $(abspath .)
 BIN      := $(ROOT)/bin
 GO       ?= go
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Computed once per make run, so that every target of one run uses one tag.
+ifeq ($(origin VERSION),undefined)
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+endif
 LDFLAGS  := -s -w -X sandbox.io/injector/internal/version.Version=$(VERSION)
 export PATH := $(BIN):$(PATH)
 
@@ -51,5 +54,5 @@ test: vet $(TEST_PARTS) ## Everything CI runs: vet, unit, integration (real kube
 bench: $(BENCH_PARTS) ## Run the benchmarks and print their tables
 
 .PHONY: clean
-clean: ## Remove build output (keeps the tool cache in ./bin/tools)
-	rm -rf $(BIN)/sandbox-* $(ROOT)/_out
+clean: ## Remove the project's own binaries (keeps the built tools in ./bin and the cluster's state in _out/cluster)
+	rm -f $(addprefix $(BIN)/,$(notdir $(wildcard cmd/*)) pause hello)

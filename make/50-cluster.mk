@@ -43,7 +43,8 @@ images: deps ## Build the project images and push them to the local registry (ta
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/sandbox-image ./e2e/images/pause ./e2e/images/hello
 	@set -e; for img in $(PROJECT_IMAGES); do \
 		if [ ! -d cmd/$$img ]; then echo "images: cmd/$$img does not exist yet, skipping"; continue; fi; \
-		CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$img ./cmd/$$img; \
+		tags=; [ $$img = sandbox-runner ] && tags='$(RUNNER_TAGS)'; \
+		CGO_ENABLED=0 $(GO) build -trimpath -tags "$$tags" -ldflags '$(LDFLAGS)' -o $(BIN)/$$img ./cmd/$$img; \
 		$(BIN)/sandbox-image -kind $${img#sandbox-} -binary $(BIN)/$$img -ref $(CLUSTER_REGISTRY)/$$img:$(IMAGE_TAG) -push -insecure; \
 	done
 	$(BIN)/sandbox-image -kind pause -binary $(BIN)/pause -ref $(CLUSTER_REGISTRY)/pause:$(IMAGE_TAG) -push -insecure
@@ -56,7 +57,8 @@ images-tar: ## Build the project images as tarballs in _out/images (no registry 
 	@CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/sandbox-image
 	@set -e; for img in $(PROJECT_IMAGES); do \
 		if [ ! -d cmd/$$img ]; then echo "images-tar: cmd/$$img does not exist yet, skipping"; continue; fi; \
-		CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/$$img ./cmd/$$img; \
+		tags=; [ $$img = sandbox-runner ] && tags='$(RUNNER_TAGS)'; \
+		CGO_ENABLED=0 $(GO) build -trimpath -tags "$$tags" -ldflags '$(LDFLAGS)' -o $(BIN)/$$img ./cmd/$$img; \
 		$(BIN)/sandbox-image -kind $${img#sandbox-} -binary $(BIN)/$$img -ref $(CLUSTER_REGISTRY)/$$img:$(IMAGE_TAG) -tarball $(ROOT)/_out/images/$$img.tar; \
 	done
 
