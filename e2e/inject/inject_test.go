@@ -12,8 +12,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 
 	"sandbox.io/injector/api/v1alpha1"
 	runnerapi "sandbox.io/injector/runner/api"
@@ -25,6 +25,21 @@ import (
 // of the local cluster, on this machine).
 func runnerClient(pod *corev1.Pod, token string) *client.Client {
 	return client.New(fmt.Sprintf("http://%s:%d", pod.Status.PodIP, webhook.DefaultRunnerPort), token, nil)
+}
+
+// proxiedRunner talks to a pod's runner through the API server's pod proxy:
+// the API server's credentials in Authorization, the runner's token in its
+// own header.
+func (x *env) proxiedRunner(t *testing.T, pod *corev1.Pod) *client.Client {
+	t.Helper()
+	hc, err := rest.HTTPClientFor(x.rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s:%d/proxy",
+		strings.TrimRight(x.rest.Host, "/"), pod.Namespace, pod.Name, webhook.DefaultRunnerPort), testToken, hc)
+	c.ViaProxy = true
+	return c
 }
 
 func injected(p *corev1.Pod) bool {
@@ -75,13 +90,7 @@ func TestBusyboxPodIsInjectedAndDriven(t *testing.T) {
 	}
 	// The same through the API server's pod proxy: the API server's own
 	// credentials in Authorization, the runner's token in its own header.
-	hc, err := rest.HTTPClientFor(x.rest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxied := client.New(fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s:%d/proxy",
-		strings.TrimRight(x.rest.Host, "/"), ns, pod.Name, webhook.DefaultRunnerPort), testToken, hc)
-	proxied.ViaProxy = true
+	proxied := x.proxiedRunner(t, pod)
 	res, err = proxied.Execute(t.Context(), runnerapi.ExecuteRequest{Argv: []string{"cat", "e2e/data.txt"}})
 	if err != nil {
 		t.Fatalf("execute through the API server's pod proxy: %v", err)
@@ -131,8 +140,9 @@ func TestScratchImageEntrypointFromRegistry(t *testing.T) {
 		t.Errorf("scratch image's entrypoint is not running under the runner: %+v, want argv %q", st.Child, want)
 	}
 	// Files work in an image with no shell and no libc (read-only here:
-	// the image's user may not write its root directory).
-	files, err := runnerClient(ready, testToken).List(t.Context(), "")
+	// the image's user may not write its root directory), also through the
+	// API server's pod proxy.
+	files, err := x.proxiedRunner(t, ready).List(t.Context(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
