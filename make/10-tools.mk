@@ -35,10 +35,16 @@ tools: tools-envtest $(addprefix tool-,$(CLUSTER_TOOLS)) ## Build every cluster 
 tool-etcd:
 	@$(BUILD_TOOL) etcd go.etcd.io/etcd/server/v3 $(ETCD_VERSION) -ldflags '-s -w'
 
+# helm built from source assumes Kubernetes 1.20 when it renders without a
+# cluster; stamp the version the project runs instead.
+HELM_LDFLAGS := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+	$(foreach p,pkg/chartutil pkg/lint/rules,-X helm.sh/helm/v3/$(p).k8sVersionMajor=$(kube_major) -X helm.sh/helm/v3/$(p).k8sVersionMinor=$(kube_minor))
+
 .PHONY: tool-helm
 tool-helm:
 	@$(BUILD_TOOL) helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION) \
-		-ldflags '-s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) -X helm.sh/helm/v3/internal/version.gitTreeState=clean'
+		-ldflags '$(HELM_LDFLAGS)'
 
 KUBE_CMDS := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
 .PHONY: $(addprefix tool-,$(KUBE_CMDS))
