@@ -33,10 +33,11 @@ type HandlerOptions struct {
 	// Namespaces reads Namespace objects; an informer-backed cache in
 	// production. Required.
 	Namespaces client.Reader
-	// Secrets reads Secrets and ServiceAccounts for image pull credentials.
-	// A direct API reader, so that no Secret is cached. Required when
-	// Resolver is set.
-	Secrets client.Reader
+	// APIReader reads straight from the API server: Secrets and
+	// ServiceAccounts for image pull credentials (so that no Secret is
+	// cached), and a namespace created a moment ago that the cache has not
+	// seen yet. Required when Resolver is set.
+	APIReader client.Reader
 	// Resolver reads image commands. Nil: no lookups, every container
 	// without a command counts as a failed lookup.
 	Resolver Resolver
@@ -63,8 +64,8 @@ func NewHandler(cfg Config, opts HandlerOptions) (*Handler, error) {
 	if opts.Namespaces == nil {
 		return nil, errors.New("webhook handler: a namespace reader is required")
 	}
-	if opts.Resolver != nil && opts.Secrets == nil {
-		return nil, errors.New("webhook handler: a secret reader is required for image lookups")
+	if opts.Resolver != nil && opts.APIReader == nil {
+		return nil, errors.New("webhook handler: an API reader is required for image lookups")
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
@@ -157,8 +158,8 @@ func (h *Handler) refused(err error, log *slog.Logger) (admission.Response, stri
 func (h *Handler) namespaceLabels(ctx context.Context, name string) (map[string]string, error) {
 	var ns corev1.Namespace
 	err := h.opts.Namespaces.Get(ctx, types.NamespacedName{Name: name}, &ns)
-	if apierrors.IsNotFound(err) && h.opts.Secrets != nil {
-		err = h.opts.Secrets.Get(ctx, types.NamespacedName{Name: name}, &ns)
+	if apierrors.IsNotFound(err) && h.opts.APIReader != nil {
+		err = h.opts.APIReader.Get(ctx, types.NamespacedName{Name: name}, &ns)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading namespace %s: %w", name, err)
@@ -212,7 +213,7 @@ func (h *Handler) keychain(ctx context.Context, pod *corev1.Pod, ns string) (aut
 	}
 	var sa corev1.ServiceAccount
 	var errs []error
-	if err := h.opts.Secrets.Get(ctx, types.NamespacedName{Namespace: ns, Name: saName}, &sa); err == nil {
+	if err := h.opts.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: saName}, &sa); err == nil {
 		for _, ref := range sa.ImagePullSecrets {
 			names = append(names, ref.Name)
 		}
@@ -222,7 +223,7 @@ func (h *Handler) keychain(ctx context.Context, pod *corev1.Pod, ns string) (aut
 	secrets := make([]*corev1.Secret, 0, len(names))
 	for _, n := range names {
 		var s corev1.Secret
-		if err := h.opts.Secrets.Get(ctx, types.NamespacedName{Namespace: ns, Name: n}, &s); err != nil {
+		if err := h.opts.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: n}, &s); err != nil {
 			if !apierrors.IsNotFound(err) {
 				errs = append(errs, fmt.Errorf("reading pull secret %s/%s: %w", ns, n, err))
 			}

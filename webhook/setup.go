@@ -32,7 +32,7 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, cfg Config, opts
 	}
 	h, err := NewHandler(cfg, HandlerOptions{
 		Namespaces: mgr.GetClient(),
-		Secrets:    mgr.GetAPIReader(),
+		APIReader:  mgr.GetAPIReader(),
 		Resolver:   opts.Resolver,
 		Metrics:    NewMetrics(opts.Registerer),
 		Logger:     opts.Logger,
