@@ -246,23 +246,27 @@ func (r *Rotator) SetupWithManager(mgr manager.Manager) error {
 // NeedLeaderElection is false: every replica loads its own certificate.
 func (r *Rotator) NeedLeaderElection() bool { return false }
 
-// errRetry asks for the next pass at once: another replica won a race.
-var errRetry = errors.New("lost a race with another writer")
+// ErrLostRace is returned (wrapped) by Sync when another replica wrote the
+// Secret or the webhook configuration between our read and our write; the
+// next pass adopts what it wrote. Start retries at once.
+var ErrLostRace = errors.New("lost a race with another writer")
+
+var errNoClient = errors.New("certificate rotator has no API client: use SetupWithManager or set Options.Reader and Writer")
 
 // Start syncs every SyncInterval until ctx ends, at once after a lost race.
 func (r *Rotator) Start(ctx context.Context) error {
 	if r.opts.Reader == nil || r.opts.Writer == nil {
-		return errors.New("certificate rotator has no API client: use SetupWithManager or set Options.Reader and Writer")
+		return errNoClient
 	}
 	r.log.Info("certificate rotator starting", "webhookConfiguration", r.cfg.WebhookConfigName, "sans", r.policy.SANs)
 	retries := 0
 	for {
 		wait := r.cfg.SyncInterval
-		err := r.sync(ctx)
+		err := r.Sync(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return nil
-		case errors.Is(err, errRetry) && retries < 5:
+		case errors.Is(err, ErrLostRace) && retries < 5:
 			retries++
 			wait = time.Duration(retries) * 50 * time.Millisecond
 			r.log.Debug("certificate sync lost a race, retrying", "err", err)
@@ -287,9 +291,13 @@ func (r *Rotator) trusted(ca *x509.Certificate) bool {
 	return ok && r.opts.Now().Sub(since) >= r.cfg.PropagationDelay
 }
 
-// sync is one pass: converge the Secret, then the webhook configuration,
-// then the certificate in memory.
-func (r *Rotator) sync(ctx context.Context) error {
+// Sync is one pass of what Start repeats: converge the Secret, then the
+// certificate in memory, then the webhook configuration. Passes must not run
+// concurrently on one Rotator.
+func (r *Rotator) Sync(ctx context.Context) error {
+	if r.opts.Reader == nil || r.opts.Writer == nil {
+		return errNoClient
+	}
 	now := r.opts.Now()
 	key := types.NamespacedName{Namespace: r.cfg.Namespace, Name: r.cfg.SecretName}
 	var sec corev1.Secret
@@ -384,7 +392,7 @@ func (r *Rotator) write(ctx context.Context, sec *corev1.Secret, create bool, ne
 		}
 		if err := r.opts.Writer.Create(ctx, sec); err != nil {
 			if apierrors.IsAlreadyExists(err) {
-				return fmt.Errorf("creating secret %s/%s: %w", sec.Namespace, sec.Name, errRetry)
+				return fmt.Errorf("creating secret %s/%s: %w", sec.Namespace, sec.Name, ErrLostRace)
 			}
 			return fmt.Errorf("creating secret %s/%s: %w", sec.Namespace, sec.Name, err)
 		}
@@ -393,7 +401,7 @@ func (r *Rotator) write(ctx context.Context, sec *corev1.Secret, create bool, ne
 	sec.Data = next.Data()
 	if err := r.opts.Writer.Update(ctx, sec); err != nil {
 		if apierrors.IsConflict(err) {
-			return fmt.Errorf("updating secret %s/%s: %w", sec.Namespace, sec.Name, errRetry)
+			return fmt.Errorf("updating secret %s/%s: %w", sec.Namespace, sec.Name, ErrLostRace)
 		}
 		return fmt.Errorf("updating secret %s/%s: %w", sec.Namespace, sec.Name, err)
 	}
@@ -442,7 +450,7 @@ func (r *Rotator) syncWebhookConfig(ctx context.Context, bundle []*x509.Certific
 	}
 	if err := r.opts.Writer.Patch(ctx, &mwc, client.RawPatch(types.JSONPatchType, raw)); err != nil {
 		if apierrors.IsConflict(err) || apierrors.IsInvalid(err) || apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("patching caBundle of mutating webhook configuration %s: %w: %w", r.cfg.WebhookConfigName, errRetry, err)
+			return nil, fmt.Errorf("patching caBundle of mutating webhook configuration %s: %w: %w", r.cfg.WebhookConfigName, ErrLostRace, err)
 		}
 		return nil, fmt.Errorf("patching caBundle of mutating webhook configuration %s: %w", r.cfg.WebhookConfigName, err)
 	}

@@ -4,7 +4,7 @@
 
 .PHONY: test-certs
 test-certs: tools-envtest ## Certificate tests alone: unit, racing replicas, corrupt Secrets, rotation under a 100 ms pod loop (prints created vs admitted)
-	KUBEBUILDER_ASSETS=$(BIN) $(GO) test -race -count=1 -timeout 10m -v ./certs ./cmd/sandbox-webhook \
+	KUBEBUILDER_ASSETS=$(BIN) $(GO) test -race -count=1 -timeout 10m -v ./certs/... ./cmd/sandbox-webhook \
 		| grep -E '^(=== RUN|--- |\s+\S+_test\.go:|PASS|FAIL|ok )'
 
 .PHONY: fuzz-certs

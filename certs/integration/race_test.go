@@ -1,4 +1,4 @@
-package certs_test
+package integration_test
 
 import (
 	"context"
@@ -50,7 +50,7 @@ func (e *env) forcedRace(t *testing.T, cc certs.Config) (a, b *certs.Rotator, er
 	}
 	var done sync.WaitGroup
 	for i, r := range rots {
-		done.Go(func() { errs[i] = r.SyncOnce(t.Context()) })
+		done.Go(func() { errs[i] = r.Sync(t.Context()) })
 	}
 	done.Wait()
 	return rots[0], rots[1], errs
@@ -80,7 +80,7 @@ func (e *env) testForcedRaces(t *testing.T) {
 		}
 		// The loser's next pass adopts the winner's certificates.
 		for _, r := range []*certs.Rotator{a, b} {
-			if err := r.SyncOnce(t.Context()); err != nil {
+			if err := r.Sync(t.Context()); err != nil {
 				t.Fatalf("%s: pass after the race: %v", what, err)
 			}
 		}

@@ -1,4 +1,4 @@
-package certs_test
+package integration_test
 
 import (
 	"context"
