@@ -84,9 +84,12 @@ func webhookConfig(name, ns, url string) *admissionregistrationv1.MutatingWebhoo
 			AdmissionReviewVersions: []string{"v1"},
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
 			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
-			TimeoutSeconds:          ptr.To[int32](5),
-			ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &path},
+			// The API server's maximum: a rotation mistake shows at once as
+			// an x509 error, while a 5s timeout on a loaded 2-core machine
+			// running the race detector only measures the machine.
+			TimeoutSeconds:     ptr.To[int32](30),
+			ReinvocationPolicy: ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
+			ClientConfig:       admissionregistrationv1.WebhookClientConfig{URL: &path},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
 				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
