@@ -1,0 +1,235 @@
+package prepuller
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func TestNormalize(t *testing.T) {
+	t.Parallel()
+	const dgst = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		ref      string
+		want     string
+		byDigest bool
+		wantErr  bool
+	}{
+		{ref: "busybox", want: "docker.io/library/busybox:latest"},
+		{ref: "docker.io/library/busybox:1.36", want: "docker.io/library/busybox:1.36"},
+		{ref: "index.docker.io/team/app:v1", want: "docker.io/team/app:v1"},
+		{ref: "127.0.0.1:5000/app", want: "127.0.0.1:5000/app:latest"},
+		{ref: "127.0.0.1:5000/a/b@" + dgst, want: "127.0.0.1:5000/a/b@" + dgst, byDigest: true},
+		{ref: "Not A Ref", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.ref, func(t *testing.T) {
+			t.Parallel()
+			got, err := normalize(tc.ref)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("normalize(%q) error = %v, want error %v", tc.ref, err, tc.wantErr)
+			}
+			if diff := cmp.Diff(normalized{name: tc.want, byDigest: tc.byDigest}, got, cmp.AllowUnexported(normalized{})); !tc.wantErr && diff != "" {
+				t.Errorf("normalize(%q) (-want +got):\n%s", tc.ref, diff)
+			}
+		})
+	}
+}
+
+// row is the part of an entry a plan test looks at.
+type row struct {
+	Name     string
+	State    State
+	Attempts int
+	Pull     bool
+}
+
+func TestPlan(t *testing.T) {
+	t.Parallel()
+	img := func(id string, names ...string) *runtimeapi.Image {
+		return &runtimeapi.Image{Id: id, RepoTags: names, Size: 100}
+	}
+	const (
+		a   = "127.0.0.1:5000/a:latest"
+		b   = "127.0.0.1:5000/b:v1"
+		dig = "127.0.0.1:5000/d@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	)
+	tests := []struct {
+		name    string
+		desired []string
+		present []*runtimeapi.Image
+		known   []entry
+		now     time.Time
+		want    []row
+	}{{
+		name:    "missing images are pulled, present ones are not",
+		desired: []string{a, b},
+		present: []*runtimeapi.Image{img("sha256:1", a)},
+		now:     t0,
+		want:    []row{{a, StatePresent, 0, false}, {b, StateMissing, 0, true}},
+	}, {
+		name:    "duplicates and short names collapse to one entry",
+		desired: []string{"127.0.0.1:5000/a", a, "127.0.0.1:5000/a:latest"},
+		now:     t0,
+		want:    []row{{a, StateMissing, 0, true}},
+	}, {
+		name:    "a failed image waits for its backoff",
+		desired: []string{a},
+		known:   []entry{{ImageStatus: ImageStatus{Name: a, State: StateFailed, Attempts: 2, NextRetry: t0.Add(time.Second)}}},
+		now:     t0,
+		want:    []row{{a, StateFailed, 2, false}},
+	}, {
+		name:    "a failed image is pulled again once its backoff expired",
+		desired: []string{a},
+		known:   []entry{{ImageStatus: ImageStatus{Name: a, State: StateFailed, Attempts: 2, NextRetry: t0}}},
+		now:     t0,
+		want:    []row{{a, StateFailed, 2, true}},
+	}, {
+		name:    "a failed image someone else pulled is present and its failures forgotten",
+		desired: []string{a},
+		present: []*runtimeapi.Image{img("sha256:1", a)},
+		known:   []entry{{ImageStatus: ImageStatus{Name: a, State: StateFailed, Attempts: 3, NextRetry: t0.Add(time.Hour)}}},
+		now:     t0,
+		want:    []row{{a, StatePresent, 0, false}},
+	}, {
+		name:    "an image removed by garbage collection is pulled again",
+		desired: []string{a},
+		known:   []entry{{ImageStatus: ImageStatus{Name: a, State: StatePresent, ImageID: "sha256:1", LastPulled: t0}}},
+		now:     t0.Add(time.Minute),
+		want:    []row{{a, StateMissing, 0, true}},
+	}, {
+		name:    "a tag is pulled again once the refresh interval passed",
+		desired: []string{a, b},
+		present: []*runtimeapi.Image{img("sha256:1", a), img("sha256:2", b)},
+		known: []entry{
+			{ImageStatus: ImageStatus{Name: a, State: StatePresent, ImageID: "sha256:1", LastPulled: t0.Add(-time.Hour)}},
+			{ImageStatus: ImageStatus{Name: b, State: StatePresent, ImageID: "sha256:2", LastPulled: t0.Add(-time.Hour + time.Second)}},
+		},
+		now:  t0,
+		want: []row{{a, StatePresent, 0, true}, {b, StatePresent, 0, false}},
+	}, {
+		name:    "an image first seen present is trusted for a full refresh interval",
+		desired: []string{a},
+		present: []*runtimeapi.Image{img("sha256:1", a)},
+		now:     t0,
+		want:    []row{{a, StatePresent, 0, false}},
+	}, {
+		name:    "a digest never needs a refresh",
+		desired: []string{dig},
+		present: []*runtimeapi.Image{{Id: "sha256:3", RepoDigests: []string{dig}}},
+		known:   []entry{{ImageStatus: ImageStatus{Name: dig, State: StatePresent, ImageID: "sha256:3", LastPulled: t0.Add(-24 * time.Hour)}}},
+		now:     t0,
+		want:    []row{{dig, StatePresent, 0, false}},
+	}, {
+		name:    "a paused image is tried again",
+		desired: []string{a},
+		known:   []entry{{ImageStatus: ImageStatus{Name: a, State: StatePaused, LastError: "full"}}},
+		now:     t0,
+		want:    []row{{a, StatePaused, 0, true}},
+	}, {
+		name:    "an invalid reference is failed and never pulled",
+		desired: []string{"UPPER/case"},
+		now:     t0,
+		want:    []row{{"", StateFailed, 0, false}},
+	}, {
+		name:    "images no longer desired are forgotten",
+		desired: nil,
+		known:   []entry{{ImageStatus: ImageStatus{Name: a, State: StateFailed, Attempts: 1}}},
+		now:     t0,
+		want:    nil,
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			known := map[string]*entry{}
+			for i := range tc.known {
+				e := tc.known[i]
+				known[e.Name] = &e
+			}
+			var desired []Image
+			for _, r := range tc.desired {
+				desired = append(desired, Image{Ref: r})
+			}
+			entries, pull := plan(planInput{
+				now: tc.now, refresh: time.Hour, desired: desired,
+				present: newPresentSet(tc.present), known: known,
+			})
+			pulled := map[*entry]bool{}
+			for _, e := range pull {
+				pulled[e] = true
+			}
+			var got []row
+			for _, e := range entries {
+				got = append(got, row{e.Name, e.State, e.Attempts, pulled[e]})
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	const base, max = 10 * time.Second, 5 * time.Minute
+	tests := []struct {
+		name     string
+		attempts int
+		jitter   float64
+		u        float64
+		want     time.Duration
+	}{
+		{"no failure, no wait", 0, 0.2, 0.5, 0},
+		{"first failure waits the base", 1, 0, 0, base},
+		{"doubles per failure", 3, 0, 0, 40 * time.Second},
+		{"capped at max", 10, 0, 0, max},
+		{"far past the cap does not overflow", 5000, 0, 0, max},
+		{"jitter at its low end", 2, 0.2, 0, 16 * time.Second},
+		{"jitter in the middle is exact", 2, 0.2, 0.5, 20 * time.Second},
+		{"jitter near its high end", 2, 0.5, 0.75, 25 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := backoff(tc.attempts, base, max, tc.jitter, tc.u); got != tc.want {
+				t.Errorf("backoff(%d, jitter %g, u %g) = %s, want %s", tc.attempts, tc.jitter, tc.u, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestOptions(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		opts    []Option
+		wantErr string
+	}{
+		{name: "defaults"},
+		{name: "all valid", opts: []Option{WithConcurrency(4), WithBackoff(time.Second, time.Minute, 0.1), WithDiskThreshold(100), WithRefresh(0)}},
+		{name: "zero concurrency", opts: []Option{WithConcurrency(0)}, wantErr: "concurrency 0 is below 1"},
+		{name: "max below base", opts: []Option{WithBackoff(time.Minute, time.Second, 0)}, wantErr: "backoff max 1s is below the base 1m0s"},
+		{name: "jitter of one", opts: []Option{WithBackoff(time.Second, time.Second, 1)}, wantErr: "backoff jitter 1 is not in [0, 1)"},
+		{name: "threshold zero", opts: []Option{WithDiskThreshold(0)}, wantErr: "disk threshold 0% is not in (0, 100]"},
+		{name: "negative refresh", opts: []Option{WithRefresh(-time.Second)}, wantErr: "refresh interval -1s is negative"},
+		{name: "nil clock", opts: []Option{WithClock(nil)}, wantErr: "clock is nil"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := New(runtimeapi.NewImageServiceClient(nil), tc.opts...)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && !strings.Contains(got, tc.wantErr) {
+				t.Errorf("New() error = %q, want one containing %q", got, tc.wantErr)
+			}
+		})
+	}
+}
