@@ -285,6 +285,7 @@ func TestDeployment(t *testing.T) {
 		"--token-secret=tok",
 		"--log-level=debug",
 		"--entrypoint-timeout=3s",
+		"--injection-method=auto",
 		"--release-namespace=sbx",
 		"--excluded-namespaces=kube-system,kube-public,kube-node-lease,sbx",
 	}
@@ -474,6 +475,7 @@ func TestRBAC(t *testing.T) {
 	}
 	want := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"secrets", "serviceaccounts"}, Verbs: []string{"get"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update", "patch"}},

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/version"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	// EntrypointTimeout bounds the registry lookups of one admission.
 	// Default 2s.
 	EntrypointTimeout time.Duration
+	// Method is how the runner reaches the containers: v1alpha1.MethodAuto
+	// (default), MethodCopy or MethodImageVolume. See ChooseMethod.
+	Method string
 
 	// encoded holds the JSON of what every injection adds unchanged,
 	// encoded once by Complete instead of once per admission.
@@ -48,7 +52,7 @@ type Config struct {
 }
 
 type encodedParts struct {
-	initContainer, runnerVolume, defaultTokenVolume json.RawMessage
+	initContainer, runnerVolume, imageVolume, defaultTokenVolume json.RawMessage
 }
 
 // Defaults of Config.
@@ -91,6 +95,9 @@ func (c *Config) setDefaults() {
 	if c.EntrypointTimeout == 0 {
 		c.EntrypointTimeout = DefaultEntrypointTimeout
 	}
+	if c.Method == "" {
+		c.Method = v1alpha1.MethodAuto
+	}
 }
 
 // Complete returns a copy of c with its defaults applied, or an error that
@@ -106,6 +113,12 @@ func (c Config) Complete() (Config, error) {
 	}
 	if msgs := validation.IsDNS1123Subdomain(c.TokenSecret); len(msgs) > 0 {
 		errs = append(errs, fmt.Errorf("token secret %q: %s", c.TokenSecret, strings.Join(msgs, "; ")))
+	}
+	switch c.Method {
+	case v1alpha1.MethodAuto, v1alpha1.MethodCopy, v1alpha1.MethodImageVolume:
+	default:
+		errs = append(errs, fmt.Errorf("injection method %q is not %s, %s or %s", c.Method,
+			v1alpha1.MethodAuto, v1alpha1.MethodCopy, v1alpha1.MethodImageVolume))
 	}
 	if c.EntrypointTimeout < 0 {
 		errs = append(errs, fmt.Errorf("entrypoint timeout %s is negative", c.EntrypointTimeout))
@@ -129,6 +142,9 @@ func encodeParts(c *Config) (*encodedParts, error) {
 	}
 	if enc.runnerVolume, err = json.Marshal(runnerVolume()); err != nil {
 		return nil, fmt.Errorf("encoding runner volume: %w", err)
+	}
+	if enc.imageVolume, err = json.Marshal(runnerImageVolume(c.RunnerImage)); err != nil {
+		return nil, fmt.Errorf("encoding runner image volume: %w", err)
 	}
 	if enc.defaultTokenVolume, err = json.Marshal(tokenVolume(c.TokenSecret)); err != nil {
 		return nil, fmt.Errorf("encoding token volume: %w", err)

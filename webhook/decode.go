@@ -30,6 +30,8 @@ type podView struct {
 		NodeSelector       map[string]string             `json:"nodeSelector"`
 		ImagePullSecrets   []corev1.LocalObjectReference `json:"imagePullSecrets"`
 		ServiceAccountName string                        `json:"serviceAccountName"`
+		NodeName           string                        `json:"nodeName"`
+		Affinity           *corev1.Affinity              `json:"affinity"`
 	} `json:"spec"`
 }
 
@@ -72,6 +74,7 @@ func DecodePod(raw []byte) (*corev1.Pod, error) {
 	s.Containers = containers(v.Spec.Containers)
 	s.HostNetwork, s.OS, s.NodeSelector = v.Spec.HostNetwork, v.Spec.OS, v.Spec.NodeSelector
 	s.ImagePullSecrets, s.ServiceAccountName = v.Spec.ImagePullSecrets, v.Spec.ServiceAccountName
+	s.NodeName, s.Affinity = v.Spec.NodeName, v.Spec.Affinity
 	return pod, nil
 }
 

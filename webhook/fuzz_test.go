@@ -27,7 +27,7 @@ var ourPaths = regexp.MustCompile(`^(/spec/volumes(/-|/\d+)?|/spec/initContainer
 // For every pod it checks that: nothing panics; the patch applies and the
 // result decodes into a Pod; the patch and a diff of the whole pod touch
 // only our paths; mutating the mutated pod adds nothing; a pod that did not
-// opt in is not mutated.
+// opt in is not mutated. Both injection forms are fuzzed.
 func FuzzMutate(f *testing.F) {
 	inputs, _ := filepath.Glob("testdata/mutate/*.yaml")
 	for _, in := range inputs {
@@ -92,9 +92,17 @@ func FuzzMutate(f *testing.F) {
 			}
 			return
 		}
-		res, err := Mutate(pod, cfg, testLookups)
+		plan, err := NewPlan(pod, cfg)
 		if err != nil {
 			return // refusals are fine; panics are not
+		}
+		// Both injection forms, chosen by the input's length.
+		if len(podJSON)%2 == 1 {
+			plan.Method = v1alpha1.MethodImageVolume
+		}
+		res, err := plan.Patch(testLookups)
+		if err != nil {
+			return
 		}
 		if res.AlreadyInjected {
 			return
@@ -122,7 +130,12 @@ func FuzzMutate(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoding mutated pod: %v", err)
 		}
-		res2, err := Mutate(again, cfg, testLookups)
+		plan2, err := NewPlan(again, cfg)
+		if err != nil {
+			t.Fatalf("planning the mutated pod: %v", err)
+		}
+		plan2.Method = plan.Method
+		res2, err := plan2.Patch(testLookups)
 		if err != nil {
 			t.Fatalf("mutating the mutated pod: %v", err)
 		}

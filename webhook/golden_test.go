@@ -16,6 +16,8 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"sandbox.io/injector/api/v1alpha1"
 )
 
 // refreshGolden rewrites the golden files: REFRESH_GOLDEN=true go test ./webhook/...
@@ -95,7 +97,7 @@ func readCase(t *testing.T, path string) goldenCase {
 // admit runs the same steps as the handler, with testLookups as the
 // registry. It returns the outcome as text for skips and refusals, or the
 // result of the mutation.
-func admit(cfg *Config, ns string, nsLabels map[string]string, podJSON []byte) (string, *Result, error) {
+func admit(cfg *Config, ns string, nsLabels map[string]string, podJSON []byte, method string) (string, *Result, error) {
 	pod, err := DecodePod(podJSON)
 	if err != nil {
 		return "", nil, err
@@ -107,7 +109,15 @@ func admit(cfg *Config, ns string, nsLabels map[string]string, podJSON []byte) (
 	if !d.Inject {
 		return outcome("skipped: "+d.Reason, d.Warnings), nil, nil
 	}
-	res, err := Mutate(pod, cfg, testLookups)
+	plan, err := NewPlan(pod, cfg)
+	if errors.Is(err, ErrRefused) {
+		return "refused: " + err.Error() + "\n", nil, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	plan.Method = method
+	res, err := plan.Patch(testLookups)
 	if errors.Is(err, ErrRefused) {
 		return "refused: " + err.Error() + "\n", nil, nil
 	}
@@ -170,49 +180,61 @@ func TestGolden(t *testing.T) {
 		if strings.HasSuffix(in, ".mutated.yaml") {
 			continue
 		}
-		base := strings.TrimSuffix(in, ".yaml")
 		used = append(used, in)
-		t.Run(filepath.Base(base), func(t *testing.T) {
-			c := readCase(t, in)
-			text, res, err := admit(cfg, c.nsName, c.nsLabels, c.podJSON)
-			if err != nil {
-				t.Fatal(err)
+		for _, method := range []string{v1alpha1.MethodCopy, v1alpha1.MethodImageVolume} {
+			// Copy-form outputs are <case>.patch.json and <case>.mutated.yaml;
+			// image-volume ones carry .imagevolume before the extension.
+			base := strings.TrimSuffix(in, ".yaml")
+			name := filepath.Base(base)
+			if method == v1alpha1.MethodImageVolume {
+				base += ".imagevolume"
+				name += "/imageVolume"
 			}
-			if res == nil {
-				used = append(used, base+".result.txt")
-				checkGolden(t, base+".result.txt", []byte(text))
-				return
-			}
-			patch, err := json.MarshalIndent(res.Patch, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			mutated, pod, err := applyPatch(c.podJSON, res.Patch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mutatedYAML, err := yaml.JSONToYAML(mutated)
-			if err != nil {
-				t.Fatal(err)
-			}
-			used = append(used, base+".patch.json", base+".mutated.yaml")
-			checkGolden(t, base+".patch.json", append(patch, '\n'))
-			checkGolden(t, base+".mutated.yaml", mutatedYAML)
-			if len(res.Warnings) > 0 {
-				used = append(used, base+".result.txt")
-				checkGolden(t, base+".result.txt", []byte(outcome("injected", res.Warnings)))
-			}
+			t.Run(name, func(t *testing.T) {
+				c := readCase(t, in)
+				text, res, err := admit(cfg, c.nsName, c.nsLabels, c.podJSON, method)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res == nil {
+					// Skips and refusals do not depend on the method.
+					if method == v1alpha1.MethodCopy {
+						used = append(used, base+".result.txt")
+						checkGolden(t, base+".result.txt", []byte(text))
+					}
+					return
+				}
+				patch, err := json.MarshalIndent(res.Patch, "", "  ")
+				if err != nil {
+					t.Fatal(err)
+				}
+				mutated, pod, err := applyPatch(c.podJSON, res.Patch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				mutatedYAML, err := yaml.JSONToYAML(mutated)
+				if err != nil {
+					t.Fatal(err)
+				}
+				used = append(used, base+".patch.json", base+".mutated.yaml")
+				checkGolden(t, base+".patch.json", append(patch, '\n'))
+				checkGolden(t, base+".mutated.yaml", mutatedYAML)
+				if len(res.Warnings) > 0 && method == v1alpha1.MethodCopy {
+					used = append(used, base+".result.txt")
+					checkGolden(t, base+".result.txt", []byte(outcome("injected", res.Warnings)))
+				}
 
-			// Idempotence: the mutated pod is left as it is.
-			again, res2, err := admit(cfg, c.nsName, c.nsLabels, mutated)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res2 != nil || !strings.HasPrefix(again, "skipped: already injected") {
-				t.Errorf("second admission of the mutated pod: %q, %+v; want skipped: already injected", again, res2)
-			}
-			checkInvariants(t, cfg, pod)
-		})
+				// Idempotence: the mutated pod is left as it is.
+				again, res2, err := admit(cfg, c.nsName, c.nsLabels, mutated, method)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res2 != nil || !strings.HasPrefix(again, "skipped: already injected") {
+					t.Errorf("second admission of the mutated pod: %q, %+v; want skipped: already injected", again, res2)
+				}
+				checkInvariants(t, pod, method)
+			})
+		}
 	}
 	t.Run("no stale golden files", func(t *testing.T) {
 		all, err := filepath.Glob("testdata/mutate/*")
@@ -228,11 +250,20 @@ func TestGolden(t *testing.T) {
 }
 
 // checkInvariants asserts what every injected pod must satisfy.
-func checkInvariants(t *testing.T, cfg *Config, pod *corev1.Pod) {
+func checkInvariants(t *testing.T, pod *corev1.Pod, method string) {
 	t.Helper()
-	if len(pod.Spec.InitContainers) == 0 || pod.Spec.InitContainers[0].Name != InitContainerName {
+	hasInit := len(pod.Spec.InitContainers) > 0 && pod.Spec.InitContainers[0].Name == InitContainerName
+	switch {
+	case method == v1alpha1.MethodImageVolume:
+		if slices.ContainsFunc(pod.Spec.InitContainers, func(c corev1.Container) bool { return c.Name == InitContainerName }) {
+			t.Errorf("image-volume form has the copy form's init container")
+		}
+		if !slices.ContainsFunc(pod.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == VolumeName && v.Image != nil }) {
+			t.Errorf("image-volume form has no image volume %s", VolumeName)
+		}
+	case !hasInit:
 		t.Errorf("first init container is not %s", InitContainerName)
-	} else {
+	default:
 		sc := pod.Spec.InitContainers[0].SecurityContext
 		if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
 			sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
@@ -268,6 +299,11 @@ func checkInvariants(t *testing.T, cfg *Config, pod *corev1.Pod) {
 		}
 		if !ro {
 			t.Errorf("container %s: runner volume is not mounted read-only", c.Name)
+		}
+		for _, m := range c.VolumeMounts {
+			if m.Name == VolumeName && (m.SubPath != "") != (method == v1alpha1.MethodImageVolume) {
+				t.Errorf("container %s: runner mount subPath %q with method %s", c.Name, m.SubPath, method)
+			}
 		}
 	}
 }

@@ -41,6 +41,9 @@ type HandlerOptions struct {
 	// Resolver reads image commands. Nil: no lookups, every container
 	// without a command counts as a failed lookup.
 	Resolver Resolver
+	// Nodes answers the "auto" injection method's questions; nil means no
+	// node is known, so "auto" copies.
+	Nodes NodeLookup
 	// Metrics: nil creates unregistered ones.
 	Metrics *Metrics
 	// Logger: nil discards.
@@ -129,6 +132,11 @@ func (h *Handler) handle(ctx context.Context, req admission.Request, log *slog.L
 	if err != nil {
 		return h.refused(err, log)
 	}
+	if !plan.AlreadyInjected() {
+		if plan.Method, err = ChooseMethod(&h.cfg, pod, h.opts.Nodes); err != nil {
+			return h.refused(err, log)
+		}
+	}
 	lookups := h.lookUp(ctx, pod, ns, plan.ImagesToLookUp(), log)
 	res, err := plan.Patch(lookups)
 	if err != nil {
@@ -139,7 +147,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request, log *slog.L
 		return admission.Allowed("already injected").WithWarnings(warnings...), ResultSkipped
 	}
 	resp := admission.Patched("sandbox runner injected", res.Patch...)
-	log.Info("injected pod", "containers", res.Status.Containers, "mode", plan.Mode(), "reason", decision.Reason)
+	log.Info("injected pod", "containers", res.Status.Containers, "mode", plan.Mode(), "method", plan.Method, "reason", decision.Reason)
 	return resp.WithWarnings(warnings...), ResultInjected
 }
 

@@ -15,6 +15,9 @@ const (
 	RunnerPath = MountPath + "/sandbox-runner"
 	// ImageRunnerPath is the runner binary inside the runner image.
 	ImageRunnerPath = "/sandbox-runner/sandbox-runner"
+	// ImageRunnerDir is the runner image's directory that an image volume
+	// mounts at MountPath (image volumes only mount directories).
+	ImageRunnerDir = "sandbox-runner"
 	// TokenVolumeName is the optional Secret volume with the API token.
 	TokenVolumeName = "sandbox-runner-token"
 	// TokenMountPath is where TokenVolumeName is mounted.

@@ -63,18 +63,25 @@ func (p *Plan) Patch(lookups map[string]Lookup) (*Result, error) {
 	spec := &p.pod.Spec
 	ops := make([]jsonpatch.Operation, 0, 8+6*len(p.targets))
 
+	imageVolume := p.Method == v1alpha1.MethodImageVolume
 	ops = appendOp(ops, "/spec/volumes", spec.Volumes == nil, p.volumes()...)
-	if spec.InitContainers == nil {
+	switch {
+	case imageVolume: // the kubelet mounts the runner image itself
+	case spec.InitContainers == nil:
 		ops = append(ops, add("/spec/initContainers", []any{p.initContainer()}))
-	} else {
+	default:
 		ops = append(ops, add("/spec/initContainers/0", p.initContainer()))
+	}
+	runnerMount := corev1.VolumeMount{Name: VolumeName, MountPath: MountPath, ReadOnly: true}
+	if imageVolume {
+		runnerMount.SubPath = ImageRunnerDir
 	}
 
 	ports := newPortAllocator(p.pod, p.cfg.RunnerPort)
 	status := v1alpha1.InjectionStatus{
 		State:         v1alpha1.StatusInjected,
 		RunnerVersion: p.cfg.RunnerVersion,
-		Method:        v1alpha1.MethodCopy,
+		Method:        p.Method,
 	}
 	for _, i := range p.targets {
 		c := &spec.Containers[i]
@@ -105,7 +112,7 @@ func (p *Plan) Patch(lookups map[string]Lookup) (*Result, error) {
 			ops = append(ops, add(base+"/args", setArgs))
 		}
 		ops = appendOp(ops, base+"/volumeMounts", c.VolumeMounts == nil,
-			corev1.VolumeMount{Name: VolumeName, MountPath: MountPath, ReadOnly: true},
+			runnerMount,
 			corev1.VolumeMount{Name: TokenVolumeName, MountPath: TokenMountPath, ReadOnly: true},
 		)
 		ops = appendOp(ops, base+"/ports", c.Ports == nil,
@@ -166,13 +173,33 @@ func (p *Plan) childCommand(c *corev1.Container, lookups map[string]Lookup) (chi
 // volumes are the runner volume and the optional token Secret volume.
 func (p *Plan) volumes() []any {
 	enc := p.cfg.encoded
-	if enc == nil { // a Config that did not go through Complete
-		return []any{runnerVolume(), tokenVolume(p.tokenSecret)}
+	var runner, token any
+	switch {
+	case enc == nil: // a Config that did not go through Complete
+		runner = runnerVolume()
+		if p.Method == v1alpha1.MethodImageVolume {
+			runner = runnerImageVolume(p.cfg.RunnerImage)
+		}
+		token = tokenVolume(p.tokenSecret)
+	default:
+		runner = enc.runnerVolume
+		if p.Method == v1alpha1.MethodImageVolume {
+			runner = enc.imageVolume
+		}
+		token = enc.defaultTokenVolume
+		if p.tokenSecret != p.cfg.TokenSecret {
+			token = tokenVolume(p.tokenSecret)
+		}
 	}
-	if p.tokenSecret != p.cfg.TokenSecret {
-		return []any{enc.runnerVolume, tokenVolume(p.tokenSecret)}
-	}
-	return []any{enc.runnerVolume, enc.defaultTokenVolume}
+	return []any{runner, token}
+}
+
+// runnerImageVolume mounts the runner image read-only (zero copy): the
+// kubelet pulls it like a container image, with the pod's pull secrets.
+func runnerImageVolume(image string) corev1.Volume {
+	return corev1.Volume{Name: VolumeName, VolumeSource: corev1.VolumeSource{
+		Image: &corev1.ImageVolumeSource{Reference: image, PullPolicy: corev1.PullIfNotPresent},
+	}}
 }
 
 func (p *Plan) initContainer() any {

@@ -16,6 +16,12 @@ import (
 // containers to wrap, in which mode, with which token Secret. NewPlan
 // builds it; Patch turns it into JSON patch operations.
 type Plan struct {
+	// Method is how the runner reaches the containers: v1alpha1.MethodCopy
+	// (the default NewPlan sets unless the configuration forces
+	// MethodImageVolume) or MethodImageVolume. The handler sets it from
+	// ChooseMethod before Patch.
+	Method string
+
 	pod         *corev1.Pod
 	cfg         *Config
 	mode        v1alpha1.Mode
@@ -30,7 +36,10 @@ type Plan struct {
 // pod already uses for something that is not ours, or a mount path clash is
 // a Refusal that names the key or field at fault.
 func NewPlan(pod *corev1.Pod, cfg *Config) (*Plan, error) {
-	p := &Plan{pod: pod, cfg: cfg, mode: v1alpha1.DefaultMode, tokenSecret: cfg.TokenSecret}
+	p := &Plan{pod: pod, cfg: cfg, mode: v1alpha1.DefaultMode, tokenSecret: cfg.TokenSecret, Method: v1alpha1.MethodCopy}
+	if cfg.Method == v1alpha1.MethodImageVolume {
+		p.Method = v1alpha1.MethodImageVolume
+	}
 	if err := p.readAnnotations(); err != nil {
 		return nil, err
 	}

@@ -7,9 +7,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"sandbox.io/injector/api/v1alpha1"
 )
 
 // SetupOptions are the optional parts of SetupWithManager.
@@ -30,7 +33,16 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, cfg Config, opts
 	if _, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{}); err != nil {
 		return fmt.Errorf("starting namespace informer: %w", err)
 	}
+	var nodes NodeLookup
+	if cfg.Method != v1alpha1.MethodCopy {
+		tracker, err := trackNodes(ctx, mgr)
+		if err != nil {
+			return err
+		}
+		nodes = tracker
+	}
 	h, err := NewHandler(cfg, HandlerOptions{
+		Nodes:      nodes,
 		Namespaces: mgr.GetClient(),
 		APIReader:  mgr.GetAPIReader(),
 		Resolver:   opts.Resolver,
@@ -49,4 +61,34 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, cfg Config, opts
 		return fmt.Errorf("adding readiness check: %w", err)
 	}
 	return nil
+}
+
+// trackNodes feeds a NodeTracker from the manager's node informer.
+func trackNodes(ctx context.Context, mgr manager.Manager) (*NodeTracker, error) {
+	inf, err := mgr.GetCache().GetInformer(ctx, &corev1.Node{})
+	if err != nil {
+		return nil, fmt.Errorf("starting node informer: %w", err)
+	}
+	t := NewNodeTracker()
+	update := func(obj any) {
+		if n, ok := obj.(*corev1.Node); ok {
+			t.Update(n)
+		}
+	}
+	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    update,
+		UpdateFunc: func(_, obj any) { update(obj) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if n, ok := obj.(*corev1.Node); ok {
+				t.Delete(n.Name)
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watching nodes: %w", err)
+	}
+	return t, nil
 }

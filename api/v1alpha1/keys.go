@@ -43,6 +43,10 @@ const (
 	LabelPool = KeyPrefix + "pool"
 	// LabelState on a pool pod is StateWarm or StateClaimed.
 	LabelState = KeyPrefix + "state"
+	// LabelImageVolume on a node says whether its container runtime mounts
+	// Kubernetes image volumes ("true" or "false"); the node agent keeps it
+	// current. The webhook's "auto" injection method reads it.
+	LabelImageVolume = KeyPrefix + "image-volume"
 )
 
 // AnnotationDefaultContainer is Kubernetes' own annotation naming a pod's

@@ -22,6 +22,9 @@ const StatusInjected = "injected"
 
 // Injection methods.
 const (
+	// MethodAuto chooses MethodImageVolume where the pod's node, or every
+	// node, is known to support image volumes, and MethodCopy otherwise.
+	MethodAuto = "auto"
 	// MethodCopy copies the runner into an emptyDir with an init container.
 	MethodCopy = "copy"
 	// MethodImageVolume mounts the runner image as a read-only image volume.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/certs"
 	"sandbox.io/injector/internal/logging"
 	"sandbox.io/injector/webhook"
@@ -29,6 +30,7 @@ type options struct {
 	insecureRegistries  string
 	entrypointTimeout   time.Duration
 	disableImageLookups bool
+	injectionMethod     string
 	logLevel            string
 
 	// Serving certificates: files in certDir (cert-manager, Helm) or self-managed (certs/).
@@ -63,6 +65,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.excludedNamespaces, "excluded-namespaces", strings.Join(webhook.DefaultExcludedNamespaces, ","), "Comma-separated namespaces that are never injected.")
 	fs.StringVar(&o.insecureRegistries, "insecure-registries", "", "Comma-separated registries (host:port) read over plain HTTP when looking up image entrypoints.")
 	fs.DurationVar(&o.entrypointTimeout, "entrypoint-timeout", webhook.DefaultEntrypointTimeout, "Time one admission may spend reading image ENTRYPOINT/CMD from registries.")
+	fs.StringVar(&o.injectionMethod, "injection-method", v1alpha1.MethodAuto, "How the runner reaches containers: auto (an image volume where the pod's node, or every node, is labelled "+v1alpha1.LabelImageVolume+"=true; else copy), copy (an init container copies it) or imageVolume.")
 	fs.BoolVar(&o.disableImageLookups, "disable-image-lookups", false, "Never read images from registries; containers without a command get a runner with no child.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 
@@ -95,6 +98,12 @@ func (o *options) validate() error {
 	if _, err := logging.ParseLevel(o.logLevel); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}
+	switch o.injectionMethod {
+	case v1alpha1.MethodAuto, v1alpha1.MethodCopy, v1alpha1.MethodImageVolume:
+	default:
+		errs = append(errs, fmt.Errorf("--injection-method %q is not %s, %s or %s", o.injectionMethod,
+			v1alpha1.MethodAuto, v1alpha1.MethodCopy, v1alpha1.MethodImageVolume))
+	}
 	switch o.certMode {
 	case certModeFiles:
 	case certModeSelf:
@@ -117,6 +126,7 @@ func (o *options) config() webhook.Config {
 		ReleaseNamespace:   o.releaseNamespace,
 		ExcludedNamespaces: splitList(o.excludedNamespaces),
 		EntrypointTimeout:  o.entrypointTimeout,
+		Method:             o.injectionMethod,
 	}
 }
 

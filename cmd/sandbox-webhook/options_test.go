@@ -28,7 +28,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 					certDir: "/tmp/k8s-webhook-server/serving-certs", port: 9443, metricsBindAddress: ":8080",
 					healthProbeAddress: ":8081", runnerImage: "r.test/runner:v1", runnerPort: 7080,
 					tokenSecret: "sandbox-runner-token", excludedNamespaces: "kube-system,kube-public,kube-node-lease",
-					entrypointTimeout: 2 * time.Second, logLevel: "info",
+					entrypointTimeout: 2 * time.Second, injectionMethod: "auto", logLevel: "info",
 					certMode: "files", certSecret: "sandbox-injector-serving-cert", webhookConfigName: "sandbox-injector",
 					serviceName: "sandbox-injector", caLifetime: 87600 * time.Hour, certLifetime: 8760 * time.Hour,
 					certSyncInterval: 5 * time.Second, caPropagationDelay: 10 * time.Second,
