@@ -20,6 +20,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"sandbox.io/injector/internal/testenv"
 )
 
 // certManagerModule ships cert-manager's CRDs (deploy/crds) in its module
@@ -54,19 +56,7 @@ func TestMain(m *testing.M) {
 // otherwise.
 func requireAPIServer(t *testing.T) client.Client {
 	t.Helper()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		root, err := RepoRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		assets = filepath.Join(root, "bin")
-	}
-	for _, name := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(assets, name)); err != nil {
-			missing(t, fmt.Errorf("envtest binary %s (run make tools-envtest): %w", name, err))
-		}
-	}
+	assets := testenv.Assets(t)
 	apiServer.once.Do(func() {
 		crds, err := certManagerCRDs(t.Context())
 		if err != nil {
