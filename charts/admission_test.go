@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sandbox.io/injector/internal/testenv"
 	"slices"
 	"strings"
 	"sync"
@@ -108,21 +109,7 @@ func eventually(t *testing.T, what string, check func() error) {
 
 func eventuallyWithin(t *testing.T, what string, timeout time.Duration, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %v after %s", what, err, timeout)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	testenv.Eventually(t, timeout, what, check)
 }
 
 // TestGuardPolicy installs the chart's guard for real, beside its webhook

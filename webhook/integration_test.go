@@ -3,21 +3,13 @@ package webhook_test
 import (
 	"errors"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -35,6 +27,7 @@ import (
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/charts"
 	"sandbox.io/injector/internal/testenv"
+	"sandbox.io/injector/internal/testregistry"
 	"sandbox.io/injector/webhook"
 	"sandbox.io/injector/webhook/entrypoint"
 )
@@ -160,17 +153,7 @@ var registryUser, registryPass = "robot", "pull-me"
 // holding one image whose ENTRYPOINT and CMD the webhook must read.
 func startRegistry(t *testing.T) string {
 	t.Helper()
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); !ok || u != registryUser || p != registryPass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		reg.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	reg := testregistry.New(t, testregistry.WithBasicAuth(registryUser, registryPass))
 	img, err := random.Image(32, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -184,14 +167,8 @@ func startRegistry(t *testing.T) string {
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
-	ref, err := name.ParseReference(host + "/private/server:v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: registryUser, Password: registryPass})); err != nil {
-		t.Fatal(err)
-	}
-	return host
+	reg.Push(t, "private/server:v1", img)
+	return reg.Host
 }
 
 var nsCounter atomic.Int64
@@ -426,17 +403,5 @@ func equalSpecs(a, b *corev1.Pod) bool {
 
 func waitFor(t *testing.T, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = check(); err == nil {
-			return
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("waiting for %s: %v", what, t.Context().Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	t.Fatalf("waiting for %s: %v", what, err)
+	testenv.Eventually(t, 60*time.Second, what, check)
 }

@@ -176,24 +176,7 @@ func freePort(t *testing.T) int {
 }
 
 // eventually polls check until it passes, failing the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting %s for %s: %v", timeout, what, err)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
+var eventually = testenv.Eventually
 
 func (e *env) secretState(t *testing.T, ns, name string) (certs.State, *corev1.Secret, error) {
 	t.Helper()

@@ -3,18 +3,12 @@ package ociimage_test
 import (
 	"encoding/base64"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/registry"
-
 	"sandbox.io/injector/internal/ociimage"
+	"sandbox.io/injector/internal/testregistry"
 )
 
 // TestPushUsesDockerConfigCredentials pushes to a registry that demands basic
@@ -23,17 +17,7 @@ import (
 func TestPushUsesDockerConfigCredentials(t *testing.T) {
 	// Not parallel: it sets DOCKER_CONFIG.
 	const user, pass = "releaser", "s3cret"
-	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		inner.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := testregistry.New(t, testregistry.WithBasicAuth(user, pass)).Host
 
 	img, err := ociimage.Build(ociimage.Spec{Files: []ociimage.File{{Path: "/x", Data: []byte("x")}}})
 	if err != nil {

@@ -97,3 +97,25 @@ func Start(t testing.TB, env *envtest.Environment) *rest.Config {
 	})
 	return cfg
 }
+
+// Eventually calls check every 100ms until it returns nil, and fails the
+// test with the last error once timeout has passed or the test's context
+// ends.
+func Eventually(t testing.TB, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting %s for %s: %v", timeout, what, err)
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("waiting for %s: %v (last: %v)", what, t.Context().Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -5,20 +5,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
+	"sandbox.io/injector/internal/testregistry"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -28,56 +23,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// testRegistry is a real in-memory registry on loopback, with request
-// counting, optional basic auth and injectable failures.
-type testRegistry struct {
-	*httptest.Server
-	host     string
-	requests atomic.Int64
-	failNext atomic.Int64 // answer this many requests with 500
-	user     string
-	pass     string
-}
-
-func newTestRegistry(t *testing.T, user, pass string) *testRegistry {
-	t.Helper()
-	r := &testRegistry{user: user, pass: pass}
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.requests.Add(1)
-		if r.failNext.Load() > 0 {
-			r.failNext.Add(-1)
-			http.Error(w, "backend down", http.StatusInternalServerError)
-			return
-		}
-		if r.user != "" {
-			u, p, ok := req.BasicAuth()
-			if !ok || u != r.user || p != r.pass {
-				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-				http.Error(w, "unauthorized", http.StatusUnauthorized)
-				return
-			}
-		}
-		reg.ServeHTTP(w, req)
-	}))
-	t.Cleanup(r.Close)
-	r.host = strings.TrimPrefix(r.URL, "http://")
-	return r
-}
-
-// push writes an image with the given command and returns its reference
-// and digest.
-func (r *testRegistry) push(t *testing.T, repo string, entrypoint, cmd []string) (string, string) {
+// push writes an image with the given command to repo:v1 and returns its
+// reference and digest.
+func push(t *testing.T, reg *testregistry.Registry, repo string, entrypoint, cmd []string) (string, string) {
 	t.Helper()
 	img := imageWith(t, "amd64", entrypoint, cmd)
-	ref := fmt.Sprintf("%s/%s:v1", r.host, repo)
-	tag, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(tag, img, remote.WithAuth(&authn.Basic{Username: r.user, Password: r.pass})); err != nil {
-		t.Fatal(err)
-	}
+	ref := reg.Push(t, repo+":v1", img)
 	d, err := img.Digest()
 	if err != nil {
 		t.Fatal(err)
@@ -109,8 +60,8 @@ var amd64 = v1.Platform{OS: "linux", Architecture: "amd64"}
 
 func TestResolveTagThenCache(t *testing.T) {
 	t.Parallel()
-	reg := newTestRegistry(t, "", "")
-	ref, digest := reg.push(t, "app", []string{"/app"}, []string{"--serve"})
+	reg := testregistry.New(t)
+	ref, digest := push(t, reg, "app", []string{"/app"}, []string{"--serve"})
 	r := NewResolver(Config{})
 
 	want := Command{Entrypoint: []string{"/app"}, Cmd: []string{"--serve"}}
@@ -123,11 +74,11 @@ func TestResolveTagThenCache(t *testing.T) {
 	}
 
 	// Within the tag TTL, a second lookup asks nothing.
-	before := reg.requests.Load()
+	before := reg.Requests()
 	if _, err := r.Resolve(t.Context(), ref, amd64, nil); err != nil {
 		t.Fatal(err)
 	}
-	if n := reg.requests.Load() - before; n != 0 {
+	if n := reg.Requests() - before; n != 0 {
 		t.Errorf("cached tag lookup made %d requests, want 0", n)
 	}
 	// A digest reference is served from the digest cache with no request.
@@ -136,7 +87,7 @@ func TestResolveTagThenCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := reg.requests.Load() - before; n != 0 {
+	if n := reg.Requests() - before; n != 0 {
 		t.Errorf("digest lookup of a cached image made %d requests, want 0", n)
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -146,13 +97,13 @@ func TestResolveTagThenCache(t *testing.T) {
 
 func TestResolveMovedTag(t *testing.T) {
 	t.Parallel()
-	reg := newTestRegistry(t, "", "")
-	ref, _ := reg.push(t, "app", []string{"/old"}, nil)
+	reg := testregistry.New(t)
+	ref, _ := push(t, reg, "app", []string{"/old"}, nil)
 	r := NewResolver(Config{TagTTL: time.Nanosecond})
 	if _, err := r.Resolve(t.Context(), ref, amd64, nil); err != nil {
 		t.Fatal(err)
 	}
-	reg.push(t, "app", []string{"/new"}, nil)
+	push(t, reg, "app", []string{"/new"}, nil)
 	got, err := r.Resolve(t.Context(), ref, amd64, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -164,12 +115,12 @@ func TestResolveMovedTag(t *testing.T) {
 
 func TestResolvePlatformFromIndex(t *testing.T) {
 	t.Parallel()
-	reg := newTestRegistry(t, "", "")
+	reg := testregistry.New(t)
 	idx := mutate.AppendManifests(empty.Index,
 		mutate.IndexAddendum{Add: imageWith(t, "amd64", []string{"/x86"}, nil), Descriptor: v1.Descriptor{Platform: &amd64}},
 		mutate.IndexAddendum{Add: imageWith(t, "arm64", []string{"/arm"}, nil), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}},
 	)
-	ref := reg.host + "/multi:v1"
+	ref := reg.Host + "/multi:v1"
 	tag, err := name.ParseReference(ref)
 	if err != nil {
 		t.Fatal(err)
@@ -191,14 +142,14 @@ func TestResolvePlatformFromIndex(t *testing.T) {
 
 func TestResolveWithPullSecret(t *testing.T) {
 	t.Parallel()
-	reg := newTestRegistry(t, "robot", "s3cret")
-	ref, _ := reg.push(t, "private/app", []string{"/private"}, nil)
+	reg := testregistry.New(t, testregistry.WithBasicAuth("robot", "s3cret"))
+	ref, _ := push(t, reg, "private/app", []string{"/private"}, nil)
 	r := NewResolver(Config{})
 
 	if _, err := r.Resolve(t.Context(), ref, amd64, nil); err == nil {
 		t.Fatal("anonymous lookup of a private image succeeded")
 	}
-	kc, err := KeychainFromSecrets([]*corev1.Secret{dockerConfigSecret(t, reg.host, "robot", "s3cret")})
+	kc, err := KeychainFromSecrets([]*corev1.Secret{dockerConfigSecret(t, reg.Host, "robot", "s3cret")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,14 +168,14 @@ func TestResolveWithPullSecret(t *testing.T) {
 
 func TestResolveFailures(t *testing.T) {
 	t.Parallel()
-	reg := newTestRegistry(t, "", "")
-	reg.push(t, "app", []string{"/app"}, nil)
+	reg := testregistry.New(t)
+	push(t, reg, "app", []string{"/app"}, nil)
 
 	t.Run("registry keeps failing", func(t *testing.T) {
 		t.Parallel()
-		reg := newTestRegistry(t, "", "")
-		ref, _ := reg.push(t, "app", []string{"/app"}, nil)
-		reg.failNext.Store(1000)
+		reg := testregistry.New(t)
+		ref, _ := push(t, reg, "app", []string{"/app"}, nil)
+		reg.FailNext(1000)
 		_, err := NewResolver(Config{}).Resolve(t.Context(), ref, amd64, nil)
 		if err == nil || !strings.Contains(err.Error(), "500") {
 			t.Errorf("err = %v, want one that reports the 500", err)
@@ -232,16 +183,16 @@ func TestResolveFailures(t *testing.T) {
 	})
 	t.Run("one failure is retried", func(t *testing.T) {
 		t.Parallel()
-		reg := newTestRegistry(t, "", "")
-		ref, _ := reg.push(t, "app", []string{"/app"}, nil)
-		reg.failNext.Store(1)
+		reg := testregistry.New(t)
+		ref, _ := push(t, reg, "app", []string{"/app"}, nil)
+		reg.FailNext(1)
 		if _, err := NewResolver(Config{}).Resolve(t.Context(), ref, amd64, nil); err != nil {
 			t.Errorf("a single 500 was not retried: %v", err)
 		}
 	})
 	t.Run("missing tag", func(t *testing.T) {
 		t.Parallel()
-		_, err := NewResolver(Config{}).Resolve(t.Context(), reg.host+"/app:nope", amd64, nil)
+		_, err := NewResolver(Config{}).Resolve(t.Context(), reg.Host+"/app:nope", amd64, nil)
 		if err == nil || !strings.Contains(err.Error(), "app:nope") {
 			t.Errorf("err = %v, want one naming the reference", err)
 		}
