@@ -29,7 +29,7 @@ start=$(date +%s)
 # never leaves a truncated binary that looks current.
 tmp=$bin/.$name.tmp
 rm -f "$tmp" "$stamps/$name"
-(cd "$root/tools" && CGO_ENABLED=${CGO_ENABLED:-0} $go build -trimpath -o "$tmp" "$@" "$pkg")
+(cd "$root/${TOOLS_MODULE_DIR:-tools}" && CGO_ENABLED=${CGO_ENABLED:-0} $go build -trimpath -o "$tmp" "$@" "$pkg")
 mv -f "$tmp" "$bin/$name"
 printf '%s\n' "$want" >"$stamps/$name"
 printf 'tools: %-28s built %s in %d s\n' "$name" "$version" "$(($(date +%s) - start))"

@@ -65,3 +65,12 @@ tools-versions: ## Print the version each built tool reports
 			helm) $(BIN)/$$t version --short;; \
 			*) $(BIN)/$$t --version 2>&1 | head -1;; esac; \
 		else printf '%-24s missing\n' $$t; fi; done
+
+# Code generators live in a module of their own (tools/codegen), so that their
+# dependencies never move what the Kubernetes build above uses.
+CODEGEN_MOD := $(ROOT)/tools/codegen/go.mod
+CONTROLLER_GEN_VERSION := $(shell awk '{ sub(/^require[ \t]+/, "") } $$1 == "sigs.k8s.io/controller-tools" { print $$2; exit }' $(CODEGEN_MOD))
+
+.PHONY: tool-controller-gen
+tool-controller-gen:
+	@TOOLS_MODULE_DIR=tools/codegen $(BUILD_TOOL) controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen $(CONTROLLER_GEN_VERSION) -ldflags '-s -w'

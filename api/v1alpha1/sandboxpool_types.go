@@ -1,0 +1,138 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SandboxPool keeps warm sandbox pods on every matching node, ready to be
+// claimed. Each node's agent keeps its own node at Spec.PodsPerNode and
+// writes only its own entry of Status.Nodes (server-side apply, one field
+// manager per node).
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=sbp,categories=sandbox
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.template.image`
+// +kubebuilder:printcolumn:name="Per node",type=integer,JSONPath=`.spec.podsPerNode`
+// +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.desired`
+// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.ready`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type SandboxPool struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   SandboxPoolSpec   `json:"spec"`
+	Status SandboxPoolStatus `json:"status,omitempty"`
+}
+
+// SandboxPoolSpec is what a pool should hold.
+type SandboxPoolSpec struct {
+	// Template is the sandbox every pod of the pool runs.
+	Template SandboxTemplate `json:"template"`
+	// PodsPerNode is how many warm (unclaimed) pods each matching node
+	// keeps.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +kubebuilder:default=1
+	// +optional
+	PodsPerNode int32 `json:"podsPerNode,omitempty"`
+	// NodeSelector limits the nodes that keep warm pods of the pool.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	// Tolerations of the pool's pods.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// PriorityClassName of the pool's pods; a low priority lets real
+	// workloads preempt warm pods.
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+}
+
+// SandboxTemplate is the container a sandbox runs. The runner is injected
+// by the webhook as for any opted-in pod; the image needs nothing of ours.
+type SandboxTemplate struct {
+	// Image of the sandbox container.
+	// +kubebuilder:validation:MinLength=1
+	Image string `json:"image"`
+	// Command replaces the image's ENTRYPOINT. Empty: the runner serves
+	// its API with no child, like a pause pod, until the sandbox is claimed.
+	// +optional
+	// +listType=atomic
+	Command []string `json:"command,omitempty"`
+	// Args replace the image's CMD.
+	// +optional
+	// +listType=atomic
+	Args []string `json:"args,omitempty"`
+	// Env of the sandbox container; per-claim environment is added at claim
+	// time through the runner's API, so a warm pod holds no claimant secret.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	Env []corev1.EnvVar `json:"env,omitempty"`
+	// Resources of the sandbox container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+	// ServiceAccountName of the pool's pods.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
+	// ImagePullSecrets of the pool's pods.
+	// +optional
+	// +listType=atomic
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+}
+
+// SandboxPoolStatus is what the agents observe.
+type SandboxPoolStatus struct {
+	// Nodes holds one entry per node that keeps pods of the pool, each
+	// written only by that node's agent.
+	// +optional
+	// +listType=map
+	// +listMapKey=node
+	Nodes []NodePoolStatus `json:"nodes,omitempty"`
+	// Desired is the sum of the nodes' desired warm pods.
+	// +optional
+	Desired int32 `json:"desired,omitempty"`
+	// Ready is the sum of the nodes' ready warm pods.
+	// +optional
+	Ready int32 `json:"ready,omitempty"`
+	// Conditions of the pool.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// NodePoolStatus is one node's view of a pool.
+type NodePoolStatus struct {
+	// Node is the node's name.
+	Node string `json:"node"`
+	// Desired is how many warm pods the node should keep.
+	Desired int32 `json:"desired"`
+	// Warm pods exist on the node, unclaimed.
+	Warm int32 `json:"warm"`
+	// Ready warm pods have a Ready runner and can be claimed.
+	Ready int32 `json:"ready"`
+	// Claimed pods of the pool run on the node.
+	Claimed int32 `json:"claimed"`
+	// ObservedGeneration is the pool generation the agent last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// LastUpdateTime is when the agent wrote this entry.
+	// +optional
+	LastUpdateTime *metav1.Time `json:"lastUpdateTime,omitempty"`
+}
+
+// SandboxPoolList is a list of SandboxPools.
+//
+// +kubebuilder:object:root=true
+type SandboxPoolList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []SandboxPool `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&SandboxPool{}, &SandboxPoolList{})
+}
