@@ -64,7 +64,8 @@ type planInput struct {
 
 // plan returns the entries of this round (in desired order, deduplicated;
 // images no longer desired are forgotten) and the ones to pull now:
-//   - not present and never failed, or failed with its backoff expired;
+//   - not present and never failed, or failed with its backoff expired or
+//     with credentials that changed since;
 //   - present by tag and last pulled longer than refresh ago (a moved tag).
 //
 // An image found present (pulled by us, the kubelet or anyone) is present,
@@ -85,6 +86,7 @@ func plan(in planInput) (entries []*entry, pull []*entry) {
 		if e == nil {
 			e = &entry{ImageStatus: ImageStatus{Ref: img.Ref, Name: n.name, State: StateMissing}}
 		}
+		authChanged := !authEqual(e.auth, img.Auth)
 		e.auth = img.Auth
 		e.byDigest = n.byDigest
 		entries = append(entries, e)
@@ -108,8 +110,8 @@ func plan(in planInput) (entries []*entry, pull []*entry) {
 			// Gone since (garbage collected, removed by hand): pull again.
 			e.State, e.ImageID, e.Size = StateMissing, "", 0
 		}
-		if e.State == StateFailed && in.now.Before(e.NextRetry) {
-			continue
+		if e.State == StateFailed && in.now.Before(e.NextRetry) && !authChanged {
+			continue // new credentials are tried at once
 		}
 		pull = append(pull, e)
 	}
@@ -128,4 +130,11 @@ func backoff(attempts int, base, max time.Duration, jitter, u float64) time.Dura
 		d = float64(max)
 	}
 	return time.Duration(d * (1 + jitter*(2*u-1)))
+}
+
+func authEqual(a, b *AuthConfig) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }

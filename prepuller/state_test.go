@@ -63,6 +63,7 @@ func TestPlan(t *testing.T) {
 		name    string
 		desired []string
 		present []*runtimeapi.Image
+		auth    *AuthConfig // of every desired image
 		known   []entry
 		now     time.Time
 		want    []row
@@ -83,6 +84,13 @@ func TestPlan(t *testing.T) {
 		known:   []entry{{ImageStatus: ImageStatus{Name: a, State: StateFailed, Attempts: 2, NextRetry: t0.Add(time.Second)}}},
 		now:     t0,
 		want:    []row{{a, StateFailed, 2, false}},
+	}, {
+		name:    "a failed image with new credentials is pulled at once",
+		desired: []string{a},
+		auth:    &AuthConfig{Username: "u", Password: "p"},
+		known:   []entry{{ImageStatus: ImageStatus{Name: a, State: StateFailed, Attempts: 2, NextRetry: t0.Add(time.Hour)}}},
+		now:     t0,
+		want:    []row{{a, StateFailed, 2, true}},
 	}, {
 		name:    "a failed image is pulled again once its backoff expired",
 		desired: []string{a},
@@ -153,7 +161,7 @@ func TestPlan(t *testing.T) {
 			}
 			var desired []Image
 			for _, r := range tc.desired {
-				desired = append(desired, Image{Ref: r})
+				desired = append(desired, Image{Ref: r, Auth: tc.auth})
 			}
 			entries, pull := plan(planInput{
 				now: tc.now, refresh: time.Hour, desired: desired,
