@@ -389,6 +389,39 @@ func TestSyncAgainstContainerd(t *testing.T) {
 		}
 	})
 
+	t.Run("a moved tag is pulled again once its refresh is due", func(t *testing.T) {
+		desired := public[:1]
+		old := statusOf(t, p, desired[0].Ref)
+		if old.State != StatePresent {
+			t.Fatalf("precondition: %s is %s, want present", desired[0].Ref, old.State)
+		}
+		reg.push(t, "public/one:v1") // new content under the same tag
+		if err := p.Sync(syncCtx(t), desired); err != nil {
+			t.Fatal(err)
+		}
+		if s := statusOf(t, p, desired[0].Ref); s.ImageID != old.ImageID {
+			t.Fatalf("the tag was followed before its refresh was due: %s -> %s", old.ImageID, s.ImageID)
+		}
+		clock.SetTime(old.LastPulled.Add(DefaultRefresh))
+		if err := p.Sync(syncCtx(t), desired); err != nil {
+			t.Fatal(err)
+		}
+		s := statusOf(t, p, desired[0].Ref)
+		if s.State != StatePresent || s.ImageID == old.ImageID {
+			t.Errorf("status after the refresh = %+v, want present with an id other than %s", s, old.ImageID)
+		}
+		resp, err := c.images.ImageStatus(t.Context(), &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: desired[0].Ref}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := resp.GetImage().GetId(); got != s.ImageID {
+			t.Errorf("the runtime's %s is %s, want the new %s", desired[0].Ref, got, s.ImageID)
+		}
+		if got := p.Summary().String(); !strings.HasPrefix(got, "present 1/1") {
+			t.Errorf("Summary() = %q, want it to start with present 1/1", got)
+		}
+	})
+
 	t.Run("metrics are registered and consistent", func(t *testing.T) {
 		n, err := testutil.GatherAndCount(promReg, "sandbox_prepuller_images_desired", "sandbox_prepuller_pulls_total")
 		if err != nil {
@@ -397,8 +430,8 @@ func TestSyncAgainstContainerd(t *testing.T) {
 		if n != 3 {
 			t.Errorf("gathered %d series of images_desired and pulls_total, want 3", n)
 		}
-		if got := testutil.ToFloat64(p.metrics.desired); got != 2 {
-			t.Errorf("images_desired = %g, want 2 (the last Sync's set)", got)
+		if got := testutil.ToFloat64(p.metrics.desired); got != 1 {
+			t.Errorf("images_desired = %g, want 1 (the last Sync's set)", got)
 		}
 	})
 }

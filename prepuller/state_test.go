@@ -241,3 +241,24 @@ func TestOptions(t *testing.T) {
 		})
 	}
 }
+
+func TestSummaryString(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		s    Summary
+		want string
+	}{
+		{"nothing desired", Summary{}, "present 0/0"},
+		{"all present", Summary{Desired: 3, Present: 3}, "present 3/3"},
+		{"mixed", Summary{Desired: 7, Present: 3, Pulling: 1, Missing: 1, Failed: 1, Paused: 1, FirstFailure: "r: 500"}, "present 3/7, pulling 1, missing 1, failed 1, paused 1 (r: 500)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tc.s.String(); got != tc.want {
+				t.Errorf("String() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
