@@ -27,7 +27,7 @@ type containerd struct {
 // per registry (host:port, reached over plain HTTP), and stops it when the
 // test ends. It skips (fails under CI) when the binary is missing or the
 // test does not run as root.
-func startContainerd(t *testing.T, registries ...string) *containerd {
+func startContainerd(t testing.TB, registries ...string) *containerd {
 	t.Helper()
 	root, err := testenv.RepoRoot()
 	if err != nil {

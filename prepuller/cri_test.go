@@ -53,7 +53,7 @@ type testRegistry struct {
 	gateOnce     sync.Once
 }
 
-func newTestRegistry(t *testing.T) *testRegistry {
+func newTestRegistry(t testing.TB) *testRegistry {
 	t.Helper()
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	r := &testRegistry{gate: make(chan struct{})}
@@ -140,7 +140,7 @@ func (r *testRegistry) probe(ctx context.Context) bool {
 
 // push writes a small random linux image to repo:tag and returns its
 // reference on the wrapped registry.
-func (r *testRegistry) push(t *testing.T, repoTag string) string {
+func (r *testRegistry) push(t testing.TB, repoTag string) string {
 	t.Helper()
 	img, err := random.Image(1024, 2)
 	if err != nil {
