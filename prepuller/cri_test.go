@@ -197,6 +197,7 @@ func syncCtx(t *testing.T) context.Context {
 // pulling from a loopback registry. The steps share the runtime and run in
 // order.
 func TestSyncAgainstContainerd(t *testing.T) {
+	t.Parallel()
 	reg := newTestRegistry(t)
 	c := startContainerd(t, reg.host)
 
