@@ -15,6 +15,7 @@ func TestAuthFor(t *testing.T) {
 		"127.0.0.1:5000":      map[string]string{"username": "host", "password": "hostpw"},
 		"127.0.0.1:5000/team": map[string]string{"auth": "dGVhbTp0ZWFtcHc="}, // team:teampw
 		"token.test":          map[string]string{"identitytoken": "tok"},
+		"docker.io":           map[string]string{"username": "hub", "password": "hubpw"},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +39,8 @@ func TestAuthFor(t *testing.T) {
 		{name: "host entry", ref: "127.0.0.1:5000/app:v1", secrets: secrets, want: &AuthConfig{Username: "host", Password: "hostpw"}},
 		{name: "longest path prefix wins, auth field decoded", ref: "127.0.0.1:5000/team/app", secrets: secrets, want: &AuthConfig{Username: "team", Password: "teampw"}},
 		{name: "identity token", ref: "token.test/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", secrets: secrets, want: &AuthConfig{IdentityToken: "tok"}},
+		{name: "docker.io entry for a short Docker Hub name", ref: "busybox", secrets: secrets, want: &AuthConfig{Username: "hub", Password: "hubpw"}},
+		{name: "docker.io entry for index.docker.io", ref: "index.docker.io/team/app", secrets: secrets, want: &AuthConfig{Username: "hub", Password: "hubpw"}},
 		{name: "other port is anonymous", ref: "127.0.0.1:5001/app", secrets: secrets, want: nil},
 		{name: "no secrets is anonymous", ref: "127.0.0.1:5000/app", want: nil},
 		{name: "bad reference", ref: "Bad Ref", secrets: secrets, wantErr: true},
