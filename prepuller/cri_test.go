@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log"
 	"net/http"
@@ -41,6 +42,10 @@ type testRegistry struct {
 	host    string // 127.0.0.1:port of the wrapped registry
 	pushTo  string // 127.0.0.1:port of the same registry, unwrapped
 	failing atomic.Bool
+	// holdSlow holds manifest requests under slow/, each announced on
+	// slowArrived, until their client gives up.
+	holdSlow    atomic.Bool
+	slowArrived chan struct{}
 	// requests counts manifest requests per repository.
 	requests sync.Map // repository -> *atomic.Int64
 
@@ -56,7 +61,7 @@ type testRegistry struct {
 func newTestRegistry(t testing.TB) *testRegistry {
 	t.Helper()
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	r := &testRegistry{gate: make(chan struct{})}
+	r := &testRegistry{gate: make(chan struct{}), slowArrived: make(chan struct{}, 16)}
 	wrapped := httptest.NewServer(r.wrap(inner))
 	t.Cleanup(wrapped.Close)
 	push := httptest.NewServer(inner)
@@ -88,6 +93,11 @@ func (r *testRegistry) wrap(next http.Handler) http.Handler {
 		}
 		v, _ := r.requests.LoadOrStore(repo, new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
+		if strings.HasPrefix(repo, "slow/") && r.holdSlow.Load() {
+			r.slowArrived <- struct{}{}
+			<-req.Context().Done() // held until the client gives up
+			return
+		}
 		if strings.HasPrefix(repo, "flaky/") && r.failing.Load() {
 			http.Error(w, "registry is having a bad day", http.StatusInternalServerError)
 			return
@@ -420,6 +430,37 @@ func TestSyncAgainstContainerd(t *testing.T) {
 		}
 		if got := p.Summary().String(); !strings.HasPrefix(got, "present 1/1") {
 			t.Errorf("Summary() = %q, want it to start with present 1/1", got)
+		}
+	})
+
+	t.Run("a cancelled Sync is not a failure", func(t *testing.T) {
+		slow := Image{Ref: reg.push(t, "slow/app:v1")}
+		failures := testutil.ToFloat64(p.metrics.pulls.WithLabelValues(ResultFailure))
+		reg.holdSlow.Store(true)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- p.Sync(ctx, []Image{slow}) }()
+		select {
+		case <-reg.slowArrived:
+		case err := <-done:
+			t.Fatalf("Sync returned before its pull reached the registry: %v", err)
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Sync after cancel = %v, want context.Canceled", err)
+		}
+		if s := statusOf(t, p, slow.Ref); s.State != StateMissing || s.Attempts != 0 {
+			t.Errorf("status after a cancelled pull = %+v, want missing with no attempt counted", s)
+		}
+		if got := testutil.ToFloat64(p.metrics.pulls.WithLabelValues(ResultFailure)); got != failures {
+			t.Errorf("pulls_total{result=failure} went from %g to %g on a cancelled pull", failures, got)
+		}
+		reg.holdSlow.Store(false)
+		if err := p.Sync(syncCtx(t), []Image{slow}); err != nil {
+			t.Fatal(err)
+		}
+		if s := statusOf(t, p, slow.Ref); s.State != StatePresent {
+			t.Errorf("status on the next Sync = %+v, want present at once", s)
 		}
 	})
 

@@ -1,6 +1,8 @@
 package prepuller
 
 import (
+	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +262,27 @@ func TestSummaryString(t *testing.T) {
 				t.Errorf("String() = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestSyncRuntimeUnreachable(t *testing.T) {
+	t.Parallel()
+	conn, err := Dial(filepath.Join(t.TempDir(), "none.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	p, err := New(runtimeapi.NewImageServiceClient(conn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	err = p.Sync(ctx, []Image{{Ref: "127.0.0.1:5000/a"}})
+	if err == nil || !strings.Contains(err.Error(), "listing images through the CRI") {
+		t.Fatalf("Sync against no runtime = %v, want an error saying the listing failed", err)
+	}
+	if got := p.Status(); len(got) != 0 {
+		t.Errorf("Status after a Sync that could not run = %+v, want empty", got)
 	}
 }
