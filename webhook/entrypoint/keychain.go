@@ -76,6 +76,15 @@ func newCredential(key string, a dockerAuth) (credential, error) {
 	if err != nil {
 		return credential{}, fmt.Errorf("registry key %q: %w", key, err)
 	}
+	prefix := strings.Trim(u.Path, "/")
+	// Docker's own config names Docker Hub "https://index.docker.io/v1/":
+	// the "v1" is the API version, not a repository prefix.
+	if u.Host == "index.docker.io" || u.Host == "docker.io" {
+		u.Host = "index.docker.io"
+		if prefix == "v1" || prefix == "v2" {
+			prefix = ""
+		}
+	}
 	cfg := authn.AuthConfig{Username: a.Username, Password: a.Password, IdentityToken: a.IdentityToken}
 	if a.Auth != "" && cfg.Username == "" {
 		raw, err := base64.StdEncoding.DecodeString(a.Auth)
@@ -88,7 +97,7 @@ func newCredential(key string, a dockerAuth) (credential, error) {
 		}
 		cfg.Username, cfg.Password = user, pass
 	}
-	return credential{host: u.Host, prefix: strings.Trim(u.Path, "/"), auth: cfg}, nil
+	return credential{host: u.Host, prefix: prefix, auth: cfg}, nil
 }
 
 // Resolve returns the credentials for a repository: the most specific

@@ -18,6 +18,7 @@ func TestKeychainMatching(t *testing.T) {
 		"registry.test/team":              {Username: "team"},
 		"https://registry.test/team/deep": {Username: "deep"},
 		"ported.test:5000":                {Username: "ported"},
+		"https://index.docker.io/v1/":     {Username: "hub"},
 	}
 	raw, err := json.Marshal(map[string]any{"auths": auths})
 	if err != nil {
@@ -44,6 +45,8 @@ func TestKeychainMatching(t *testing.T) {
 		{"ported.test:5000/app", "ported"},
 		{"ported.test/app", ""},
 		{"elsewhere.test/app", ""},
+		{"library/busybox", "hub"},
+		{"docker.io/team/app", "hub"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.repo, func(t *testing.T) {
