@@ -24,13 +24,13 @@ func BenchmarkPrePull(b *testing.B) {
 	for i := range images {
 		desired = append(desired, Image{Ref: reg.push(b, fmt.Sprintf("bench/img%d:v1", i))})
 	}
-	p, err := New(c.images, WithConcurrency(DefaultConcurrency), WithDiskThreshold(99))
+	p, err := New(c.Images, WithConcurrency(DefaultConcurrency), WithDiskThreshold(99))
 	if err != nil {
 		b.Fatal(err)
 	}
 	removeAll := func() {
 		for _, img := range desired {
-			if _, err := c.images.RemoveImage(b.Context(), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: img.Ref}}); err != nil {
+			if _, err := c.Images.RemoveImage(b.Context(), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: img.Ref}}); err != nil {
 				b.Fatalf("removing %s: %v", img.Ref, err)
 			}
 		}
@@ -42,7 +42,7 @@ func BenchmarkPrePull(b *testing.B) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				if _, err := c.images.PullImage(b.Context(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: img.Ref}}); err != nil {
+				if _, err := c.Images.PullImage(b.Context(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: img.Ref}}); err != nil {
 					b.Errorf("pulling %s: %v", img.Ref, err)
 				}
 			})

@@ -27,6 +27,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"sandbox.io/injector/internal/testcri"
 )
 
 const (
@@ -188,9 +190,9 @@ func statusOf(t *testing.T, p *Puller, ref string) ImageStatus {
 }
 
 // presentInRuntime asks the runtime itself, not the Puller.
-func presentInRuntime(t *testing.T, c *containerd, ref string) bool {
+func presentInRuntime(t *testing.T, c *testcri.Containerd, ref string) bool {
 	t.Helper()
-	resp, err := c.images.ImageStatus(t.Context(), &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	resp, err := c.Images.ImageStatus(t.Context(), &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
 	if err != nil {
 		t.Fatalf("CRI ImageStatus %s: %v", ref, err)
 	}
@@ -222,7 +224,7 @@ func TestSyncAgainstContainerd(t *testing.T) {
 	full := atomic.Bool{}
 	var mountpoints sync.Map
 	promReg := prometheus.NewPedanticRegistry()
-	p, err := New(c.images,
+	p, err := New(c.Images,
 		WithConcurrency(testConcurrency),
 		WithBackoff(time.Minute, time.Hour, 0),
 		WithClock(clock),
@@ -270,8 +272,8 @@ func TestSyncAgainstContainerd(t *testing.T) {
 		}
 		var seen []string
 		mountpoints.Range(func(k, _ any) bool { seen = append(seen, k.(string)); return true })
-		if len(seen) == 0 || !strings.HasPrefix(seen[0], c.root) {
-			t.Errorf("image filesystem mount points read = %v, want one under containerd's root %s", seen, c.root)
+		if len(seen) == 0 || !strings.HasPrefix(seen[0], c.Root) {
+			t.Errorf("image filesystem mount points read = %v, want one under containerd's root %s", seen, c.Root)
 		}
 	})
 
@@ -359,7 +361,7 @@ func TestSyncAgainstContainerd(t *testing.T) {
 	})
 
 	t.Run("an image removed from the runtime is pulled again", func(t *testing.T) {
-		if _, err := c.images.RemoveImage(t.Context(), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: public[0].Ref}}); err != nil {
+		if _, err := c.Images.RemoveImage(t.Context(), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: public[0].Ref}}); err != nil {
 			t.Fatal(err)
 		}
 		if err := p.Sync(syncCtx(t), public); err != nil {
@@ -421,7 +423,7 @@ func TestSyncAgainstContainerd(t *testing.T) {
 		if s.State != StatePresent || s.ImageID == old.ImageID {
 			t.Errorf("status after the refresh = %+v, want present with an id other than %s", s, old.ImageID)
 		}
-		resp, err := c.images.ImageStatus(t.Context(), &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: desired[0].Ref}})
+		resp, err := c.Images.ImageStatus(t.Context(), &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: desired[0].Ref}})
 		if err != nil {
 			t.Fatal(err)
 		}
