@@ -1,0 +1,158 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sandbox.io/injector/api/v1alpha1"
+)
+
+// VersionClient is the part of the CRI runtime service the labeler uses;
+// runtimeapi.RuntimeServiceClient implements it.
+type VersionClient interface {
+	Version(ctx context.Context, in *runtimeapi.VersionRequest, opts ...grpc.CallOption) (*runtimeapi.VersionResponse, error)
+}
+
+var _ VersionClient = runtimeapi.RuntimeServiceClient(nil)
+
+// minImageVolume is the first release of each runtime that mounts
+// Kubernetes image volumes (KEP-4639). Older containerd fails such pods for
+// ever with "failed to mkdir" instead of refusing them.
+var minImageVolume = map[string][2]int{
+	"containerd": {2, 1},
+	"cri-o":      {1, 31},
+}
+
+// SupportsImageVolumes reports whether a runtime, by the name and version
+// the CRI Version call returns, mounts image volumes. Unknown runtimes and
+// unparsable versions count as unsupported: "auto" then copies, which works
+// everywhere.
+func SupportsImageVolumes(runtimeName, runtimeVersion string) bool {
+	min, ok := minImageVolume[strings.ToLower(runtimeName)]
+	if !ok {
+		return false
+	}
+	major, minor, ok := majorMinor(runtimeVersion)
+	if !ok {
+		return false
+	}
+	return major > min[0] || major == min[0] && minor >= min[1]
+}
+
+// majorMinor reads "v2.4.2", "2.1.0-rc.1" or "1.31".
+func majorMinor(v string) (int, int, bool) {
+	v = strings.TrimPrefix(v, "v")
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return 0, 0, false
+	}
+	major, err := strconv.Atoi(parts[0])
+	if err != nil {
+		return 0, 0, false
+	}
+	minorDigits := parts[1]
+	if i := strings.IndexFunc(minorDigits, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		minorDigits = minorDigits[:i]
+	}
+	minor, err := strconv.Atoi(minorDigits)
+	if err != nil {
+		return 0, 0, false
+	}
+	return major, minor, true
+}
+
+// ImageVolumeLabeler keeps one node's v1alpha1.LabelImageVolume label in
+// line with what its container runtime supports.
+type ImageVolumeLabeler struct {
+	// NodeName is the node this agent runs on. Required.
+	NodeName string
+	// Runtime is the node's CRI runtime service. Required.
+	Runtime VersionClient
+	// Client reads and patches the Node and records Events. Required.
+	Client client.Client
+	// Component names the Events' source. Default "sandbox-agent".
+	Component string
+}
+
+// ErrIncomplete is returned by Sync when a required field is not set.
+var ErrIncomplete = errors.New("image volume labeler: NodeName, Runtime and Client are required")
+
+// Sync asks the runtime, and sets the label when it differs, recording an
+// Event on the Node that says why. It reports whether it changed the label.
+func (l *ImageVolumeLabeler) Sync(ctx context.Context) (bool, error) {
+	if l.NodeName == "" || l.Runtime == nil || l.Client == nil {
+		return false, ErrIncomplete
+	}
+	v, err := l.Runtime.Version(ctx, &runtimeapi.VersionRequest{})
+	if err != nil {
+		return false, fmt.Errorf("asking the container runtime its version: %w", err)
+	}
+	supported := SupportsImageVolumes(v.RuntimeName, v.RuntimeVersion)
+	want := strconv.FormatBool(supported)
+
+	var node corev1.Node
+	if err := l.Client.Get(ctx, types.NamespacedName{Name: l.NodeName}, &node); err != nil {
+		return false, fmt.Errorf("reading node %s: %w", l.NodeName, err)
+	}
+	old, had := node.Labels[v1alpha1.LabelImageVolume]
+	if had && old == want {
+		return false, nil
+	}
+	patched := node.DeepCopy()
+	if patched.Labels == nil {
+		patched.Labels = map[string]string{}
+	}
+	patched.Labels[v1alpha1.LabelImageVolume] = want
+	if err := l.Client.Patch(ctx, patched, client.MergeFrom(&node)); err != nil {
+		return false, fmt.Errorf("labelling node %s %s=%s: %w", l.NodeName, v1alpha1.LabelImageVolume, want, err)
+	}
+	verb := "does not support"
+	if supported {
+		verb = "supports"
+	}
+	msg := fmt.Sprintf("container runtime %s %s %s image volumes: %s=%s", v.RuntimeName, v.RuntimeVersion, verb, v1alpha1.LabelImageVolume, want)
+	if had {
+		msg += fmt.Sprintf(" (was %s)", old)
+	}
+	if err := l.event(ctx, &node, msg); err != nil {
+		return true, err
+	}
+	return true, nil
+}
+
+// event records a Normal Event about the node, as a recorder would.
+func (l *ImageVolumeLabeler) event(ctx context.Context, node *corev1.Node, msg string) error {
+	component := l.Component
+	if component == "" {
+		component = "sandbox-agent"
+	}
+	now := metav1.NewTime(time.Now())
+	ev := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: node.Name + ".", Namespace: metav1.NamespaceDefault},
+		InvolvedObject: corev1.ObjectReference{
+			Kind: "Node", Name: node.Name, UID: node.UID, APIVersion: "v1",
+		},
+		Reason:         "ImageVolumeSupport",
+		Message:        msg,
+		Type:           corev1.EventTypeNormal,
+		Source:         corev1.EventSource{Component: component, Host: node.Name},
+		FirstTimestamp: now,
+		LastTimestamp:  now,
+		Count:          1,
+	}
+	if err := l.Client.Create(ctx, ev); err != nil {
+		return fmt.Errorf("recording the image volume support event on node %s: %w", node.Name, err)
+	}
+	return nil
+}
