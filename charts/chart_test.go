@@ -81,16 +81,32 @@ func TestRenderValueSets(t *testing.T) {
 			if !selects(svc.Spec.Selector, dep.Spec.Template.Labels) {
 				t.Errorf("Service selector %v does not select the Deployment's pods %v", svc.Spec.Selector, dep.Spec.Template.Labels)
 			}
-			if sa := one[corev1.ServiceAccount](t, objs, "ServiceAccount"); dep.Spec.Template.Spec.ServiceAccountName != sa.Name {
-				t.Errorf("Deployment runs as %q, the chart's ServiceAccount is %q", dep.Spec.Template.Spec.ServiceAccountName, sa.Name)
+			// Every workload runs as a ServiceAccount the chart renders, and
+			// every ClusterRoleBinding binds one of them.
+			accounts := map[string]bool{}
+			for _, u := range Find(objs, "ServiceAccount") {
+				accounts[u.GetName()] = true
+			}
+			runAs := []string{dep.Spec.Template.Spec.ServiceAccountName}
+			for _, u := range Find(objs, "DaemonSet") {
+				var ds appsv1.DaemonSet
+				if err := Into(u, &ds); err != nil {
+					t.Fatal(err)
+				}
+				runAs = append(runAs, ds.Spec.Template.Spec.ServiceAccountName)
+			}
+			for _, name := range runAs {
+				if !accounts[name] {
+					t.Errorf("a workload runs as %q, which the chart does not render (it renders %v)", name, accounts)
+				}
 			}
 			for _, b := range Find(objs, "ClusterRoleBinding") {
 				var crb rbacv1.ClusterRoleBinding
 				if err := Into(b, &crb); err != nil {
 					t.Fatal(err)
 				}
-				if want := (rbacv1.Subject{Kind: "ServiceAccount", Name: dep.Spec.Template.Spec.ServiceAccountName, Namespace: ns}); !slices.Contains(crb.Subjects, want) {
-					t.Errorf("ClusterRoleBinding %s subjects %v lack %v", crb.Name, crb.Subjects, want)
+				if len(crb.Subjects) != 1 || crb.Subjects[0].Kind != "ServiceAccount" || !accounts[crb.Subjects[0].Name] || crb.Subjects[0].Namespace != ns {
+					t.Errorf("ClusterRoleBinding %s subjects %v, want one of the chart's ServiceAccounts in %s", crb.Name, crb.Subjects, ns)
 				}
 			}
 			servingSecret := ""
@@ -675,7 +691,7 @@ func TestSchemaRejects(t *testing.T) {
 		{name: "timeout over 30 s", values: map[string]any{"webhook": map[string]any{"timeoutSeconds": 31}}, want: "/webhook/timeoutSeconds"},
 		{name: "malformed duration", values: map[string]any{"webhook": map[string]any{"entrypointTimeout": "2 seconds"}}, want: "/webhook/entrypointTimeout"},
 		{name: "port out of range", values: map[string]any{"runner": map[string]any{"port": 70000}}, want: "/runner/port"},
-		{name: "agent not available", values: map[string]any{"agent": map[string]any{"enabled": true}}, want: "/agent/enabled"},
+		{name: "agent socket not absolute", values: map[string]any{"agent": map[string]any{"criSocket": "run/containerd.sock"}}, want: "/agent/criSocket"},
 		{name: "unknown guard action", values: map[string]any{"guard": map[string]any{"validationActions": []any{"Block"}}}, want: "/guard/validationActions"},
 	}
 	for _, tc := range tests {
@@ -806,5 +822,55 @@ func TestWebhookGeneratedSource(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantRole, role.Rules); diff != "" {
 		t.Errorf("Role rules (-want +got):\n%s", diff)
+	}
+}
+
+func TestAgentDaemonSet(t *testing.T) {
+	t.Parallel()
+	if objs := render(t, Release{}); len(Find(objs, "DaemonSet")) != 0 {
+		t.Error("the agent is rendered while agent.enabled is false")
+	}
+	objs := render(t, Release{Namespace: "sbx", Values: map[string]any{"agent": map[string]any{
+		"enabled": true, "criSocket": "/run/k3s/containerd.sock", "labelInterval": "30s",
+		"image": map[string]any{"registry": "127.0.0.1:5000", "tag": "v9"},
+	}}})
+	ds := one[appsv1.DaemonSet](t, objs, "DaemonSet")
+	c := ds.Spec.Template.Spec.Containers[0]
+	if c.Image != "127.0.0.1:5000/sandbox-agent:v9" {
+		t.Errorf("image %q", c.Image)
+	}
+	if diff := cmp.Diff([]string{"--cri-socket=/host/cri.sock", "--label-interval=30s", "--log-level=info",
+		"--metrics-bind-address=:8080", "--health-probe-bind-address=:8081"}, c.Args); diff != "" {
+		t.Errorf("args (-want +got):\n%s", diff)
+	}
+	if len(c.Env) != 1 || c.Env[0].Name != "SANDBOX_NODE_NAME" || c.Env[0].ValueFrom == nil ||
+		c.Env[0].ValueFrom.FieldRef == nil || c.Env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
+		t.Errorf("env %+v, want SANDBOX_NODE_NAME from spec.nodeName", c.Env)
+	}
+	vols := ds.Spec.Template.Spec.Volumes
+	if len(vols) != 1 || vols[0].HostPath == nil || vols[0].HostPath.Path != "/run/k3s/containerd.sock" ||
+		vols[0].HostPath.Type == nil || *vols[0].HostPath.Type != corev1.HostPathSocket {
+		t.Errorf("volumes %+v, want only the CRI socket as a hostPath of type Socket", vols)
+	}
+	if sc := c.SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 {
+		t.Errorf("agent security context %+v: root for the socket, but nothing more", sc)
+	}
+	var agentRules []rbacv1.PolicyRule
+	for _, u := range Find(objs, "ClusterRole") {
+		if strings.HasSuffix(u.GetName(), "-agent") {
+			var cr rbacv1.ClusterRole
+			if err := Into(u, &cr); err != nil {
+				t.Fatal(err)
+			}
+			agentRules = cr.Rules
+		}
+	}
+	want := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "patch"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
+	}
+	if diff := cmp.Diff(want, agentRules); diff != "" {
+		t.Errorf("agent rules (-want +got):\n%s", diff)
 	}
 }

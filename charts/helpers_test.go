@@ -58,6 +58,7 @@ var valueSets = []struct {
 	{name: "defaults"},
 	{name: "cert-manager off", values: map[string]any{"certManager": map[string]any{"enabled": false}}},
 	{name: "guard off", values: map[string]any{"guard": map[string]any{"enabled": false}}},
+	{name: "node agent", values: map[string]any{"agent": map[string]any{"enabled": true, "criSocket": "/run/sandbox-cluster/containerd.sock"}, "runner": map[string]any{"injectionMethod": "imageVolume"}}},
 	{name: "webhook-generated certificates", values: map[string]any{"certManager": map[string]any{"enabled": false}, "generatedCerts": map[string]any{"generator": "webhook"}}},
 	{
 		name:      "custom namespaces",

@@ -12,6 +12,7 @@ CHART_LINT_SETS := \
 	'certManager.enabled=false' \
 	'certManager.enabled=false,generatedCerts.generator=webhook' \
 	'guard.enabled=false' \
+	'agent.enabled=true,runner.injectionMethod=copy' \
 	'webhook.excludedNamespaces={ci,monitoring},webhook.failurePolicy=Ignore,guard.validationActions={Warn,Audit}' \
 	'webhook.replicas=1,metrics.enabled=false,runner.port=7090'
 

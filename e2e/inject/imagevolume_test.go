@@ -3,12 +3,15 @@ package inject
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"sandbox.io/injector/api/v1alpha1"
 	runnerapi "sandbox.io/injector/runner/api"
@@ -58,12 +61,63 @@ func methodOf(p *corev1.Pod) string {
 	return st.Method
 }
 
+// agentLabelsNode installs the chart with the node agent for a moment: the
+// agent asks containerd (v2) its version over the CRI and labels the node as
+// supporting image volumes, with an Event. The chart then goes back to its
+// usual values (no agent), so the other tests decide the label themselves.
+func (x *env) agentLabelsNode(t *testing.T) {
+	t.Helper()
+	socket := os.Getenv("SANDBOX_CLUSTER_RUN_DIR")
+	if socket == "" {
+		socket = "/run/sandbox-cluster"
+	}
+	socket += "/containerd.sock"
+	x.labelNodes(t.Context(), t, "")
+	chart := filepath.Join(x.root, "charts", "sandbox-injector")
+	args := append([]string{"upgrade", release, chart}, x.helmArgs()...)
+	args = append(args, "--set", "agent.enabled=true", "--set", "agent.criSocket="+socket,
+		"--set", "agent.labelInterval=1h", "--set", "agent.image.registry="+x.registry, "--set", "agent.image.tag="+x.tag)
+	if err := x.helmCmd(t.Context(), args...); err != nil {
+		t.Fatalf("installing the agent: %v", err)
+	}
+	nodes, err := x.kube.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		var last string
+		err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			got, err := x.kube.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			last = got.Labels[v1alpha1.LabelImageVolume]
+			return last == "true", nil
+		})
+		if err != nil {
+			t.Fatalf("the agent did not label node %s %s=true (label %q)", n.Name, v1alpha1.LabelImageVolume, last)
+		}
+		events, err := x.kube.CoreV1().Events(metav1.NamespaceDefault).List(t.Context(), metav1.ListOptions{
+			FieldSelector: "involvedObject.name=" + n.Name + ",reason=ImageVolumeSupport"})
+		if err != nil || len(events.Items) == 0 {
+			t.Errorf("no ImageVolumeSupport event on node %s (%v)", n.Name, err)
+		} else {
+			t.Logf("node %s: %s", n.Name, events.Items[len(events.Items)-1].Message)
+		}
+	}
+	if err := x.install(); err != nil {
+		t.Fatalf("going back to the chart without the agent: %v", err)
+	}
+}
+
 func TestImageVolumeInjection(t *testing.T) {
 	x := requireE2E(t)
 	t.Cleanup(func() { x.labelNodes(context.Background(), t, "") })
 
-	// Every node supports image volumes: auto mounts the runner image.
-	x.labelNodes(t.Context(), t, "true")
+	// The agent finds that every node supports image volumes: auto mounts
+	// the runner image.
+	x.agentLabelsNode(t)
+	x.labelNodes(t.Context(), t, "true") // waits until the webhook has seen it
 	ns := x.namespace(t, "imagevolume", nil)
 	created, err := x.kube.CoreV1().Pods(ns).Create(t.Context(),
 		busyboxPod(x, ns, "zero-copy", map[string]string{v1alpha1.AnnotationInject: "true"}), metav1.CreateOptions{})

@@ -125,3 +125,18 @@ templates, always agree.
 {{- range .Values.webhook.excludedNamespaces }}{{ $ns = append $ns . }}{{ end }}
 {{- toJson (uniq $ns) }}
 {{- end }}
+
+{{/* Labels of the node agent's objects, and those that select its pods. */}}
+{{- define "sandbox-injector.agentSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "sandbox-injector.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: agent
+{{- end }}
+
+{{- define "sandbox-injector.agentLabels" -}}
+helm.sh/chart: {{ include "sandbox-injector.chart" . }}
+{{ include "sandbox-injector.agentSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: sandbox-injector
+{{- end }}

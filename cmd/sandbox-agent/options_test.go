@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAgentFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		wantErr string
+		check   func(*options) string
+	}{
+		{name: "node from the environment", env: map[string]string{"SANDBOX_NODE_NAME": "node-a"}, check: func(o *options) string {
+			if o.nodeName != "node-a" || o.criSocket != "/run/containerd/containerd.sock" || o.labelInterval != time.Minute {
+				return "defaults or environment not applied"
+			}
+			return ""
+		}},
+		{name: "flags win", args: []string{"--node-name=b", "--cri-socket=/x.sock"}, env: map[string]string{"SANDBOX_NODE_NAME": "a"}, check: func(o *options) string {
+			if o.nodeName != "b" || o.criSocket != "/x.sock" {
+				return "flags did not win"
+			}
+			return ""
+		}},
+		{name: "node required", wantErr: "--node-name is required"},
+		{name: "interval too short", args: []string{"--node-name=a", "--label-interval=10ms"}, wantErr: "--label-interval"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var got *options
+			err := run(t.Context(), tc.args, func(_ context.Context, o *options, _ *slog.Logger) error { got = o; return nil })
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if msg := tc.check(got); msg != "" {
+				t.Error(msg)
+			}
+		})
+	}
+}
