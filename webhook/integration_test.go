@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -381,6 +382,75 @@ func TestAdmissionThroughAPIServer(t *testing.T) {
 		if st := pod.Annotations[v1alpha1.AnnotationStatus]; !strings.Contains(st, "no child process") {
 			t.Errorf("status annotation %q does not say the runner has no child", st)
 		}
+	})
+}
+
+func TestInjectionMethodFromNodeLabels(t *testing.T) {
+	cl := startCluster(t)
+	ctx := t.Context()
+	ns := cl.namespace(t, "method", nil)
+	method := func(pod *corev1.Pod) string {
+		var st v1alpha1.InjectionStatus
+		if err := json.Unmarshal([]byte(pod.Annotations[v1alpha1.AnnotationStatus]), &st); err != nil {
+			t.Fatalf("status annotation %q: %v", pod.Annotations[v1alpha1.AnnotationStatus], err)
+		}
+		return st.Method
+	}
+	dryRun := func(nodeName string) string {
+		t.Helper()
+		pod := annotatedPod(ns, "p", nil)
+		pod.Spec.NodeName = nodeName
+		if err := cl.c.Create(ctx, pod, client.DryRunAll); err != nil {
+			t.Fatal(err)
+		}
+		return method(pod)
+	}
+
+	// No node at all: copy.
+	if m := dryRun(""); m != v1alpha1.MethodCopy {
+		t.Errorf("with no nodes: method %s, want copy", m)
+	}
+	node := func(name, label string) *corev1.Node {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.LabelImageVolume: label}}}
+		if err := cl.c.Create(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	yes, no := node("iv-yes", "true"), node("iv-no", "false")
+	// The handler learns nodes from its informer: wait until it sees both.
+	waitFor(t, "the webhook to see the nodes", func() error {
+		if m := dryRun("iv-yes"); m != v1alpha1.MethodImageVolume {
+			return fmt.Errorf("pod bound to a supporting node: method %s", m)
+		}
+		return nil
+	})
+	if m := dryRun("iv-no"); m != v1alpha1.MethodCopy {
+		t.Errorf("pod bound to an unsupporting node: method %s, want copy", m)
+	}
+	if m := dryRun(""); m != v1alpha1.MethodCopy {
+		t.Errorf("unbound pod, mixed nodes: method %s, want copy", m)
+	}
+	no.Labels[v1alpha1.LabelImageVolume] = "true"
+	if err := cl.c.Update(ctx, no); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every node to support image volumes", func() error {
+		if m := dryRun(""); m != v1alpha1.MethodImageVolume {
+			return fmt.Errorf("unbound pod, every node supporting: method %s", m)
+		}
+		return nil
+	})
+	for _, n := range []*corev1.Node{yes, no} {
+		if err := cl.c.Delete(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the webhook to forget the nodes", func() error {
+		if m := dryRun(""); m != v1alpha1.MethodCopy {
+			return fmt.Errorf("no nodes left: method %s", m)
+		}
+		return nil
 	})
 }
 
