@@ -24,14 +24,9 @@ func AuthFor(ref string, secrets []*corev1.Secret) (*AuthConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading pull secrets for %s: %w", ref, err)
 	}
+	// The keychain itself knows Docker Hub's names (docker.io,
+	// index.docker.io and the legacy https://index.docker.io/v1/).
 	a, err := kc.Resolve(r.Context())
-	if err == nil && a == authn.Anonymous && r.Context().RegistryStr() == name.DefaultRegistry {
-		// Docker Hub: pull secrets name it docker.io or index.docker.io,
-		// and the kubelet takes either for its images. (The legacy key
-		// https://index.docker.io/v1/ is read by the shared keychain as a
-		// path prefix "v1" and matches nothing: a limit of that keychain.)
-		a, err = kc.Resolve(hubResource{r.Context()})
-	}
 	if err != nil {
 		return nil, fmt.Errorf("resolving credentials for %s: %w", ref, err)
 	}
@@ -53,8 +48,3 @@ func AuthFor(ref string, secrets []*corev1.Secret) (*AuthConfig, error) {
 	}
 	return out, nil
 }
-
-// hubResource is a Docker Hub repository that names its registry docker.io.
-type hubResource struct{ name.Repository }
-
-func (hubResource) RegistryStr() string { return "docker.io" }
