@@ -10,8 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,6 +19,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"sandbox.io/injector/agent"
+	"sandbox.io/injector/internal/kubeconfig"
 	"sandbox.io/injector/internal/version"
 )
 
@@ -34,11 +33,10 @@ func init() { metrics.Registry.MustRegister(labelSyncs) }
 // serve runs the agent until ctx ends.
 func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
-	cfg, err := restConfig(o.kubeconfig)
+	cfg, err := kubeconfig.Load(o.kubeconfig, "sandbox-agent/"+version.Version)
 	if err != nil {
 		return err
 	}
-	cfg.UserAgent = "sandbox-agent/" + version.Version
 	mgr, err := ctrl.NewManager(cfg, manager.Options{
 		Metrics:                metricsserver.Options{BindAddress: o.metricsBindAddress},
 		HealthProbeBindAddress: o.healthProbeAddress,
@@ -101,19 +99,4 @@ func labelLoop(ctx context.Context, l *agent.ImageVolumeLabeler, every time.Dura
 		case <-tick.C:
 		}
 	}
-}
-
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig == "" {
-		cfg, err := ctrl.GetConfig()
-		if err != nil {
-			return nil, fmt.Errorf("loading kubernetes client configuration: %w", err)
-		}
-		return cfg, nil
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("loading kubeconfig %s: %w", kubeconfig, err)
-	}
-	return cfg, nil
 }

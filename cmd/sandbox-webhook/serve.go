@@ -9,8 +9,6 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -18,6 +16,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"sandbox.io/injector/certs"
+	"sandbox.io/injector/internal/kubeconfig"
 	"sandbox.io/injector/internal/version"
 	"sandbox.io/injector/webhook"
 	"sandbox.io/injector/webhook/entrypoint"
@@ -26,11 +25,10 @@ import (
 // serve runs the manager with the admission webhook until ctx ends.
 func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
-	restCfg, err := restConfig(o.kubeconfig)
+	restCfg, err := kubeconfig.Load(o.kubeconfig, "sandbox-webhook/"+version.Version)
 	if err != nil {
 		return err
 	}
-	restCfg.UserAgent = "sandbox-webhook/" + version.Version
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -71,19 +69,4 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	}
 	log.Info("starting sandbox-webhook", "version", version.Version, "port", o.port, "runnerImage", o.runnerImage, "certMode", o.certMode)
 	return mgr.Start(ctx)
-}
-
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig == "" {
-		cfg, err := ctrl.GetConfig()
-		if err != nil {
-			return nil, fmt.Errorf("loading kubernetes client configuration: %w", err)
-		}
-		return cfg, nil
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("loading kubeconfig %s: %w", kubeconfig, err)
-	}
-	return cfg, nil
 }
