@@ -11,6 +11,8 @@ CLUSTER_KUBECONFIG := $(CLUSTER_DIR)/kubeconfig
 CLUSTER_NODE_IP    ?= 10.250.0.1
 CLUSTER_REGISTRY   := $(CLUSTER_NODE_IP):5000
 IMAGE_TAG          ?= $(VERSION)
+# E2E_RUN limits `make e2e` to the tests matching a go test -run regexp.
+E2E_RUN            ?= .
 # The project's images; each is built from cmd/<name> when that exists.
 PROJECT_IMAGES     := sandbox-runner sandbox-webhook sandbox-agent
 
@@ -63,9 +65,9 @@ images-tar: ## Build the project images as tarballs in _out/images (no registry 
 	done
 
 .PHONY: e2e
-e2e: cluster-up images ## End-to-end tests against the local cluster (brings it up and pushes the images first)
+e2e: cluster-up images ## End-to-end tests against the local cluster (brings it up and pushes the images first); E2E_RUN=regexp runs some
 	KUBECONFIG=$(CLUSTER_KUBECONFIG) SANDBOX_E2E=1 IMAGE_TAG=$(IMAGE_TAG) $(cluster_env) \
-		$(GO) test -count=1 -timeout 20m -v ./e2e/...
+		$(GO) test -count=1 -p 1 -timeout 30m -v -run '$(E2E_RUN)' ./e2e/...
 
 .PHONY: lint-shell
 lint-shell: ## shellcheck the cluster, install and tools scripts (when shellcheck is installed)

@@ -101,7 +101,7 @@ func (p *Plan) readAnnotations() error {
 	}
 	slices.Sort(keys) // one deterministic message when several keys are wrong
 	for _, k := range keys {
-		if k != v1alpha1.AnnotationStatus && !slices.Contains(v1alpha1.UserAnnotations, k) {
+		if !slices.Contains(v1alpha1.SystemAnnotations, k) && !slices.Contains(v1alpha1.UserAnnotations, k) {
 			return refuse("annotation "+k, "unknown key; the keys a pod may set are %s",
 				strings.Join(v1alpha1.UserAnnotations, ", "))
 		}

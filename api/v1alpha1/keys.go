@@ -34,6 +34,19 @@ const (
 	AnnotationStatus = KeyPrefix + "status"
 )
 
+// Pod annotations the claim protocol writes on a pool pod (never on a pod
+// a user creates; the webhook accepts them so that a cold pod created
+// already claimed passes admission).
+const (
+	// AnnotationClaimedBy names who claimed a pool pod (free text: a user,
+	// a host, a request id). It is set in the same conditional update that
+	// turns LabelState from StateWarm to StateClaimed.
+	AnnotationClaimedBy = KeyPrefix + "claimed-by"
+	// AnnotationClaimedAt is when the pod was claimed, in RFC 3339 with
+	// nanoseconds.
+	AnnotationClaimedAt = KeyPrefix + "claimed-at"
+)
+
 // Labels.
 const (
 	// LabelInject on a namespace: InjectEnabled injects every pod of the
@@ -47,6 +60,20 @@ const (
 	// Kubernetes image volumes ("true" or "false"); the node agent keeps it
 	// current. The webhook's "auto" injection method reads it.
 	LabelImageVolume = KeyPrefix + "image-volume"
+	// LabelTemplateHash on a pool pod is a digest of the pool settings the
+	// pod was made from; the agent replaces warm pods whose hash differs
+	// from the pool's current one.
+	LabelTemplateHash = KeyPrefix + "template-hash"
+	// LabelOrigin on a claimed pool pod says how the claim got it: OriginWarm
+	// (adopted from the warm pool) or OriginCold (created at claim time
+	// because no warm pod was claimable).
+	LabelOrigin = KeyPrefix + "origin"
+)
+
+// Values of LabelOrigin.
+const (
+	OriginWarm = "warm"
+	OriginCold = "cold"
 )
 
 // AnnotationDefaultContainer is Kubernetes' own annotation naming a pod's
@@ -96,6 +123,10 @@ const TokenSecretKey = "token"
 // Any other sandbox.io annotation but AnnotationStatus is refused at
 // admission, so that a misspelled key is loud instead of ignored.
 var UserAnnotations = []string{AnnotationInject, AnnotationContainers, AnnotationMode, AnnotationTokenSecret}
+
+// SystemAnnotations lists the sandbox.io annotations our own components
+// write; admission accepts them too.
+var SystemAnnotations = []string{AnnotationStatus, AnnotationClaimedBy, AnnotationClaimedAt}
 
 // IsOurKey reports whether an annotation or label key is in the sandbox.io
 // namespace.

@@ -186,6 +186,8 @@ type Status struct {
 	// OrphansReaped counts exited processes the runner reaped as PID 1 or
 	// as child subreaper.
 	OrphansReaped uint64 `json:"orphans_reaped"`
+	// Claim is the claim the runner accepted; nil while unclaimed.
+	Claim *ClaimStatus `json:"claim,omitempty"`
 }
 
 // ChildStatus describes the supervised command.
@@ -213,4 +215,76 @@ type FileInfo struct {
 // Error is the JSON body of every non-2xx answer.
 type Error struct {
 	Error string `json:"error"`
+}
+
+// MinClaimTokenLength is the shortest token a claim may set.
+const MinClaimTokenLength = 16
+
+// ClaimRequest is the body of POST /claim: the settings the claimant of a
+// warm sandbox gives it, so that a pod started before anyone claimed it
+// holds no secret of its claimant until then. A runner accepts one claim in
+// its life; the request is authorized with the token the runner had until
+// then (the pool's).
+type ClaimRequest struct {
+	// Claimant names who claimed the sandbox, for /status and the logs.
+	Claimant string `json:"claimant,omitempty"`
+	// Token replaces the runner's API token: from this claim on, only this
+	// token is accepted and the token file is no longer read. At least
+	// MinClaimTokenLength bytes.
+	Token string `json:"token"`
+	// Env is added to the environment of every later /execute; a key of an
+	// execute request's own Env wins over it.
+	Env map[string]string `json:"env,omitempty"`
+}
+
+// Validate reports every problem of the claim, joined; nil when the runner
+// can apply it.
+func (r *ClaimRequest) Validate() error {
+	var errs []error
+	switch {
+	case len(r.Token) < MinClaimTokenLength:
+		errs = append(errs, fmt.Errorf("token is %d bytes, at least %d are required", len(r.Token), MinClaimTokenLength))
+	case strings.TrimSpace(r.Token) != r.Token || strings.ContainsAny(r.Token, "\x00\r\n"):
+		errs = append(errs, errors.New("token must not contain spaces around it, NUL bytes or line breaks"))
+	}
+	if strings.ContainsAny(r.Claimant, "\x00\r\n") {
+		errs = append(errs, errors.New("claimant must not contain NUL bytes or line breaks"))
+	}
+	for k, v := range r.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			errs = append(errs, fmt.Errorf("env key %q is not a valid variable name", k))
+		}
+		if strings.IndexByte(v, 0) >= 0 {
+			errs = append(errs, fmt.Errorf("env %q contains a NUL byte", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DecodeClaimRequest reads one JSON ClaimRequest from r, refusing unknown
+// fields and trailing data, and validates it.
+func DecodeClaimRequest(r io.Reader) (*ClaimRequest, error) {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	var req ClaimRequest
+	if err := dec.Decode(&req); err != nil {
+		return nil, fmt.Errorf("decoding claim request: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("decoding claim request: trailing data after the JSON object")
+	}
+	if err := req.Validate(); err != nil {
+		return nil, fmt.Errorf("validating claim request: %w", err)
+	}
+	return &req, nil
+}
+
+// ClaimStatus describes the claim a runner accepted; it is the answer of
+// POST /claim and the Claim field of /status. It never holds the token or
+// the environment's values.
+type ClaimStatus struct {
+	Claimant  string    `json:"claimant,omitempty"`
+	ClaimedAt time.Time `json:"claimed_at"`
+	// EnvKeys are the names of the variables the claim added, sorted.
+	EnvKeys []string `json:"env_keys,omitempty"`
 }

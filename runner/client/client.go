@@ -152,6 +152,28 @@ func (c *Client) Execute(ctx context.Context, req api.ExecuteRequest) (*api.Exec
 	return &res, nil
 }
 
+// Claim hands a warm sandbox to its claimant: the runner switches to
+// req.Token and adds req.Env to every later /execute. The client must hold
+// the runner's current (pool) token; after a successful claim, set
+// c.Token = req.Token. A second claim of the same runner is refused with
+// 409 Conflict.
+func (c *Client) Claim(ctx context.Context, req api.ClaimRequest) (*api.ClaimStatus, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encoding claim request: %w", err)
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/claim", bytes.NewReader(b), http.Header{"Content-Type": {api.ContentTypeJSON}})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var st api.ClaimStatus
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("decoding claim answer: %w", err)
+	}
+	return &st, nil
+}
+
 // ExecuteStream runs a command and copies its output to stdout and stderr
 // (either may be nil to drop it) as it arrives; it returns the final result,
 // whose Stdout and Stderr are empty. Cancelling ctx kills the command.

@@ -1,0 +1,157 @@
+package pool
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"sandbox.io/injector/api/v1alpha1"
+)
+
+// ContainerName is the name of the sandbox container of every pool pod; the
+// webhook wraps it (it is the pod's only container).
+const ContainerName = "sandbox"
+
+// terminationGracePeriod is short: a warm pod holds no work, and a released
+// sandbox is deleted on purpose.
+const terminationGracePeriod int64 = 5
+
+// hashed is what TemplateHash digests: every pool setting that shapes a pod.
+// Changing PodsPerNode or the node selector does not replace pods.
+type hashed struct {
+	Template          v1alpha1.SandboxTemplate `json:"template"`
+	Tolerations       []corev1.Toleration      `json:"tolerations,omitempty"`
+	PriorityClassName string                   `json:"priorityClassName,omitempty"`
+}
+
+// TemplateHash is a short digest of the pool settings a pod is made from.
+// Pods carry it in v1alpha1.LabelTemplateHash; a warm pod whose hash differs
+// from its pool's is replaced, and is not claimable.
+func TemplateHash(p *v1alpha1.SandboxPool) string {
+	b, err := json.Marshal(hashed{Template: p.Spec.Template, Tolerations: p.Spec.Tolerations, PriorityClassName: p.Spec.PriorityClassName})
+	if err != nil {
+		// The types hold only strings, numbers and quantities, which
+		// always encode.
+		panic("pool: encoding a template: " + err.Error())
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:5])
+}
+
+// Selector selects the pods of one pool.
+func Selector(poolName string) labels.Selector {
+	return labels.SelectorFromSet(labels.Set{v1alpha1.LabelPool: poolName})
+}
+
+// WarmSelector selects the warm (unclaimed) pods of one pool.
+func WarmSelector(poolName string) labels.Selector {
+	return labels.SelectorFromSet(labels.Set{v1alpha1.LabelPool: poolName, v1alpha1.LabelState: v1alpha1.StateWarm})
+}
+
+// WarmPod is a warm pod of the pool, bound to node through spec.nodeName
+// (no scheduler round trip; the webhook's "auto" method sees the node and
+// can mount the runner from an image volume). Its name is generated.
+func WarmPod(p *v1alpha1.SandboxPool, node string) *corev1.Pod {
+	pod := basePod(p, v1alpha1.StateWarm)
+	pod.Spec.NodeName = node
+	return pod
+}
+
+// ColdPod is a pod of the pool created at claim time because no warm pod
+// was claimable: claimed from the start (so no agent counts it as warm),
+// labelled v1alpha1.OriginCold, and left to the scheduler within the pool's
+// node selector.
+func ColdPod(p *v1alpha1.SandboxPool, claimant string, now time.Time) *corev1.Pod {
+	pod := basePod(p, v1alpha1.StateClaimed)
+	pod.Labels[v1alpha1.LabelOrigin] = v1alpha1.OriginCold
+	pod.Annotations[v1alpha1.AnnotationClaimedBy] = claimant
+	pod.Annotations[v1alpha1.AnnotationClaimedAt] = now.UTC().Format(time.RFC3339Nano)
+	if len(p.Spec.NodeSelector) > 0 {
+		pod.Spec.NodeSelector = make(map[string]string, len(p.Spec.NodeSelector))
+		for k, v := range p.Spec.NodeSelector {
+			pod.Spec.NodeSelector[k] = v
+		}
+	}
+	return pod
+}
+
+func basePod(p *v1alpha1.SandboxPool, state string) *corev1.Pod {
+	t := p.Spec.Template.DeepCopy()
+	automount := t.ServiceAccountName != ""
+	isController := true
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: p.Name + "-",
+			Namespace:    p.Namespace,
+			Labels: map[string]string{
+				v1alpha1.LabelPool:         p.Name,
+				v1alpha1.LabelState:        state,
+				v1alpha1.LabelTemplateHash: TemplateHash(p),
+			},
+			Annotations: map[string]string{
+				v1alpha1.AnnotationInject: v1alpha1.InjectTrue,
+			},
+			// Deleting the pool deletes its pods, claimed ones too: a pool
+			// is the unit a platform team installs and removes.
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: v1alpha1.GroupVersion.String(),
+				Kind:       "SandboxPool",
+				Name:       p.Name,
+				UID:        p.UID,
+				Controller: &isController,
+			}},
+		},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{
+				Name:      ContainerName,
+				Image:     t.Image,
+				Command:   t.Command,
+				Args:      t.Args,
+				Env:       t.Env,
+				Resources: t.Resources,
+			}},
+			ServiceAccountName:            t.ServiceAccountName,
+			AutomountServiceAccountToken:  &automount,
+			ImagePullSecrets:              t.ImagePullSecrets,
+			Tolerations:                   p.Spec.Tolerations,
+			PriorityClassName:             p.Spec.PriorityClassName,
+			RestartPolicy:                 corev1.RestartPolicyAlways,
+			TerminationGracePeriodSeconds: ptr(terminationGracePeriod),
+			// Thousands of Service variables in every sandbox are noise and
+			// slow the start.
+			EnableServiceLinks: ptr(false),
+		},
+	}
+	return pod
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// IsReady reports whether the pod's Ready condition is true.
+func IsReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Claimable reports whether a claim may take pod from pool p: a warm pod of
+// the pool made from its current template, not being deleted, Ready (its
+// runner's readiness probe answered) and with an IP. The claim still checks
+// the runner answers before it hands the pod out.
+func Claimable(p *v1alpha1.SandboxPool, pod *corev1.Pod) bool {
+	return pod.DeletionTimestamp == nil &&
+		pod.Labels[v1alpha1.LabelPool] == p.Name &&
+		pod.Labels[v1alpha1.LabelState] == v1alpha1.StateWarm &&
+		pod.Labels[v1alpha1.LabelTemplateHash] == TemplateHash(p) &&
+		pod.Status.PodIP != "" &&
+		pod.Status.Phase == corev1.PodRunning &&
+		IsReady(pod)
+}
