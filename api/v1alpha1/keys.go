@@ -70,6 +70,13 @@ const (
 	LabelOrigin = KeyPrefix + "origin"
 )
 
+// Node annotations the node agent writes.
+const (
+	// AnnotationPrePull on a node is the agent's compact pre-pull status, a
+	// single line such as "7/8 present, 1 pulling, 0 failed; paused: ...".
+	AnnotationPrePull = KeyPrefix + "prepull"
+)
+
 // Values of LabelOrigin.
 const (
 	OriginWarm = "warm"
