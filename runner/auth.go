@@ -28,6 +28,9 @@ type tokenSource struct {
 	stamp  fileStamp
 	digest [sha256.Size]byte
 	set    bool
+	// fixed is set by a claim: the claimant's token replaced the file's,
+	// which is no longer read.
+	fixed bool
 }
 
 type fileStamp struct {
@@ -46,6 +49,12 @@ func newTokenSource(path string) *tokenSource {
 
 // current returns the digest of the token and whether one is configured.
 func (t *tokenSource) current() ([sha256.Size]byte, bool) {
+	t.mu.Lock()
+	if t.fixed {
+		defer t.mu.Unlock()
+		return t.digest, true
+	}
+	t.mu.Unlock()
 	if t.path == "" {
 		return [sha256.Size]byte{}, false
 	}
@@ -71,6 +80,14 @@ func (t *tokenSource) current() ([sha256.Size]byte, bool) {
 	t.digest = sha256.Sum256(tok)
 	t.set = true
 	return t.digest, true
+}
+
+// replace makes token the only accepted one from now on, for good.
+func (t *tokenSource) replace(token string) {
+	sum := sha256.Sum256([]byte(token))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.digest, t.set, t.fixed = sum, true, true
 }
 
 func statFile(path string) fileStamp {

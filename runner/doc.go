@@ -8,7 +8,10 @@
 //     period, reaps orphans as PID 1 or child subreaper, and in wrap mode
 //     exits with the command's exit code;
 //   - the HTTP API (Server): /healthz, /readyz, /status, /metrics, /execute
-//     and /files, behind a bearer token re-read from a file when it changes;
+//     and /files, behind a bearer token re-read from a file when it changes,
+//     and /claim, which hands a warm sandbox to its claimant once: a fresh
+//     token replaces the file's, and the claimant's environment is added to
+//     every later /execute;
 //   - the file store, confined to the work directory with os.Root;
 //   - Install, which copies the running executable into a shared volume.
 //

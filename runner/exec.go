@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -67,7 +68,7 @@ type executor struct {
 	shell   string // path of the shell interpreter
 	workdir string
 	root    *os.Root
-	env     []string
+	env     atomic.Pointer[[]string] // base environment; a claim replaces it
 	procs   *procTable
 	devNull *os.File // shared stdin of commands without input; nil if absent
 }
@@ -98,9 +99,9 @@ func (e *executor) prepare(req *api.ExecuteRequest) (argv []string, dir string, 
 		}
 		dir = filepath.Join(e.workdir, clean)
 	}
-	env = e.env
+	env = *e.env.Load()
 	if len(req.Env) > 0 {
-		env = mergeEnv(e.env, req.Env)
+		env = mergeEnv(env, req.Env)
 	}
 	return argv, dir, env, nil
 }

@@ -28,8 +28,9 @@ type Server struct {
 	metrics   *metrics
 	mux       *http.ServeMux
 
-	mu  sync.Mutex
-	sup *supervisor
+	mu      sync.Mutex
+	sup     *supervisor
+	claimed *api.ClaimStatus
 }
 
 // New opens the work directory (creating it) and builds the API.
@@ -55,7 +56,9 @@ func New(cfg Config) (*Server, error) {
 		metrics:   newMetrics(),
 		mux:       http.NewServeMux(),
 	}
-	s.exec = &executor{shell: shellPath, workdir: cfg.Workdir, root: root, env: os.Environ(), procs: s.procs}
+	s.exec = &executor{shell: shellPath, workdir: cfg.Workdir, root: root, procs: s.procs}
+	env := os.Environ()
+	s.exec.env.Store(&env)
 	if f, err := os.Open(os.DevNull); err == nil {
 		s.exec.devNull = f
 	}
@@ -64,6 +67,7 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /status", s.status)
 	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
 	s.mux.HandleFunc("POST /execute", s.execute)
+	s.mux.HandleFunc("POST /claim", s.claim)
 	s.mux.HandleFunc("PUT /files/{path...}", s.putFile)
 	s.mux.HandleFunc("GET /files/{path...}", s.getFile)
 	s.mux.HandleFunc("DELETE /files/{path...}", s.deleteFile)
@@ -212,6 +216,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 		Child:         s.child(),
 		Executions:    len(s.execSlots),
 		OrphansReaped: s.procs.orphans.Load(),
+		Claim:         s.claimStatus(),
 	})
 }
 

@@ -101,3 +101,39 @@ func TestCleanPath(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeClaimRequest checks that every accepted claim sets a token the
+// runner can compare and an environment execve accepts.
+//
+//	go test ./runner/api -run '^$' -fuzz FuzzDecodeClaimRequest -fuzztime 30s
+func FuzzDecodeClaimRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"token":"0123456789abcdef","claimant":"alice","env":{"A":"b"}}`,
+		`{"token":"short"}`,
+		`{"token":" 0123456789abcdef "}`,
+		`{"token":"0123456789abcdef","env":{"A=B":"x"}}`,
+		`{"token":"0123456789abcdef","claimant":"a\nb"}`,
+		`{"token":"0123456789abcdef","unknown":1}`,
+		`{"token":"0123456789abcdef"}{}`,
+		`null`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		req, err := DecodeClaimRequest(strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		if len(req.Token) < MinClaimTokenLength || strings.TrimSpace(req.Token) != req.Token || strings.ContainsAny(req.Token, "\x00\r\n") {
+			t.Fatalf("accepted token %q", req.Token)
+		}
+		if strings.ContainsAny(req.Claimant, "\x00\r\n") {
+			t.Fatalf("accepted claimant %q", req.Claimant)
+		}
+		for k, v := range req.Env {
+			if k == "" || strings.ContainsAny(k, "=\x00") || strings.IndexByte(v, 0) >= 0 {
+				t.Fatalf("accepted env %q=%q", k, v)
+			}
+		}
+	})
+}
