@@ -1,0 +1,137 @@
+package pool
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"sandbox.io/injector/api/v1alpha1"
+)
+
+func testPool() *v1alpha1.SandboxPool {
+	return &v1alpha1.SandboxPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "py", Namespace: "team", UID: "uid-1", Generation: 3},
+		Spec: v1alpha1.SandboxPoolSpec{
+			Template: v1alpha1.SandboxTemplate{
+				Image: "python:3.13", Env: []corev1.EnvVar{{Name: "A", Value: "b"}},
+				ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}},
+			},
+			PodsPerNode:       2,
+			NodeSelector:      map[string]string{"pool": "sandbox"},
+			Tolerations:       []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpExists}},
+			PriorityClassName: "low",
+		},
+	}
+}
+
+func TestTemplateHash(t *testing.T) {
+	base := TemplateHash(testPool())
+	if len(base) != 10 || base != TemplateHash(testPool()) {
+		t.Fatalf("hash %q is not a stable 10-character digest", base)
+	}
+	changes := map[string]func(p *v1alpha1.SandboxPool){
+		"image":      func(p *v1alpha1.SandboxPool) { p.Spec.Template.Image = "python:3.14" },
+		"env":        func(p *v1alpha1.SandboxPool) { p.Spec.Template.Env[0].Value = "c" },
+		"command":    func(p *v1alpha1.SandboxPool) { p.Spec.Template.Command = []string{"sleep"} },
+		"toleration": func(p *v1alpha1.SandboxPool) { p.Spec.Tolerations = nil },
+		"priority":   func(p *v1alpha1.SandboxPool) { p.Spec.PriorityClassName = "" },
+	}
+	for name, change := range changes {
+		p := testPool()
+		change(p)
+		if TemplateHash(p) == base {
+			t.Errorf("changing the %s keeps hash %s", name, base)
+		}
+	}
+	same := map[string]func(p *v1alpha1.SandboxPool){
+		"podsPerNode":  func(p *v1alpha1.SandboxPool) { p.Spec.PodsPerNode = 9 },
+		"nodeSelector": func(p *v1alpha1.SandboxPool) { p.Spec.NodeSelector = nil },
+		"generation":   func(p *v1alpha1.SandboxPool) { p.Generation++ },
+	}
+	for name, change := range same {
+		p := testPool()
+		change(p)
+		if TemplateHash(p) != base {
+			t.Errorf("changing the %s changes the hash: existing pods would be replaced for nothing", name)
+		}
+	}
+}
+
+func TestWarmAndColdPods(t *testing.T) {
+	p := testPool()
+	warm := WarmPod(p, "node-a")
+	if warm.Spec.NodeName != "node-a" || warm.Spec.NodeSelector != nil {
+		t.Errorf("warm pod: nodeName %q nodeSelector %v, want bound to node-a without a selector", warm.Spec.NodeName, warm.Spec.NodeSelector)
+	}
+	if !WarmSelector("py").Matches(labels.Set(warm.Labels)) || warm.Labels[v1alpha1.LabelTemplateHash] != TemplateHash(p) {
+		t.Errorf("warm pod labels %v", warm.Labels)
+	}
+	if warm.Annotations[v1alpha1.AnnotationInject] != "true" || warm.GenerateName != "py-" || warm.Namespace != "team" {
+		t.Errorf("warm pod meta: %+v", warm.ObjectMeta)
+	}
+	if o := warm.OwnerReferences; len(o) != 1 || o[0].UID != "uid-1" || o[0].Kind != "SandboxPool" || !*o[0].Controller {
+		t.Errorf("owner references %+v", o)
+	}
+	c := warm.Spec.Containers
+	if len(c) != 1 || c[0].Name != ContainerName || c[0].Image != "python:3.13" || c[0].Env[0].Name != "A" {
+		t.Errorf("containers %+v", c)
+	}
+	if *warm.Spec.AutomountServiceAccountToken || *warm.Spec.EnableServiceLinks {
+		t.Error("a pool pod without a service account must not mount an API token nor get service links")
+	}
+	// The pod owns its copy of the template.
+	warm.Spec.Containers[0].Env[0].Value = "changed"
+	if p.Spec.Template.Env[0].Value != "b" {
+		t.Error("changing the pod changed the pool")
+	}
+
+	now := time.Date(2026, 11, 26, 12, 0, 0, 5, time.UTC)
+	cold := ColdPod(p, "alice", now)
+	if cold.Spec.NodeName != "" || cold.Spec.NodeSelector["pool"] != "sandbox" {
+		t.Errorf("cold pod: nodeName %q selector %v, want scheduled within the pool's selector", cold.Spec.NodeName, cold.Spec.NodeSelector)
+	}
+	if cold.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || cold.Labels[v1alpha1.LabelOrigin] != v1alpha1.OriginCold {
+		t.Errorf("cold pod labels %v", cold.Labels)
+	}
+	if cold.Annotations[v1alpha1.AnnotationClaimedBy] != "alice" || cold.Annotations[v1alpha1.AnnotationClaimedAt] != "2026-11-26T12:00:00.000000005Z" {
+		t.Errorf("cold pod annotations %v", cold.Annotations)
+	}
+	p.Spec.Template.ServiceAccountName = "runner"
+	if !*WarmPod(p, "n").Spec.AutomountServiceAccountToken {
+		t.Error("a pool naming a service account wants its token mounted")
+	}
+}
+
+func TestClaimable(t *testing.T) {
+	p := testPool()
+	ready := func() *corev1.Pod {
+		pod := WarmPod(p, "node-a")
+		pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.244.0.7",
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+		return pod
+	}
+	if !Claimable(p, ready()) {
+		t.Fatal("a Ready warm pod with an IP is not claimable")
+	}
+	now := metav1.Now()
+	cases := map[string]func(*corev1.Pod){
+		"claimed":        func(pod *corev1.Pod) { pod.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed },
+		"other pool":     func(pod *corev1.Pod) { pod.Labels[v1alpha1.LabelPool] = "other" },
+		"stale template": func(pod *corev1.Pod) { pod.Labels[v1alpha1.LabelTemplateHash] = "0000000000" },
+		"being deleted":  func(pod *corev1.Pod) { pod.DeletionTimestamp = &now },
+		"no IP":          func(pod *corev1.Pod) { pod.Status.PodIP = "" },
+		"pending":        func(pod *corev1.Pod) { pod.Status.Phase = corev1.PodPending },
+		"not ready":      func(pod *corev1.Pod) { pod.Status.Conditions[0].Status = corev1.ConditionFalse },
+		"no condition":   func(pod *corev1.Pod) { pod.Status.Conditions = nil },
+	}
+	for name, change := range cases {
+		pod := ready()
+		change(pod)
+		if Claimable(p, pod) {
+			t.Errorf("%s pod is claimable", name)
+		}
+	}
+}
