@@ -1,0 +1,197 @@
+package agent
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/pool"
+)
+
+// Reasons a warm pod is deleted, as PlanPool gives them and as the
+// pods-deleted metric counts them.
+const (
+	// DeleteSurplus: the node keeps more warm pods than the pool asks for.
+	DeleteSurplus = "surplus"
+	// DeleteFailed: the warm pod's phase is Failed.
+	DeleteFailed = "failed"
+	// DeleteCompleted: the warm pod's phase is Succeeded (its container
+	// exited and will not restart).
+	DeleteCompleted = "completed"
+	// DeleteStale: the warm pod was made from an older pool template.
+	DeleteStale = "stale"
+	// DeleteIneligible: the node no longer matches the pool's node selector
+	// or has a taint the pool does not tolerate.
+	DeleteIneligible = "ineligible"
+)
+
+// PlanInput is what PlanPool decides from.
+type PlanInput struct {
+	// Pool is the SandboxPool.
+	Pool *v1alpha1.SandboxPool
+	// Node is the node the agent runs on.
+	Node *corev1.Node
+	// Pods are the pods of the pool on the node, as the agent's cache
+	// sees them; pods of other pools or nodes are ignored.
+	Pods []corev1.Pod
+	// Unobserved is how many pods the agent created that its cache does
+	// not show yet; they count as warm, starting pods.
+	Unobserved int
+	// Deleted names pods the agent deleted that its cache still shows
+	// without a deletion timestamp; they count as gone.
+	Deleted map[string]bool
+	// MaxStarting bounds how many warm pods may be starting (created and
+	// not yet Ready, unobserved ones included) at once; a short pool is
+	// refilled in batches of at most this many. Zero or less means 1.
+	MaxStarting int
+}
+
+// Deletion is a pod to delete and why.
+type Deletion struct {
+	Pod    *corev1.Pod
+	Reason string
+}
+
+// Plan is what the node should do for one pool, and what it counts.
+type Plan struct {
+	// Eligible reports whether the node keeps warm pods of the pool: its
+	// labels match the pool's node selector and the pool tolerates its
+	// NoSchedule and NoExecute taints. Why is set when it is not.
+	Eligible bool
+	Why      string
+	// Desired is how many warm pods the node should keep: the pool's
+	// PodsPerNode, or 0 on a node that is not eligible.
+	Desired int32
+	// Warm, Ready and Claimed count the pool's pods on the node as they
+	// will be once the deletions are done (creations not counted): warm
+	// pods of the current template, those of them Ready, and claimed ones.
+	Warm, Ready, Claimed int32
+	// Starting is how many warm pods are starting (not Ready yet, or not
+	// in the cache yet).
+	Starting int
+	// Create is how many warm pods to create now.
+	Create int
+	// Short is how many more warm pods the node needs than Create gives
+	// (held back by MaxStarting); the agent tries again later.
+	Short int
+	// Delete lists the pods to delete.
+	Delete []Deletion
+}
+
+// PlanPool decides, for one pool on one node, which warm pods to delete and
+// how many to create, so that the node keeps exactly the pool's PodsPerNode
+// warm pods of its current template. It is a pure function of its input:
+//   - claimed pods are counted and never touched;
+//   - pods being deleted (or that the agent deleted) count as gone;
+//   - Failed and Succeeded warm pods are deleted and replaced;
+//   - warm pods of an older template (LabelTemplateHash) are replaced;
+//   - surplus warm pods are deleted, those not Ready first, then the
+//     newest;
+//   - on a node that is not eligible every warm pod is surplus;
+//   - creations are bounded by MaxStarting.
+func PlanPool(in PlanInput) Plan {
+	p := in.Pool
+	var plan Plan
+	plan.Eligible, plan.Why = NodeEligible(p, in.Node)
+	if plan.Eligible {
+		plan.Desired = max(p.Spec.PodsPerNode, 0)
+	}
+	hash := pool.TemplateHash(p)
+	var healthy []*corev1.Pod
+	for i := range in.Pods {
+		pod := &in.Pods[i]
+		if pod.Labels[v1alpha1.LabelPool] != p.Name || pod.Namespace != p.Namespace ||
+			(in.Node != nil && pod.Spec.NodeName != in.Node.Name) {
+			continue
+		}
+		if pod.DeletionTimestamp != nil || in.Deleted[pod.Name] {
+			continue
+		}
+		switch pod.Labels[v1alpha1.LabelState] {
+		case v1alpha1.StateClaimed:
+			plan.Claimed++
+			continue
+		case v1alpha1.StateWarm:
+		default:
+			// Not a state of ours: someone else's pod, left alone.
+			continue
+		}
+		switch {
+		case pod.Status.Phase == corev1.PodFailed:
+			plan.Delete = append(plan.Delete, Deletion{Pod: pod, Reason: DeleteFailed})
+		case pod.Status.Phase == corev1.PodSucceeded:
+			plan.Delete = append(plan.Delete, Deletion{Pod: pod, Reason: DeleteCompleted})
+		case !plan.Eligible:
+			plan.Delete = append(plan.Delete, Deletion{Pod: pod, Reason: DeleteIneligible})
+		case pod.Labels[v1alpha1.LabelTemplateHash] != hash:
+			plan.Delete = append(plan.Delete, Deletion{Pod: pod, Reason: DeleteStale})
+		default:
+			healthy = append(healthy, pod)
+		}
+	}
+	if surplus := len(healthy) - int(plan.Desired); surplus > 0 {
+		// Keep the Ready and the oldest (most likely warmed up) pods.
+		slices.SortStableFunc(healthy, func(a, b *corev1.Pod) int {
+			if ra, rb := pool.IsReady(a), pool.IsReady(b); ra != rb {
+				if ra {
+					return 1
+				}
+				return -1
+			}
+			if c := b.CreationTimestamp.Compare(a.CreationTimestamp.Time); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.Name, b.Name)
+		})
+		for _, pod := range healthy[:surplus] {
+			plan.Delete = append(plan.Delete, Deletion{Pod: pod, Reason: DeleteSurplus})
+		}
+		healthy = healthy[surplus:]
+	}
+	plan.Starting = in.Unobserved
+	for _, pod := range healthy {
+		plan.Warm++
+		if pool.IsReady(pod) {
+			plan.Ready++
+		} else {
+			plan.Starting++
+		}
+	}
+	need := int(plan.Desired) - len(healthy) - in.Unobserved
+	if need > 0 {
+		room := max(in.MaxStarting, 1) - plan.Starting
+		plan.Create = max(min(need, room), 0)
+		plan.Short = need - plan.Create
+	}
+	return plan
+}
+
+// NodeEligible reports whether node keeps warm pods of pool p, and if not,
+// why: the node's labels must match the pool's node selector, and the
+// pool's tolerations must tolerate each of the node's NoSchedule and
+// NoExecute taints (PreferNoSchedule taints are only a preference).
+func NodeEligible(p *v1alpha1.SandboxPool, node *corev1.Node) (bool, string) {
+	if node == nil {
+		return false, "node unknown"
+	}
+	if len(p.Spec.NodeSelector) > 0 &&
+		!labels.SelectorFromSet(p.Spec.NodeSelector).Matches(labels.Set(node.Labels)) {
+		return false, "node selector does not match"
+	}
+	for i := range node.Spec.Taints {
+		taint := &node.Spec.Taints[i]
+		if taint.Effect != corev1.TaintEffectNoSchedule && taint.Effect != corev1.TaintEffectNoExecute {
+			continue
+		}
+		if !slices.ContainsFunc(p.Spec.Tolerations, func(t corev1.Toleration) bool {
+			return t.ToleratesTaint(logr.Discard(), taint, true)
+		}) {
+			return false, "taint " + taint.ToString() + " is not tolerated"
+		}
+	}
+	return true, ""
+}

@@ -1,0 +1,171 @@
+package agent
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/pool"
+)
+
+func testPool(perNode int32) *v1alpha1.SandboxPool {
+	return &v1alpha1.SandboxPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "py", Namespace: "team", UID: "uid-1", Generation: 1},
+		Spec: v1alpha1.SandboxPoolSpec{
+			Template:    v1alpha1.SandboxTemplate{Image: "python:3.13"},
+			PodsPerNode: perNode,
+		},
+	}
+}
+
+func testNode(labels map[string]string, taints ...corev1.Taint) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: labels}, Spec: corev1.NodeSpec{Taints: taints}}
+}
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// podOf is pool p's warm pod number i on node-a, created i seconds after
+// epoch, shaped by the options.
+func podOf(p *v1alpha1.SandboxPool, i int, opts ...func(*corev1.Pod)) corev1.Pod {
+	pod := pool.WarmPod(p, "node-a")
+	pod.Name = fmt.Sprintf("py-%d", i)
+	pod.CreationTimestamp = metav1.NewTime(epoch.Add(time.Duration(i) * time.Second))
+	for _, o := range opts {
+		o(pod)
+	}
+	return *pod
+}
+
+func ready(pod *corev1.Pod) {
+	pod.Status.Phase = corev1.PodRunning
+	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+}
+func phase(ph corev1.PodPhase) func(*corev1.Pod) { return func(p *corev1.Pod) { p.Status.Phase = ph } }
+func claimed(pod *corev1.Pod)                    { pod.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed }
+func stale(pod *corev1.Pod)                      { pod.Labels[v1alpha1.LabelTemplateHash] = "0123456789" }
+func deleting(pod *corev1.Pod)                   { now := metav1.NewTime(epoch); pod.DeletionTimestamp = &now }
+func onNode(n string) func(*corev1.Pod)          { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
+func inPool(n string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) { p.Labels[v1alpha1.LabelPool] = n }
+}
+
+func TestPlanPool(t *testing.T) {
+	t.Parallel()
+	p3 := testPool(3)
+	selective := testPool(2)
+	selective.Spec.NodeSelector = map[string]string{"sandbox.io/pool-node": "true"}
+	tolerant := testPool(1)
+	tolerant.Spec.Tolerations = []corev1.Toleration{{Key: "gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+	gpuTaint := corev1.Taint{Key: "gpu", Value: "a100", Effect: corev1.TaintEffectNoSchedule}
+
+	type want struct {
+		eligible                 bool
+		desired, warm, ready, cl int32
+		create, short            int
+		deleted                  []string // "name:reason", in plan order
+	}
+	tests := []struct {
+		name        string
+		pool        *v1alpha1.SandboxPool
+		node        *corev1.Node
+		pods        []corev1.Pod
+		unobserved  int
+		deleted     map[string]bool
+		maxStarting int
+		want        want
+	}{
+		{name: "empty node is filled", pool: p3, node: testNode(nil), maxStarting: 5,
+			want: want{eligible: true, desired: 3, create: 3}},
+		{name: "full pool does nothing", pool: p3, node: testNode(nil), maxStarting: 5,
+			pods: []corev1.Pod{podOf(p3, 1, ready), podOf(p3, 2, ready), podOf(p3, 3)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 2}},
+		{name: "creations bounded by the starting pods", pool: testPool(10), node: testNode(nil), maxStarting: 4,
+			pods: []corev1.Pod{podOf(testPool(10), 1), podOf(testPool(10), 2, ready)},
+			want: want{eligible: true, desired: 10, warm: 2, ready: 1, create: 3, short: 5}},
+		{name: "unobserved creations count as warm and starting", pool: p3, node: testNode(nil), maxStarting: 2, unobserved: 2,
+			pods: []corev1.Pod{podOf(p3, 1, ready)},
+			want: want{eligible: true, desired: 3, warm: 1, ready: 1}},
+		{name: "zero batch size means one", pool: p3, node: testNode(nil),
+			want: want{eligible: true, desired: 3, create: 1, short: 2}},
+		{name: "surplus: not ready first, then newest", pool: p3, node: testNode(nil), maxStarting: 5,
+			pods: []corev1.Pod{podOf(p3, 1, ready), podOf(p3, 2), podOf(p3, 3, ready), podOf(p3, 4, ready), podOf(p3, 5, ready)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 3, deleted: []string{"py-2:surplus", "py-5:surplus"}}},
+		{name: "failed and succeeded are replaced", pool: p3, node: testNode(nil), maxStarting: 5,
+			pods: []corev1.Pod{podOf(p3, 1, ready), podOf(p3, 2, phase(corev1.PodFailed)), podOf(p3, 3, phase(corev1.PodSucceeded))},
+			want: want{eligible: true, desired: 3, warm: 1, ready: 1, create: 2, deleted: []string{"py-2:failed", "py-3:completed"}}},
+		{name: "stale template is replaced", pool: p3, node: testNode(nil), maxStarting: 5,
+			pods: []corev1.Pod{podOf(p3, 1, ready, stale), podOf(p3, 2, ready), podOf(p3, 3, ready, stale)},
+			want: want{eligible: true, desired: 3, warm: 1, ready: 1, create: 2, deleted: []string{"py-1:stale", "py-3:stale"}}},
+		{name: "claimed pods are counted, never touched, and refilled", pool: p3, node: testNode(nil), maxStarting: 5,
+			pods: []corev1.Pod{podOf(p3, 1, ready, claimed), podOf(p3, 2, claimed, stale), podOf(p3, 3, claimed, phase(corev1.PodFailed)), podOf(p3, 4, ready)},
+			want: want{eligible: true, desired: 3, warm: 1, ready: 1, cl: 3, create: 2}},
+		{name: "pods being deleted count as gone", pool: p3, node: testNode(nil), maxStarting: 5,
+			pods: []corev1.Pod{podOf(p3, 1, ready, deleting), podOf(p3, 2, ready), podOf(p3, 3, ready, claimed, deleting)},
+			want: want{eligible: true, desired: 3, warm: 1, ready: 1, create: 2}},
+		{name: "pods the agent deleted count as gone", pool: p3, node: testNode(nil), maxStarting: 5, deleted: map[string]bool{"py-1": true},
+			pods: []corev1.Pod{podOf(p3, 1, ready), podOf(p3, 2, ready), podOf(p3, 3, ready), podOf(p3, 4, ready)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 3}},
+		{name: "other pools, nodes and states are ignored", pool: p3, node: testNode(nil), maxStarting: 5,
+			pods: []corev1.Pod{podOf(p3, 1, ready, onNode("node-b")), podOf(p3, 2, ready, inPool("js")),
+				podOf(p3, 3, func(p *corev1.Pod) { p.Labels[v1alpha1.LabelState] = "adopted" })},
+			want: want{eligible: true, desired: 3, create: 3}},
+		{name: "node selector does not match: nothing, and warm pods go", pool: selective, node: testNode(map[string]string{"other": "x"}), maxStarting: 5,
+			pods: []corev1.Pod{podOf(selective, 1, ready), podOf(selective, 2, claimed)},
+			want: want{cl: 1, deleted: []string{"py-1:ineligible"}}},
+		{name: "node selector matches", pool: selective, node: testNode(map[string]string{"sandbox.io/pool-node": "true", "other": "x"}), maxStarting: 5,
+			want: want{eligible: true, desired: 2, create: 2}},
+		{name: "untolerated NoSchedule taint", pool: p3, node: testNode(nil, gpuTaint), maxStarting: 5,
+			want: want{}},
+		{name: "untolerated NoExecute taint", pool: tolerant, node: testNode(nil, gpuTaint, corev1.Taint{Key: "drain", Effect: corev1.TaintEffectNoExecute}), maxStarting: 5,
+			want: want{}},
+		{name: "tolerated taint and a mere preference", pool: tolerant, node: testNode(nil, gpuTaint, corev1.Taint{Key: "spot", Effect: corev1.TaintEffectPreferNoSchedule}), maxStarting: 5,
+			want: want{eligible: true, desired: 1, create: 1}},
+		{name: "pool of zero deletes every warm pod", pool: testPool(0), node: testNode(nil), maxStarting: 5,
+			pods: []corev1.Pod{podOf(testPool(0), 1, ready), podOf(testPool(0), 2)},
+			want: want{eligible: true, deleted: []string{"py-2:surplus", "py-1:surplus"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			plan := PlanPool(PlanInput{Pool: tc.pool, Node: tc.node, Pods: tc.pods, Unobserved: tc.unobserved, Deleted: tc.deleted, MaxStarting: tc.maxStarting})
+			got := want{eligible: plan.Eligible, desired: plan.Desired, warm: plan.Warm, ready: plan.Ready, cl: plan.Claimed, create: plan.Create, short: plan.Short}
+			for _, d := range plan.Delete {
+				got.deleted = append(got.deleted, d.Pod.Name+":"+d.Reason)
+			}
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("plan (-want +got):\n%s", diff)
+			}
+			if !plan.Eligible && plan.Why == "" {
+				t.Error("not eligible, but no reason given")
+			}
+			// The input is not modified.
+			for _, d := range plan.Delete {
+				if !slices.ContainsFunc(tc.pods, func(p corev1.Pod) bool { return p.Name == d.Pod.Name }) {
+					t.Errorf("deletes %s, which is not an input pod", d.Pod.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestNodeEligibleSays(t *testing.T) {
+	t.Parallel()
+	p := testPool(1)
+	p.Spec.NodeSelector = map[string]string{"zone": "a"}
+	if ok, why := NodeEligible(p, testNode(map[string]string{"zone": "b"})); ok || why != "node selector does not match" {
+		t.Errorf("selector: %v %q", ok, why)
+	}
+	p.Spec.NodeSelector = nil
+	if ok, why := NodeEligible(p, testNode(nil, corev1.Taint{Key: "k", Value: "v", Effect: corev1.TaintEffectNoExecute})); ok || why != "taint k=v:NoExecute is not tolerated" {
+		t.Errorf("taint: %v %q", ok, why)
+	}
+	if ok, _ := NodeEligible(p, nil); ok {
+		t.Error("an unknown node is eligible")
+	}
+}
