@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"sandbox.io/injector/runner/api"
+)
+
+func newCmdExec(r *root) *cobra.Command {
+	var (
+		stdin   bool
+		cwd     string
+		timeout int64
+	)
+	cmd := &cobra.Command{
+		Use:   "exec POD -- COMMAND [ARG...]",
+		Short: "Run a command in a claimed sandbox",
+		Long: `Run a command in the claimed sandbox POD, streaming its output, and exit
+with its exit code. The command runs without a shell; use sh -c for one.`,
+		Example: `  sandboxctl exec python-x7k2p -- python3 -c 'print(1+1)'
+  sandboxctl exec python-x7k2p -- sh -c 'echo $API_KEY'`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if cmd.ArgsLenAtDash() != 1 || len(args) < 2 {
+				return fmt.Errorf("want exec POD -- COMMAND [ARG...], got %q", args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, ns, err := r.claimer()
+			if err != nil {
+				return err
+			}
+			sb, err := cl.Open(cmd.Context(), ns, args[0], "")
+			if err != nil {
+				return err
+			}
+			req := api.ExecuteRequest{Argv: args[1:], Cwd: cwd, TimeoutMs: timeout}
+			if stdin && r.stdin != nil {
+				b, err := io.ReadAll(r.stdin)
+				if err != nil {
+					return fmt.Errorf("reading stdin: %w", err)
+				}
+				req.Stdin = string(b)
+			}
+			res, err := sb.Exec(cmd.Context(), req, r.stdout, r.stderr)
+			if err != nil {
+				return err
+			}
+			if res.ExitCode != 0 {
+				return exitError{code: res.ExitCode}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&stdin, "stdin", "i", false, "pass sandboxctl's standard input to the command")
+	f.StringVar(&cwd, "cwd", "", "working directory, relative to the sandbox's work directory")
+	f.Int64Var(&timeout, "timeout-ms", 0, "kill the command after this many milliseconds (0: no timeout)")
+	return cmd
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newCmdPools(r *root) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "pools",
+		Short: "List the warm pools and their per-node state",
+		Long:  "List the SandboxPools of the namespace with the desired and ready warm pods, and one line per node as its agent reports it.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, ns, err := r.claimer()
+			if err != nil {
+				return err
+			}
+			if all {
+				ns = ""
+			}
+			pools, err := cl.Pools(cmd.Context(), ns)
+			if err != nil {
+				return err
+			}
+			if len(pools) == 0 {
+				where := "namespace " + ns
+				if all {
+					where = "any namespace"
+				}
+				fmt.Fprintf(r.stderr, "no sandbox pools in %s\n", where)
+				return nil
+			}
+			w := tabwriter.NewWriter(r.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NAMESPACE\tPOOL\tNODE\tIMAGE\tPER NODE\tDESIRED\tREADY\tWARM\tCLAIMED")
+			for _, p := range pools {
+				var warm, claimed int32
+				for _, n := range p.Status.Nodes {
+					warm += n.Warm
+					claimed += n.Claimed
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", p.Namespace, p.Name, "*", p.Spec.Template.Image,
+					p.Spec.PodsPerNode, p.Status.Desired, p.Status.Ready, warm, claimed)
+				for _, n := range p.Status.Nodes {
+					fmt.Fprintf(w, "\t\t%s\t\t\t%d\t%d\t%d\t%d\n", n.Node, n.Desired, n.Ready, n.Warm, n.Claimed)
+				}
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the pools of every namespace")
+	return cmd
+}
