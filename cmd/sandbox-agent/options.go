@@ -21,6 +21,7 @@ type options struct {
 	metricsBindAddress string
 	healthProbeAddress string
 	logLevel           string
+	prepull            prepullOptions // prepull.go
 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
@@ -31,6 +32,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
 	fs.StringVar(&o.healthProbeAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
+	o.prepull.addFlags(fs)
 }
 
 func (o *options) validate() error {
@@ -47,6 +49,7 @@ func (o *options) validate() error {
 	if _, err := logging.ParseLevel(o.logLevel); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}
+	errs = append(errs, o.prepull.validate())
 	return errors.Join(errs...)
 }
 
