@@ -140,3 +140,8 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: sandbox-injector
 {{- end }}
+
+{{/* The ConfigMap holding the pre-puller's image list. */}}
+{{- define "sandbox-injector.prepullConfigMap" -}}
+{{- printf "%s-prepull" (include "sandbox-injector.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
