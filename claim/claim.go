@@ -31,6 +31,9 @@ import (
 // before it falls back to a cold pod.
 const DefaultGrace = 2 * time.Second
 
+// handTimeout bounds the runner's POST /claim.
+const handTimeout = 10 * time.Second
+
 // ErrNoSandbox means no warm pod of the pool was claimable within the grace
 // period and the cold fallback was not allowed.
 var ErrNoSandbox = errors.New("no warm sandbox claimable")
@@ -495,7 +498,11 @@ func (c *Claimer) hand(ctx context.Context, pod *corev1.Pod, rc *runnerclient.Cl
 		return nil, err
 	}
 	rc.Token = poolToken
-	if _, err := rc.Claim(ctx, api.ClaimRequest{Claimant: opts.Claimant, Token: token, Env: opts.Env}); err != nil {
+	// The runner answers /claim at once; a hung one must not hold the
+	// claim until the caller gives up.
+	hctx, cancel := context.WithTimeout(ctx, handTimeout)
+	defer cancel()
+	if _, err := rc.Claim(hctx, api.ClaimRequest{Claimant: opts.Claimant, Token: token, Env: opts.Env}); err != nil {
 		return nil, fmt.Errorf("handing pod %s/%s to its claimant: %w", pod.Namespace, pod.Name, err)
 	}
 	rc.Token = token
