@@ -1,0 +1,73 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"sandbox.io/injector/api/v1alpha1"
+)
+
+// PoolMetrics are the warm pool reconciler's Prometheus metrics. Register
+// them with Register (the agent uses controller-runtime's metrics.Registry).
+type PoolMetrics struct {
+	// Pods is the pool's size on the node, by state: desired, warm (of the
+	// current template), ready (warm and Ready) and claimed.
+	Pods *prometheus.GaugeVec
+	// Created counts warm pods created.
+	Created *prometheus.CounterVec
+	// Deleted counts warm pods deleted, by reason (surplus, failed,
+	// completed, stale, ineligible).
+	Deleted *prometheus.CounterVec
+	// Errors counts failed API calls of the reconciler, by operation
+	// (create, delete, status).
+	Errors *prometheus.CounterVec
+}
+
+// NewPoolMetrics returns unregistered pool metrics.
+func NewPoolMetrics() *PoolMetrics {
+	return &PoolMetrics{
+		Pods: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sandbox_agent_pool_pods",
+			Help: "Pods of a warm pool on this node, by state: desired, warm (unclaimed, current template), ready (warm and Ready) and claimed.",
+		}, []string{"namespace", "pool", "node", "state"}),
+		Created: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sandbox_agent_pool_pods_created_total",
+			Help: "Warm pods the agent created.",
+		}, []string{"namespace", "pool"}),
+		Deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sandbox_agent_pool_pods_deleted_total",
+			Help: "Warm pods the agent deleted, by reason: surplus, failed, completed, stale (older template) or ineligible (node no longer matches).",
+		}, []string{"namespace", "pool", "reason"}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sandbox_agent_pool_errors_total",
+			Help: "Failed API calls of the warm pool reconciler, by operation: create, delete, status.",
+		}, []string{"op"}),
+	}
+}
+
+// Register registers the metrics with reg.
+func (m *PoolMetrics) Register(reg prometheus.Registerer) error {
+	var errs []error
+	for _, c := range []prometheus.Collector{m.Pods, m.Created, m.Deleted, m.Errors} {
+		if err := reg.Register(c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("registering the pool metrics: %w", err)
+	}
+	return nil
+}
+
+func (m *PoolMetrics) set(p *v1alpha1.SandboxPool, node string, plan Plan) {
+	for state, v := range map[string]int32{"desired": plan.Desired, "warm": plan.Warm, "ready": plan.Ready, "claimed": plan.Claimed} {
+		m.Pods.WithLabelValues(p.Namespace, p.Name, node, state).Set(float64(v))
+	}
+}
+
+// forget drops the gauges of a deleted pool.
+func (m *PoolMetrics) forget(namespace, name string) {
+	m.Pods.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "pool": name})
+}

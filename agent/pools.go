@@ -1,0 +1,368 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/pool"
+)
+
+// PoolConfig configures the warm pool reconciler of one node's agent.
+type PoolConfig struct {
+	// NodeName is the node the agent runs on and the only node whose pods
+	// it manages. Required.
+	NodeName string
+	// MaxStarting bounds, per pool, how many warm pods of the node may be
+	// starting at once: created but not Ready yet (or not yet seen by the
+	// agent's cache). A short pool is refilled in batches of at most this
+	// many creations, and the next batch follows as pods become Ready, so
+	// a burst of claims does not stampede the API server or the node.
+	// Defaulted to 5 if unspecified.
+	MaxStarting int
+	// Metrics receives the pool gauges and counters. Defaulted to a fresh,
+	// unregistered NewPoolMetrics() if nil.
+	Metrics *PoolMetrics
+	// Log is the reconciler's logger. Defaulted to one that discards.
+	Log *slog.Logger
+	// ShortRetry is how soon a pool that is short (creations held back by
+	// MaxStarting, or creations not yet seen in the cache) is looked at
+	// again even without an event. Defaulted to 5s if unspecified.
+	ShortRetry time.Duration
+}
+
+func (c *PoolConfig) setDefaults() {
+	if c.MaxStarting <= 0 {
+		c.MaxStarting = 5
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewPoolMetrics()
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.ShortRetry <= 0 {
+		c.ShortRetry = 5 * time.Second
+	}
+}
+
+// FieldManager is the server-side apply field manager with which the agent
+// of node writes its own entry of a pool's status.nodes.
+func FieldManager(node string) string { return "sandbox-agent/" + node }
+
+// expectTimeout is how long a creation or deletion the cache has not shown
+// yet is trusted; after it the cache's view wins again.
+const expectTimeout = time.Minute
+
+// PoolReconciler keeps this node's warm pods of every SandboxPool and writes
+// the node's entry of each pool's status. Its only state is in the API: the
+// pods' labels and the pools. Create it with SetupPools.
+type PoolReconciler struct {
+	cfg    PoolConfig
+	client client.Client // reads from the agent's own cache, writes to the API
+	api    client.Reader // uncached reads, for the status totals' retries
+	exp    expectations
+}
+
+// Scheme is the scheme of the agent's pool cache and client: the built-in
+// types and sandbox.io/v1alpha1.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("adding the built-in types to the scheme: %w", err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("adding sandbox.io/v1alpha1 to the scheme: %w", err)
+	}
+	return s, nil
+}
+
+// SetupPools adds the warm pool reconciler to mgr. It runs on a cache of its
+// own, so that it watches only what one node needs: the pods bound to
+// cfg.NodeName that carry the sandbox.io/pool label, SandboxPools in every
+// namespace, and the node itself.
+func SetupPools(mgr manager.Manager, cfg PoolConfig) (*PoolReconciler, error) {
+	cfg.setDefaults()
+	if cfg.NodeName == "" {
+		return nil, errors.New("setting up warm pools: the node name is required")
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, err
+	}
+	hasPool, err := labels.NewRequirement(v1alpha1.LabelPool, selection.Exists, nil)
+	if err != nil {
+		return nil, fmt.Errorf("building the pod label selector: %w", err)
+	}
+	c, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme:                      scheme,
+		Mapper:                      mgr.GetRESTMapper(),
+		ReaderFailOnMissingInformer: true,
+		DefaultTransform:            cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}: {
+				Field: fields.OneTermEqualSelector("spec.nodeName", cfg.NodeName),
+				Label: labels.NewSelector().Add(*hasPool),
+			},
+			&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", cfg.NodeName)},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the pool cache: %w", err)
+	}
+	if err := mgr.Add(c); err != nil {
+		return nil, fmt.Errorf("adding the pool cache: %w", err)
+	}
+	cl, err := client.New(mgr.GetConfig(), client.Options{
+		Scheme: scheme, Mapper: mgr.GetRESTMapper(),
+		Cache: &client.CacheOptions{Reader: c},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the pool client: %w", err)
+	}
+	api, err := client.New(mgr.GetConfig(), client.Options{Scheme: scheme, Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, fmt.Errorf("creating the uncached pool client: %w", err)
+	}
+	r := &PoolReconciler{cfg: cfg, client: cl, api: api}
+	// Every informer must exist before the cache starts (the reader fails
+	// on a missing one).
+	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Node{}, &v1alpha1.SandboxPool{}} {
+		if _, err := c.GetInformer(context.Background(), obj); err != nil {
+			return nil, fmt.Errorf("creating the %T informer: %w", obj, err)
+		}
+	}
+	podToPool := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
+		name := pod.Labels[v1alpha1.LabelPool]
+		if name == "" {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: pod.Namespace, Name: name}}}
+	})
+	nodeToPools := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, _ *corev1.Node) []reconcile.Request {
+		var list v1alpha1.SandboxPoolList
+		if err := cl.List(ctx, &list); err != nil {
+			cfg.Log.Error("listing pools after a node change", "err", err)
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, p := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&p)})
+		}
+		return reqs
+	})
+	err = ctrl.NewControllerManagedBy(mgr).
+		Named("sandboxpool").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: ptrTo(true)}).
+		WatchesRawSource(source.Kind(c, &v1alpha1.SandboxPool{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.SandboxPool]{})).
+		WatchesRawSource(source.Kind(c, &corev1.Pod{}, podToPool)).
+		WatchesRawSource(source.Kind(c, &corev1.Node{}, nodeToPools)).
+		Complete(r)
+	if err != nil {
+		return nil, fmt.Errorf("creating the pool controller: %w", err)
+	}
+	return r, nil
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// Reconcile brings this node's warm pods of one pool to the pool's size and
+// writes the node's status entry.
+func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	log := r.cfg.Log.With("namespace", req.Namespace, "pool", req.Name, "node", r.cfg.NodeName)
+	var p v1alpha1.SandboxPool
+	if err := r.client.Get(ctx, req.NamespacedName, &p); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Its pods go with it: they carry the pool as owner.
+			r.exp.forget(req.NamespacedName)
+			r.cfg.Metrics.forget(req.Namespace, req.Name)
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("reading pool %s: %w", req, err)
+	}
+	if p.DeletionTimestamp != nil {
+		return reconcile.Result{}, nil
+	}
+	var node corev1.Node
+	if err := r.client.Get(ctx, types.NamespacedName{Name: r.cfg.NodeName}, &node); err != nil {
+		return reconcile.Result{}, fmt.Errorf("reading node %s: %w", r.cfg.NodeName, err)
+	}
+	var pods corev1.PodList
+	if err := r.client.List(ctx, &pods, client.InNamespace(p.Namespace), client.MatchingLabelsSelector{Selector: pool.Selector(p.Name)}); err != nil {
+		return reconcile.Result{}, fmt.Errorf("listing pods of pool %s: %w", req, err)
+	}
+	unobserved, deleted := r.exp.observe(req.NamespacedName, pods.Items, time.Now())
+	plan := PlanPool(PlanInput{Pool: &p, Node: &node, Pods: pods.Items, Unobserved: unobserved, Deleted: deleted, MaxStarting: r.cfg.MaxStarting})
+
+	var errs []error
+	for _, d := range plan.Delete {
+		if err := r.deletePod(ctx, &p, d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, r.createPods(ctx, &p, plan.Create, log)...)
+	r.cfg.Metrics.set(&p, r.cfg.NodeName, plan)
+	if len(plan.Delete) > 0 || plan.Create > 0 {
+		log.Debug("pool reconciled", "desired", plan.Desired, "warm", plan.Warm, "ready", plan.Ready,
+			"claimed", plan.Claimed, "created", plan.Create, "deleted", len(plan.Delete), "short", plan.Short)
+	}
+	if !plan.Eligible {
+		log.Debug("node keeps no warm pods of the pool", "why", plan.Why)
+	}
+	if err := r.writeStatus(ctx, &p, plan); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return reconcile.Result{}, err
+	}
+	if plan.Short > 0 || unobserved > 0 || plan.Create > 0 {
+		return reconcile.Result{RequeueAfter: r.cfg.ShortRetry}, nil
+	}
+	return reconcile.Result{}, nil
+}
+
+// deletePod deletes a warm pod on the condition that it is still the pod
+// the plan saw: a claim that turned it claimed in the meantime changed its
+// resourceVersion, and the delete then fails with a conflict instead of
+// killing a claimed sandbox.
+func (r *PoolReconciler) deletePod(ctx context.Context, p *v1alpha1.SandboxPool, d Deletion) error {
+	uid, rv := d.Pod.UID, d.Pod.ResourceVersion
+	err := r.client.Delete(ctx, d.Pod, client.Preconditions{UID: &uid, ResourceVersion: &rv})
+	switch {
+	case err == nil:
+		r.exp.deleted(client.ObjectKeyFromObject(p), d.Pod.Name, time.Now())
+		r.cfg.Metrics.Deleted.WithLabelValues(p.Namespace, p.Name, d.Reason).Inc()
+		r.cfg.Log.Info("deleted warm pod", "namespace", p.Namespace, "pool", p.Name, "pod", d.Pod.Name, "reason", d.Reason)
+		return nil
+	case apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsConflict(err):
+		// Changed since the cache saw it (claimed, or only its status):
+		// decide again on the fresh pod.
+		return fmt.Errorf("deleting %s pod %s/%s: changed since read: %w", d.Reason, d.Pod.Namespace, d.Pod.Name, err)
+	default:
+		r.cfg.Metrics.Errors.WithLabelValues("delete").Inc()
+		return fmt.Errorf("deleting %s pod %s/%s: %w", d.Reason, d.Pod.Namespace, d.Pod.Name, err)
+	}
+}
+
+// createPods creates n warm pods of the pool on the node, in parallel (n
+// is already bounded by PoolConfig.MaxStarting).
+func (r *PoolReconciler) createPods(ctx context.Context, p *v1alpha1.SandboxPool, n int, log *slog.Logger) []error {
+	if n <= 0 {
+		return nil
+	}
+	key := client.ObjectKeyFromObject(p)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			pod := pool.WarmPod(p, r.cfg.NodeName)
+			if err := r.client.Create(ctx, pod); err != nil {
+				r.cfg.Metrics.Errors.WithLabelValues("create").Inc()
+				errs[i] = fmt.Errorf("creating a warm pod of pool %s on node %s: %w", key, r.cfg.NodeName, err)
+				return
+			}
+			r.exp.created(key, pod.Name, time.Now())
+			r.cfg.Metrics.Created.WithLabelValues(p.Namespace, p.Name).Inc()
+			log.Debug("created warm pod", "pod", pod.Name)
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// expectations remember, per pool, the pods the agent created or deleted
+// that its cache does not reflect yet, so that a reconcile running on a
+// slightly stale cache neither creates nor deletes twice.
+type expectations struct {
+	mu   sync.Mutex
+	made map[types.NamespacedName]map[string]time.Time
+	gone map[types.NamespacedName]map[string]time.Time
+}
+
+func (e *expectations) created(pool types.NamespacedName, pod string, now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.made == nil {
+		e.made = map[types.NamespacedName]map[string]time.Time{}
+	}
+	if e.made[pool] == nil {
+		e.made[pool] = map[string]time.Time{}
+	}
+	e.made[pool][pod] = now
+}
+
+func (e *expectations) deleted(pool types.NamespacedName, pod string, now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gone == nil {
+		e.gone = map[types.NamespacedName]map[string]time.Time{}
+	}
+	if e.gone[pool] == nil {
+		e.gone[pool] = map[string]time.Time{}
+	}
+	e.gone[pool][pod] = now
+}
+
+func (e *expectations) forget(pool types.NamespacedName) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.made, pool)
+	delete(e.gone, pool)
+}
+
+// observe drops the expectations the cache's pods now meet (or that timed
+// out) and returns how many creations are still unseen and which pods are
+// deleted but still shown alive.
+func (e *expectations) observe(pool types.NamespacedName, pods []corev1.Pod, now time.Time) (int, map[string]bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	alive := make(map[string]bool, len(pods))
+	seen := make(map[string]bool, len(pods))
+	for i := range pods {
+		seen[pods[i].Name] = true
+		alive[pods[i].Name] = pods[i].DeletionTimestamp == nil
+	}
+	unobserved := 0
+	for name, at := range e.made[pool] {
+		if seen[name] || now.Sub(at) > expectTimeout {
+			delete(e.made[pool], name)
+			continue
+		}
+		unobserved++
+	}
+	var deleted map[string]bool
+	for name, at := range e.gone[pool] {
+		if !alive[name] || now.Sub(at) > expectTimeout {
+			delete(e.gone[pool], name)
+			continue
+		}
+		if deleted == nil {
+			deleted = map[string]bool{}
+		}
+		deleted[name] = true
+	}
+	return unobserved, deleted
+}
