@@ -22,6 +22,7 @@ type options struct {
 	healthProbeAddress string
 	logLevel           string
 	prepull            prepullOptions // prepull.go
+	pools              poolOptions    // pools.go
 }
 
 func (o *options) addFlags(fs *flag.FlagSet) {
@@ -33,6 +34,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.healthProbeAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn or error.")
 	o.prepull.addFlags(fs)
+	o.pools.addFlags(fs)
 }
 
 func (o *options) validate() error {
@@ -50,6 +52,7 @@ func (o *options) validate() error {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}
 	errs = append(errs, o.prepull.validate())
+	errs = append(errs, o.pools.validate())
 	return errors.Join(errs...)
 }
 

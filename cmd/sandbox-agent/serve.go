@@ -69,6 +69,9 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	if err := addPrePuller(mgr, cfg, o, conn, direct, log); err != nil {
 		return err
 	}
+	if err := addPools(mgr, o, log); err != nil {
+		return err
+	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding health check: %w", err)
 	}

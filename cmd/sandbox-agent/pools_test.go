@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestPoolFlags(t *testing.T) {
+	tests := []struct {
+		name        string
+		args        []string
+		env         map[string]string
+		wantErr     string
+		wantEnabled bool
+		wantMax     int
+	}{
+		{name: "on by default, batches of 5", wantEnabled: true, wantMax: 5},
+		{name: "off", args: []string{"--pools=false"}, wantEnabled: false, wantMax: 5},
+		{name: "from the environment", env: map[string]string{"SANDBOX_POOLS": "false", "SANDBOX_POOL_MAX_CREATES": "2"}, wantEnabled: false, wantMax: 2},
+		{name: "flag wins", args: []string{"--pool-max-creates=7"}, env: map[string]string{"SANDBOX_POOL_MAX_CREATES": "2"}, wantEnabled: true, wantMax: 7},
+		{name: "zero batch", args: []string{"--pool-max-creates=0"}, wantErr: "--pool-max-creates 0 is not between 1 and 100"},
+		{name: "huge batch", args: []string{"--pool-max-creates=101"}, wantErr: "--pool-max-creates 101"},
+		{name: "not a number", env: map[string]string{"SANDBOX_POOL_MAX_CREATES": "many"}, wantErr: "SANDBOX_POOL_MAX_CREATES"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SANDBOX_NODE_NAME", "node-a")
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var got *options
+			err := run(t.Context(), tc.args, func(_ context.Context, o *options, _ *slog.Logger) error { got = o; return nil })
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.pools.enabled != tc.wantEnabled || got.pools.maxCreates != tc.wantMax {
+				t.Errorf("pools %+v, want enabled %v, max %d", got.pools, tc.wantEnabled, tc.wantMax)
+			}
+		})
+	}
+}
