@@ -73,7 +73,9 @@ const (
 // Node annotations the node agent writes.
 const (
 	// AnnotationPrePull on a node is the agent's compact pre-pull status, a
-	// single line such as "7/8 present, 1 pulling, 0 failed; paused: ...".
+	// single line such as "present 5/7, pulling 1, failed 1 (ref: registry
+	// error); paused: why" (prepuller.Summary, then the pause reason when
+	// pulls are paused), patched only when it changes.
 	AnnotationPrePull = KeyPrefix + "prepull"
 )
 
