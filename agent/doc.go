@@ -4,7 +4,12 @@
 // So far it holds the image-volume support signal: ImageVolumeLabeler asks
 // the runtime its version over the CRI and keeps the node's
 // sandbox.io/image-volume label current, with an Event when it changes; the
-// webhook's "auto" injection method reads that label. The pre-puller lives in
-// package prepuller; the warm-pool reconciler and the claim protocol are
-// still to come.
+// webhook's "auto" injection method reads that label.
+//
+// PrePuller is the pre-pull loop around package prepuller's Puller: the
+// desired set (Desired: the chart's list from a watched ConfigMap, read by
+// ParseImageList; the runner image; the SandboxPools' images; the images a
+// Learner saw in injected pods), pull secrets (ResolveAuth), a Sync on every
+// change and periodically, and the outcome on the Node (Events on changes,
+// the v1alpha1.AnnotationPrePull summary line).
 package agent
