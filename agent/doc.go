@@ -12,4 +12,12 @@
 // Learner saw in injected pods), pull secrets (ResolveAuth), a Sync on every
 // change and periodically, and the outcome on the Node (Events on changes,
 // the v1alpha1.AnnotationPrePull summary line).
+//
+// PoolReconciler (SetupPools) keeps the node's warm pods of every
+// SandboxPool: PlanPool, a pure function, decides what to create and delete
+// from the pool, the node and the pool's pods on it; the reconciler acts on
+// it (creations batched by PoolConfig.MaxStarting, deletions conditioned on
+// the pod's resourceVersion so a racing claim wins) and writes the node's
+// entry of the pool's status by server-side apply, then the totals in an
+// update conditioned on the resourceVersion the entries were read at.
 package agent

@@ -1,7 +1,7 @@
-// Command sandbox-agent is the node agent, one per node (a DaemonSet). So
-// far it keeps the node's sandbox.io/image-volume label current from the
-// container runtime's CRI version (package agent); the pre-puller and warm
-// pools are still to be wired in.
+// Command sandbox-agent is the node agent, one per node (a DaemonSet): it
+// keeps the node's sandbox.io/image-volume label current from the container
+// runtime's CRI version, pre-pulls images through the CRI and keeps the
+// node's warm pods of every SandboxPool (package agent).
 package main
 
 import (
