@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -20,8 +21,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -177,7 +180,7 @@ func SetupPools(mgr manager.Manager, cfg PoolConfig) (*PoolReconciler, error) {
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: ptrTo(true)}).
 		WatchesRawSource(source.Kind(c, &v1alpha1.SandboxPool{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.SandboxPool]{})).
 		WatchesRawSource(source.Kind(c, &corev1.Pod{}, podToPool)).
-		WatchesRawSource(source.Kind(c, &corev1.Node{}, nodeToPools)).
+		WatchesRawSource(source.Kind(c, &corev1.Node{}, nodeToPools, nodeChanged)).
 		Complete(r)
 	if err != nil {
 		return nil, fmt.Errorf("creating the pool controller: %w", err)
@@ -186,6 +189,15 @@ func SetupPools(mgr manager.Manager, cfg PoolConfig) (*PoolReconciler, error) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// nodeChanged passes the node's updates that can change what it keeps: its
+// labels (node selectors) and taints (tolerations), not its heartbeats.
+var nodeChanged = predicate.TypedFuncs[*corev1.Node]{
+	UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
+		return !equality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels) ||
+			!equality.Semantic.DeepEqual(e.ObjectOld.Spec.Taints, e.ObjectNew.Spec.Taints)
+	},
+}
 
 // Reconcile brings this node's warm pods of one pool to the pool's size and
 // writes the node's status entry.

@@ -514,3 +514,41 @@ func TestWarmPools(t *testing.T) {
 		})
 	})
 }
+
+// TestExpectations: creations count until the cache shows them, deletions
+// until the cache shows them gone or being deleted, and neither outlives
+// expectTimeout.
+func TestExpectations(t *testing.T) {
+	t.Parallel()
+	var e expectations
+	key := client.ObjectKey{Namespace: "ns", Name: "py"}
+	now := epoch
+	e.created(key, "a", now)
+	e.created(key, "b", now)
+	e.deleted(key, "old", now)
+	e.deleted(key, "older", now)
+	alive := func(names ...string) []corev1.Pod {
+		var out []corev1.Pod
+		for _, n := range names {
+			out = append(out, corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: n}})
+		}
+		return out
+	}
+	if n, del := e.observe(key, alive("old", "older"), now); n != 2 || len(del) != 2 {
+		t.Errorf("before the cache shows anything: %d unobserved, deleted %v; want 2 and 2", n, del)
+	}
+	gone := alive("a", "older")
+	ts := metav1.NewTime(now)
+	gone[1].DeletionTimestamp = &ts
+	if n, del := e.observe(key, gone, now.Add(time.Second)); n != 1 || len(del) != 0 {
+		t.Errorf("after the cache shows a and older being deleted: %d unobserved, deleted %v; want 1 and none", n, del)
+	}
+	if n, _ := e.observe(key, nil, now.Add(expectTimeout+time.Second)); n != 0 {
+		t.Errorf("%d creations still expected after the timeout", n)
+	}
+	e.created(key, "c", now)
+	e.forget(key)
+	if n, _ := e.observe(key, nil, now); n != 0 {
+		t.Errorf("%d creations expected of a forgotten pool", n)
+	}
+}
