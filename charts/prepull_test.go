@@ -74,7 +74,7 @@ func TestAgentPrePull(t *testing.T) {
 		t.Fatalf("no image-fs volume and mount: %+v %+v", ds.Spec.Template.Spec.Volumes, c.VolumeMounts)
 	}
 	v, m := ds.Spec.Template.Spec.Volumes[vi], c.VolumeMounts[mi]
-	if v.HostPath == nil || v.HostPath.Path != "/data/containerd" || v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathDirectory ||
+	if v.HostPath == nil || v.HostPath.Path != "/data/containerd" || v.HostPath.Type == nil || *v.HostPath.Type != corev1.HostPathDirectoryOrCreate ||
 		m.MountPath != "/data/containerd" || !m.ReadOnly {
 		t.Errorf("image filesystem volume %+v mounted %+v; want the host directory read-only at the same path", v, m)
 	}
