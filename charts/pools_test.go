@@ -16,8 +16,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/internal/testenv"
 )
 
 // TestAgentPools renders the agent with warm pools on (the default) and
@@ -265,4 +267,39 @@ func TestAgentPodPolicy(t *testing.T) {
 	if err := a.Delete(t.Context(), pod("own", "node-a", true), client.GracePeriodSeconds(0)); err != nil {
 		t.Errorf("the agent may not delete its own node's pool pod: %v", err)
 	}
+}
+
+// TestChartPoolsServerSide installs the SandboxPool CRD on a real API server
+// and creates the chart's pools there (dry-run, strict field validation):
+// what the values pass through is a valid SandboxPool.
+func TestChartPoolsServerSide(t *testing.T) {
+	t.Parallel()
+	c := requireAPIServer(t)
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := envtest.InstallCRDs(apiServer.cfg, envtest.CRDInstallOptions{
+		Paths: []string{root + "/charts/sandbox-injector/crds"}, ErrorIfPathMissing: true,
+	}); err != nil {
+		t.Fatalf("installing the SandboxPool CRD: %v", err)
+	}
+	createNamespace(t, c, "pools-a", nil)
+	objs := render(t, Release{Values: map[string]any{"pools": []any{map[string]any{
+		"name": "python", "namespace": "pools-a", "podsPerNode": 2,
+		"template": map[string]any{
+			"image": "python:3.13", "args": []any{"-c", "pass"},
+			"env":              []any{map[string]any{"name": "A", "value": "1"}},
+			"resources":        map[string]any{"limits": map[string]any{"memory": "64Mi"}},
+			"imagePullSecrets": []any{map[string]any{"name": "pull"}}, "serviceAccountName": "runner",
+		},
+		"tolerations": []any{map[string]any{"operator": "Exists"}}, "priorityClassName": "low",
+	}}}})
+	pools := Find(objs, "SandboxPool")
+	if len(pools) != 1 {
+		t.Fatalf("%d pools rendered", len(pools))
+	}
+	eventually(t, "the chart's pool accepted by the API server", func() error {
+		return c.Create(t.Context(), pools[0].DeepCopy(), client.DryRunAll)
+	})
 }
