@@ -45,6 +45,7 @@ const (
 	DefaultLearnForgetAfter = 24 * time.Hour
 	defaultDebounce         = time.Second
 	defaultStatusInterval   = 2 * time.Second
+	cacheSyncTimeout        = 5 * time.Minute
 )
 
 // PrePullConfig configures a PrePuller.
@@ -272,11 +273,18 @@ func (p *PrePuller) Start(ctx context.Context) error {
 	cacheDone := make(chan error, 1)
 	go func() { cacheDone <- p.cfg.Cache.Start(ctx) }()
 	defer func() { cancel(); <-cacheDone }()
-	if !p.cfg.Cache.WaitForCacheSync(ctx) {
-		if err := ctx.Err(); err != nil {
+	syncCtx, syncDone := context.WithTimeout(ctx, cacheSyncTimeout)
+	synced := p.cfg.Cache.WaitForCacheSync(syncCtx)
+	syncDone()
+	if !synced {
+		if ctx.Err() != nil {
 			return nil
 		}
-		return errors.New("the pre-puller's cache did not sync")
+		// Loud rather than a pre-puller that silently never starts: most
+		// likely RBAC (the ConfigMap, SandboxPools, or pods when learning)
+		// or a missing SandboxPool CRD.
+		return fmt.Errorf("the pre-puller's watches (image list %s, SandboxPools, pods: %v) did not sync within %s; check the agent's RBAC and that the SandboxPool CRD is installed",
+			p.cfg.ImageList, p.cfg.Learn, cacheSyncTimeout)
 	}
 	log.Info("pre-puller started", "node", p.cfg.NodeName, "imageList", p.cfg.ImageList.String(),
 		"runnerImage", p.cfg.RunnerImage, "learn", p.cfg.Learn, "interval", p.cfg.Interval.String())
