@@ -142,7 +142,16 @@ start() {
 	shift
 	pid_of "$name" >/dev/null && return 0
 	echo "=== start $(date -u +%FT%TZ): $*" >>"$LOGS/$name.log"
-	setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+	# The daemon keeps no descriptor of its caller beyond 0-2: an inherited
+	# lock (flock around `make e2e`) or pipe would stay held for the
+	# cluster's whole life.
+	(
+		for fd in /proc/"$BASHPID"/fd/*; do
+			fd=${fd##*/}
+			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+		done
+		exec setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null
+	) &
 	echo $! >"$PIDS/$name.pid"
 }
 
