@@ -28,6 +28,13 @@ const RunnerPortName = "sandbox-runner"
 // (chart value runner.tokenSecretName).
 const DefaultTokenSecret = "sandbox-runner-token"
 
+// Client-side rate limits of a Claimer's requests to the API server when
+// the rest.Config sets none (client-go's default is 5/s with bursts of 10).
+const (
+	DefaultQPS   = 200
+	DefaultBurst = 400
+)
+
 // Transport is how the claimer reaches a pod's runner.
 type Transport string
 
@@ -142,7 +149,8 @@ type Claimer struct {
 	metrics *metrics
 }
 
-// New returns a Claimer that talks to the API server of restCfg.
+// New returns a Claimer that talks to the API server of restCfg (with
+// DefaultQPS and DefaultBurst when restCfg sets no rate limit).
 func New(restCfg *rest.Config, cfg Config) (*Claimer, error) {
 	if restCfg == nil {
 		return nil, errors.New("building claimer: rest config is nil")
@@ -150,6 +158,14 @@ func New(restCfg *rest.Config, cfg Config) (*Claimer, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("building claimer: %w", err)
+	}
+	// client-go's default client-side limit (5 requests/s, bursts of 10)
+	// would make a claim, five requests, wait for seconds under load: a
+	// claim is a latency-bound burst, so allow far more unless the caller
+	// chose a limit.
+	restCfg = rest.CopyConfig(restCfg)
+	if restCfg.QPS == 0 && restCfg.RateLimiter == nil {
+		restCfg.QPS, restCfg.Burst = DefaultQPS, DefaultBurst
 	}
 	kube, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
