@@ -146,6 +146,16 @@ func TestWarmPool(t *testing.T) {
 	})
 	x.installPoolAgent(t)
 	agentPod := x.agentPodReady(t, "")
+	// The policy that keeps the agent to its own node's pool pods is in
+	// force: every warm pod below passed it, so the API server gave the
+	// agent's bound token's node name to admission.
+	policy := release + "-agent-pools"
+	if _, err := x.kube.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(t.Context(), policy, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the agent pod policy: %v", err)
+	}
+	if _, err := x.kube.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Get(t.Context(), policy, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the agent pod policy binding: %v", err)
+	}
 	x.labelNodes(t.Context(), t, "true") // the agent sets it too; this waits until the webhook has seen it
 	ns := x.namespace(t, "pool", nil)
 	p := x.createPool(t, ns, "busybox", 3)
