@@ -270,6 +270,22 @@ func TestWarmPool(t *testing.T) {
 	if at("DESIRED") != "3" || at("READY") != "3" {
 		t.Errorf("kubectl shows desired %q ready %q, want 3 and 3", at("DESIRED"), at("READY"))
 	}
+
+	// Deleting the pool deletes its pods, claimed ones too (they carry the
+	// pool as owner), and the agent creates no more.
+	if err := c.Delete(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 2*time.Minute, "the pool's pods gone", func() error {
+		list, err := x.kube.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: pool.Selector(p.Name).String()})
+		if err != nil {
+			return err
+		}
+		if len(list.Items) != 0 {
+			return fmt.Errorf("%d pods of the deleted pool remain", len(list.Items))
+		}
+		return nil
+	})
 }
 
 func grepLines(text, substr string) string {
