@@ -1,0 +1,208 @@
+package inject
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/internal/ociimage"
+	"sandbox.io/injector/internal/testenv"
+)
+
+// clusterCRI connects to the cluster's containerd (the node is this
+// machine) and returns its CRI image service and its root directory.
+func clusterCRI(t *testing.T) (runtimeapi.ImageServiceClient, string, string) {
+	t.Helper()
+	runDir := os.Getenv("SANDBOX_CLUSTER_RUN_DIR")
+	if runDir == "" {
+		runDir = "/run/sandbox-cluster"
+	}
+	clusterDir := os.Getenv("SANDBOX_CLUSTER_DIR")
+	if clusterDir == "" {
+		clusterDir = filepath.Join(e.root, "_out", "cluster")
+	}
+	socket := runDir + "/containerd.sock"
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return runtimeapi.NewImageServiceClient(conn), socket, filepath.Join(clusterDir, "containerd", "root")
+}
+
+// pushTestImage pushes a small random image, absent from the node, to the
+// local registry.
+func (x *env) pushTestImage(t *testing.T, repoTag string) string {
+	t.Helper()
+	img, err := random.Image(1024, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	ref := x.registry + "/" + repoTag
+	r, err := ociimage.ParseReference(ref, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ociimage.Push(t.Context(), img, r, nil); err != nil {
+		t.Fatalf("pushing %s: %v", ref, err)
+	}
+	return ref
+}
+
+// TestPrePull installs the agent with a pre-pull list: its images (and the
+// runner image) appear on the node, as the node's own CRI says; a changed
+// list is pulled by the same agent pod, not restarted; an image removed by
+// hand through the CRI comes back; the node carries the summary annotation
+// and ImagePulled Events. The chart goes back to its usual values at the
+// end.
+func TestPrePull(t *testing.T) {
+	x := requireE2E(t)
+	images, socket, imageFs := clusterCRI(t)
+	t.Cleanup(func() {
+		if err := x.install(); err != nil {
+			t.Errorf("going back to the chart without the agent: %v", err)
+		}
+	})
+	run := fmt.Sprintf("%d", time.Now().UnixNano())
+	one := x.pushTestImage(t, "prepull-e2e/one:"+run)
+	two := x.pushTestImage(t, "prepull-e2e/two:"+run)
+	three := x.pushTestImage(t, "prepull-e2e/three:"+run)
+	runnerImage := x.registry + "/sandbox-runner:" + x.tag
+
+	present := func(ref string) bool {
+		t.Helper()
+		resp, err := images.ImageStatus(t.Context(), &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+		if err != nil {
+			t.Fatalf("CRI ImageStatus %s: %v", ref, err)
+		}
+		return resp.GetImage() != nil
+	}
+	waitPresent := func(what string, refs ...string) {
+		t.Helper()
+		testenv.Eventually(t, 2*time.Minute, what, func() error {
+			for _, r := range refs {
+				if !present(r) {
+					return fmt.Errorf("%s is not on the node", r)
+				}
+			}
+			return nil
+		})
+	}
+	install := func(list ...string) {
+		t.Helper()
+		chart := filepath.Join(x.root, "charts", "sandbox-injector")
+		args := append([]string{"upgrade", release, chart}, x.helmArgs()...)
+		args = append(args, "--set", "agent.enabled=true", "--set", "agent.criSocket="+socket,
+			"--set", "agent.imageFsPath="+imageFs, "--set", "agent.labelInterval=1h",
+			"--set", "agent.prepull.interval=2s", "--set", "agent.logLevel=debug",
+			"--set", "agent.image.registry="+x.registry, "--set", "agent.image.tag="+x.tag,
+			"--set-json", `agent.prepull.images=["`+strings.Join(list, `","`)+`"]`)
+		if err := x.helmCmd(t.Context(), args...); err != nil {
+			t.Fatalf("installing the agent: %v", err)
+		}
+	}
+	agentPod := func() corev1.Pod {
+		t.Helper()
+		pods, err := x.kube.CoreV1().Pods(releaseNS).List(t.Context(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=agent"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) != 1 {
+			t.Fatalf("%d agent pods, want 1 on the single node", len(pods.Items))
+		}
+		return pods.Items[0]
+	}
+	restarts := func(p corev1.Pod) int32 {
+		var n int32
+		for _, s := range p.Status.ContainerStatuses {
+			n += s.RestartCount
+		}
+		return n
+	}
+	nodes, err := x.kube.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	if err != nil || len(nodes.Items) != 1 {
+		t.Fatalf("nodes: %v (%d), want the one node", err, len(nodes.Items))
+	}
+	node := nodes.Items[0].Name
+
+	for _, r := range []string{one, two, three} {
+		if present(r) {
+			t.Fatalf("%s is on the node before the test", r)
+		}
+	}
+	install(one, two)
+	waitPresent("the list and the runner image on the node", one, two, runnerImage)
+	if present(three) {
+		t.Errorf("%s, not in the list, was pulled", three)
+	}
+	before := agentPod()
+
+	// A changed list, through the chart: the ConfigMap changes, the agent
+	// pod does not.
+	install(one, three)
+	waitPresent("the changed list's new image on the node", three)
+	after := agentPod()
+	if after.UID != before.UID || restarts(after) != 0 {
+		t.Errorf("agent pod %s (restarts %d) became %s (restarts %d); want the same pod, never restarted",
+			before.UID, restarts(before), after.UID, restarts(after))
+	}
+
+	// Removed by hand through the CRI: pulled again.
+	if _, err := images.RemoveImage(t.Context(), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: three}}); err != nil {
+		t.Fatal(err)
+	}
+	if present(three) {
+		t.Fatalf("%s is still on the node after RemoveImage", three)
+	}
+	waitPresent("the removed image back on the node", three)
+
+	testenv.Eventually(t, time.Minute, "the node's pre-pull annotation", func() error {
+		n, err := x.kube.CoreV1().Nodes().Get(t.Context(), node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if a := n.Annotations[v1alpha1.AnnotationPrePull]; !strings.HasPrefix(a, "present 3/3") {
+			return fmt.Errorf("annotation %s=%q, want present 3/3 (one, three, the runner)", v1alpha1.AnnotationPrePull, a)
+		}
+		return nil
+	})
+	events, err := x.kube.CoreV1().Events(metav1.NamespaceDefault).List(t.Context(), metav1.ListOptions{
+		FieldSelector: "involvedObject.name=" + node + ",reason=ImagePulled"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pulledThree := 0
+	for _, ev := range events.Items {
+		if strings.Contains(ev.Message, three) {
+			pulledThree++
+			t.Logf("node %s: %s", node, ev.Message)
+		}
+	}
+	if pulledThree < 2 {
+		t.Errorf("%d ImagePulled events for %s, want 2 (the list change, the pull back)", pulledThree, three)
+	}
+	if a := agentPod(); a.UID != before.UID || restarts(a) != 0 {
+		t.Errorf("the agent pod was replaced or restarted during the test")
+	}
+}
