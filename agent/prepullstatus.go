@@ -91,7 +91,7 @@ func (s *statusTracker) events(in reportInput) []nodeEvent {
 			}
 			msg := fmt.Sprintf("pulled image %s in %s", ref, o.Took.Round(10*time.Millisecond))
 			if st, ok := byName[o.Image]; ok && st.Size > 0 {
-				msg += fmt.Sprintf(" (%.1f MiB)", float64(st.Size)/(1<<20))
+				msg += " (" + humanSize(st.Size) + ")"
 			}
 			if o.Before != "" {
 				msg += fmt.Sprintf("; the tag moved from %s", shortID(o.Before))
@@ -136,6 +136,19 @@ func (s *statusTracker) events(in reportInput) []nodeEvent {
 // registry's answer), without the gRPC code prefix.
 func errorText(err error) string {
 	return status.Convert(err).Message()
+}
+
+// humanSize writes n bytes in the largest unit that keeps it at least 1.
+func humanSize(n uint64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 func shortID(id string) string {

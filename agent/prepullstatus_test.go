@@ -93,6 +93,11 @@ func TestStatusTrackerEvents(t *testing.T) {
 	for i := range 25 {
 		many = append(many, PullOutcome{Image: fmt.Sprintf("reg/m%d:v1", i), After: "sha256:x"})
 	}
+	for n, want := range map[uint64]string{512: "512 B", 1536: "1.5 KiB", 3 << 20: "3.0 MiB", 5 << 30: "5.0 GiB"} {
+		if got := humanSize(n); got != want {
+			t.Errorf("humanSize(%d) = %q, want %q", n, got, want)
+		}
+	}
 	got := reasons(tr.events(reportInput{outcomes: many}))
 	if len(got) != maxPulledEvents+1 || got[maxPulledEvents] != "ImagePulled: pulled 15 more images" {
 		t.Errorf("25 pulls gave %d events, last %q; want %d and one counting the rest", len(got), got[len(got)-1], maxPulledEvents+1)
