@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -108,8 +109,18 @@ func TestPrePullLoop(t *testing.T) {
 	must(c.Create(ctx, &other))
 
 	observer := NewPullObserver(cri.Images, nil)
+	// The image filesystem reads as full while full is set (the real
+	// statfs of containerd's root otherwise).
+	var full atomic.Bool
 	puller, err := prepuller.New(observer, prepuller.WithRegisterer(prometheus.NewRegistry()),
-		prepuller.WithDiskThreshold(100), prepuller.WithBackoff(time.Hour, time.Hour, 0))
+		prepuller.WithDiskThreshold(99.9), prepuller.WithBackoff(time.Hour, time.Hour, 0),
+		prepuller.WithFsUsage(func(path string) (uint64, uint64, error) {
+			used, capacity, err := prepuller.StatfsUsage(path)
+			if full.Load() {
+				used = capacity
+			}
+			return used, capacity, err
+		}))
 	must(err)
 	list := types.NamespacedName{Namespace: "sbx", Name: "prepull"}
 	pc, err := NewPrePullCache(cfg, PrePullCacheOptions{ImageList: list, Learn: true})
@@ -263,6 +274,27 @@ func TestPrePullLoop(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	t.Run("pulls pause while the image filesystem is full, and say so", func(t *testing.T) {
+		late := reg.Push(t, "list/late:v1", ppImage(t))
+		full.Store(true)
+		must(c.Get(ctx, list, cm))
+		cm.Data[ImageListKey] = listC + "\n" + late + "\n"
+		must(c.Update(ctx, cm))
+		testenv.Eventually(t, time.Minute, "a pause event", eventWith(ReasonImagePullsPaused, "above the 99.9% threshold"))
+		testenv.Eventually(t, time.Minute, "the pause in the annotation", func() error {
+			if a := annotation(); !strings.HasPrefix(a, "present 4/5, paused 1") || !strings.Contains(a, "; paused: image filesystem ") {
+				return fmt.Errorf("annotation %q, want present 4/5, paused 1 and why", a)
+			}
+			return nil
+		})
+		if present(late) {
+			t.Fatalf("%s was pulled while the image filesystem was full", late)
+		}
+		full.Store(false)
+		testenv.Eventually(t, time.Minute, "the waiting image pulled once there is room", allPresent(late))
+		testenv.Eventually(t, time.Minute, "a resume event", eventWith(ReasonImagePullsResumed, "image pulls resumed"))
 	})
 
 	t.Run("metrics", func(t *testing.T) {
