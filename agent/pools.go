@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -86,6 +87,9 @@ type PoolReconciler struct {
 	client client.Client // reads from the agent's own cache, writes to the API
 	api    client.Reader // uncached reads, for the status totals' retries
 	exp    expectations
+
+	mu     sync.Mutex // guards warned
+	warned warnings
 }
 
 // Scheme is the scheme of the agent's pool cache and client: the built-in
@@ -233,7 +237,11 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, r.createPods(ctx, &p, plan.Create, log)...)
+	if createErrs := r.createPods(ctx, &p, plan.Create, log); len(createErrs) > 0 {
+		err := errors.Join(createErrs...)
+		r.warn(ctx, &p, ReasonCreateFailed, fmt.Sprintf("node %s cannot create warm pods: %v", r.cfg.NodeName, err))
+		errs = append(errs, err)
+	}
 	r.cfg.Metrics.set(&p, r.cfg.NodeName, plan)
 	if len(plan.Delete) > 0 || plan.Create > 0 {
 		log.Debug("pool reconciled", "desired", plan.Desired, "warm", plan.Warm, "ready", plan.Ready,
@@ -302,7 +310,7 @@ func (r *PoolReconciler) createPods(ctx context.Context, p *v1alpha1.SandboxPool
 		})
 	}
 	wg.Wait()
-	return errs
+	return slices.DeleteFunc(errs, func(err error) bool { return err == nil })
 }
 
 // expectations remember, per pool, the pods the agent created or deleted

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -460,6 +461,46 @@ func TestWarmPools(t *testing.T) {
 		}
 		if !applied[FieldManager("node-b")] || !applied[FieldManager("node-c")] {
 			t.Errorf("apply managers of the status %v, want both nodes'", applied)
+		}
+	})
+
+	t.Run("a template the API server refuses is a Warning event on the pool", func(t *testing.T) {
+		const ns, node = "refused", "node-refused"
+		x.namespace(t, ns)
+		x.node(t, node, nil)
+		a := x.startAgent(t, node, 5)
+		x.pool(t, ns, "bad", 2, func(p *v1alpha1.SandboxPool) {
+			p.Spec.Template.Env = []corev1.EnvVar{{Name: "not a=valid name", Value: "x"}}
+		})
+		var events corev1.EventList
+		testenv.Eventually(t, 30*time.Second, "a CreateFailed event on the pool", func() error {
+			if err := x.c.List(t.Context(), &events, client.InNamespace(ns)); err != nil {
+				return err
+			}
+			for _, e := range events.Items {
+				if e.InvolvedObject.Kind == "SandboxPool" && e.InvolvedObject.Name == "bad" && e.Reason == ReasonCreateFailed &&
+					e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, "node "+node) && strings.Contains(e.Message, "not a=valid name") {
+					return nil
+				}
+			}
+			return fmt.Errorf("events %+v", events.Items)
+		})
+		x.waitStatus(t, ns, "bad", "the entry says 0 of 2", entryIs(node, 2, 0, 0, 0))
+		if got := testutil.ToFloat64(a.metrics.Errors.WithLabelValues("create")); got < 2 {
+			t.Errorf("errors{op=create} = %v, want at least 2", got)
+		}
+		// Retries (with backoff) record no second event within a minute.
+		testenv.Eventually(t, 30*time.Second, "a retry", func() error {
+			if testutil.ToFloat64(a.metrics.Errors.WithLabelValues("create")) < 4 {
+				return errors.New("no retry yet")
+			}
+			return nil
+		})
+		if err := x.c.List(t.Context(), &events, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(events.Items); n != 1 {
+			t.Errorf("%d events after a retry, want 1", n)
 		}
 	})
 
