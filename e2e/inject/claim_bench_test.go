@@ -39,7 +39,10 @@ func TestBenchClaim(t *testing.T) {
 
 	// Warm: rounds of 10 warm pods, each claimed and driven once.
 	const rounds, perRound = 5, 10
-	var warm []time.Duration
+	var (
+		warm                     []time.Duration
+		find, adopt, hand, first []time.Duration
+	)
 	for range rounds {
 		x.warmPods(t, p, perRound)
 		for range perRound {
@@ -48,11 +51,14 @@ func TestBenchClaim(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			t0 := time.Now()
 			res, err := sb.Runner().Execute(t.Context(), api.ExecuteRequest{Argv: []string{"true"}})
 			if err != nil || res.ExitCode != 0 {
 				t.Fatalf("first execute: %v %+v", err, res)
 			}
 			warm = append(warm, time.Since(start))
+			first = append(first, time.Since(t0))
+			find, adopt, hand = append(find, sb.Timings.Find), append(adopt, sb.Timings.Adopt), append(hand, sb.Timings.Hand)
 			if err := cl.Release(t.Context(), ns, sb.Pod); err != nil {
 				t.Fatal(err)
 			}
@@ -141,6 +147,10 @@ func TestBenchClaim(t *testing.T) {
 		fmt.Fprintf(&b, "%-44s %6d %10s %10s %10s\n", name, len(d), ms(q(d, .5)), ms(q(d, .99)), ms(q(d, 1)))
 	}
 	row("warm claim (sequential, direct)", warm)
+	row("  of which: find (get pool, list, probe)", find)
+	row("  of which: adopt (conditional update)", adopt)
+	row("  of which: hand (token Secret, /claim)", hand)
+	row("  of which: first /execute", first)
 	row("cold injected pod: create to first /execute", cold)
 	row(fmt.Sprintf("burst: %d parallel claimers", burst), burstLat)
 	ratio50 := float64(q(cold, .5)) / float64(q(warm, .5))
