@@ -137,14 +137,24 @@ func (x *env) waitGone(t *testing.T, ns, name string) {
 	}
 }
 
-// TestClaimWarmExecCopyRelease claims a warm pod with sandboxctl (through
-// the API server's pod proxy, its default), sees the claim's env in exec,
-// gets the command's exit code, copies a file both ways and releases it.
+// TestClaimWarmExecCopyRelease claims, with sandboxctl (through the API
+// server's pod proxy, its default), the warm pod the node agent keeps for a
+// pool, sees the claim's env in exec, gets the command's exit code, copies
+// a file both ways and releases it; the agent refills the pool.
 func TestClaimWarmExecCopyRelease(t *testing.T) {
 	x := requireE2E(t)
+	t.Cleanup(func() {
+		if err := x.install(); err != nil {
+			t.Errorf("going back to the chart without the agent: %v", err)
+		}
+		x.labelNodes(context.Background(), t, "")
+	})
+	x.installPoolAgent(t)
+	x.agentPodReady(t, "")
+	x.labelNodes(t.Context(), t, "true") // waits until the webhook has seen it
 	ns := x.namespace(t, "claim", nil)
 	p := x.createPool(t, ns, "shell", 1)
-	warm := x.warmPods(t, p, 1)[0]
+	warm := x.waitWarmReady(t, p, 1, v1alpha1.MethodImageVolume)[0]
 
 	out := x.mustSandboxctl(t, "claim", "shell", "-n", ns, "--env", "K=from the claim", "--claimant", "e2e")
 	t.Logf("sandboxctl claim:\n%s", out)
@@ -184,6 +194,11 @@ func TestClaimWarmExecCopyRelease(t *testing.T) {
 	x.mustSandboxctl(t, "cp", "-n", ns, pod+":work/out.txt", back)
 	if b, err := os.ReadFile(back); err != nil || string(b) != "COPIED IN\n" {
 		t.Errorf("copied back %q, %v", b, err)
+	}
+
+	// The agent sees the pool short and creates a replacement.
+	if refill := x.waitWarmReady(t, p, 1, v1alpha1.MethodImageVolume)[0]; refill.Name == pod {
+		t.Errorf("the claimed pod %s is counted warm again", pod)
 	}
 
 	if out := x.mustSandboxctl(t, "release", "-n", ns, pod); !strings.Contains(out, "released "+pod) {
