@@ -205,4 +205,20 @@ func TestPrePull(t *testing.T) {
 	if a := agentPod(); a.UID != before.UID || restarts(a) != 0 {
 		t.Errorf("the agent pod was replaced or restarted during the test")
 	}
+
+	// The puller's and the loop's metrics, on the agent's metrics port
+	// (through the API server's pod proxy).
+	raw, err := x.kube.CoreV1().Pods(releaseNS).ProxyGet("http", before.Name, "8080", "/metrics", nil).DoRaw(t.Context())
+	if err != nil {
+		t.Fatalf("reading the agent's metrics: %v", err)
+	}
+	for _, want := range []string{
+		`sandbox_prepuller_pulls_total{result="success"}`, "sandbox_prepuller_images_desired 3",
+		"sandbox_prepuller_images_present 3", "sandbox_prepuller_pulled_bytes_total", `sandbox_agent_prepull_syncs_total{result="ok"}`,
+		`sandbox_agent_prepull_events_total{reason="ImagePulled"}`,
+	} {
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("the agent's metrics lack %s", want)
+		}
+	}
 }
