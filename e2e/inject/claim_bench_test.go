@@ -65,6 +65,29 @@ func TestBenchClaim(t *testing.T) {
 		}
 	}
 
+	// The same through the API server's pod proxy (sandboxctl's default,
+	// from outside the cluster).
+	proxied, err := claim.New(x.rest, claim.Config{Transport: claim.TransportProxy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var viaProxy []time.Duration
+	x.warmPods(t, p, perRound)
+	for range perRound {
+		start := time.Now()
+		sb, err := proxied.Claim(t.Context(), ns, p.Name, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := sb.Runner().Execute(t.Context(), api.ExecuteRequest{Argv: []string{"true"}}); err != nil || res.ExitCode != 0 {
+			t.Fatalf("first execute through the proxy: %v %+v", err, res)
+		}
+		viaProxy = append(viaProxy, time.Since(start))
+		if err := proxied.Release(t.Context(), ns, sb.Pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	// Cold: create an injected pod of the same template, wait for its
 	// first /execute. The client polls every 10 ms, so it gets the same
 	// generous rate limit as the claimer (client-go's default 5/s would
@@ -151,6 +174,7 @@ func TestBenchClaim(t *testing.T) {
 	row("  of which: adopt (conditional update)", adopt)
 	row("  of which: hand (token Secret, /claim)", hand)
 	row("  of which: first /execute", first)
+	row("warm claim (sequential, API server proxy)", viaProxy)
 	row("cold injected pod: create to first /execute", cold)
 	row(fmt.Sprintf("burst: %d parallel claimers", burst), burstLat)
 	ratio50 := float64(q(cold, .5)) / float64(q(warm, .5))
