@@ -131,8 +131,12 @@ func (c *Claimer) claim(ctx context.Context, namespace, poolName string, opts Op
 		}
 	}
 	if opts.NoCold {
-		return nil, fmt.Errorf("claiming from pool %s/%s after %s (%d lost to other claimers, %d runners not answering): %w",
-			namespace, poolName, opts.Grace, st.lost, st.skipped, ErrNoSandbox)
+		waited := "without waiting"
+		if opts.Grace > 0 {
+			waited = "after waiting " + opts.Grace.String()
+		}
+		return nil, fmt.Errorf("claiming from pool %s/%s %s (%d lost to other claimers, %d runners not answering): %w",
+			namespace, poolName, waited, st.lost, st.skipped, ErrNoSandbox)
 	}
 	found := time.Since(start)
 	sb, err := c.claimCold(ctx, &p, opts)
