@@ -98,7 +98,7 @@ func PlanPool(in PlanInput) Plan {
 	var plan Plan
 	plan.Eligible, plan.Why = NodeEligible(p, in.Node)
 	if plan.Eligible {
-		plan.Desired = max(p.Spec.PodsPerNode, 0)
+		plan.Desired = max(p.Spec.WarmPodsPerNode(), 0)
 	}
 	hash := pool.TemplateHash(p)
 	var healthy []*corev1.Pod

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"k8s.io/utils/ptr"
 	"slices"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func testPool(perNode int32) *v1alpha1.SandboxPool {
 		ObjectMeta: metav1.ObjectMeta{Name: "py", Namespace: "team", UID: "uid-1", Generation: 1},
 		Spec: v1alpha1.SandboxPoolSpec{
 			Template:    v1alpha1.SandboxTemplate{Image: "python:3.13"},
-			PodsPerNode: perNode,
+			PodsPerNode: ptr.To(perNode),
 		},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"k8s.io/utils/ptr"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -136,7 +137,7 @@ func (x *poolEnv) pool(t *testing.T, ns, name string, perNode int32, mutate ...f
 	t.Helper()
 	p := &v1alpha1.SandboxPool{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec:       v1alpha1.SandboxPoolSpec{Template: v1alpha1.SandboxTemplate{Image: "images.test/python:3"}, PodsPerNode: perNode},
+		Spec:       v1alpha1.SandboxPoolSpec{Template: v1alpha1.SandboxTemplate{Image: "images.test/python:3"}, PodsPerNode: ptr.To(perNode)},
 	}
 	for _, m := range mutate {
 		m(p)

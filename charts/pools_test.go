@@ -135,7 +135,7 @@ func TestChartPools(t *testing.T) {
 		t.Fatalf("%d SandboxPools rendered, want 2", len(pools))
 	}
 	p := pools[0]
-	if p.Name != "python" || p.Namespace != "team-a" || p.Spec.PodsPerNode != 3 || p.Spec.Template.Image != "python:3.13" ||
+	if p.Name != "python" || p.Namespace != "team-a" || p.Spec.WarmPodsPerNode() != 3 || p.Spec.Template.Image != "python:3.13" ||
 		!slices.Equal(p.Spec.Template.Command, []string{"sleep", "infinity"}) || len(p.Spec.Template.Env) != 1 ||
 		p.Spec.Template.Resources.Requests.Cpu().String() != "50m" || p.Spec.NodeSelector["sandbox.io/pool-node"] != "true" ||
 		len(p.Spec.Tolerations) != 1 || p.Spec.PriorityClassName != "low" {

@@ -19,7 +19,7 @@ func testPool() *v1alpha1.SandboxPool {
 				Image: "python:3.13", Env: []corev1.EnvVar{{Name: "A", Value: "b"}},
 				ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}},
 			},
-			PodsPerNode:       2,
+			PodsPerNode:       ptr[int32](2),
 			NodeSelector:      map[string]string{"pool": "sandbox"},
 			Tolerations:       []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpExists}},
 			PriorityClassName: "low",
@@ -47,7 +47,7 @@ func TestTemplateHash(t *testing.T) {
 		}
 	}
 	same := map[string]func(p *v1alpha1.SandboxPool){
-		"podsPerNode":  func(p *v1alpha1.SandboxPool) { p.Spec.PodsPerNode = 9 },
+		"podsPerNode":  func(p *v1alpha1.SandboxPool) { p.Spec.PodsPerNode = ptr[int32](9) },
 		"nodeSelector": func(p *v1alpha1.SandboxPool) { p.Spec.NodeSelector = nil },
 		"generation":   func(p *v1alpha1.SandboxPool) { p.Generation++ },
 	}

@@ -1,6 +1,7 @@
 package v1alpha1_test
 
 import (
+	"k8s.io/utils/ptr"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,8 +48,8 @@ func TestSandboxPoolCRD(t *testing.T) {
 	if err := c.Create(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	if pool.Spec.PodsPerNode != 1 {
-		t.Errorf("podsPerNode defaulted to %d, want 1", pool.Spec.PodsPerNode)
+	if pool.Spec.PodsPerNode == nil || *pool.Spec.PodsPerNode != 1 {
+		t.Errorf("podsPerNode defaulted to %v, want 1", pool.Spec.PodsPerNode)
 	}
 
 	for _, tc := range []struct {
@@ -57,8 +58,8 @@ func TestSandboxPoolCRD(t *testing.T) {
 		want string
 	}{
 		{"empty image", v1alpha1.SandboxPoolSpec{}, "spec.template.image"},
-		{"negative size", v1alpha1.SandboxPoolSpec{Template: v1alpha1.SandboxTemplate{Image: "x"}, PodsPerNode: -1}, "spec.podsPerNode"},
-		{"huge size", v1alpha1.SandboxPoolSpec{Template: v1alpha1.SandboxTemplate{Image: "x"}, PodsPerNode: 1000}, "spec.podsPerNode"},
+		{"negative size", v1alpha1.SandboxPoolSpec{Template: v1alpha1.SandboxTemplate{Image: "x"}, PodsPerNode: ptr.To[int32](-1)}, "spec.podsPerNode"},
+		{"huge size", v1alpha1.SandboxPoolSpec{Template: v1alpha1.SandboxTemplate{Image: "x"}, PodsPerNode: ptr.To[int32](1000)}, "spec.podsPerNode"},
 	} {
 		bad := &v1alpha1.SandboxPool{ObjectMeta: metav1.ObjectMeta{GenerateName: "bad-", Namespace: "default"}, Spec: tc.spec}
 		if err := c.Create(ctx, bad); err == nil || !strings.Contains(err.Error(), tc.want) {

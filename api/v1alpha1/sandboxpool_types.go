@@ -31,12 +31,13 @@ type SandboxPoolSpec struct {
 	// Template is the sandbox every pod of the pool runs.
 	Template SandboxTemplate `json:"template"`
 	// PodsPerNode is how many warm (unclaimed) pods each matching node
-	// keeps.
+	// keeps; 0 keeps none (every claim then creates a cold pod). Unset
+	// means 1; read it with WarmPodsPerNode.
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=100
 	// +kubebuilder:default=1
 	// +optional
-	PodsPerNode int32 `json:"podsPerNode,omitempty"`
+	PodsPerNode *int32 `json:"podsPerNode,omitempty"`
 	// NodeSelector limits the nodes that keep warm pods of the pool.
 	// +optional
 	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
@@ -48,6 +49,17 @@ type SandboxPoolSpec struct {
 	// workloads preempt warm pods.
 	// +optional
 	PriorityClassName string `json:"priorityClassName,omitempty"`
+}
+
+// DefaultPodsPerNode is the size of a pool whose PodsPerNode is unset.
+const DefaultPodsPerNode int32 = 1
+
+// WarmPodsPerNode is PodsPerNode, or DefaultPodsPerNode when it is unset.
+func (s *SandboxPoolSpec) WarmPodsPerNode() int32 {
+	if s.PodsPerNode == nil {
+		return DefaultPodsPerNode
+	}
+	return *s.PodsPerNode
 }
 
 // SandboxTemplate is the container a sandbox runs. The runner is injected

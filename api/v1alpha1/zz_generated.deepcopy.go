@@ -117,6 +117,11 @@ func (in *SandboxPoolList) DeepCopyObject() runtime.Object {
 func (in *SandboxPoolSpec) DeepCopyInto(out *SandboxPoolSpec) {
 	*out = *in
 	in.Template.DeepCopyInto(&out.Template)
+	if in.PodsPerNode != nil {
+		in, out := &in.PodsPerNode, &out.PodsPerNode
+		*out = new(int32)
+		**out = **in
+	}
 	if in.NodeSelector != nil {
 		in, out := &in.NodeSelector, &out.NodeSelector
 		*out = make(map[string]string, len(*in))

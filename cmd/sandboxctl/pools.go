@@ -43,7 +43,7 @@ func newCmdPools(r *root) *cobra.Command {
 					claimed += n.Claimed
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", p.Namespace, p.Name, "*", p.Spec.Template.Image,
-					p.Spec.PodsPerNode, p.Status.Desired, p.Status.Ready, warm, claimed)
+					p.Spec.WarmPodsPerNode(), p.Status.Desired, p.Status.Ready, warm, claimed)
 				for _, n := range p.Status.Nodes {
 					fmt.Fprintf(w, "\t\t%s\t\t\t%d\t%d\t%d\t%d\n", n.Node, n.Desired, n.Ready, n.Warm, n.Claimed)
 				}

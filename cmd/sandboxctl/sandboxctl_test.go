@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"k8s.io/utils/ptr"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -108,7 +109,7 @@ func TestCommands(t *testing.T) {
 	}
 	p := &v1alpha1.SandboxPool{
 		ObjectMeta: metav1.ObjectMeta{Name: "shell", Namespace: ns},
-		Spec:       v1alpha1.SandboxPoolSpec{Template: v1alpha1.SandboxTemplate{Image: "busybox"}, PodsPerNode: 1},
+		Spec:       v1alpha1.SandboxPoolSpec{Template: v1alpha1.SandboxTemplate{Image: "busybox"}, PodsPerNode: ptr.To[int32](1)},
 	}
 	createPool(t, cfg, p)
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"k8s.io/utils/ptr"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -78,28 +78,14 @@ func (x *env) createPool(t *testing.T, ns, name string, perNode int32) *v1alpha1
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: v1alpha1.SandboxPoolSpec{
 			Template:    v1alpha1.SandboxTemplate{Image: x.testImage("busybox"), Command: []string{"sleep", "3600"}},
-			PodsPerNode: perNode,
+			PodsPerNode: ptr.To(perNode),
 		},
 	}
-	// PodsPerNode is omitempty with a default of 1: send an explicit 0 as
-	// unstructured JSON, else an empty pool would get one pod per node.
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &unstructured.Unstructured{Object: obj}
-	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("SandboxPool"))
-	if err := unstructured.SetNestedField(u.Object, int64(perNode), "spec", "podsPerNode"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create(t.Context(), u); err != nil {
+	if err := c.Create(t.Context(), p); err != nil {
 		t.Fatalf("creating pool %s/%s: %v", ns, name, err)
 	}
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, p); err != nil {
-		t.Fatal(err)
-	}
-	if p.Spec.PodsPerNode != perNode || p.UID == "" {
-		t.Fatalf("created pool %s/%s with %d pods per node (uid %q), want %d", ns, name, p.Spec.PodsPerNode, p.UID, perNode)
+	if p.Spec.WarmPodsPerNode() != perNode || p.UID == "" {
+		t.Fatalf("created pool %s/%s with %d pods per node (uid %q), want %d", ns, name, p.Spec.WarmPodsPerNode(), p.UID, perNode)
 	}
 	return p
 }
