@@ -13,6 +13,7 @@ CHART_LINT_SETS := \
 	'certManager.enabled=false,generatedCerts.generator=webhook' \
 	'guard.enabled=false' \
 	'agent.enabled=true,runner.injectionMethod=copy' \
+	'agent.enabled=true,agent.prepull.images={busybox:1.37},agent.prepull.learn=true,pools[0].name=py,pools[0].namespace=team,pools[0].template.image=python:3.13' \
 	'webhook.excludedNamespaces={ci,monitoring},webhook.failurePolicy=Ignore,guard.validationActions={Warn,Audit}' \
 	'webhook.replicas=1,metrics.enabled=false,runner.port=7090'
 
