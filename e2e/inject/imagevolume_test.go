@@ -3,8 +3,6 @@ package inject
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -67,19 +65,8 @@ func methodOf(p *corev1.Pod) string {
 // usual values (no agent), so the other tests decide the label themselves.
 func (x *env) agentLabelsNode(t *testing.T) {
 	t.Helper()
-	socket := os.Getenv("SANDBOX_CLUSTER_RUN_DIR")
-	if socket == "" {
-		socket = "/run/sandbox-cluster"
-	}
-	socket += "/containerd.sock"
 	x.labelNodes(t.Context(), t, "")
-	chart := filepath.Join(x.root, "charts", "sandbox-injector")
-	args := append([]string{"upgrade", release, chart}, x.helmArgs()...)
-	args = append(args, "--set", "agent.enabled=true", "--set", "agent.criSocket="+socket,
-		"--set", "agent.labelInterval=1h", "--set", "agent.image.registry="+x.registry, "--set", "agent.image.tag="+x.tag)
-	if err := x.helmCmd(t.Context(), args...); err != nil {
-		t.Fatalf("installing the agent: %v", err)
-	}
+	x.installAgent(t)
 	nodes, err := x.kube.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

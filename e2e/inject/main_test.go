@@ -100,11 +100,43 @@ func setUp() (*env, error) {
 func (x *env) helmArgs() []string {
 	return []string{
 		"--namespace", releaseNS, "--create-namespace",
-		"--set", "webhook.image.registry=" + x.registry, "--set", "webhook.image.tag=" + x.tag,
-		"--set", "runner.image.registry=" + x.registry, "--set", "runner.image.tag=" + x.tag,
+		"--set", "webhook.image.registry=" + x.registry, "--set-string", "webhook.image.tag=" + x.tag,
+		"--set", "runner.image.registry=" + x.registry, "--set-string", "runner.image.tag=" + x.tag,
 		"--set", "certManager.enabled=false",
 		"--set", "webhook.replicas=1",
 		"--wait", "--timeout", "3m",
+	}
+}
+
+// criSocket is the local cluster's containerd socket (the node is this
+// machine), and imageFsPath its image filesystem root.
+func criSocket() string {
+	runDir := os.Getenv("SANDBOX_CLUSTER_RUN_DIR")
+	if runDir == "" {
+		runDir = "/run/sandbox-cluster"
+	}
+	return runDir + "/containerd.sock"
+}
+
+func (x *env) imageFsPath() string {
+	clusterDir := os.Getenv("SANDBOX_CLUSTER_DIR")
+	if clusterDir == "" {
+		clusterDir = filepath.Join(x.root, "_out", "cluster")
+	}
+	return filepath.Join(clusterDir, "containerd", "root")
+}
+
+// installAgent upgrades the release to the suite's values plus the node
+// agent, pointed at the local cluster's containerd, and extra helm args.
+// Tests that install it put the chart back with x.install() when done.
+func (x *env) installAgent(t *testing.T, extra ...string) {
+	t.Helper()
+	args := append([]string{"upgrade", release, filepath.Join(x.root, "charts", "sandbox-injector")}, x.helmArgs()...)
+	args = append(args, "--set", "agent.enabled=true", "--set", "agent.criSocket="+criSocket(),
+		"--set", "agent.imageFsPath="+x.imageFsPath(), "--set", "agent.labelInterval=1h",
+		"--set", "agent.image.registry="+x.registry, "--set-string", "agent.image.tag="+x.tag)
+	if err := x.helmCmd(t.Context(), append(args, extra...)...); err != nil {
+		t.Fatalf("installing the node agent: %v", err)
 	}
 }
 

@@ -3,7 +3,6 @@ package inject
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -25,25 +24,9 @@ import (
 // pools (on by default), pointed at the cluster's containerd.
 func (x *env) installPoolAgent(t *testing.T) {
 	t.Helper()
-	runDir := os.Getenv("SANDBOX_CLUSTER_RUN_DIR")
-	if runDir == "" {
-		runDir = "/run/sandbox-cluster"
-	}
-	clusterDir := os.Getenv("SANDBOX_CLUSTER_DIR")
-	if clusterDir == "" {
-		clusterDir = filepath.Join(x.root, "_out", "cluster")
-	}
-	chart := filepath.Join(x.root, "charts", "sandbox-injector")
-	args := append([]string{"upgrade", release, chart}, x.helmArgs()...)
-	args = append(args, "--set", "agent.enabled=true", "--set", "agent.criSocket="+runDir+"/containerd.sock",
-		"--set", "agent.imageFsPath="+filepath.Join(clusterDir, "containerd", "root"),
-		"--set", "agent.labelInterval=1h", "--set", "agent.logLevel=debug",
+	x.installAgent(t, "--set", "agent.logLevel=debug",
 		"--set", "agent.pools.enabled=true", "--set", "agent.pools.maxCreates=2",
-		"--set", "runner.injectionMethod=auto",
-		"--set", "agent.image.registry="+x.registry, "--set", "agent.image.tag="+x.tag)
-	if err := x.helmCmd(t.Context(), args...); err != nil {
-		t.Fatalf("installing the agent with warm pools: %v", err)
-	}
+		"--set", "runner.injectionMethod=auto")
 }
 
 // poolClient is a controller-runtime client that knows SandboxPools.

@@ -2,8 +2,6 @@ package inject
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -23,24 +21,16 @@ import (
 )
 
 // clusterCRI connects to the cluster's containerd (the node is this
-// machine) and returns its CRI image service and its root directory.
-func clusterCRI(t *testing.T) (runtimeapi.ImageServiceClient, string, string) {
+// machine) and returns its CRI image service.
+func clusterCRI(t *testing.T) runtimeapi.ImageServiceClient {
 	t.Helper()
-	runDir := os.Getenv("SANDBOX_CLUSTER_RUN_DIR")
-	if runDir == "" {
-		runDir = "/run/sandbox-cluster"
-	}
-	clusterDir := os.Getenv("SANDBOX_CLUSTER_DIR")
-	if clusterDir == "" {
-		clusterDir = filepath.Join(e.root, "_out", "cluster")
-	}
-	socket := runDir + "/containerd.sock"
+	socket := criSocket()
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return runtimeapi.NewImageServiceClient(conn), socket, filepath.Join(clusterDir, "containerd", "root")
+	return runtimeapi.NewImageServiceClient(conn)
 }
 
 // pushTestImage pushes a small random image, absent from the node, to the
@@ -78,7 +68,7 @@ func (x *env) pushTestImage(t *testing.T, repoTag string) string {
 // end.
 func TestPrePull(t *testing.T) {
 	x := requireE2E(t)
-	images, socket, imageFs := clusterCRI(t)
+	images := clusterCRI(t)
 	t.Cleanup(func() {
 		if err := x.install(); err != nil {
 			t.Errorf("going back to the chart without the agent: %v", err)
@@ -111,16 +101,8 @@ func TestPrePull(t *testing.T) {
 	}
 	install := func(list ...string) {
 		t.Helper()
-		chart := filepath.Join(x.root, "charts", "sandbox-injector")
-		args := append([]string{"upgrade", release, chart}, x.helmArgs()...)
-		args = append(args, "--set", "agent.enabled=true", "--set", "agent.criSocket="+socket,
-			"--set", "agent.imageFsPath="+imageFs, "--set", "agent.labelInterval=1h",
-			"--set", "agent.prepull.interval=2s", "--set", "agent.logLevel=debug",
-			"--set", "agent.image.registry="+x.registry, "--set", "agent.image.tag="+x.tag,
+		x.installAgent(t, "--set", "agent.prepull.interval=2s", "--set", "agent.logLevel=debug",
 			"--set-json", `agent.prepull.images=["`+strings.Join(list, `","`)+`"]`)
-		if err := x.helmCmd(t.Context(), args...); err != nil {
-			t.Fatalf("installing the agent: %v", err)
-		}
 	}
 	agentPod := func() corev1.Pod {
 		t.Helper()
