@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: install the chart on the local cluster, start an annotated pod
-# from a stock image, run a command in it through the injected runner, and
-# say what happened. Expects `make cluster-up images` to have run (make demo
+# from a stock image, run a command in it through the injected runner, then
+# claim a warm sandbox from a SandboxPool with sandboxctl, and say what
+# happened. Expects `make cluster-up images` to have run (make demo
 # does both). Talks only to the local cluster: the API server on loopback
 # and the pod's own address.
 set -euo pipefail
@@ -17,19 +18,27 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 t0=$(now_ms)
 elapsed() { awk -v ms=$(($(now_ms) - t0)) 'BEGIN { printf "%.1f s", ms / 1000 }'; }
 
-say "Installing the chart (images from the local registry $REGISTRY, tag $TAG)"
+# The pool's namespace and its runner token come first: the chart creates the
+# SandboxPool in it, and its warm pods read the token when they start.
+kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+if ! TOKEN=$(kubectl -n "$NS" get secret sandbox-runner-token -o jsonpath='{.data.token}' 2>/dev/null | base64 -d) || [ -z "$TOKEN" ]; then
+	TOKEN=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+	kubectl -n "$NS" create secret generic sandbox-runner-token --from-literal=token="$TOKEN" >/dev/null
+fi
+
+say "Installing the chart with the node agent and a warm pool of 2 (images from the local registry $REGISTRY, tag $TAG)"
 "$BIN/helm" upgrade --install "$RELEASE" "$ROOT/charts/sandbox-injector" \
 	--namespace "$RELEASE_NS" --create-namespace \
-	--set webhook.image.registry="$REGISTRY" --set webhook.image.tag="$TAG" \
-	--set runner.image.registry="$REGISTRY" --set runner.image.tag="$TAG" \
+	--set webhook.image.registry="$REGISTRY" --set-string webhook.image.tag="$TAG" \
+	--set runner.image.registry="$REGISTRY" --set-string runner.image.tag="$TAG" \
 	--set certManager.enabled=false --set webhook.replicas=1 \
+	--set agent.enabled=true --set agent.image.registry="$REGISTRY" --set-string agent.image.tag="$TAG" \
+	--set agent.criSocket="$CONTAINERD_SOCK" --set agent.imageFsPath="$STATE/containerd/root" \
+	--set 'pools[0].name=demo' --set "pools[0].namespace=$NS" --set 'pools[0].podsPerNode=2' \
+	--set "pools[0].template.image=$BUSYBOX_IMAGE" \
 	--wait --timeout 3m >/dev/null
 echo "installed ($(elapsed))"
 
-kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-TOKEN=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-kubectl -n "$NS" create secret generic sandbox-runner-token --from-literal=token="$TOKEN" \
-	--dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl -n "$NS" delete pod demo --ignore-not-found --wait=true >/dev/null
 
 POD=$(cat <<YAML
@@ -77,12 +86,29 @@ say "The supervised original command (GET /status)"
 curl -fsS -H "Authorization: Bearer $TOKEN" "http://$IP:7080/status"
 echo
 
+say "Claiming a warm sandbox from the pool (sandboxctl claim demo --env GREETING=hello)"
+kubectl -n "$NS" wait --for=condition=Ready sandboxpool/demo --timeout=120s >/dev/null
+echo "pool Ready: $(kubectl -n "$NS" get sandboxpool demo -o jsonpath='{.status.ready}/{.status.desired} warm pods Ready')"
+ctl() { "$BIN/sandboxctl" --kubeconfig "$KUBECONFIG" -n "$NS" "$@"; }
+claimed=$(ctl claim demo --env GREETING=hello --claimant make-demo)
+printf '%s\n' "$claimed"
+SANDBOX=$(printf '%s\n' "$claimed" | awk '$1 == "pod:" { print $2 }')
+[ -n "$SANDBOX" ] || die "sandboxctl claim printed no pod"
+say "Running a command in the claimed sandbox (sandboxctl exec $SANDBOX)"
+ctl exec "$SANDBOX" -- sh -c 'echo "$GREETING from $(hostname), claimed by a fresh token"'
+say "The pool refills (sandboxctl pools)"
+sleep 2
+ctl pools
+ctl release "$SANDBOX"
+
 cat <<MSG
 
 Done in $(elapsed). Try more:
   export KUBECONFIG=$KUBECONFIG_FILE
   TOKEN=\$(kubectl -n $NS get secret sandbox-runner-token -o jsonpath='{.data.token}' | base64 -d)
   curl -H "Authorization: Bearer \$TOKEN" -d '{"argv":["ls","-l","/"]}' http://$IP:7080/execute
+  bin/sandboxctl -n $NS claim demo --env K=V               # a warm sandbox in tens of milliseconds
+  bin/sandboxctl -n $NS exec POD -- sh -c 'echo \$K'       # then cp, release, pools
   kubectl label namespace $NS sandbox.io/inject=enabled   # inject every new pod of the namespace
   make cluster-down                                       # stop the cluster (make cluster-up brings it back)
 MSG

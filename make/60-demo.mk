@@ -1,7 +1,7 @@
 # make demo: the main job on the embedded local cluster.
 
 .PHONY: demo
-demo: cluster-up images ## Bring up the local cluster, install the chart, and run a command in an injected pod
+demo: cluster-up images sandboxctl ## Bring up the local cluster, install the chart, run a command in an injected pod, claim a warm sandbox
 	@IMAGE_TAG=$(IMAGE_TAG) $(cluster_env) $(ROOT)/e2e/demo.sh
 
 # make test runs the end-to-end suite whenever this machine can host the local
