@@ -1,6 +1,7 @@
 package claim
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	crand "crypto/rand"
@@ -54,6 +55,21 @@ type Options struct {
 	NoCold bool
 	// Transport reaches the runner; default Config.Transport.
 	Transport Transport
+	// Files are written into the sandbox's work directory right after the
+	// claim, with the claimant's token, so that a warm pod never held them
+	// before. If one cannot be written, the sandbox is released and the
+	// claim fails.
+	Files []File
+}
+
+// File is a file a claim writes into the sandbox.
+type File struct {
+	// Path is relative to the runner's work directory; parents are created.
+	Path string
+	// Data is the file's content.
+	Data []byte
+	// Mode is the permission bits; 0 means 0644.
+	Mode uint32
 }
 
 // Timings says where a claim spent its time.
@@ -77,6 +93,11 @@ type Timings struct {
 func (c *Claimer) Claim(ctx context.Context, namespace, poolName string, opts Options) (*Sandbox, error) {
 	start := time.Now()
 	sb, err := c.claim(ctx, namespace, poolName, opts, start)
+	if err == nil && len(opts.Files) > 0 {
+		if err = c.giveFiles(ctx, sb, opts.Files); err != nil {
+			sb = nil
+		}
+	}
 	total := time.Since(start)
 	log := c.cfg.Logger.With("namespace", namespace, "pool", poolName)
 	if err != nil {
@@ -107,6 +128,11 @@ func (c *Claimer) claim(ctx context.Context, namespace, poolName string, opts Op
 	probe := api.ClaimRequest{Claimant: opts.Claimant, Token: strings.Repeat("x", api.MinClaimTokenLength), Env: opts.Env}
 	if err := probe.Validate(); err != nil {
 		return nil, fmt.Errorf("claiming from pool %s/%s: %w", namespace, poolName, err)
+	}
+	for _, f := range opts.Files {
+		if clean, err := api.CleanPath(f.Path); err != nil || clean == "." {
+			return nil, fmt.Errorf("claiming from pool %s/%s: file %q is not a file path relative to the work directory: %v", namespace, poolName, f.Path, err)
+		}
 	}
 
 	var p v1alpha1.SandboxPool
@@ -532,6 +558,21 @@ func (c *Claimer) hand(ctx context.Context, pod *corev1.Pod, rc *runnerclient.Cl
 		Transport: opts.Transport,
 		runner:    rc,
 	}, nil
+}
+
+// giveFiles writes the claim's files into the sandbox; on a failure it
+// releases the sandbox, which nobody else can use now that it is claimed.
+func (c *Claimer) giveFiles(ctx context.Context, sb *Sandbox, files []File) error {
+	t0 := time.Now()
+	for _, f := range files {
+		if err := sb.CopyTo(ctx, bytes.NewReader(f.Data), f.Path, f.Mode); err != nil {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			return errors.Join(fmt.Errorf("giving the claim's files: %w", err), c.Release(rctx, sb.Namespace, sb.Pod))
+		}
+	}
+	sb.Timings.Hand += time.Since(t0)
+	return nil
 }
 
 // TokenSecretName is the Secret holding the pool token of pod: its

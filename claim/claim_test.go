@@ -413,12 +413,23 @@ func testFreshToken(t *testing.T, f *fixture) {
 	if _, err := execute(t, runnerAt(port, poolToken), "true"); err != nil {
 		t.Fatalf("pool token before the claim: %v", err)
 	}
+	// A file path that escapes the work directory is refused before any
+	// pod is taken.
+	if _, err := f.claimer(t, nil).Claim(t.Context(), p.Namespace, p.Name, claim.Options{
+		Files: []claim.File{{Path: "../etc/passwd", Data: []byte("x")}},
+	}); err == nil || !strings.Contains(err.Error(), `file "../etc/passwd"`) {
+		t.Fatalf("claim with an escaping file path: %v, want a refusal naming the file", err)
+	}
 	sb, err := f.claimer(t, nil).Claim(t.Context(), p.Namespace, p.Name, claim.Options{
 		Env:      map[string]string{"GREETING": "hello from the claim"},
 		Claimant: "alice",
+		Files:    []claim.File{{Path: "claim/run.sh", Data: []byte("#!/bin/sh\necho run by $GREETING\n"), Mode: 0o755}},
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if out, err := execute(t, sb.Runner(), "./claim/run.sh; stat -c %a claim/run.sh"); err != nil || out != "run by hello from the claim\n755\n" {
+		t.Errorf("the claim's file: %q, %v; want it written with mode 755 before the claim returned", out, err)
 	}
 	if sb.Pod != pod.Name || sb.Origin != v1alpha1.OriginWarm || sb.Node != "node-a" {
 		t.Errorf("claimed %+v, want warm pod %s on node-a", sb, pod.Name)

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -19,6 +21,7 @@ func newCmdClaim(r *root) *cobra.Command {
 		noCold   bool
 		claimant string
 		output   string
+		files    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "claim POOL",
@@ -29,6 +32,7 @@ a cold pod created from the pool's template (unless --no-cold).
 Prints the sandbox's pod name and address; use the pod name with exec, cp
 and release.`,
 		Example: `  sandboxctl claim python -n sandboxes --env API_KEY=xyz
+  sandboxctl claim python --file ./task.py --file ./data.csv:input/data.csv
   POD=$(sandboxctl claim python -o name)`,
 		Args: cobra.ExactArgs(1),
 		PreRunE: func(*cobra.Command, []string) error {
@@ -45,6 +49,10 @@ and release.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			envMap, _ := parseEnv(env)
+			given, err := readClaimFiles(files)
+			if err != nil {
+				return err
+			}
 			cl, ns, err := r.claimer()
 			if err != nil {
 				return err
@@ -54,7 +62,7 @@ and release.`,
 				grace = -1 // the flag's 0 means do not wait
 			}
 			sb, err := cl.Claim(cmd.Context(), ns, args[0], claim.Options{
-				Env: envMap, Claimant: claimant, Grace: grace, NoCold: noCold,
+				Env: envMap, Claimant: claimant, Grace: grace, NoCold: noCold, Files: given,
 			})
 			if err != nil {
 				return err
@@ -91,6 +99,7 @@ and release.`,
 	f.StringArrayVarP(&env, "env", "e", nil, "K=V added to the environment of every command run in the sandbox (repeatable)")
 	f.DurationVar(&wait, "wait", claim.DefaultGrace, "how long to wait for a warm pod before creating a cold one (0: do not wait)")
 	f.BoolVar(&noCold, "no-cold", false, "fail instead of creating a cold pod when no warm pod is free")
+	f.StringArrayVar(&files, "file", nil, "LOCAL[:PATH] copied into the sandbox's work directory at claim time, keeping its mode (PATH default: the base name; repeatable)")
 	f.StringVar(&claimant, "claimant", "", "who claims, recorded on the pod (default USER@HOST)")
 	f.StringVarP(&output, "output", "o", "text", "output format: text, name (the pod name only) or json")
 	return cmd
@@ -120,4 +129,26 @@ func parseEnv(kvs []string) (map[string]string, error) {
 		m[k] = v
 	}
 	return m, nil
+}
+
+// readClaimFiles reads the --file flags (LOCAL[:PATH]) before anything is
+// claimed, so that a missing local file costs no sandbox.
+func readClaimFiles(specs []string) ([]claim.File, error) {
+	var out []claim.File
+	for _, spec := range specs {
+		local, remote, ok := strings.Cut(spec, ":")
+		if !ok || remote == "" {
+			remote = filepath.Base(local)
+		}
+		data, err := os.ReadFile(local)
+		if err != nil {
+			return nil, fmt.Errorf("--file %q: %w", spec, err)
+		}
+		fi, err := os.Stat(local)
+		if err != nil {
+			return nil, fmt.Errorf("--file %q: %w", spec, err)
+		}
+		out = append(out, claim.File{Path: remote, Data: data, Mode: uint32(fi.Mode().Perm())})
+	}
+	return out, nil
 }

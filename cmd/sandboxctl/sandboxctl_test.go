@@ -148,7 +148,15 @@ func TestCommands(t *testing.T) {
 		t.Errorf("pools printed\n%s\nwant the pool, its image and node-a's entry", out)
 	}
 
-	out, stderr, err := run(t, cfg, "", "claim", "shell", "--via", "direct", "--env", "GREETING=hi there", "--env", "B=x=y", "-o", "name", "--no-cold", "--wait", "0")
+	script := filepath.Join(t.TempDir(), "task.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho task\n"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := run(t, cfg, "", "claim", "shell", "--via", "direct", "--file", script+".missing", "--no-cold"); err == nil || !strings.Contains(err.Error(), "task.sh.missing") {
+		t.Fatalf("claim with a missing --file: %v, want an error naming it", err)
+	}
+	out, stderr, err := run(t, cfg, "", "claim", "shell", "--via", "direct", "--env", "GREETING=hi there", "--env", "B=x=y", "-o", "name", "--no-cold", "--wait", "0",
+		"--file", script, "--file", script+":bin/again.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +165,9 @@ func TestCommands(t *testing.T) {
 	}
 	if stderr != "" {
 		t.Errorf("a warm claim wrote to stderr: %q", stderr)
+	}
+	if out, _, err := run(t, cfg, "", "exec", pod.Name, "--via", "direct", "--", "sh", "-c", "./task.sh; ./bin/again.sh; stat -c %a task.sh"); err != nil || out != "task\ntask\n750\n" {
+		t.Errorf("the claim's --file copies: %q, %v; want both run, mode 750", out, err)
 	}
 
 	out, stderr, err = run(t, cfg, "", "exec", pod.Name, "--via", "direct", "--", "sh", "-c", `echo "$GREETING" "$B"; echo err >&2; exit 7`)
