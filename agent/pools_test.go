@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"k8s.io/utils/ptr"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,9 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -51,22 +49,7 @@ var testLog = sync.OnceValue(func() *slog.Logger {
 func startPoolEnv(t *testing.T) *poolEnv {
 	t.Helper()
 	testLog()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testenv.Start(t, &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "charts", "sandbox-injector", "crds")},
-		ErrorIfCRDPathMissing: true,
-	})
-	scheme, err := Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, c := testenv.StartWithCRDs(t)
 	return &poolEnv{cfg: cfg, c: c}
 }
 

@@ -3,26 +3,19 @@ package agent
 import (
 	"context"
 	"fmt"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/testcri"
@@ -32,23 +25,7 @@ import (
 )
 
 // ppImage is a small random linux image for this machine's architecture.
-func ppImage(t *testing.T) v1.Image {
-	t.Helper()
-	img, err := random.Image(512, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
+func ppImage(t *testing.T) v1.Image { return testregistry.RandomImage(t, 512, 1) }
 
 // TestPrePullLoop runs the agent's pre-pull loop against a real containerd
 // (pulling from loopback registries, one of them private) and a real API
@@ -62,19 +39,7 @@ func TestPrePullLoop(t *testing.T) {
 	reg := testregistry.New(t)
 	private := testregistry.New(t, testregistry.WithBasicAuth("puller", "s3cret"))
 	cri := testcri.Start(t, reg.Host, private.Host)
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testenv.Start(t, &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "charts", "sandbox-injector", "crds")},
-		ErrorIfCRDPathMissing: true,
-	})
-	scheme := clientScheme(t)
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, c := testenv.StartWithCRDs(t)
 	ctx := t.Context()
 	must := func(err error) {
 		t.Helper()
@@ -305,16 +270,4 @@ func TestPrePullLoop(t *testing.T) {
 			t.Errorf("learned_images = %g, want 1", got)
 		}
 	})
-}
-
-func clientScheme(t *testing.T) *k8sruntime.Scheme {
-	t.Helper()
-	s := k8sruntime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

@@ -9,7 +9,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,8 +17,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -29,6 +26,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"sandbox.io/injector/internal/testcri"
+	"sandbox.io/injector/internal/testregistry"
 )
 
 const (
@@ -154,19 +152,7 @@ func (r *testRegistry) probe(ctx context.Context) bool {
 // reference on the wrapped registry.
 func (r *testRegistry) push(t testing.TB, repoTag string) string {
 	t.Helper()
-	img, err := random.Image(1024, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := testregistry.RandomImage(t, 1024, 2)
 	ref, err := name.ParseReference(r.pushTo + "/" + repoTag)
 	if err != nil {
 		t.Fatal(err)

@@ -1,16 +1,12 @@
 package v1alpha1_test
 
 import (
-	"k8s.io/utils/ptr"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/testenv"
@@ -20,25 +16,7 @@ import (
 // checks its contract: defaults, validation, and per-node status entries
 // that agents write with server-side apply without overwriting each other.
 func TestSandboxPoolCRD(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testenv.Start(t, &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "charts", "sandbox-injector", "crds")},
-		ErrorIfCRDPathMissing: true,
-	})
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := testenv.StartWithCRDs(t)
 	ctx := t.Context()
 
 	pool := &v1alpha1.SandboxPool{

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"k8s.io/utils/ptr"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -18,8 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim"
@@ -90,14 +89,7 @@ func TestRemotePath(t *testing.T) {
 // TestCommands drives claim, exec, cp, pools and release against a real API
 // server and a real runner on loopback (the pod's IP and port point at it).
 func TestCommands(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testenv.Start(t, &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(root, "charts", "sandbox-injector", "crds")},
-		ErrorIfCRDPathMissing: true,
-	})
+	cfg, _ := testenv.StartWithCRDs(t)
 	kube := kubernetes.NewForConfigOrDie(cfg)
 	ctx := t.Context()
 	const ns, poolToken = "default", "pool-token-0123456789abcdef"

@@ -2,13 +2,10 @@ package inject
 
 import (
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +15,7 @@ import (
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/ociimage"
 	"sandbox.io/injector/internal/testenv"
+	"sandbox.io/injector/internal/testregistry"
 )
 
 // clusterCRI connects to the cluster's containerd (the node is this
@@ -37,18 +35,7 @@ func clusterCRI(t *testing.T) runtimeapi.ImageServiceClient {
 // local registry.
 func (x *env) pushTestImage(t *testing.T, repoTag string) string {
 	t.Helper()
-	img, err := random.Image(1024, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
+	img := testregistry.RandomImage(t, 1024, 1)
 	ref := x.registry + "/" + repoTag
 	r, err := ociimage.ParseReference(ref, true)
 	if err != nil {

@@ -15,8 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"sandbox.io/injector/api/v1alpha1"
 )
 
 // RepoRoot returns the repository root: the nearest directory upwards from
@@ -96,6 +101,33 @@ func Start(t testing.TB, env *envtest.Environment) *rest.Config {
 		}
 	})
 	return cfg
+}
+
+// StartWithCRDs starts a kube-apiserver and etcd with the chart's CRDs
+// (SandboxPool) installed, and returns its config and a client whose scheme
+// knows the built-in types and sandbox.io/v1alpha1.
+func StartWithCRDs(t testing.TB) (*rest.Config, client.Client) {
+	t.Helper()
+	root, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Start(t, &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(root, "charts", "sandbox-injector", "crds")},
+		ErrorIfCRDPathMissing: true,
+	})
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatalf("creating a client of the test API server: %v", err)
+	}
+	return cfg, c
 }
 
 // Eventually calls check every 100ms until it returns nil, and fails the

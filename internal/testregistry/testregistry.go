@@ -9,6 +9,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -89,4 +92,25 @@ func (r *Registry) Push(t testing.TB, repoTag string, img v1.Image) string {
 		t.Fatalf("pushing %s: %v", ref, err)
 	}
 	return ref
+}
+
+// RandomImage is a small image of random layers (layers of size bytes
+// each) for linux on this machine's architecture, so that a container
+// runtime here accepts it; every call gives a new digest.
+func RandomImage(t testing.TB, size int64, layers int64) v1.Image {
+	t.Helper()
+	img, err := random.Image(size, layers)
+	if err != nil {
+		t.Fatalf("making a random image: %v", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatalf("reading a random image's config: %v", err)
+	}
+	cf.OS, cf.Architecture = "linux", runtime.GOARCH
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		t.Fatalf("setting a random image's platform: %v", err)
+	}
+	return img
 }
