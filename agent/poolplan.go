@@ -3,6 +3,7 @@ package agent
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +28,10 @@ const (
 	// DeleteIneligible: the node no longer matches the pool's node selector
 	// or has a taint the pool does not tolerate.
 	DeleteIneligible = "ineligible"
+	// DeleteStuck: the warm pod has not been Ready for longer than
+	// PlanInput.StuckAfter (its runner crash-loops, or it never started):
+	// it would hold a starting slot for ever.
+	DeleteStuck = "stuck"
 )
 
 // PlanInput is what PlanPool decides from.
@@ -48,6 +53,11 @@ type PlanInput struct {
 	// not yet Ready, unobserved ones included) at once; a short pool is
 	// refilled in batches of at most this many. Zero or less means 1.
 	MaxStarting int
+	// StuckAfter replaces a warm pod that has not been Ready for this long
+	// (since it was created, or since it was last Ready); zero never does.
+	StuckAfter time.Duration
+	// Now is the time StuckAfter is measured to.
+	Now time.Time
 }
 
 // Deletion is a pod to delete and why.
@@ -89,6 +99,7 @@ type Plan struct {
 //   - pods being deleted (or that the agent deleted) count as gone;
 //   - Failed and Succeeded warm pods are deleted and replaced;
 //   - warm pods of an older template (LabelTemplateHash) are replaced;
+//   - warm pods not Ready for longer than StuckAfter are replaced;
 //   - surplus warm pods are deleted, those not Ready first, then the
 //     newest;
 //   - on a node that is not eligible every warm pod is surplus;
@@ -129,6 +140,8 @@ func PlanPool(in PlanInput) Plan {
 			plan.Delete = append(plan.Delete, Deletion{Pod: pod, Reason: DeleteIneligible})
 		case pod.Labels[v1alpha1.LabelTemplateHash] != hash:
 			plan.Delete = append(plan.Delete, Deletion{Pod: pod, Reason: DeleteStale})
+		case in.StuckAfter > 0 && unreadySince(pod).Add(in.StuckAfter).Before(in.Now):
+			plan.Delete = append(plan.Delete, Deletion{Pod: pod, Reason: DeleteStuck})
 		default:
 			healthy = append(healthy, pod)
 		}
@@ -168,6 +181,21 @@ func PlanPool(in PlanInput) Plan {
 		plan.Short = need - plan.Create
 	}
 	return plan
+}
+
+// unreadySince is when a pod that is not Ready stopped being Ready: the
+// transition time of its Ready condition, else its creation. A Ready pod
+// gives the far future.
+func unreadySince(pod *corev1.Pod) time.Time {
+	if pool.IsReady(pod) {
+		return time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady && !c.LastTransitionTime.IsZero() {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return pod.CreationTimestamp.Time
 }
 
 // NodeEligible reports whether node keeps warm pods of pool p, and if not,

@@ -79,6 +79,7 @@ func TestPlanPool(t *testing.T) {
 		unobserved  int
 		deleted     map[string]bool
 		maxStarting int
+		stuckAfter  time.Duration
 		want        want
 	}{
 		{name: "empty node is filled", pool: p3, node: testNode(nil), maxStarting: 5,
@@ -127,6 +128,16 @@ func TestPlanPool(t *testing.T) {
 			want: want{}},
 		{name: "tolerated taint and a mere preference", pool: tolerant, node: testNode(nil, gpuTaint, corev1.Taint{Key: "spot", Effect: corev1.TaintEffectPreferNoSchedule}), maxStarting: 5,
 			want: want{eligible: true, desired: 1, create: 1}},
+		{name: "a warm pod not Ready for too long is replaced", pool: p3, node: testNode(nil), maxStarting: 1, stuckAfter: time.Minute,
+			pods: []corev1.Pod{podOf(p3, 1, ready), podOf(p3, 2, ready),
+				// created 3 s after epoch, never Ready: stuck at epoch+63s
+				podOf(p3, 3)},
+			want: want{eligible: true, desired: 3, warm: 2, ready: 2, create: 1, deleted: []string{"py-3:stuck"}}},
+		{name: "a warm pod that was Ready counts from when it stopped", pool: p3, node: testNode(nil), maxStarting: 1, stuckAfter: 2 * time.Minute,
+			pods: []corev1.Pod{podOf(p3, 1, ready), podOf(p3, 2, ready), podOf(p3, 3, func(p *corev1.Pod) {
+				p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(epoch.Add(time.Minute))}}
+			})},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 2}},
 		{name: "pool of zero deletes every warm pod", pool: testPool(0), node: testNode(nil), maxStarting: 5,
 			pods: []corev1.Pod{podOf(testPool(0), 1, ready), podOf(testPool(0), 2)},
 			want: want{eligible: true, deleted: []string{"py-2:surplus", "py-1:surplus"}}},
@@ -134,7 +145,8 @@ func TestPlanPool(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			plan := PlanPool(PlanInput{Pool: tc.pool, Node: tc.node, Pods: tc.pods, Unobserved: tc.unobserved, Deleted: tc.deleted, MaxStarting: tc.maxStarting})
+			plan := PlanPool(PlanInput{Pool: tc.pool, Node: tc.node, Pods: tc.pods, Unobserved: tc.unobserved, Deleted: tc.deleted, MaxStarting: tc.maxStarting,
+				StuckAfter: tc.stuckAfter, Now: epoch.Add(2 * time.Minute)})
 			got := want{eligible: plan.Eligible, desired: plan.Desired, warm: plan.Warm, ready: plan.Ready, cl: plan.Claimed, create: plan.Create, short: plan.Short}
 			for _, d := range plan.Delete {
 				got.deleted = append(got.deleted, d.Pod.Name+":"+d.Reason)

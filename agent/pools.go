@@ -50,6 +50,9 @@ type PoolConfig struct {
 	Metrics *PoolMetrics
 	// Log is the reconciler's logger. Defaulted to one that discards.
 	Log *slog.Logger
+	// StuckAfter replaces a warm pod that has not been Ready for this long.
+	// Defaulted to 10m if unspecified; negative never replaces one.
+	StuckAfter time.Duration
 	// ShortRetry is how soon a pool that is short (creations held back by
 	// MaxStarting, or creations not yet seen in the cache) is looked at
 	// again even without an event. Defaulted to 5s if unspecified.
@@ -65,6 +68,9 @@ func (c *PoolConfig) setDefaults() {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.StuckAfter == 0 {
+		c.StuckAfter = 10 * time.Minute
 	}
 	if c.ShortRetry <= 0 {
 		c.ShortRetry = 5 * time.Second
@@ -229,7 +235,8 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		return reconcile.Result{}, fmt.Errorf("listing pods of pool %s: %w", req, err)
 	}
 	unobserved, deleted := r.exp.observe(req.NamespacedName, pods.Items, time.Now())
-	plan := PlanPool(PlanInput{Pool: &p, Node: &node, Pods: pods.Items, Unobserved: unobserved, Deleted: deleted, MaxStarting: r.cfg.MaxStarting})
+	plan := PlanPool(PlanInput{Pool: &p, Node: &node, Pods: pods.Items, Unobserved: unobserved, Deleted: deleted, MaxStarting: r.cfg.MaxStarting,
+		StuckAfter: max(r.cfg.StuckAfter, 0), Now: time.Now()})
 
 	var errs []error
 	for _, d := range plan.Delete {
@@ -258,6 +265,11 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	}
 	if plan.Short > 0 || unobserved > 0 || plan.Create > 0 {
 		return reconcile.Result{RequeueAfter: r.cfg.ShortRetry}, nil
+	}
+	if plan.Starting > 0 && r.cfg.StuckAfter > 0 {
+		// A pod that never turns Ready sends no event when it becomes
+		// stuck: look again once it may be.
+		return reconcile.Result{RequeueAfter: r.cfg.StuckAfter}, nil
 	}
 	return reconcile.Result{}, nil
 }

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -15,6 +17,7 @@ import (
 type poolOptions struct {
 	enabled    bool
 	maxCreates int
+	stuckAfter time.Duration
 }
 
 // maxPoolCreates bounds --pool-max-creates: SandboxPool's podsPerNode is at
@@ -23,14 +26,19 @@ const maxPoolCreates = 100
 
 func (o *poolOptions) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.enabled, "pools", true, "Keep the warm pods of every SandboxPool on this node.")
+	fs.DurationVar(&o.stuckAfter, "pool-stuck-after", 10*time.Minute, "Replace a warm pod that has not been Ready for this long (its runner crash-loops, or it never started); 0 never does.")
 	fs.IntVar(&o.maxCreates, "pool-max-creates", 5, "The most warm pods of one pool that may be starting (created, not yet Ready) on this node at once; a short pool is refilled in batches of this size.")
 }
 
 func (o *poolOptions) validate() error {
+	var errs []error
 	if o.maxCreates < 1 || o.maxCreates > maxPoolCreates {
-		return fmt.Errorf("--pool-max-creates %d is not between 1 and %d", o.maxCreates, maxPoolCreates)
+		errs = append(errs, fmt.Errorf("--pool-max-creates %d is not between 1 and %d", o.maxCreates, maxPoolCreates))
 	}
-	return nil
+	if o.stuckAfter != 0 && o.stuckAfter < time.Minute {
+		errs = append(errs, fmt.Errorf("--pool-stuck-after %s is under 1m (0 turns it off): a pod needs time to pull and start", o.stuckAfter))
+	}
+	return errors.Join(errs...)
 }
 
 // addPools adds the warm pool reconciler to mgr, with its metrics on
@@ -47,8 +55,17 @@ func addPools(mgr manager.Manager, o *options, log *slog.Logger) error {
 	_, err := agent.SetupPools(mgr, agent.PoolConfig{
 		NodeName:    o.nodeName,
 		MaxStarting: o.pools.maxCreates,
+		StuckAfter:  stuckAfter(o.pools.stuckAfter),
 		Metrics:     m,
 		Log:         log.With("component", "pools"),
 	})
 	return err
+}
+
+// stuckAfter maps the flag's 0 (off) to PoolConfig's negative.
+func stuckAfter(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

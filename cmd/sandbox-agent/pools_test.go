@@ -23,6 +23,8 @@ func TestPoolFlags(t *testing.T) {
 		{name: "zero batch", args: []string{"--pool-max-creates=0"}, wantErr: "--pool-max-creates 0 is not between 1 and 100"},
 		{name: "huge batch", args: []string{"--pool-max-creates=101"}, wantErr: "--pool-max-creates 101"},
 		{name: "not a number", env: map[string]string{"SANDBOX_POOL_MAX_CREATES": "many"}, wantErr: "SANDBOX_POOL_MAX_CREATES"},
+		{name: "stuck after off", args: []string{"--pool-stuck-after=0"}, wantEnabled: true, wantMax: 5},
+		{name: "stuck after too short", args: []string{"--pool-stuck-after=5s"}, wantErr: "--pool-stuck-after 5s is under 1m"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
