@@ -18,7 +18,7 @@ type PoolMetrics struct {
 	// Created counts warm pods created.
 	Created *prometheus.CounterVec
 	// Deleted counts warm pods deleted, by reason (surplus, failed,
-	// completed, stale, ineligible).
+	// completed, stale, ineligible, stuck).
 	Deleted *prometheus.CounterVec
 	// Errors counts failed API calls of the reconciler, by operation
 	// (create, delete, status).
@@ -38,7 +38,7 @@ func NewPoolMetrics() *PoolMetrics {
 		}, []string{"namespace", "pool"}),
 		Deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sandbox_agent_pool_pods_deleted_total",
-			Help: "Warm pods the agent deleted, by reason: surplus, failed, completed, stale (older template) or ineligible (node no longer matches).",
+			Help: "Warm pods the agent deleted, by reason: surplus, failed, completed, stale (older template), ineligible (node no longer matches) or stuck (not Ready for too long).",
 		}, []string{"namespace", "pool", "reason"}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sandbox_agent_pool_errors_total",
