@@ -1,10 +1,10 @@
 // Package agent is the node agent's logic: one agent runs on every node (a
 // DaemonSet) next to the node's container runtime.
 //
-// So far it holds the image-volume support signal: ImageVolumeLabeler asks
-// the runtime its version over the CRI and keeps the node's
-// sandbox.io/image-volume label current, with an Event when it changes; the
-// webhook's "auto" injection method reads that label.
+// It holds three parts. ImageVolumeLabeler asks the runtime its version
+// over the CRI and keeps the node's sandbox.io/image-volume label current,
+// with an Event when it changes; the webhook's "auto" injection method reads
+// that label.
 //
 // PrePuller is the pre-pull loop around package prepuller's Puller: the
 // desired set (Desired: the chart's list from a watched ConfigMap, read by
