@@ -127,6 +127,11 @@ func basePod(p *v1alpha1.SandboxPool, state string) *corev1.Pod {
 			EnableServiceLinks: ptr(false),
 		},
 	}
+	if len(t.Command) == 0 && len(t.Args) == 0 {
+		// Idle until claimed: the runner serves with no child, and the
+		// webhook does not read the image's ENTRYPOINT/CMD for each pod.
+		pod.Annotations[v1alpha1.AnnotationChild] = v1alpha1.ChildNone
+	}
 	return pod
 }
 

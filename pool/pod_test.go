@@ -69,6 +69,14 @@ func TestWarmAndColdPods(t *testing.T) {
 	if !WarmSelector("py").Matches(labels.Set(warm.Labels)) || warm.Labels[v1alpha1.LabelTemplateHash] != TemplateHash(p) {
 		t.Errorf("warm pod labels %v", warm.Labels)
 	}
+	if warm.Annotations[v1alpha1.AnnotationChild] != v1alpha1.ChildNone {
+		t.Errorf("a pool without a command: annotations %v, want %s=%s (idle until claimed)", warm.Annotations, v1alpha1.AnnotationChild, v1alpha1.ChildNone)
+	}
+	withCommand := testPool()
+	withCommand.Spec.Template.Command = []string{"sleep", "infinity"}
+	if _, ok := WarmPod(withCommand, "node-a").Annotations[v1alpha1.AnnotationChild]; ok {
+		t.Error("a pool with a command must run it: no sandbox.io/child annotation")
+	}
 	if warm.Annotations[v1alpha1.AnnotationInject] != "true" || warm.GenerateName != "py-" || warm.Namespace != "team" {
 		t.Errorf("warm pod meta: %+v", warm.ObjectMeta)
 	}

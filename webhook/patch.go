@@ -144,6 +144,9 @@ func (p *Plan) childCommand(c *corev1.Container, lookups map[string]Lookup) (chi
 	if len(c.Command) > 0 {
 		return c.Command, nil, "", nil
 	}
+	if p.noChild {
+		return nil, nil, "", nil
+	}
 	l, ok := lookups[c.Image]
 	switch {
 	case !ok:

@@ -28,6 +28,7 @@ type Plan struct {
 	tokenSecret string
 	targets     []int // indexes into pod.Spec.Containers, in pod order
 	injected    bool
+	noChild     bool
 	warnings    []string
 }
 
@@ -60,7 +61,30 @@ func NewPlan(pod *corev1.Pod, cfg *Config) (*Plan, error) {
 	if err := p.checkMounts(); err != nil {
 		return nil, err
 	}
+	if err := p.checkNoChild(); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// checkNoChild refuses sandbox.io/child: none where it would drop part of
+// the pod's spec: a wrapped container's command or args, or wrap mode,
+// which exits with its child's exit code.
+func (p *Plan) checkNoChild() error {
+	if !p.noChild {
+		return nil
+	}
+	key := "annotation " + v1alpha1.AnnotationChild
+	if p.mode == v1alpha1.ModeWrap {
+		return refuse(key, "value %q needs mode %s: mode %s exits with its child's exit code", v1alpha1.ChildNone, v1alpha1.ModeServer, v1alpha1.ModeWrap)
+	}
+	for _, i := range p.targets {
+		c := &p.pod.Spec.Containers[i]
+		if len(c.Command) > 0 || len(c.Args) > 0 {
+			return refuse(key, "value %q would drop the command and args of container %s; remove them or the annotation", v1alpha1.ChildNone, c.Name)
+		}
+	}
+	return nil
 }
 
 // AlreadyInjected reports whether the pod carries our status annotation and
@@ -82,6 +106,9 @@ func (p *Plan) Targets() []string {
 // ImagesToLookUp returns the images of the wrapped containers that have no
 // command, whose ENTRYPOINT and CMD must be read from the registry.
 func (p *Plan) ImagesToLookUp() []string {
+	if p.noChild {
+		return nil
+	}
 	var images []string
 	for _, i := range p.targets {
 		c := &p.pod.Spec.Containers[i]
@@ -113,6 +140,14 @@ func (p *Plan) readAnnotations() error {
 				v, v1alpha1.ModeServer, v1alpha1.ModeWrap)
 		}
 		p.mode = mode
+	}
+	switch v, ok := p.pod.Annotations[v1alpha1.AnnotationChild]; {
+	case !ok || v == v1alpha1.ChildImage:
+	case v == v1alpha1.ChildNone:
+		p.noChild = true
+	default:
+		return refuse("annotation "+v1alpha1.AnnotationChild, "value %q is not allowed; use %q or %q",
+			v, v1alpha1.ChildImage, v1alpha1.ChildNone)
 	}
 	if v, ok := p.pod.Annotations[v1alpha1.AnnotationTokenSecret]; ok {
 		if msgs := validation.IsDNS1123Subdomain(v); len(msgs) > 0 {

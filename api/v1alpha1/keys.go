@@ -24,6 +24,18 @@ const (
 	// holds the runner API token under TokenSecretKey. Default: the name the
 	// webhook was configured with.
 	AnnotationTokenSecret = KeyPrefix + "token-secret"
+	// AnnotationChild says what the runner supervises: ChildImage (default:
+	// the container's command, else its image's ENTRYPOINT and CMD) or
+	// ChildNone (no child: the runner only serves its API, idle like a
+	// pause container; warm pool pods without a command use it). ChildNone
+	// needs server mode and target containers without command or args.
+	AnnotationChild = KeyPrefix + "child"
+)
+
+// Values of AnnotationChild.
+const (
+	ChildImage = "image"
+	ChildNone  = "none"
 )
 
 // Pod annotations the webhook writes.
@@ -131,7 +143,7 @@ const TokenSecretKey = "token"
 // UserAnnotations lists the sandbox.io annotations a user may set on a pod.
 // Any other sandbox.io annotation but AnnotationStatus is refused at
 // admission, so that a misspelled key is loud instead of ignored.
-var UserAnnotations = []string{AnnotationInject, AnnotationContainers, AnnotationMode, AnnotationTokenSecret}
+var UserAnnotations = []string{AnnotationInject, AnnotationContainers, AnnotationMode, AnnotationTokenSecret, AnnotationChild}
 
 // SystemAnnotations lists the sandbox.io annotations our own components
 // write; admission accepts them too.

@@ -68,8 +68,9 @@ type SandboxTemplate struct {
 	// Image of the sandbox container.
 	// +kubebuilder:validation:MinLength=1
 	Image string `json:"image"`
-	// Command replaces the image's ENTRYPOINT. Empty: the runner serves
-	// its API with no child, like a pause pod, until the sandbox is claimed.
+	// Command replaces the image's ENTRYPOINT. Empty (and no Args): the
+	// runner serves its API with no child, idle like a pause container
+	// (the pods carry sandbox.io/child: none).
 	// +optional
 	// +listType=atomic
 	Command []string `json:"command,omitempty"`
