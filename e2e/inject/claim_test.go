@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/claim"
 	"sandbox.io/injector/pool"
 )
 
@@ -63,8 +64,9 @@ func field(out, name string) string {
 	return ""
 }
 
-// createPool creates a SandboxPool of the busybox test image.
-func (x *env) createPool(t *testing.T, ns, name string, perNode int32) *v1alpha1.SandboxPool {
+// createPool creates a SandboxPool of the busybox test image running
+// sleep, changed by the mutate functions.
+func (x *env) createPool(t *testing.T, ns, name string, perNode int32, mutate ...func(*v1alpha1.SandboxPool)) *v1alpha1.SandboxPool {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
@@ -80,6 +82,9 @@ func (x *env) createPool(t *testing.T, ns, name string, perNode int32) *v1alpha1
 			Template:    v1alpha1.SandboxTemplate{Image: x.testImage("busybox"), Command: []string{"sleep", "3600"}},
 			PodsPerNode: ptr.To(perNode),
 		},
+	}
+	for _, m := range mutate {
+		m(p)
 	}
 	if err := c.Create(t.Context(), p); err != nil {
 		t.Fatalf("creating pool %s/%s: %v", ns, name, err)
@@ -198,7 +203,8 @@ func TestClaimWarmExecCopyRelease(t *testing.T) {
 func TestClaimColdFallback(t *testing.T) {
 	x := requireE2E(t)
 	ns := x.namespace(t, "claim-cold", nil)
-	x.createPool(t, ns, "empty", 0)
+	// No command: the pool's pods idle (sandbox.io/child: none) until used.
+	x.createPool(t, ns, "empty", 0, func(p *v1alpha1.SandboxPool) { p.Spec.Template.Command = nil })
 
 	stdout, stderr, code := x.sandboxctl(t, "", "claim", "empty", "-n", ns, "--wait", "1s", "--env", "K=cold")
 	if code != 0 {
@@ -218,6 +224,24 @@ func TestClaimColdFallback(t *testing.T) {
 	}
 	if out := x.mustSandboxctl(t, "exec", "-n", ns, pod, "--", "sh", "-c", "echo $K"); out != "cold\n" {
 		t.Errorf("exec in the cold sandbox printed %q", out)
+	}
+	// A pool without a command idles: the runner has no child, and the
+	// webhook did not run the image's CMD (busybox's sh) under it.
+	cl, err := claim.New(x.rest, claim.Config{Transport: claim.TransportProxy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := cl.Open(t.Context(), ns, pod, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sb.Runner().Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Annotations[v1alpha1.AnnotationChild] != v1alpha1.ChildNone || st.Child != nil || st.Claim == nil {
+		t.Errorf("idle pool pod: %s=%q, runner child %+v, claim %+v; want no child and the claim recorded",
+			v1alpha1.AnnotationChild, got.Annotations[v1alpha1.AnnotationChild], st.Child, st.Claim)
 	}
 	// --no-cold refuses instead.
 	if _, stderr, code := x.sandboxctl(t, "", "claim", "empty", "-n", ns, "--wait", "0", "--no-cold"); code == 0 || !strings.Contains(stderr, "no warm sandbox claimable") {
