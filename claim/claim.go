@@ -136,7 +136,7 @@ func (c *Claimer) claim(ctx context.Context, namespace, poolName string, opts Op
 	}
 
 	var p v1alpha1.SandboxPool
-	if err := c.client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: poolName}, &p); err != nil {
+	if err := c.pools.Get().Namespace(namespace).Resource("sandboxpools").Name(poolName).Do(ctx).Into(&p); err != nil {
 		return nil, fmt.Errorf("getting pool %s/%s: %w", namespace, poolName, err)
 	}
 	st := &claimState{dead: map[types.UID]bool{}}

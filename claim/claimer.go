@@ -10,10 +10,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sandbox.io/injector/api/v1alpha1"
 )
@@ -144,7 +143,7 @@ type Claimer struct {
 	cfg     Config
 	rest    *rest.Config
 	kube    kubernetes.Interface
-	client  client.Client
+	pools   rest.Interface // sandbox.io/v1alpha1
 	proxy   *http.Client
 	metrics *metrics
 }
@@ -171,16 +170,19 @@ func New(restCfg *rest.Config, cfg Config) (*Claimer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building kubernetes client: %w", err)
 	}
+	// SandboxPools through a plain REST client: a library should not
+	// need its caller to set controller-runtime's global logger.
 	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, fmt.Errorf("building scheme: %w", err)
-	}
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("building scheme: %w", err)
 	}
-	c, err := client.New(restCfg, client.Options{Scheme: scheme})
+	poolCfg := rest.CopyConfig(restCfg)
+	poolCfg.GroupVersion = &v1alpha1.GroupVersion
+	poolCfg.APIPath = "/apis"
+	poolCfg.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	pools, err := rest.RESTClientFor(poolCfg)
 	if err != nil {
-		return nil, fmt.Errorf("building controller-runtime client: %w", err)
+		return nil, fmt.Errorf("building the sandboxpools client: %w", err)
 	}
 	proxy, err := rest.HTTPClientFor(restCfg)
 	if err != nil {
@@ -190,5 +192,5 @@ func New(restCfg *rest.Config, cfg Config) (*Claimer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Claimer{cfg: cfg, rest: restCfg, kube: kube, client: c, proxy: proxy, metrics: m}, nil
+	return &Claimer{cfg: cfg, rest: restCfg, kube: kube, pools: pools, proxy: proxy, metrics: m}, nil
 }

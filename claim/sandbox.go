@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/runner/api"
@@ -205,7 +204,11 @@ func (c *Claimer) Release(ctx context.Context, namespace, podName string) error 
 // Pools lists the SandboxPools of namespace ("" for all namespaces).
 func (c *Claimer) Pools(ctx context.Context, namespace string) ([]v1alpha1.SandboxPool, error) {
 	var l v1alpha1.SandboxPoolList
-	if err := c.client.List(ctx, &l, client.InNamespace(namespace)); err != nil {
+	req := c.pools.Get().Resource("sandboxpools")
+	if namespace != "" {
+		req = req.Namespace(namespace)
+	}
+	if err := req.Do(ctx).Into(&l); err != nil {
 		return nil, fmt.Errorf("listing sandbox pools: %w", err)
 	}
 	return l.Items, nil
