@@ -71,7 +71,7 @@ e2e: cluster-up images ## End-to-end tests against the local cluster (brings it 
 
 .PHONY: lint-shell
 lint-shell: ## shellcheck the cluster, install and tools scripts (when shellcheck is installed)
-	@if command -v shellcheck >/dev/null; then shellcheck -x -P SCRIPTDIR -S warning e2e/cluster/*.sh hack/*.sh tools/gen-replaces.sh && echo "lint-shell: clean"; \
+	@if command -v shellcheck >/dev/null; then shellcheck -x -P SCRIPTDIR -S warning e2e/cluster/*.sh e2e/demo.sh hack/*.sh tools/gen-replaces.sh && echo "lint-shell: clean"; \
 	else echo "lint-shell: shellcheck not installed (apt-get install shellcheck), skipped"; fi
 
 BENCH_PARTS += bench-images
