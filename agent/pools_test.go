@@ -61,7 +61,7 @@ type agentRun struct {
 
 // startAgent runs a pool reconciler for node until stop is called or the
 // test ends.
-func (x *poolEnv) startAgent(t *testing.T, node string, maxStarting int) *agentRun {
+func (x *poolEnv) startAgent(t *testing.T, node string, maxStarting int, opts ...func(*PoolConfig)) *agentRun {
 	t.Helper()
 	mgr, err := manager.New(x.cfg, manager.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -71,7 +71,11 @@ func (x *poolEnv) startAgent(t *testing.T, node string, maxStarting int) *agentR
 		t.Fatal(err)
 	}
 	m := NewPoolMetrics()
-	if _, err := SetupPools(mgr, PoolConfig{NodeName: node, MaxStarting: maxStarting, Metrics: m, ShortRetry: time.Second, Log: testLog()}); err != nil {
+	cfg := PoolConfig{NodeName: node, MaxStarting: maxStarting, Metrics: m, ShortRetry: time.Second, Log: testLog()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if _, err := SetupPools(mgr, cfg); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -409,6 +413,35 @@ func TestWarmPools(t *testing.T) {
 		}
 	})
 
+	t.Run("a warm pod never Ready is replaced after StuckAfter", func(t *testing.T) {
+		const ns, node = "stuck", "node-stuck"
+		x.namespace(t, ns)
+		x.node(t, node, nil)
+		a := x.startAgent(t, node, 1, func(c *PoolConfig) { c.StuckAfter = 2 * time.Second })
+		x.pool(t, ns, "crashy", 1)
+		first := x.waitWarm(t, ns, "crashy", node, 1)[0]
+		// Never marked Ready: after StuckAfter it is deleted and replaced,
+		// though no event about it arrives (the requeue looks again).
+		var second corev1.Pod
+		testenv.Eventually(t, 30*time.Second, "the stuck pod replaced", func() error {
+			warm := x.pods(t, ns, "crashy", node, v1alpha1.StateWarm)
+			if len(warm) != 1 || warm[0].Name == first.Name {
+				return fmt.Errorf("%d warm pods, first %s still there", len(warm), first.Name)
+			}
+			second = warm[0]
+			return nil
+		})
+		if got := testutil.ToFloat64(a.metrics.Deleted.WithLabelValues(ns, "crashy", DeleteStuck)); got < 1 {
+			t.Errorf("deleted %v stuck pods, want at least 1", got)
+		}
+		// A Ready pod is kept, however long it lives.
+		x.markReady(t, []corev1.Pod{second})
+		time.Sleep(3 * time.Second)
+		if warm := x.pods(t, ns, "crashy", node, v1alpha1.StateWarm); len(warm) != 1 || warm[0].Name != second.Name {
+			t.Errorf("after the replacement turned Ready: warm pods %v, want only %s", podNames(warm), second.Name)
+		}
+	})
+
 	t.Run("two agents write their own entries and the totals", func(t *testing.T) {
 		const ns = "two"
 		x.namespace(t, ns)
@@ -576,4 +609,12 @@ func TestExpectations(t *testing.T) {
 	if n, _ := e.observe(key, nil, now); n != 0 {
 		t.Errorf("%d creations expected of a forgotten pool", n)
 	}
+}
+
+func podNames(pods []corev1.Pod) []string {
+	names := make([]string, 0, len(pods))
+	for _, p := range pods {
+		names = append(names, p.Name)
+	}
+	return names
 }
