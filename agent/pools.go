@@ -53,6 +53,11 @@ type PoolConfig struct {
 	// StuckAfter replaces a warm pod that has not been Ready for this long.
 	// Defaulted to 10m if unspecified; negative never replaces one.
 	StuckAfter time.Duration
+	// NodeCheckEvery is how often the agent checks that the node before its
+	// own among a pool's status entries (sorted by name, wrapping around)
+	// still exists, and drops that entry when it does not: every entry has
+	// one checker, so the totals forget a removed node. Defaulted to 10m.
+	NodeCheckEvery time.Duration
 	// ShortRetry is how soon a pool that is short (creations held back by
 	// MaxStarting, or creations not yet seen in the cache) is looked at
 	// again even without an event. Defaulted to 5s if unspecified.
@@ -71,6 +76,9 @@ func (c *PoolConfig) setDefaults() {
 	}
 	if c.StuckAfter == 0 {
 		c.StuckAfter = 10 * time.Minute
+	}
+	if c.NodeCheckEvery <= 0 {
+		c.NodeCheckEvery = 10 * time.Minute
 	}
 	if c.ShortRetry <= 0 {
 		c.ShortRetry = 5 * time.Second
@@ -96,6 +104,8 @@ type PoolReconciler struct {
 
 	mu     sync.Mutex // guards warned
 	warned warnings
+
+	nodes nodeChecks
 }
 
 // Scheme is the scheme of the agent's pool cache and client: the built-in
@@ -269,7 +279,12 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	if plan.Starting > 0 && r.cfg.StuckAfter > 0 {
 		// A pod that never turns Ready sends no event when it becomes
 		// stuck: look again once it may be.
-		return reconcile.Result{RequeueAfter: r.cfg.StuckAfter}, nil
+		return reconcile.Result{RequeueAfter: min(r.cfg.StuckAfter, r.cfg.NodeCheckEvery)}, nil
+	}
+	if watchedNode(&p, r.cfg.NodeName) != "" {
+		// Nothing announces a removed node to the other agents: check the
+		// watched one again in a while.
+		return reconcile.Result{RequeueAfter: r.cfg.NodeCheckEvery}, nil
 	}
 	return reconcile.Result{}, nil
 }

@@ -413,6 +413,35 @@ func TestWarmPools(t *testing.T) {
 		}
 	})
 
+	t.Run("the entry of a removed node is dropped by its neighbour", func(t *testing.T) {
+		const ns = "gone"
+		x.namespace(t, ns)
+		x.node(t, "node-gone-a", nil)
+		x.node(t, "node-gone-b", nil)
+		fast := func(c *PoolConfig) { c.NodeCheckEvery = time.Second }
+		x.startAgent(t, "node-gone-a", 5, fast)
+		b := x.startAgent(t, "node-gone-b", 5, fast)
+		x.pool(t, ns, "py", 1)
+		x.waitStatus(t, ns, "py", "two entries", func(p *v1alpha1.SandboxPool) error {
+			if len(p.Status.Nodes) != 2 || p.Status.Desired != 2 {
+				return fmt.Errorf("status %+v", p.Status)
+			}
+			return nil
+		})
+		// Node b goes away with its agent; a, its neighbour in the ring,
+		// drops b's entry and the totals forget it.
+		b.stop()
+		if err := x.c.Delete(t.Context(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-gone-b"}}); err != nil {
+			t.Fatal(err)
+		}
+		x.waitStatus(t, ns, "py", "b's entry dropped", func(p *v1alpha1.SandboxPool) error {
+			if len(p.Status.Nodes) != 1 || p.Status.Nodes[0].Node != "node-gone-a" || p.Status.Desired != 1 {
+				return fmt.Errorf("status %+v", p.Status)
+			}
+			return nil
+		})
+	})
+
 	t.Run("a warm pod never Ready is replaced after StuckAfter", func(t *testing.T) {
 		const ns, node = "stuck", "node-stuck"
 		x.namespace(t, ns)

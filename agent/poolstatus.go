@@ -3,8 +3,11 @@ package agent
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -105,7 +108,8 @@ func (r *PoolReconciler) applyEntry(ctx context.Context, p *v1alpha1.SandboxPool
 func (r *PoolReconciler) writeTotals(ctx context.Context, p *v1alpha1.SandboxPool) error {
 	for range totalsRetries {
 		next := p.DeepCopy()
-		if !setTotals(next) {
+		pruned := r.pruneGoneNode(ctx, next)
+		if !setTotals(next) && !pruned {
 			return nil
 		}
 		err := r.client.Status().Update(ctx, next, client.FieldOwner(FieldManager(r.cfg.NodeName)))
@@ -152,4 +156,78 @@ func setTotals(p *v1alpha1.SandboxPool) bool {
 		changed = true
 	}
 	return changed
+}
+
+// nodeChecks remembers, per node name, when the agent last asked the API
+// server whether the node exists, and the answer.
+type nodeChecks struct {
+	mu   sync.Mutex
+	seen map[string]nodeCheck
+}
+
+type nodeCheck struct {
+	at   time.Time
+	gone bool
+}
+
+// watchedNode is the status entry this agent checks: the node before its
+// own among the pool's entries sorted by name, wrapping around, so that
+// every entry has exactly one checker. "" when the agent has no entry or
+// is alone.
+func watchedNode(p *v1alpha1.SandboxPool, self string) string {
+	names := make([]string, 0, len(p.Status.Nodes))
+	for _, n := range p.Status.Nodes {
+		names = append(names, n.Node)
+	}
+	slices.Sort(names)
+	i := slices.Index(names, self)
+	if i < 0 || len(names) < 2 {
+		return ""
+	}
+	return names[(i+len(names)-1)%len(names)]
+}
+
+// pruneGoneNode drops from p the entry of the node this agent watches when
+// that node no longer exists (its agent is gone with it, and its counts
+// would stay in the totals for ever). It asks the API server at most once
+// per NodeCheckEvery per node, and reports whether it dropped an entry. A
+// failed check keeps the entry.
+func (r *PoolReconciler) pruneGoneNode(ctx context.Context, p *v1alpha1.SandboxPool) bool {
+	name := watchedNode(p, r.cfg.NodeName)
+	if name == "" || !r.nodeGone(ctx, name) {
+		return false
+	}
+	p.Status.Nodes = slices.DeleteFunc(p.Status.Nodes, func(n v1alpha1.NodePoolStatus) bool { return n.Node == name })
+	r.cfg.Log.Info("dropping the status entry of a removed node", "namespace", p.Namespace, "pool", p.Name, "removed", name)
+	return true
+}
+
+func (r *PoolReconciler) nodeGone(ctx context.Context, name string) bool {
+	now := time.Now()
+	r.nodes.mu.Lock()
+	c, ok := r.nodes.seen[name]
+	r.nodes.mu.Unlock()
+	// A gone node is asked about again too: a node of the same name may
+	// register anew, and its agent writes its entry again.
+	if ok && now.Sub(c.at) < r.cfg.NodeCheckEvery {
+		return c.gone
+	}
+	c.gone = false
+	var node corev1.Node
+	err := r.api.Get(ctx, client.ObjectKey{Name: name}, &node)
+	switch {
+	case err == nil:
+	case apierrors.IsNotFound(err):
+		c.gone = true
+	default:
+		r.cfg.Log.Warn("checking whether a node of a pool's status still exists", "node", name, "err", err)
+		return false
+	}
+	r.nodes.mu.Lock()
+	defer r.nodes.mu.Unlock()
+	if r.nodes.seen == nil {
+		r.nodes.seen = map[string]nodeCheck{}
+	}
+	r.nodes.seen[name] = nodeCheck{at: now, gone: c.gone}
+	return c.gone
 }
