@@ -6,42 +6,16 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
-	"sandbox.io/injector/internal/envflag"
-	"sandbox.io/injector/internal/logging"
+	"sandbox.io/injector/internal/command"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], serve); err != nil {
-		slog.Error("sandbox-agent stopped", "err", err)
-		os.Exit(1)
-	}
+	command.Main("sandbox-agent", func(ctx context.Context, args []string) error { return run(ctx, args, serve) })
 }
 
-// run parses args into options and hands them to serveFn; tests pass a
-// fake serveFn to check flag handling without a cluster.
+// run parses args into options and hands them to serveFn (see command.Run).
 func run(ctx context.Context, args []string, serveFn func(context.Context, *options, *slog.Logger) error) error {
-	var o options
-	fs := flag.NewFlagSet("sandbox-agent", flag.ContinueOnError)
-	o.addFlags(fs)
-	if err := envflag.Parse(fs, args, os.LookupEnv); err != nil {
-		return fmt.Errorf("parsing flags: %w", err)
-	}
-	if err := o.validate(); err != nil {
-		return fmt.Errorf("invalid flags: %w", err)
-	}
-	log := slog.New(logging.NewHandler(os.Stderr, o.level()))
-	if err := serveFn(ctx, &o, log); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return command.Run(ctx, "sandbox-agent", args, &options{}, serveFn)
 }

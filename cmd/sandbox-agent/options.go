@@ -25,7 +25,7 @@ type options struct {
 	pools              poolOptions    // pools.go
 }
 
-func (o *options) addFlags(fs *flag.FlagSet) {
+func (o *options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to a kubeconfig; empty uses KUBECONFIG or the in-cluster configuration.")
 	fs.StringVar(&o.nodeName, "node-name", "", "The node this agent runs on (required).")
 	fs.StringVar(&o.criSocket, "cri-socket", "/run/containerd/containerd.sock", "The node's CRI socket.")
@@ -37,7 +37,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	o.pools.addFlags(fs)
 }
 
-func (o *options) validate() error {
+func (o *options) Validate() error {
 	var errs []error
 	if o.nodeName == "" {
 		errs = append(errs, errors.New("--node-name is required (the chart sets it from spec.nodeName)"))
@@ -56,7 +56,7 @@ func (o *options) validate() error {
 	return errors.Join(errs...)
 }
 
-func (o *options) level() slog.Level {
+func (o *options) LogLevel() slog.Level {
 	l, _ := logging.ParseLevel(o.logLevel)
 	return l
 }

@@ -52,7 +52,7 @@ const (
 	certModeSelf  = "self"
 )
 
-func (o *options) addFlags(fs *flag.FlagSet) {
+func (o *options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to a kubeconfig; empty uses KUBECONFIG or the in-cluster configuration.")
 	fs.StringVar(&o.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory with tls.crt and tls.key; reloaded when they change.")
 	fs.IntVar(&o.port, "port", 9443, "HTTPS port of the admission webhook.")
@@ -81,7 +81,7 @@ func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.caPropagationDelay, "ca-propagation-delay", certs.DefaultPropagationDelay, "Self mode: how long a new CA is in the caBundle before a certificate it signed is served.")
 }
 
-func (o *options) validate() error {
+func (o *options) Validate() error {
 	var errs []error
 	if o.runnerImage == "" {
 		errs = append(errs, errors.New("--runner-image is required"))
@@ -145,7 +145,7 @@ func (o *options) certsConfig() certs.Config {
 	}
 }
 
-func (o *options) level() slog.Level {
+func (o *options) LogLevel() slog.Level {
 	l, _ := logging.ParseLevel(o.logLevel)
 	return l
 }
