@@ -275,6 +275,67 @@ func TestClaim(t *testing.T) {
 	t.Run("runner not answering is skipped", func(t *testing.T) { t.Parallel(); testDeadRunner(t, f) })
 	t.Run("waits for a warm pod within the grace period", func(t *testing.T) { t.Parallel(); testWaitsForWarm(t, f) })
 	t.Run("cold fallback after the grace period", func(t *testing.T) { t.Parallel(); testCold(t, f) })
+	t.Run("a missing pool token Secret costs no pod", func(t *testing.T) { t.Parallel(); testMissingTokenSecret(t, f) })
+	t.Run("a runner already claimed is released and the next pod taken", func(t *testing.T) { t.Parallel(); testRunnerAlreadyClaimed(t, f) })
+}
+
+// testMissingTokenSecret: without the pool token Secret the claim fails,
+// naming the Secret, before it takes a pod: the pod stays warm for a claim
+// once the Secret exists.
+func testMissingTokenSecret(t *testing.T, f *fixture) {
+	p := f.newPool(t, "nosecret", false)
+	if err := f.kube.CoreV1().Secrets(p.Namespace).Delete(t.Context(), claim.DefaultTokenSecret, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := f.warmPod(t, p, "node-a", startRunner(t, nil))
+	cl := f.claimer(t, nil)
+	_, err := cl.Claim(t.Context(), p.Namespace, p.Name, claim.Options{Grace: -1, NoCold: true})
+	if err == nil || !strings.Contains(err.Error(), "Secret "+claim.DefaultTokenSecret) {
+		t.Fatalf("claim without the token Secret: %v, want an error naming Secret %s", err, claim.DefaultTokenSecret)
+	}
+	got, err := f.kube.CoreV1().Pods(p.Namespace).Get(t.Context(), pod.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Labels[v1alpha1.LabelState] != v1alpha1.StateWarm {
+		t.Fatalf("the failed claim left the pod %q, want it warm", got.Labels[v1alpha1.LabelState])
+	}
+	if _, err := f.kube.CoreV1().Secrets(p.Namespace).Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: claim.DefaultTokenSecret},
+		Data:       map[string][]byte{v1alpha1.TokenSecretKey: []byte(poolToken)},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := cl.Claim(t.Context(), p.Namespace, p.Name, claim.Options{Grace: -1, NoCold: true})
+	if err != nil || sb.Pod != pod.Name {
+		t.Fatalf("claim once the Secret exists: %+v, %v; want pod %s", sb, err, pod.Name)
+	}
+}
+
+// testRunnerAlreadyClaimed: a warm-labelled pod whose runner was claimed
+// already (409 on /claim) is a sandbox nobody can hand out: the claim
+// deletes it and goes on to the next candidate.
+func testRunnerAlreadyClaimed(t *testing.T, f *fixture) {
+	p := f.newPool(t, "stale", false)
+	port := startRunner(t, nil)
+	if _, err := runnerAt(port, poolToken).Claim(t.Context(), api.ClaimRequest{Claimant: "earlier", Token: "earlier-token-0123456789"}); err != nil {
+		t.Fatal(err)
+	}
+	stale := f.warmPod(t, p, "node-a", port)
+	cl := f.claimer(t, nil)
+	_, err := cl.Claim(t.Context(), p.Namespace, p.Name, claim.Options{Grace: -1, NoCold: true})
+	if !errors.Is(err, claim.ErrNoSandbox) {
+		t.Fatalf("claim of the only, already claimed, runner: %v, want ErrNoSandbox", err)
+	}
+	got, err := f.kube.CoreV1().Pods(p.Namespace).Get(t.Context(), stale.Name, metav1.GetOptions{})
+	if !apierrors.IsNotFound(err) && (err != nil || got.DeletionTimestamp == nil) {
+		t.Errorf("the pod whose runner refused the claim: err %v, want it deleted", err)
+	}
+	live := f.warmPod(t, p, "node-a", startRunner(t, nil))
+	sb, err := cl.Claim(t.Context(), p.Namespace, p.Name, claim.Options{Grace: -1, NoCold: true})
+	if err != nil || sb.Pod != live.Name {
+		t.Fatalf("claim with a good pod next: %+v, %v; want pod %s", sb, err, live.Name)
+	}
 }
 
 // testRace: 20 claimers race for 6 warm pods on two nodes. Exactly one

@@ -11,6 +11,8 @@ import (
 	"sandbox.io/injector/runner/api"
 )
 
+var errAlreadyClaimed = errors.New("this sandbox is already claimed")
+
 // maxClaimBytes caps the body of POST /claim: a token and some variables.
 const maxClaimBytes = 1 << 20
 
@@ -31,9 +33,8 @@ func (s *Server) claim(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	if s.claimed != nil {
-		by := s.claimed.Claimant
 		s.mu.Unlock()
-		s.fail(w, r, http.StatusConflict, fmt.Errorf("this sandbox is already claimed (by %q)", by))
+		s.fail(w, r, http.StatusConflict, errAlreadyClaimed)
 		return
 	}
 	st := &api.ClaimStatus{

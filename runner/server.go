@@ -96,7 +96,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
-		if code, err := s.authorize(r); code != 0 {
+		code, err := s.authorize(r)
+		if code == http.StatusUnauthorized && r.Method == http.MethodPost && r.URL.Path == "/claim" && s.claimStatus() != nil {
+			// The claim switched the token, so a later claimant's (pool)
+			// token fails: say why, so that it knows this sandbox is taken
+			// rather than its token wrong. Who holds it stays private.
+			code, err = http.StatusConflict, errAlreadyClaimed
+		}
+		if code != 0 {
 			s.fail(rec, r, code, err)
 			s.logRequest(r, rec, start, "")
 			return
