@@ -131,28 +131,10 @@ func (l *ImageVolumeLabeler) Sync(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// event records a Normal Event about the node, as a recorder would.
+// event records a Normal Event about the node.
 func (l *ImageVolumeLabeler) event(ctx context.Context, node *corev1.Node, msg string) error {
-	component := l.Component
-	if component == "" {
-		component = "sandbox-agent"
-	}
-	now := metav1.NewTime(time.Now())
-	ev := &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: node.Name + ".", Namespace: metav1.NamespaceDefault},
-		InvolvedObject: corev1.ObjectReference{
-			Kind: "Node", Name: node.Name, UID: node.UID, APIVersion: "v1",
-		},
-		Reason:         "ImageVolumeSupport",
-		Message:        msg,
-		Type:           corev1.EventTypeNormal,
-		Source:         corev1.EventSource{Component: component, Host: node.Name},
-		FirstTimestamp: now,
-		LastTimestamp:  now,
-		Count:          1,
-	}
-	if err := l.Client.Create(ctx, ev); err != nil {
-		return fmt.Errorf("recording the image volume support event on node %s: %w", node.Name, err)
-	}
-	return nil
+	return recordEvent(ctx, l.Client, agentEvent{
+		About: nodeRef(node), Namespace: metav1.NamespaceDefault, Component: l.Component, Node: node.Name,
+		Type: corev1.EventTypeNormal, Reason: "ImageVolumeSupport", Message: msg, At: time.Now(),
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"sandbox.io/injector/api/v1alpha1"
@@ -53,27 +52,15 @@ func (r *PoolReconciler) warn(ctx context.Context, p *v1alpha1.SandboxPool, reas
 	if !due {
 		return
 	}
-	if len(msg) > 1024 {
-		msg = msg[:1021] + "..."
-	}
-	t := metav1.NewTime(now)
-	ev := &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: p.Name + ".", Namespace: p.Namespace},
-		InvolvedObject: corev1.ObjectReference{
+	err := recordEvent(ctx, r.client, agentEvent{
+		About: corev1.ObjectReference{
 			APIVersion: v1alpha1.GroupVersion.String(), Kind: "SandboxPool",
 			Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion,
 		},
-		Reason:              reason,
-		Message:             msg,
-		Type:                corev1.EventTypeWarning,
-		Source:              corev1.EventSource{Component: "sandbox-agent", Host: r.cfg.NodeName},
-		ReportingController: "sandbox.io/sandbox-agent",
-		ReportingInstance:   "sandbox-agent-" + r.cfg.NodeName,
-		FirstTimestamp:      t,
-		LastTimestamp:       t,
-		Count:               1,
-	}
-	if err := r.client.Create(ctx, ev); err != nil {
+		Namespace: p.Namespace, Node: r.cfg.NodeName,
+		Type: corev1.EventTypeWarning, Reason: reason, Message: msg, At: now,
+	})
+	if err != nil {
 		r.cfg.Log.Warn("recording an event on a pool", "namespace", p.Namespace, "pool", p.Name, "reason", reason, "err", err)
 	}
 }

@@ -508,25 +508,14 @@ func (p *PrePuller) publish(ctx context.Context) {
 	p.metrics.annotationWrites.Inc()
 }
 
-// event records ev on the Node, as a recorder would (in namespace default,
-// as the kubelet's node Events are).
+// event records ev on the Node (in namespace default, as the kubelet's
+// node Events are).
 func (p *PrePuller) event(ctx context.Context, ev nodeEvent) error {
-	now := metav1.NewTime(p.cfg.Clock.Now())
-	obj := &corev1.Event{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: p.cfg.NodeName + ".", Namespace: metav1.NamespaceDefault},
-		InvolvedObject: corev1.ObjectReference{
-			Kind: "Node", Name: p.cfg.NodeName, UID: p.node.UID, APIVersion: "v1",
-		},
-		Reason:         ev.Reason,
-		Message:        truncate(ev.Message, maxAnnotation),
-		Type:           ev.Type,
-		Source:         corev1.EventSource{Component: p.cfg.Component, Host: p.cfg.NodeName},
-		FirstTimestamp: now,
-		LastTimestamp:  now,
-		Count:          1,
-	}
-	if err := p.cfg.Client.Create(ctx, obj); err != nil {
-		return fmt.Errorf("recording event %s on node %s: %w", ev.Reason, p.cfg.NodeName, err)
+	if err := recordEvent(ctx, p.cfg.Client, agentEvent{
+		About: nodeRef(p.node), Namespace: metav1.NamespaceDefault, Component: p.cfg.Component, Node: p.cfg.NodeName,
+		Type: ev.Type, Reason: ev.Reason, Message: ev.Message, At: p.cfg.Clock.Now(),
+	}); err != nil {
+		return err
 	}
 	p.metrics.events.WithLabelValues(ev.Reason).Inc()
 	return nil
