@@ -205,6 +205,7 @@ type PrePuller struct {
 	lastAnnotation *string
 	problems       []string
 	listErr        string
+	syncErr        string // why the last sync failed as a whole; "" when it ran
 }
 
 // NewPrePuller checks cfg and returns the loop.
@@ -448,9 +449,11 @@ func (p *PrePuller) sync(ctx context.Context, desired []prepuller.Image) {
 				if ctx.Err() == nil {
 					p.metrics.syncs.WithLabelValues("error").Inc()
 					p.cfg.Log.Warn("pre-pull sync", "node", p.cfg.NodeName, "err", err)
+					p.syncErr = errorText(err)
 				}
 			} else {
 				p.metrics.syncs.WithLabelValues("ok").Inc()
+				p.syncErr = ""
 			}
 			if ctx.Err() == nil {
 				p.publish(ctx)
@@ -478,13 +481,14 @@ func (p *PrePuller) publish(ctx context.Context) {
 		paused:   p.cfg.Puller.Paused(),
 		problems: p.problems,
 		listErr:  p.listErr,
+		syncErr:  p.syncErr,
 	})
 	for _, ev := range events {
 		if err := p.event(ctx, ev); err != nil {
 			p.cfg.Log.Warn("recording a pre-pull event", "node", p.cfg.NodeName, "reason", ev.Reason, "err", err)
 		}
 	}
-	value := annotationValue(p.cfg.Puller.Summary(), p.cfg.Puller.Paused())
+	value := annotationValue(p.cfg.Puller.Summary(), p.cfg.Puller.Paused(), p.syncErr)
 	if p.lastAnnotation == nil {
 		cur, ok := p.node.Annotations[v1alpha1.AnnotationPrePull]
 		if ok {

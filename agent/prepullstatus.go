@@ -20,6 +20,8 @@ const (
 	ReasonImagePullsResumed    = "ImagePullsResumed"
 	ReasonPullSecretUnreadable = "PullSecretUnreadable"
 	ReasonImageListInvalid     = "ImageListInvalid"
+	ReasonPrePullFailing       = "PrePullFailing"
+	ReasonPrePullRecovered     = "PrePullRecovered"
 )
 
 // maxPulledEvents bounds the ImagePulled Events of one report; the rest are
@@ -44,6 +46,7 @@ type statusTracker struct {
 	paused      string
 	problems    string
 	listErr     string
+	syncErr     string
 }
 
 // reportInput is one look at the pre-puller.
@@ -53,6 +56,9 @@ type reportInput struct {
 	paused   string
 	problems []string
 	listErr  string
+	// syncErr is why the last sync failed as a whole (the container
+	// runtime did not answer, say); "" when it ran.
+	syncErr string
 }
 
 func (s *statusTracker) events(in reportInput) []nodeEvent {
@@ -123,6 +129,15 @@ func (s *statusTracker) events(in reportInput) []nodeEvent {
 		}
 		s.problems = p
 	}
+	if in.syncErr != s.syncErr {
+		switch {
+		case in.syncErr != "":
+			out = append(out, nodeEvent{corev1.EventTypeWarning, ReasonPrePullFailing, "pre-pulling failed, retried every interval: " + in.syncErr})
+		case s.syncErr != "":
+			out = append(out, nodeEvent{corev1.EventTypeNormal, ReasonPrePullRecovered, "pre-pulling works again after: " + s.syncErr})
+		}
+		s.syncErr = in.syncErr
+	}
 	if in.listErr != s.listErr {
 		if in.listErr != "" {
 			out = append(out, nodeEvent{corev1.EventTypeWarning, ReasonImageListInvalid, in.listErr})
@@ -159,12 +174,16 @@ func shortID(id string) string {
 	return id
 }
 
-// annotationValue is the node annotation: the puller's summary line, and
-// why pulls are paused when they are.
-func annotationValue(s prepuller.Summary, paused string) string {
+// annotationValue is the node annotation: the puller's summary line, why
+// pulls are paused when they are, and why the last sync failed when it did
+// (the summary then is the last one the runtime gave).
+func annotationValue(s prepuller.Summary, paused, syncErr string) string {
 	v := s.String()
 	if paused != "" {
 		v += "; paused: " + paused
+	}
+	if syncErr != "" {
+		v += "; failing: " + syncErr
 	}
 	return truncate(v, maxAnnotation)
 }

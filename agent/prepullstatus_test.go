@@ -21,13 +21,6 @@ func TestStatusTrackerEvents(t *testing.T) {
 	}
 	regErr := status.Error(codes.Unknown, "failed to pull: unexpected status from HEAD request: 500 Internal Server Error")
 	var tr statusTracker
-	reasons := func(evs []nodeEvent) []string {
-		var out []string
-		for _, e := range evs {
-			out = append(out, e.Reason+": "+e.Message)
-		}
-		return out
-	}
 	steps := []struct {
 		name string
 		in   reportInput
@@ -107,11 +100,47 @@ func TestStatusTrackerEvents(t *testing.T) {
 func TestAnnotationValue(t *testing.T) {
 	t.Parallel()
 	s := prepuller.Summary{Desired: 3, Present: 1, Failed: 1, Paused: 1, FirstFailure: "reg/x:v1: 500"}
-	if got, want := annotationValue(s, "image filesystem / is 90% used"), "present 1/3, failed 1, paused 1 (reg/x:v1: 500); paused: image filesystem / is 90% used"; got != want {
+	if got, want := annotationValue(s, "image filesystem / is 90% used", ""), "present 1/3, failed 1, paused 1 (reg/x:v1: 500); paused: image filesystem / is 90% used"; got != want {
 		t.Errorf("annotation %q, want %q", got, want)
 	}
 	long := prepuller.Summary{Desired: 1, Failed: 1, FirstFailure: strings.Repeat("é", 2000)}
-	if got := annotationValue(long, ""); len(got) > maxAnnotation || !strings.HasSuffix(got, "...") {
+	if got := annotationValue(long, "", ""); len(got) > maxAnnotation || !strings.HasSuffix(got, "...") {
 		t.Errorf("a long failure gives a %d-byte annotation, want at most %d ending in ...", len(got), maxAnnotation)
 	}
+	if got, want := annotationValue(s, "", "connection refused"), "present 1/3, failed 1, paused 1 (reg/x:v1: 500); failing: connection refused"; got != want {
+		t.Errorf("annotation of a failing sync %q, want %q", got, want)
+	}
+}
+
+// TestSyncFailureEvents: a sync that fails as a whole (the runtime does
+// not answer) is one Warning, not one per retry, and its end one Normal.
+func TestSyncFailureEvents(t *testing.T) {
+	t.Parallel()
+	var tr statusTracker
+	steps := []struct {
+		syncErr string
+		want    []string
+	}{
+		{"", nil},
+		{"connection refused", []string{"PrePullFailing: pre-pulling failed, retried every interval: connection refused"}},
+		{"connection refused", nil},
+		{"deadline exceeded", []string{"PrePullFailing: pre-pulling failed, retried every interval: deadline exceeded"}},
+		{"", []string{"PrePullRecovered: pre-pulling works again after: deadline exceeded"}},
+		{"", nil},
+	}
+	for i, s := range steps {
+		got := reasons(tr.events(reportInput{syncErr: s.syncErr}))
+		if strings.Join(got, "|") != strings.Join(s.want, "|") {
+			t.Errorf("step %d (%q): events %q, want %q", i, s.syncErr, got, s.want)
+		}
+	}
+}
+
+// reasons writes events as "Reason: message".
+func reasons(evs []nodeEvent) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, e.Reason+": "+e.Message)
+	}
+	return out
 }

@@ -86,8 +86,9 @@ const (
 const (
 	// AnnotationPrePull on a node is the agent's compact pre-pull status, a
 	// single line such as "present 5/7, pulling 1, failed 1 (ref: registry
-	// error); paused: why" (prepuller.Summary, then the pause reason when
-	// pulls are paused), patched only when it changes.
+	// error); paused: why; failing: error" (prepuller.Summary, then the
+	// pause reason when pulls are paused, then why the last sync failed as
+	// a whole when it did), patched only when it changes.
 	AnnotationPrePull = KeyPrefix + "prepull"
 )
 
