@@ -33,11 +33,7 @@ func TestAgentFlags(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			var got *options
-			err := run(t.Context(), tc.args, func(_ context.Context, o *options, _ *slog.Logger) error { got = o; return nil })
+			got, err := parseOptions(t, tc.args, tc.env)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -52,4 +48,16 @@ func TestAgentFlags(t *testing.T) {
 			}
 		})
 	}
+}
+
+// parseOptions runs the agent's flag handling on args with env set, and
+// returns the options it would serve with.
+func parseOptions(t *testing.T, args []string, env map[string]string) (*options, error) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var got *options
+	err := run(t.Context(), args, func(_ context.Context, o *options, _ *slog.Logger) error { got = o; return nil })
+	return got, err
 }

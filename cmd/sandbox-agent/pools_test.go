@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"strings"
 	"testing"
 )
@@ -29,11 +27,7 @@ func TestPoolFlags(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("SANDBOX_NODE_NAME", "node-a")
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			var got *options
-			err := run(t.Context(), tc.args, func(_ context.Context, o *options, _ *slog.Logger) error { got = o; return nil })
+			got, err := parseOptions(t, tc.args, tc.env)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)

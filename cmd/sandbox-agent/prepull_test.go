@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -58,11 +56,7 @@ func TestPrePullFlags(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("SANDBOX_NODE_NAME", "node-a")
 			t.Setenv("POD_NAMESPACE", "")
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			var got *options
-			err := run(t.Context(), tc.args, func(_ context.Context, o *options, _ *slog.Logger) error { got = o; return nil })
+			got, err := parseOptions(t, tc.args, tc.env)
 			if len(tc.wantErr) > 0 {
 				if err == nil {
 					t.Fatalf("no error, want %q", tc.wantErr)
