@@ -206,6 +206,8 @@ type PrePuller struct {
 	problems       []string
 	listErr        string
 	syncErr        string // why the last sync failed as a whole; "" when it ran
+	secrets        *secretCache
+	nodeReadAt     time.Time
 }
 
 // NewPrePuller checks cfg and returns the loop.
@@ -376,11 +378,15 @@ func podImagesEqual(a, b *corev1.Pod) bool {
 // reported on the Node), and the rest is pulled.
 func (p *PrePuller) desired(ctx context.Context) []prepuller.Image {
 	log := p.cfg.Log
-	var node corev1.Node
-	if err := p.cfg.Client.Get(ctx, types.NamespacedName{Name: p.cfg.NodeName}, &node); err != nil {
-		log.Warn("reading the node for the pre-puller", "node", p.cfg.NodeName, "err", err)
-	} else {
-		p.node = &node
+	// The node's labels choose the pools it pulls for; read them at most
+	// once per interval, not on every change the loop sees.
+	if now := p.cfg.Clock.Now(); p.node == nil || now.Sub(p.nodeReadAt) >= p.cfg.Interval {
+		var node corev1.Node
+		if err := p.cfg.Client.Get(ctx, types.NamespacedName{Name: p.cfg.NodeName}, &node); err != nil {
+			log.Warn("reading the node for the pre-puller", "node", p.cfg.NodeName, "err", err)
+		} else {
+			p.node, p.nodeReadAt = &node, now
+		}
 	}
 	var in DesiredInput
 	if p.node != nil {
@@ -422,13 +428,23 @@ func (p *PrePuller) desired(ctx context.Context) []prepuller.Image {
 		p.metrics.learned.Set(float64(len(in.Learned)))
 	}
 	wanted := Desired(in)
-	images, problems := ResolveAuth(ctx, wanted, func(ctx context.Context, nn types.NamespacedName) (*corev1.Secret, error) {
-		var s corev1.Secret
-		if err := p.cfg.Client.Get(ctx, nn, &s); err != nil {
-			return nil, err
+	if p.secrets == nil {
+		p.secrets = &secretCache{ttl: p.cfg.Interval, clock: p.cfg.Clock, get: func(ctx context.Context, nn types.NamespacedName) (*corev1.Secret, error) {
+			var s corev1.Secret
+			if err := p.cfg.Client.Get(ctx, nn, &s); err != nil {
+				return nil, err
+			}
+			return &s, nil
+		}}
+	}
+	named := map[types.NamespacedName]bool{}
+	for _, w := range wanted {
+		for _, nn := range w.PullSecrets {
+			named[nn] = true
 		}
-		return &s, nil
-	})
+	}
+	p.secrets.forgetExcept(named)
+	images, problems := ResolveAuth(ctx, wanted, p.secrets.Get)
 	if len(problems) > 0 && !slices.Equal(problems, p.problems) {
 		log.Warn("pull secrets could not be used; pulling without them", "problems", problems)
 	}
