@@ -371,6 +371,22 @@ func TestAdmissionThroughAPIServer(t *testing.T) {
 			t.Errorf("command %q args %q; want the image's ENTRYPOINT after -- and its CMD as args", c.Command, c.Args)
 		}
 
+		// A pull secret that does not exist is skipped, as the kubelet
+		// skips it, and a service account that does not exist too: the
+		// pod is admitted and the secret that does exist still works.
+		pod = annotatedPod(ns, "missing-secret", nil)
+		pod.Spec.Containers[0].Command = nil
+		pod.Spec.Containers[0].Image = cl.registry + "/private/server:v1"
+		pod.Spec.ServiceAccountName = "no-such-account"
+		pod.Spec.AutomountServiceAccountToken = ptr.To(false)
+		pod.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "no-such-secret"}, {Name: "pull"}}
+		if err := cl.c.Create(ctx, pod, client.DryRunAll); err != nil {
+			t.Fatalf("a pod naming a missing pull secret and service account: %v, want it admitted", err)
+		}
+		if c := pod.Spec.Containers[0]; !equalTail(c.Command, []string{"--", "/server"}) {
+			t.Errorf("with a missing secret beside a good one: command %q, want the image's ENTRYPOINT read with the good one", c.Command)
+		}
+
 		// Without the secret the lookup fails: server mode starts the runner
 		// without a child and says so.
 		pod = annotatedPod(ns, "nosecret", nil)
