@@ -79,7 +79,12 @@ func Start(t testing.TB, opts Options) *Env {
 func (e *Env) StartController(o controller.Options, leaseNamespace string) (stop func()) {
 	e.T.Helper()
 	o.Key = e.Key
-	if o.Registerer == nil {
+	switch {
+	case o.Registerer != nil:
+	case leaseNamespace != "":
+		// Several controllers in one process: a registry each.
+		o.Registerer = prometheus.NewRegistry()
+	default:
 		o.Registerer = e.Registry
 	}
 	mopts := manager.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
