@@ -219,8 +219,7 @@ func (s *supervisor) run(exitc <-chan childExit) {
 		}
 		delay := bo.next(ranFor)
 		s.mu.Lock()
-		s.status.NextStart = s.clock.Now().Add(delay).UTC()
-		s.byReason[e.Reason]++
+		s.status.NextStart = s.status.ExitedAt.Add(delay)
 		s.log.Info("backing off", "until", s.status.NextStart, "delay", delay.String(), "restarts", s.status.Restarts, "policy", s.policy)
 		s.mu.Unlock()
 		select {
@@ -230,6 +229,7 @@ func (s *supervisor) run(exitc <-chan childExit) {
 		}
 		s.mu.Lock()
 		s.status.Restarts++
+		s.byReason[e.Reason]++
 		s.mu.Unlock()
 		exitc = s.start()
 	}
