@@ -29,6 +29,7 @@ type Plan struct {
 	targets     []int // indexes into pod.Spec.Containers, in pod order
 	injected    bool
 	noChild     bool
+	sv          supervision
 	warnings    []string
 }
 
@@ -62,6 +63,9 @@ func NewPlan(pod *corev1.Pod, cfg *Config) (*Plan, error) {
 		return nil, err
 	}
 	if err := p.checkNoChild(); err != nil {
+		return nil, err
+	}
+	if err := p.checkSupervision(); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -156,6 +160,11 @@ func (p *Plan) readAnnotations() error {
 		}
 		p.tokenSecret = v
 	}
+	sv, err := readSupervision(p.pod)
+	if err != nil {
+		return err
+	}
+	p.sv = sv
 	if v, ok := p.pod.Labels[v1alpha1.LabelState]; ok && v != v1alpha1.StateWarm && v != v1alpha1.StateClaimed {
 		return refuse("label "+v1alpha1.LabelState, "value %q is not allowed; use %q or %q",
 			v, v1alpha1.StateWarm, v1alpha1.StateClaimed)
