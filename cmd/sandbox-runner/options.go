@@ -22,6 +22,8 @@ type options struct {
 	mode           string
 	listen         string
 	tokenFile      string
+	claimVerifier  string
+	insecureLoop   bool
 	workdir        string
 	gracePeriod    time.Duration
 	logLevel       string
@@ -45,7 +47,13 @@ func (o *options) addFlags(fs *flag.FlagSet, env lookupEnv) {
 	}
 	str(&o.mode, "mode", "SANDBOX_MODE", api.ModeServer, "server: serve the API and keep serving after the command exits; wrap: exit with the command's exit code")
 	str(&o.listen, "listen", "SANDBOX_LISTEN", ":7080", "TCP address of the API")
-	str(&o.tokenFile, "token-file", "SANDBOX_TOKEN_FILE", "", "file holding the API bearer token; missing or empty: loopback clients only")
+	str(&o.tokenFile, "token-file", "SANDBOX_TOKEN_FILE", "", "file holding the API bearer token; missing or empty: the API is closed (see --insecure-loopback)")
+	str(&o.claimVerifier, "claim-verifier", "SANDBOX_CLAIM_VERIFIER", "", "sha256:<hex> of the claim credential: the runner waits for POST /claim and answers nothing else until then (set by the webhook on pool pods)")
+	loop := false
+	if v, ok := env("SANDBOX_INSECURE_LOOPBACK"); ok {
+		loop = v == "true"
+	}
+	fs.BoolVar(&o.insecureLoop, "insecure-loopback", loop, "without a token, answer loopback clients (kubectl port-forward); off: a runner without a token answers only its probes (env SANDBOX_INSECURE_LOOPBACK)")
 	str(&o.workdir, "workdir", "SANDBOX_WORKDIR", "", "directory of /files and default cwd of /execute (default the current directory)")
 	str(&o.restartPolicy, "restart-policy", "SANDBOX_RESTART_POLICY", api.RestartNever, "Always, OnFailure or Never: what the runner does, in place, when the command exits (server mode; back-off 1s doubling to 60s)")
 	str(&o.livenessProbe, "liveness-probe", "SANDBOX_LIVENESS_PROBE", "", "Kubernetes core/v1 Probe as JSON (exec, httpGet, tcpSocket) for the command; failing it kills the command's process group")
@@ -167,19 +175,21 @@ func (o *options) config(stderr io.Writer) (runner.Config, error) {
 		return runner.Config{}, fmt.Errorf("parsing --log-level: %w", err)
 	}
 	return runner.Config{
-		Mode:           o.mode,
-		Listen:         o.listen,
-		TokenFile:      o.tokenFile,
-		Workdir:        o.workdir,
-		GracePeriod:    o.gracePeriod,
-		Command:        o.command,
-		RestartPolicy:  o.restartPolicy,
-		LivenessProbe:  o.probe,
-		Version:        version.Version,
-		Logger:         slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})),
-		MaxOutputBytes: o.maxOutputBytes,
-		MaxUploadBytes: o.maxUploadBytes,
-		MaxConcurrent:  o.maxConcurrent,
-		Reap:           true,
+		Mode:             o.mode,
+		Listen:           o.listen,
+		TokenFile:        o.tokenFile,
+		ClaimVerifier:    o.claimVerifier,
+		InsecureLoopback: o.insecureLoop,
+		Workdir:          o.workdir,
+		GracePeriod:      o.gracePeriod,
+		Command:          o.command,
+		RestartPolicy:    o.restartPolicy,
+		LivenessProbe:    o.probe,
+		Version:          version.Version,
+		Logger:           slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})),
+		MaxOutputBytes:   o.maxOutputBytes,
+		MaxUploadBytes:   o.maxUploadBytes,
+		MaxConcurrent:    o.maxConcurrent,
+		Reap:             true,
 	}, nil
 }
