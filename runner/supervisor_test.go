@@ -377,12 +377,15 @@ func TestLivenessProbeTiming(t *testing.T) {
 // killed with SIGKILL once the probe's terminationGracePeriodSeconds ends.
 func TestLivenessKillIgnoringSIGTERM(t *testing.T) {
 	t.Parallel()
-	probe, err := api.ParseProbe(`{"exec":{"command":["false"]},"failureThreshold":1,"terminationGracePeriodSeconds":7}`)
+	probe, err := api.ParseProbe(`{"exec":{"command":["false"]},"initialDelaySeconds":1,"failureThreshold":1,"terminationGracePeriodSeconds":7}`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := startSupervisor(t, Config{Command: []string{"sh", "-c", `trap "" TERM; sleep 300`}, LivenessProbe: probe})
-	// The first probe is due at once (initialDelaySeconds 0) and fails.
+	ready := filepath.Join(t.TempDir(), "ready")
+	ts := startSupervisor(t, Config{Command: []string{"sh", "-c", `trap "" TERM; touch "$0"; sleep 300`, ready}, LivenessProbe: probe})
+	// Probe only once the shell ignores SIGTERM.
+	eventually(t, ts.describe, func() bool { _, err := os.Stat(ready); return err == nil && ts.clock.pending() == 1 })
+	ts.clock.step(time.Second)
 	eventually(t, ts.describe, func() bool { return !ts.status().Healthy && ts.clock.pending() == 1 })
 	// The grace timer is armed; SIGTERM is ignored, so the child runs on.
 	ts.clock.step(6 * time.Second)
