@@ -147,8 +147,8 @@ func TestParseLivenessProbeRunnerLimits(t *testing.T) {
 	}
 	for _, js := range probeCases {
 		p, fields := ourVerdict(t, js)
-		if fields != nil || p.GRPC != nil {
-			continue
+		if fields != nil || p.GRPC != nil || strings.Contains(js, `"HTTP2"`) {
+			continue // refused by the API server, or by the runner's limits above
 		}
 		if _, err := parseLivenessProbe(js); err != nil {
 			t.Errorf("parseLivenessProbe(%s): %v", js, err)

@@ -70,22 +70,35 @@ func parseLivenessProbe(s string) (*corev1.Probe, error) {
 		}
 		return nil, fmt.Errorf("is not a Probe: %s", strings.Join(msgs, "; "))
 	}
+	if p.HTTPGet != nil && p.HTTPGet.Protocol != nil && *p.HTTPGet.Protocol == corev1.HTTPProtocolHTTP2 {
+		return nil, fmt.Errorf("httpGet.protocol HTTP2 is not supported by the runner, which speaks HTTP/1.1 only")
+	}
 	setProbeDefaults(&p)
 	if errs := validateLivenessProbe(&p, field.NewPath("livenessProbe")); len(errs) > 0 {
 		return nil, errs.ToAggregate()
 	}
-	switch {
-	case p.GRPC != nil:
+	if p.GRPC != nil {
 		return nil, fmt.Errorf("grpc probes are not supported by the runner, which has no HTTP/2 client; use an exec probe running a gRPC health client, or httpGet")
-	case p.HTTPGet != nil && p.HTTPGet.Protocol != nil && *p.HTTPGet.Protocol == corev1.HTTPProtocolHTTP2:
-		return nil, fmt.Errorf("httpGet.protocol HTTP2 is not supported by the runner, which speaks HTTP/1.1 only")
 	}
 	return &p, nil
 }
 
-// setProbeDefaults is the API server's SetDefaults_Probe and
-// SetDefaults_HTTPGetAction (pkg/apis/core/v1/defaults.go).
+// setProbeDefaults is what the API server does to a probe before it
+// validates it: SetDefaults_Probe, SetDefaults_HTTPGetAction and the
+// generated default of grpc.service (pkg/apis/core/v1), and dropping
+// httpGet.protocol and grpc.mode, whose feature gates are off by default
+// (pkg/api/pod: dropDisabledFields). TestLivenessProbeRulesMatchAPIServer
+// holds both to the same results.
 func setProbeDefaults(p *corev1.Probe) {
+	if h := p.HTTPGet; h != nil {
+		h.Protocol = nil
+	}
+	if g := p.GRPC; g != nil {
+		g.Mode = nil
+		if g.Service == nil {
+			g.Service = new(string)
+		}
+	}
 	if p.TimeoutSeconds == 0 {
 		p.TimeoutSeconds = 1
 	}
@@ -110,7 +123,8 @@ func setProbeDefaults(p *corev1.Probe) {
 
 // validateLivenessProbe is the API server's validateLivenessProbe
 // (pkg/apis/core/validation: validateProbe, validateHandler and the handler
-// checks), on the v1 type, with the same apimachinery checks and messages.
+// checks), on the v1 type, with the same apimachinery checks and messages,
+// for a probe that went through setProbeDefaults.
 // TestLivenessProbeRulesMatchAPIServer compares both on a real API server.
 func validateLivenessProbe(p *corev1.Probe, fld *field.Path) field.ErrorList {
 	var errs field.ErrorList
@@ -140,27 +154,12 @@ func validateLivenessProbe(p *corev1.Probe, fld *field.Path) field.ErrorList {
 				errs = append(errs, field.Invalid(hf.Child("httpHeaders"), hd.Name, msg))
 			}
 		}
-		if h.Protocol != nil {
-			protocols := sets.New(corev1.HTTPProtocolHTTP1, corev1.HTTPProtocolHTTP2)
-			switch {
-			case !protocols.Has(*h.Protocol):
-				errs = append(errs, field.NotSupported(hf.Child("protocol"), *h.Protocol, sets.List(protocols)))
-			case *h.Protocol == corev1.HTTPProtocolHTTP2 && h.Scheme != corev1.URISchemeHTTP:
-				errs = append(errs, field.Invalid(hf.Child("protocol"), *h.Protocol, "is only supported with HTTP (H2C)"))
-			case *h.Protocol == corev1.HTTPProtocolHTTP2 && h.Host != "":
-				errs = append(errs, field.Invalid(hf.Child("host"), h.Host, "must be empty when `protocol` is \"HTTP2\""))
-			}
-		}
 	}
 	if t := p.TCPSocket; t != nil && one("tcpSocket") {
 		errs = append(errs, validatePortNumOrName(t.Port, fld.Child("tcpSocket", "port"))...)
 	}
 	if g := p.GRPC; g != nil && one("grpc") {
 		errs = append(errs, validatePortNumOrName(intstr.FromInt32(g.Port), fld.Child("grpc", "port"))...)
-		modes := sets.New(corev1.GRPCProbeModePlaintext, corev1.GRPCProbeModeTLS)
-		if g.Mode != nil && !modes.Has(*g.Mode) {
-			errs = append(errs, field.NotSupported(fld.Child("grpc", "mode"), *g.Mode, sets.List(modes)))
-		}
 	}
 	if handlers == 0 {
 		errs = append(errs, field.Required(fld, "must specify a handler type"))
