@@ -89,6 +89,38 @@ say "The supervised original command (GET /status)"
 curl -fsS -H "Authorization: Bearer $TOKEN" "http://$IP:7080/status"
 echo
 
+say "Liveness in place: the runner probes its child (sandbox.io/liveness-probe: exec cat /tmp/health)"
+kubectl -n "$NS" delete pod health --ignore-not-found --wait=true >/dev/null
+kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: health
+  namespace: $NS
+  annotations:
+    sandbox.io/inject: "true"
+    sandbox.io/liveness-probe: '{"exec":{"command":["cat","/tmp/health"]},"periodSeconds":1,"failureThreshold":5}'
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: $BUSYBOX_IMAGE
+    command: ["sh", "-c", "touch /tmp/health && sleep 1000"]
+YAML
+kubectl -n "$NS" wait --for=condition=Ready pod/health --timeout=120s >/dev/null
+HIP=$(kubectl -n "$NS" get pod health -o jsonpath='{.status.podIP}')
+hstatus() { curl -fsS -H "Authorization: Bearer $TOKEN" "http://$HIP:7080/status"; }
+echo "pod Ready, $(hstatus | grep -o '"healthy":[a-z]*'); removing /tmp/health through the runner API"
+curl -fsS -H "Authorization: Bearer $TOKEN" -d '{"argv":["rm","/tmp/health"]}' "http://$HIP:7080/execute" >/dev/null
+for _ in $(seq 1 100); do hstatus | grep -q '"healthy":false' && break; sleep 0.2; done
+echo "$(hstatus | grep -o '"healthy":[a-z]*'); the probe fails, the pod leaves Ready:"
+kubectl -n "$NS" wait --for=condition=Ready=false pod/health --timeout=60s >/dev/null
+kubectl -n "$NS" get pod health --no-headers
+for _ in $(seq 1 150); do hstatus | grep -q '"restarts":1' && hstatus | grep -q '"healthy":true' && break; sleep 0.2; done
+kubectl -n "$NS" wait --for=condition=Ready pod/health --timeout=60s >/dev/null
+echo "child killed and restarted in place: $(hstatus | grep -o '"restarts":[0-9]*,"last_exit":{[^}]*}'), pod Ready again,"
+echo "container restarts seen by the kubelet: $(kubectl -n "$NS" get pod health -o jsonpath='{.status.containerStatuses[0].restartCount}')"
+
 say "Claiming a warm sandbox from the pool (sandboxctl claim demo --env GREETING=hello)"
 kubectl -n "$NS" wait --for=condition=Ready sandboxpool/demo --timeout=120s >/dev/null
 echo "pool Ready: $(kubectl -n "$NS" get sandboxpool demo -o jsonpath='{.status.ready}/{.status.desired} warm pods Ready')"
