@@ -41,6 +41,12 @@ type Config struct {
 	MaxRequestBytes int64
 	// MaxUploadBytes caps the body of PUT /files (413 above); default 4 GiB.
 	MaxUploadBytes int64
+	// UploadTimeout bounds the time a PUT /files may take to send its whole
+	// body; default 1h, at most 24h.
+	UploadTimeout time.Duration
+	// UploadIdleTimeout bounds the time a PUT /files body may send nothing;
+	// default 1m, at most UploadTimeout.
+	UploadIdleTimeout time.Duration
 	// MaxOutputBytes caps the output captured per stream by a JSON
 	// /execute (the rest is dropped and the result says truncated); default
 	// 1 MiB. Streaming (NDJSON) answers are not captured and not capped.
@@ -54,6 +60,13 @@ type Config struct {
 	// waits for its own children.
 	Reap bool
 }
+
+// Defaults and bounds of the upload timeouts.
+const (
+	DefaultUploadTimeout     = time.Hour
+	DefaultUploadIdleTimeout = time.Minute
+	MaxUploadTimeout         = 24 * time.Hour
+)
 
 func (c *Config) setDefaults() {
 	if c.Mode == "" {
@@ -76,6 +89,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxUploadBytes == 0 {
 		c.MaxUploadBytes = 4 << 30
+	}
+	if c.UploadTimeout == 0 {
+		c.UploadTimeout = DefaultUploadTimeout
+	}
+	if c.UploadIdleTimeout == 0 {
+		c.UploadIdleTimeout = min(DefaultUploadIdleTimeout, c.UploadTimeout)
 	}
 	if c.MaxOutputBytes == 0 {
 		c.MaxOutputBytes = 1 << 20
@@ -111,6 +130,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxRequestBytes < 0 || c.MaxUploadBytes < 0 || c.MaxOutputBytes < 0 || c.MaxConcurrent < 0 {
 		errs = append(errs, errors.New("limits must not be negative"))
+	}
+	if c.UploadTimeout < 0 || c.UploadTimeout > MaxUploadTimeout {
+		errs = append(errs, fmt.Errorf("upload timeout %s must be positive and at most %s", c.UploadTimeout, MaxUploadTimeout))
+	}
+	if c.UploadIdleTimeout < 0 || c.UploadIdleTimeout > c.UploadTimeout {
+		errs = append(errs, fmt.Errorf("upload idle timeout %s must be positive and at most the upload timeout %s", c.UploadIdleTimeout, c.UploadTimeout))
 	}
 	return errors.Join(errs...)
 }

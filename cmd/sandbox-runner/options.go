@@ -27,6 +27,8 @@ type options struct {
 	maxOutputBytes int
 	maxUploadBytes int64
 	maxConcurrent  int
+	uploadTimeout  time.Duration
+	uploadIdle     time.Duration
 	command        []string
 }
 
@@ -52,6 +54,10 @@ func (o *options) addFlags(fs *flag.FlagSet, env lookupEnv) {
 	fs.Int64Var(&o.maxUploadBytes, "max-upload-bytes", o.maxUploadBytes, "largest PUT /files body (env SANDBOX_MAX_UPLOAD_BYTES)")
 	o.maxConcurrent = 64
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", o.maxConcurrent, "most /execute commands at once (env SANDBOX_MAX_CONCURRENT)")
+	o.uploadTimeout = runner.DefaultUploadTimeout
+	fs.Var(durationValue{&o.uploadTimeout}, "upload-timeout", "longest time a PUT /files may take to send its whole body, at most 24h (env SANDBOX_UPLOAD_TIMEOUT)")
+	o.uploadIdle = runner.DefaultUploadIdleTimeout
+	fs.Var(durationValue{&o.uploadIdle}, "upload-idle-timeout", "longest time a PUT /files body may send nothing, at most --upload-timeout (env SANDBOX_UPLOAD_IDLE_TIMEOUT)")
 }
 
 // envDefaults applies the variables of the non-string flags; a bad value
@@ -59,10 +65,12 @@ func (o *options) addFlags(fs *flag.FlagSet, env lookupEnv) {
 func (o *options) envDefaults(fs *flag.FlagSet, env lookupEnv) error {
 	var errs []error
 	for flagName, envName := range map[string]string{
-		"grace-period":     "SANDBOX_GRACE_PERIOD",
-		"max-output-bytes": "SANDBOX_MAX_OUTPUT_BYTES",
-		"max-upload-bytes": "SANDBOX_MAX_UPLOAD_BYTES",
-		"max-concurrent":   "SANDBOX_MAX_CONCURRENT",
+		"grace-period":        "SANDBOX_GRACE_PERIOD",
+		"max-output-bytes":    "SANDBOX_MAX_OUTPUT_BYTES",
+		"max-upload-bytes":    "SANDBOX_MAX_UPLOAD_BYTES",
+		"max-concurrent":      "SANDBOX_MAX_CONCURRENT",
+		"upload-timeout":      "SANDBOX_UPLOAD_TIMEOUT",
+		"upload-idle-timeout": "SANDBOX_UPLOAD_IDLE_TIMEOUT",
 	} {
 		if v, ok := env(envName); ok && v != "" {
 			if err := fs.Set(flagName, v); err != nil {
@@ -131,6 +139,12 @@ func (o *options) validate() error {
 	if o.maxOutputBytes <= 0 || o.maxUploadBytes <= 0 || o.maxConcurrent <= 0 {
 		errs = append(errs, errors.New("--max-output-bytes, --max-upload-bytes and --max-concurrent must be positive"))
 	}
+	if o.uploadTimeout <= 0 || o.uploadTimeout > runner.MaxUploadTimeout {
+		errs = append(errs, fmt.Errorf("--upload-timeout %s must be positive and at most %s", o.uploadTimeout, runner.MaxUploadTimeout))
+	}
+	if o.uploadIdle <= 0 || o.uploadIdle > o.uploadTimeout {
+		errs = append(errs, fmt.Errorf("--upload-idle-timeout %s must be positive and at most --upload-timeout %s", o.uploadIdle, o.uploadTimeout))
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q is not one of debug, info, warn, error", o.logLevel))
@@ -145,17 +159,19 @@ func (o *options) config(stderr io.Writer) (runner.Config, error) {
 		return runner.Config{}, fmt.Errorf("parsing --log-level: %w", err)
 	}
 	return runner.Config{
-		Mode:           o.mode,
-		Listen:         o.listen,
-		TokenFile:      o.tokenFile,
-		Workdir:        o.workdir,
-		GracePeriod:    o.gracePeriod,
-		Command:        o.command,
-		Version:        version.Version,
-		Logger:         slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})),
-		MaxOutputBytes: o.maxOutputBytes,
-		MaxUploadBytes: o.maxUploadBytes,
-		MaxConcurrent:  o.maxConcurrent,
-		Reap:           true,
+		Mode:              o.mode,
+		Listen:            o.listen,
+		TokenFile:         o.tokenFile,
+		Workdir:           o.workdir,
+		GracePeriod:       o.gracePeriod,
+		Command:           o.command,
+		Version:           version.Version,
+		Logger:            slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})),
+		MaxOutputBytes:    o.maxOutputBytes,
+		MaxUploadBytes:    o.maxUploadBytes,
+		MaxConcurrent:     o.maxConcurrent,
+		UploadTimeout:     o.uploadTimeout,
+		UploadIdleTimeout: o.uploadIdle,
+		Reap:              true,
 	}, nil
 }

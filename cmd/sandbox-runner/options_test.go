@@ -52,6 +52,14 @@ func TestRunFlagsAndEnv(t *testing.T) {
 			env:  map[string]string{"SANDBOX_MODE": "wrap", "SANDBOX_GRACE_PERIOD": "5s", "SANDBOX_WORKDIR": "/env"},
 			want: runner.Config{Mode: "server", Listen: ":7080", Workdir: "/flag", GracePeriod: time.Minute},
 		},
+		{
+			name: "upload timeouts",
+			args: []string{"run", "--upload-timeout=2h"},
+			env:  map[string]string{"SANDBOX_UPLOAD_IDLE_TIMEOUT": "30"},
+			want: runner.Config{Mode: "server", Listen: ":7080", GracePeriod: 10 * time.Second, UploadTimeout: 2 * time.Hour, UploadIdleTimeout: 30 * time.Second},
+		},
+		{name: "upload timeout over the bound", args: []string{"run", "--upload-timeout=25h"}, wantErr: "--upload-timeout 25h0m0s must be positive and at most 24h"},
+		{name: "upload idle timeout over the upload timeout", args: []string{"run", "--upload-timeout=1m", "--upload-idle-timeout=2m"}, wantErr: "--upload-idle-timeout 2m0s"},
 		{name: "bad mode", args: []string{"run", "--mode=daemon"}, wantErr: `--mode "daemon" is not one of server, wrap`},
 		{name: "wrap needs a command", args: []string{"run", "--mode=wrap"}, wantErr: "needs a command"},
 		{name: "bad grace period in env", args: []string{"run"}, env: map[string]string{"SANDBOX_GRACE_PERIOD": "soon"}, wantErr: "SANDBOX_GRACE_PERIOD"},
@@ -88,6 +96,12 @@ func TestRunFlagsAndEnv(t *testing.T) {
 				tc.want.MaxConcurrent = 64
 			}
 			tc.want.MaxOutputBytes, tc.want.MaxUploadBytes = 1<<20, 4<<30
+			if tc.want.UploadTimeout == 0 {
+				tc.want.UploadTimeout = runner.DefaultUploadTimeout
+			}
+			if tc.want.UploadIdleTimeout == 0 {
+				tc.want.UploadIdleTimeout = runner.DefaultUploadIdleTimeout
+			}
 			opts := cmp.Options{cmpopts.IgnoreFields(runner.Config{}, "Logger", "Reap", "Version"), cmpopts.EquateEmpty()}
 			if diff := cmp.Diff(tc.want, *got, opts); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)

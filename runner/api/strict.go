@@ -44,9 +44,9 @@ func DecodeStrict(r io.Reader, v any) error {
 	}
 	if tok, err := dec.Token(); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return fmt.Errorf("%w: data after the JSON value: %w", ErrStrictJSON, err)
+			return fmt.Errorf("%w: trailing data after the JSON value: %w", ErrStrictJSON, err)
 		}
-		return fmt.Errorf("%w: data after the JSON value (%v)", ErrStrictJSON, tok)
+		return fmt.Errorf("%w: trailing data after the JSON value (%v)", ErrStrictJSON, tok)
 	}
 	// The form is checked; encoding/json now only fills v, and refuses type
 	// mismatches with its own clear errors.
@@ -122,7 +122,7 @@ func checkObject(dec *json.Decoder, t reflect.Type, where string, depth int) err
 						return fmt.Errorf("%w: key %q in %s must be spelled %q (field names are case sensitive)", ErrStrictJSON, key, where, name)
 					}
 				}
-				return fmt.Errorf("%w: unknown key %q in %s", ErrStrictJSON, key, where)
+				return fmt.Errorf("%w: unknown field %q in %s", ErrStrictJSON, key, where)
 			}
 		}
 		if err := checkValue(dec, ft, where+"."+key, depth+1); err != nil {

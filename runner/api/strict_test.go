@@ -21,7 +21,7 @@ func TestDecodeStrict(t *testing.T) {
 		{"duplicate key", `{"argv":["true"],"argv":["id"]}`, `key "argv" appears twice`},
 		{"duplicate key differing in case", `{"shell":"true","Shell":"id"}`, `must be spelled "shell"`},
 		{"duplicate env key", `{"argv":["true"],"env":{"A":"1","A":"2"}}`, `key "A" appears twice in body.env`},
-		{"unknown field", `{"argv":["true"],"user":"root"}`, `unknown key "user"`},
+		{"unknown field", `{"argv":["true"],"user":"root"}`, `unknown field "user"`},
 		{"trailing object", `{"argv":["true"]}{"argv":["id"]}`, "data after the JSON value"},
 		{"trailing bracket", `{"argv":["true"]}]`, "data after the JSON value"},
 		{"trailing garbage", `{"argv":["true"]} x`, "data after the JSON value"},
