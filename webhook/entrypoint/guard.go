@@ -77,9 +77,10 @@ func (p AddressPolicy) allowsPrivate(hostport string) bool {
 	return slices.Contains(p.AllowedHosts, hostport) || (host != "" && slices.Contains(p.AllowedHosts, host))
 }
 
-// check refuses a resolved address (ip:port) the policy does not allow for
-// a connection to the registry at hostport.
-func (p AddressPolicy) check(hostport, address string) error {
+// Check refuses a resolved address (ip:port) the policy does not allow for
+// a connection to the registry at hostport (as named in the image
+// reference). DialContext calls it for every address it connects to.
+func (p AddressPolicy) Check(hostport, address string) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
 		return fmt.Errorf("%w: %s is not an IP address and port", ErrAddressRefused, address)
@@ -106,7 +107,7 @@ func (p AddressPolicy) DialContext(ctx context.Context, network, hostport string
 		Timeout:   30 * time.Second,
 		KeepAlive: 30 * time.Second,
 		Control: func(_, address string, _ syscall.RawConn) error {
-			return p.check(hostport, address)
+			return p.Check(hostport, address)
 		},
 	}
 	return d.DialContext(ctx, network, hostport)
