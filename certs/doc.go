@@ -10,7 +10,7 @@
 //	tls.crt  the serving certificate (leaf only), signed by the first CA of ca.crt
 //	tls.key  its private key (PKCS#8)
 //	ca.crt   the trust bundle, newest CA first: the signing CA, then older CAs
-//	         that are still trusted until they expire
+//	         that are still trusted, for the overlap after a rotation
 //	ca.key   the private key of the signing CA (the first certificate of ca.crt)
 //
 // The Rotator writes the trust bundle into the caBundle of every webhook of one

@@ -148,8 +148,8 @@ func (p Policy) Next(data map[string][]byte, now time.Time, trusted func(*x509.C
 	}
 	st, caErr, servingErr := ParseSecret(data, now)
 	if caErr != nil {
-		// Keep the CAs that still parse in the bundle: API servers may trust
-		// them, and nothing is lost by trusting them until they expire.
+		// Keep the CAs that still parse in the bundle: replicas may still
+		// serve certificates they signed. They go after the overlap.
 		old, _ := ParseBundle(data[KeyCABundle])
 		st, err := p.fresh(old, now)
 		if err != nil {
