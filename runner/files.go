@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -71,12 +72,14 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request) {
 	}
 	body := s.uploadBody(w, http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes))
 	n, err := io.Copy(f, body)
-	err = s.uploadReadError(err)
 	if err == nil {
 		err = f.Chmod(mode) // the umask may have narrowed it
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && !s.stillValid(r) {
+		err = errStaleRequest
 	}
 	if err == nil {
 		err = s.root.Rename(tmp, name)
@@ -87,8 +90,8 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("upload is larger than the limit of %d bytes", mbe.Limit))
 			return
 		}
-		if errors.Is(err, errUploadTimeout) {
-			s.fail(w, r, http.StatusRequestTimeout, fmt.Errorf("writing %q: %w", name, err))
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.fail(w, r, http.StatusRequestTimeout, fmt.Errorf("upload of %q too slow: see --upload-idle-timeout %s, --upload-timeout %s", name, s.cfg.UploadIdleTimeout, s.cfg.UploadTimeout))
 			return
 		}
 		s.fail(w, r, fsStatus(err), fmt.Errorf("writing %q: %w", name, err))
@@ -225,6 +228,8 @@ func fsStatus(err error) int {
 	switch {
 	case errors.Is(err, errNotRegular):
 		return http.StatusBadRequest
+	case errors.Is(err, errStaleRequest):
+		return http.StatusUnauthorized
 	case errors.Is(err, fs.ErrNotExist):
 		return http.StatusNotFound
 	case errors.Is(err, fs.ErrPermission):

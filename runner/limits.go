@@ -23,18 +23,12 @@ var errNotRegular = errors.New("is not a regular file or directory")
 // open of a FIFO waits for a writer (holding an OS thread for good), a
 // device can do anything. It returns the open file only when it is a
 // regular file or a directory; anything else is refused with errNotRegular
-// before a byte is read. The type is checked before the open, for a clear
-// answer, and again on the open file, in case it was swapped meanwhile.
+// before a byte is read (a socket already fails to open).
 func (s *Server) openForRead(name string) (*os.File, fs.FileInfo, error) {
-	if fi, err := s.root.Stat(name); err == nil {
-		if err := checkKind(name, fi); err != nil {
-			return nil, nil, err
-		}
-	}
 	f, err := s.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		if errors.Is(err, syscall.ENXIO) { // a socket swapped in
-			return nil, nil, fmt.Errorf("%q %w", name, errNotRegular)
+		if errors.Is(err, syscall.ENXIO) {
+			return nil, nil, fmt.Errorf("%q %w (it is a socket)", name, errNotRegular)
 		}
 		return nil, nil, err
 	}
@@ -53,21 +47,11 @@ func checkKind(name string, fi fs.FileInfo) error {
 	if fi.Mode().IsRegular() || fi.IsDir() {
 		return nil
 	}
-	return fmt.Errorf("%q %w (it is a %s)", name, errNotRegular, fileKind(fi.Mode()))
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "block device"
+	kind := "device or special file"
+	if fi.Mode()&fs.ModeNamedPipe != 0 {
+		kind = "named pipe"
 	}
-	return "special file"
+	return fmt.Errorf("%q %w (it is a %s)", name, errNotRegular, kind)
 }
 
 // uploadBody makes every read of an upload's body arrive within the idle
@@ -97,18 +81,6 @@ func (u *uploadBody) Read(p []byte) (int, error) {
 	// then the server's own timeouts are all there is.
 	_ = u.rc.SetReadDeadline(d)
 	return u.r.Read(p)
-}
-
-// errUploadTimeout is wrapped when an upload's body was too slow.
-var errUploadTimeout = errors.New("upload body too slow")
-
-// uploadReadError says why reading an upload failed, when it was too slow.
-func (s *Server) uploadReadError(err error) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("%w: no data for %s or the whole body not within %s (flags --upload-idle-timeout, --upload-timeout)",
-			errUploadTimeout, s.cfg.UploadIdleTimeout, s.cfg.UploadTimeout)
-	}
-	return err
 }
 
 // refuse answers a request that failed authorization, and closes its

@@ -21,6 +21,8 @@ type options struct {
 	mode           string
 	listen         string
 	tokenFile      string
+	claimVerifier  string
+	insecureLoop   bool
 	workdir        string
 	gracePeriod    time.Duration
 	logLevel       string
@@ -43,7 +45,13 @@ func (o *options) addFlags(fs *flag.FlagSet, env lookupEnv) {
 	}
 	str(&o.mode, "mode", "SANDBOX_MODE", api.ModeServer, "server: serve the API and keep serving after the command exits; wrap: exit with the command's exit code")
 	str(&o.listen, "listen", "SANDBOX_LISTEN", ":7080", "TCP address of the API")
-	str(&o.tokenFile, "token-file", "SANDBOX_TOKEN_FILE", "", "file holding the API bearer token; missing or empty: loopback clients only")
+	str(&o.tokenFile, "token-file", "SANDBOX_TOKEN_FILE", "", "file holding the API bearer token; missing or empty: the API is closed (see --insecure-loopback)")
+	str(&o.claimVerifier, "claim-verifier", "SANDBOX_CLAIM_VERIFIER", "", "sha256:<hex> of the claim credential: the runner waits for POST /claim and answers nothing else until then (set by the webhook on pool pods)")
+	loop := false
+	if v, ok := env("SANDBOX_INSECURE_LOOPBACK"); ok {
+		loop = v == "true"
+	}
+	fs.BoolVar(&o.insecureLoop, "insecure-loopback", loop, "without a token, answer loopback clients (kubectl port-forward); off: a runner without a token answers only its probes (env SANDBOX_INSECURE_LOOPBACK)")
 	str(&o.workdir, "workdir", "SANDBOX_WORKDIR", "", "directory of /files and default cwd of /execute (default the current directory)")
 	str(&o.logLevel, "log-level", "SANDBOX_LOG_LEVEL", "info", "debug, info, warn or error")
 	o.gracePeriod = 10 * time.Second
@@ -55,9 +63,9 @@ func (o *options) addFlags(fs *flag.FlagSet, env lookupEnv) {
 	o.maxConcurrent = 64
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", o.maxConcurrent, "most /execute commands at once (env SANDBOX_MAX_CONCURRENT)")
 	o.uploadTimeout = runner.DefaultUploadTimeout
-	fs.Var(durationValue{&o.uploadTimeout}, "upload-timeout", "longest time a PUT /files may take to send its whole body, at most 24h (env SANDBOX_UPLOAD_TIMEOUT)")
+	fs.Var(durationValue{&o.uploadTimeout}, "upload-timeout", "most time a PUT /files body may take, up to 24h (env SANDBOX_UPLOAD_TIMEOUT)")
 	o.uploadIdle = runner.DefaultUploadIdleTimeout
-	fs.Var(durationValue{&o.uploadIdle}, "upload-idle-timeout", "longest time a PUT /files body may send nothing, at most --upload-timeout (env SANDBOX_UPLOAD_IDLE_TIMEOUT)")
+	fs.Var(durationValue{&o.uploadIdle}, "upload-idle-timeout", "most time a PUT /files body may send nothing (env SANDBOX_UPLOAD_IDLE_TIMEOUT)")
 }
 
 // envDefaults applies the variables of the non-string flags; a bad value
@@ -162,6 +170,8 @@ func (o *options) config(stderr io.Writer) (runner.Config, error) {
 		Mode:              o.mode,
 		Listen:            o.listen,
 		TokenFile:         o.tokenFile,
+		ClaimVerifier:     o.claimVerifier,
+		InsecureLoopback:  o.insecureLoop,
 		Workdir:           o.workdir,
 		GracePeriod:       o.gracePeriod,
 		Command:           o.command,

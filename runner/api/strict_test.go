@@ -16,16 +16,16 @@ func TestDecodeStrict(t *testing.T) {
 		name, body, wantErr string
 	}{
 		{"exact names", `{"argv":["true"],"env":{"A":"1","a":"2"},"timeout_ms":5}`, ""},
-		{"upper-case field name", `{"ARGV":["id"]}`, `key "ARGV" in body must be spelled "argv"`},
-		{"mixed-case field name", `{"argv":["true"],"Timeout_Ms":1}`, `must be spelled "timeout_ms"`},
+		{"upper-case field name", `{"ARGV":["id"]}`, `unknown field "ARGV" in body (names are case sensitive)`},
+		{"mixed-case field name", `{"argv":["true"],"Timeout_Ms":1}`, `unknown field "Timeout_Ms"`},
 		{"duplicate key", `{"argv":["true"],"argv":["id"]}`, `key "argv" appears twice`},
-		{"duplicate key differing in case", `{"shell":"true","Shell":"id"}`, `must be spelled "shell"`},
+		{"duplicate key differing in case", `{"shell":"true","Shell":"id"}`, `unknown field "Shell"`},
 		{"duplicate env key", `{"argv":["true"],"env":{"A":"1","A":"2"}}`, `key "A" appears twice in body.env`},
 		{"unknown field", `{"argv":["true"],"user":"root"}`, `unknown field "user"`},
 		{"trailing object", `{"argv":["true"]}{"argv":["id"]}`, "data after the JSON value"},
 		{"trailing bracket", `{"argv":["true"]}]`, "data after the JSON value"},
 		{"trailing garbage", `{"argv":["true"]} x`, "data after the JSON value"},
-		{"empty body", ``, "body is empty"},
+		{"empty body", ``, "the body is empty"},
 		{"deep nesting", `{"argv":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, "nests deeper"},
 		{"wrong type", `{"argv":"true"}`, "cannot unmarshal"},
 	}
