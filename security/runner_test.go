@@ -3,6 +3,8 @@ package security
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -241,14 +243,28 @@ func TestRunnerAttacks(t *testing.T) {
 	attack(t, "runner", "JSON duplicate keys differing in case", execRefused(`{"shell":"true","Shell":"touch pwned"}`))
 	attack(t, "runner", "JSON unknown fields", execRefused(`{"shell":"touch pwned","user":"root"}`))
 	attack(t, "runner", "JSON trailing data", execRefused(`{"shell":"true"}{"shell":"touch pwned"}`))
-	attack(t, "runner", "JSON duplicate claim tokens", func(t *testing.T) error {
-		body := `{"token":"attacker-token-0123456789","token":"innocent-token-0123456789"}`
-		code, resp, err := r.raw(t, "POST", "/claim", body, true)
+	attack(t, "runner", "JSON duplicate claim token digests, the last one wins", func(t *testing.T) error {
+		// A warm runner that knows only the verifier of its claim credential.
+		const credential = "claim-credential-0123456789abcdef"
+		sum := sha256.Sum256([]byte(credential))
+		warm := startRunner(t, "--claim-verifier=sha256:"+hex.EncodeToString(sum[:]))
+		a, b := sha256.Sum256([]byte("innocent")), sha256.Sum256([]byte("attacker"))
+		body := fmt.Sprintf(`{"protocol":%d,"token_sha256":%q,"token_sha256":%q}`, api.ClaimProtocol, hex.EncodeToString(a[:]), hex.EncodeToString(b[:]))
+		conn, err := net.Dial("tcp", warm.addr)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		if code != http.StatusBadRequest {
-			return fmt.Errorf("claim with two tokens answered %d %s", code, resp)
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+		fmt.Fprintf(conn, "POST /claim HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s", credential, len(body), body)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return fmt.Errorf("no answer: %w", err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			return fmt.Errorf("claim with two token digests answered %d %s", resp.StatusCode, msg)
 		}
 		return nil
 	})
