@@ -80,7 +80,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{name: "serving outlives CA", args: []string{"--runner-image=x", "--cert-mode=self", "--release-namespace=sys", "--ca-lifetime=1h", "--cert-lifetime=2h"}, wantErr: "at most the CA's 1h0m0s"},
 		{name: "renew window too long", args: []string{"--runner-image=x", "--cert-mode=self", "--release-namespace=sys", "--cert-lifetime=1h", "--cert-renew-before=1h"}, wantErr: "renew-before 1h0m0s"},
 		{name: "CA overlap shorter than a propagation", args: []string{"--runner-image=x", "--cert-mode=self", "--release-namespace=sys", "--ca-overlap=15s"}, wantErr: "ca overlap 15s must be at least"},
-		{name: "registry allowance", args: []string{"--runner-image=x", "--registry-allow-private", "--insecure-registries=10.0.0.1:5000"}, want: func(o *options) string {
+		{name: "registry allowance", args: []string{"--runner-image=x", "--claims=false", "--registry-allow-private", "--insecure-registries=10.0.0.1:5000"}, want: func(o *options) string {
 			if !o.registryPrivate || o.insecureRegistries != "10.0.0.1:5000" {
 				return "registry flags ignored"
 			}
