@@ -33,6 +33,7 @@ kubectl apply --server-side --force-conflicts -f "$ROOT/charts/sandbox-injector/
 "$BIN/helm" upgrade --install "$RELEASE" "$ROOT/charts/sandbox-injector" \
 	--namespace "$RELEASE_NS" --create-namespace \
 	--set webhook.image.registry="$REGISTRY" --set-string webhook.image.tag="$TAG" \
+	--set "webhook.insecureRegistries={$REGISTRY}" \
 	--set runner.image.registry="$REGISTRY" --set-string runner.image.tag="$TAG" \
 	--set certManager.enabled=false --set webhook.replicas=1 \
 	--set agent.enabled=true --set agent.image.registry="$REGISTRY" --set-string agent.image.tag="$TAG" \

@@ -62,6 +62,12 @@ type Config struct {
 	MaxRequestBytes int64
 	// MaxUploadBytes caps the body of PUT /files (413 above); default 4 GiB.
 	MaxUploadBytes int64
+	// UploadTimeout bounds the time a PUT /files may take to send its whole
+	// body; default 1h, at most 24h.
+	UploadTimeout time.Duration
+	// UploadIdleTimeout bounds the time a PUT /files body may send nothing;
+	// default 1m, at most UploadTimeout.
+	UploadIdleTimeout time.Duration
 	// MaxOutputBytes caps the output captured per stream by a JSON
 	// /execute (the rest is dropped and the result says truncated); default
 	// 1 MiB. Streaming (NDJSON) answers are not captured and not capped.
@@ -77,6 +83,13 @@ type Config struct {
 
 	clock clock // time; tests set a fake one
 }
+
+// Defaults and bounds of the upload timeouts.
+const (
+	DefaultUploadTimeout     = time.Hour
+	DefaultUploadIdleTimeout = time.Minute
+	MaxUploadTimeout         = 24 * time.Hour
+)
 
 func (c *Config) setDefaults() {
 	if c.Mode == "" {
@@ -105,6 +118,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxUploadBytes == 0 {
 		c.MaxUploadBytes = 4 << 30
+	}
+	if c.UploadTimeout == 0 {
+		c.UploadTimeout = DefaultUploadTimeout
+	}
+	if c.UploadIdleTimeout == 0 {
+		c.UploadIdleTimeout = min(DefaultUploadIdleTimeout, c.UploadTimeout)
 	}
 	if c.MaxOutputBytes == 0 {
 		c.MaxOutputBytes = 1 << 20
@@ -153,6 +172,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxRequestBytes < 0 || c.MaxUploadBytes < 0 || c.MaxOutputBytes < 0 || c.MaxConcurrent < 0 {
 		errs = append(errs, errors.New("limits must not be negative"))
+	}
+	if c.UploadTimeout < 0 || c.UploadTimeout > MaxUploadTimeout || c.UploadIdleTimeout < 0 || c.UploadIdleTimeout > c.UploadTimeout {
+		errs = append(errs, errors.New("upload timeouts: 0 < idle <= whole <= 24h"))
 	}
 	if c.ClaimVerifier != "" {
 		if _, err := parseVerifier(c.ClaimVerifier); err != nil {

@@ -127,7 +127,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code, err = http.StatusConflict, errAlreadyClaimed
 		}
 		if code != 0 {
-			s.fail(rec, r, code, err)
+			s.refuse(rec, r, code, err)
 			s.logRequest(r, rec, start, "")
 			return
 		}

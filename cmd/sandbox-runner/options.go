@@ -33,6 +33,8 @@ type options struct {
 	restartPolicy  string
 	livenessProbe  string
 	probe          *api.Probe // parsed from livenessProbe by validate
+	uploadTimeout  time.Duration
+	uploadIdle     time.Duration
 	command        []string
 }
 
@@ -66,6 +68,10 @@ func (o *options) addFlags(fs *flag.FlagSet, env lookupEnv) {
 	fs.Int64Var(&o.maxUploadBytes, "max-upload-bytes", o.maxUploadBytes, "largest PUT /files body (env SANDBOX_MAX_UPLOAD_BYTES)")
 	o.maxConcurrent = 64
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", o.maxConcurrent, "most /execute commands at once (env SANDBOX_MAX_CONCURRENT)")
+	o.uploadTimeout = runner.DefaultUploadTimeout
+	fs.Var(durationValue{&o.uploadTimeout}, "upload-timeout", "most time a PUT /files body may take, up to 24h (env SANDBOX_UPLOAD_TIMEOUT)")
+	o.uploadIdle = runner.DefaultUploadIdleTimeout
+	fs.Var(durationValue{&o.uploadIdle}, "upload-idle-timeout", "most time a PUT /files body may send nothing (env SANDBOX_UPLOAD_IDLE_TIMEOUT)")
 }
 
 // envDefaults applies the variables of the non-string flags; a bad value
@@ -73,10 +79,12 @@ func (o *options) addFlags(fs *flag.FlagSet, env lookupEnv) {
 func (o *options) envDefaults(fs *flag.FlagSet, env lookupEnv) error {
 	var errs []error
 	for flagName, envName := range map[string]string{
-		"grace-period":     "SANDBOX_GRACE_PERIOD",
-		"max-output-bytes": "SANDBOX_MAX_OUTPUT_BYTES",
-		"max-upload-bytes": "SANDBOX_MAX_UPLOAD_BYTES",
-		"max-concurrent":   "SANDBOX_MAX_CONCURRENT",
+		"grace-period":        "SANDBOX_GRACE_PERIOD",
+		"max-output-bytes":    "SANDBOX_MAX_OUTPUT_BYTES",
+		"max-upload-bytes":    "SANDBOX_MAX_UPLOAD_BYTES",
+		"max-concurrent":      "SANDBOX_MAX_CONCURRENT",
+		"upload-timeout":      "SANDBOX_UPLOAD_TIMEOUT",
+		"upload-idle-timeout": "SANDBOX_UPLOAD_IDLE_TIMEOUT",
 	} {
 		if v, ok := env(envName); ok && v != "" {
 			if err := fs.Set(flagName, v); err != nil {
@@ -161,6 +169,12 @@ func (o *options) validate() error {
 			o.probe = p
 		}
 	}
+	if o.uploadTimeout <= 0 || o.uploadTimeout > runner.MaxUploadTimeout {
+		errs = append(errs, fmt.Errorf("--upload-timeout %s must be positive and at most %s", o.uploadTimeout, runner.MaxUploadTimeout))
+	}
+	if o.uploadIdle <= 0 || o.uploadIdle > o.uploadTimeout {
+		errs = append(errs, fmt.Errorf("--upload-idle-timeout %s must be positive and at most --upload-timeout %s", o.uploadIdle, o.uploadTimeout))
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q is not one of debug, info, warn, error", o.logLevel))
@@ -175,21 +189,23 @@ func (o *options) config(stderr io.Writer) (runner.Config, error) {
 		return runner.Config{}, fmt.Errorf("parsing --log-level: %w", err)
 	}
 	return runner.Config{
-		Mode:             o.mode,
-		Listen:           o.listen,
-		TokenFile:        o.tokenFile,
-		ClaimVerifier:    o.claimVerifier,
-		InsecureLoopback: o.insecureLoop,
-		Workdir:          o.workdir,
-		GracePeriod:      o.gracePeriod,
-		Command:          o.command,
-		RestartPolicy:    o.restartPolicy,
-		LivenessProbe:    o.probe,
-		Version:          version.Version,
-		Logger:           slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})),
-		MaxOutputBytes:   o.maxOutputBytes,
-		MaxUploadBytes:   o.maxUploadBytes,
-		MaxConcurrent:    o.maxConcurrent,
-		Reap:             true,
+		Mode:              o.mode,
+		Listen:            o.listen,
+		TokenFile:         o.tokenFile,
+		ClaimVerifier:     o.claimVerifier,
+		InsecureLoopback:  o.insecureLoop,
+		Workdir:           o.workdir,
+		GracePeriod:       o.gracePeriod,
+		Command:           o.command,
+		RestartPolicy:     o.restartPolicy,
+		LivenessProbe:     o.probe,
+		Version:           version.Version,
+		Logger:            slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})),
+		MaxOutputBytes:    o.maxOutputBytes,
+		MaxUploadBytes:    o.maxUploadBytes,
+		MaxConcurrent:     o.maxConcurrent,
+		UploadTimeout:     o.uploadTimeout,
+		UploadIdleTimeout: o.uploadIdle,
+		Reap:              true,
 	}, nil
 }

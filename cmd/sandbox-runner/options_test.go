@@ -72,6 +72,14 @@ func TestRunFlagsAndEnv(t *testing.T) {
 		{name: "invalid probe", args: []string{"run", `--liveness-probe={"httpGet":{"port":0}}`, "app"}, wantErr: "--liveness-probe: validating probe: httpGet.port: Invalid value: 0"},
 		{name: "grpc probe", args: []string{"run", `--liveness-probe={"grpc":{"port":9000}}`, "app"}, wantErr: "grpc probes are not supported by the runner"},
 		{name: "probe without a command", args: []string{"run", `--liveness-probe={"tcpSocket":{"port":80}}`}, wantErr: "--liveness-probe needs a command"},
+		{
+			name: "upload timeouts",
+			args: []string{"run", "--upload-timeout=2h"},
+			env:  map[string]string{"SANDBOX_UPLOAD_IDLE_TIMEOUT": "30"},
+			want: runner.Config{Mode: "server", Listen: ":7080", GracePeriod: 10 * time.Second, UploadTimeout: 2 * time.Hour, UploadIdleTimeout: 30 * time.Second},
+		},
+		{name: "upload timeout over the bound", args: []string{"run", "--upload-timeout=25h"}, wantErr: "--upload-timeout 25h0m0s must be positive and at most 24h"},
+		{name: "upload idle timeout over the upload timeout", args: []string{"run", "--upload-timeout=1m", "--upload-idle-timeout=2m"}, wantErr: "--upload-idle-timeout 2m0s"},
 		{name: "bad mode", args: []string{"run", "--mode=daemon"}, wantErr: `--mode "daemon" is not one of server, wrap`},
 		{name: "wrap needs a command", args: []string{"run", "--mode=wrap"}, wantErr: "needs a command"},
 		{name: "bad grace period in env", args: []string{"run"}, env: map[string]string{"SANDBOX_GRACE_PERIOD": "soon"}, wantErr: "SANDBOX_GRACE_PERIOD"},
@@ -110,6 +118,12 @@ func TestRunFlagsAndEnv(t *testing.T) {
 			tc.want.MaxOutputBytes, tc.want.MaxUploadBytes = 1<<20, 4<<30
 			if tc.want.RestartPolicy == "" {
 				tc.want.RestartPolicy = "Never"
+			}
+			if tc.want.UploadTimeout == 0 {
+				tc.want.UploadTimeout = runner.DefaultUploadTimeout
+			}
+			if tc.want.UploadIdleTimeout == 0 {
+				tc.want.UploadIdleTimeout = runner.DefaultUploadIdleTimeout
 			}
 			opts := cmp.Options{cmpopts.IgnoreFields(runner.Config{}, "Logger", "Reap", "Version"), cmpopts.IgnoreUnexported(runner.Config{}), cmpopts.EquateEmpty()}
 			if diff := cmp.Diff(tc.want, *got, opts); diff != "" {
