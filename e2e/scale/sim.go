@@ -331,4 +331,3 @@ func (f *FakeRunner) ClaimedTwice() []string {
 
 // Close stops it.
 func (f *FakeRunner) Close() { f.srv.Close() }
-
