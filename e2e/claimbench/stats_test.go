@@ -1,7 +1,10 @@
 package claimbench
 
 import (
+	"context"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -143,5 +146,25 @@ func TestWritePrintsEveryRowAndTheRatios(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestBurstRunsEveryClaimAndReportsAnError(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	got, err := Burst(t.Context(), 5, func(context.Context) (time.Duration, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 3 {
+			return 0, errors.New("no sandbox")
+		}
+		return time.Millisecond, nil
+	})
+	if calls != 5 || len(got) != 4 {
+		t.Fatalf("%d calls, %d samples; want 5 and 4", calls, len(got))
+	}
+	if err == nil || !strings.Contains(err.Error(), "burst of 5 claims: no sandbox") {
+		t.Fatalf("error %v", err)
 	}
 }
