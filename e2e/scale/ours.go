@@ -2,6 +2,8 @@ package scale
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -32,11 +34,15 @@ var OursController func(mgr manager.Manager, dial DialFunc) error
 
 // PreparePod turns a warm pod the harness makes for a node without a real
 // agent into what that node's agent and the webhook (which envtest does not
-// run) would have made. The default adds the runner's port; the controller's
-// wiring replaces it when the controller checks more.
+// run) would have made. The default adds the runner's port and a claim
+// nonce; the controller's wiring replaces it when the controller checks
+// more.
 var PreparePod = func(pod *corev1.Pod) {
 	c := &pod.Spec.Containers[0]
 	c.Ports = append(c.Ports, corev1.ContainerPort{Name: "sandbox-runner", ContainerPort: SimRunnerPort})
+	nonce := make([]byte, 16)
+	_, _ = rand.Read(nonce)
+	pod.Annotations[v1alpha1.AnnotationClaimNonce] = hex.EncodeToString(nonce)
 }
 
 // SimRunnerPort is the runner port of simulated warm pods.
