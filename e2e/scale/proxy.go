@@ -3,6 +3,7 @@ package scale
 import (
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -60,6 +61,8 @@ func NewCountingProxy(upstream *rest.Config) (*CountingProxy, error) {
 		},
 		Transport:     transport,
 		FlushInterval: -1,
+		// A client hanging up (a watch ended) is no news.
+		ErrorLog: log.New(io.Discard, "", 0),
 		ModifyResponse: func(resp *http.Response) error {
 			resp.Body = &countingBody{ReadCloser: resp.Body, n: &p.bytes}
 			return nil

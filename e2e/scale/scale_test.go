@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // plan is the simulation's size; SANDBOX_SCALE_* override it for a quick
@@ -53,6 +56,7 @@ func TestScale(t *testing.T) {
 		t.Skip("scale simulation: run make bench-peers-scale (SANDBOX_SCALE=1)")
 	}
 	p := planFromEnv(t)
+	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := context.WithTimeout(t.Context(), p.deadline)
 	defer cancel()
 	res := &Result{SmallPool: p.smallPool, LargePool: p.largePool, FewNodes: p.fewNodes, ManyNodes: p.manyNodes, Goal: p.goal}
@@ -60,8 +64,12 @@ func TestScale(t *testing.T) {
 		col := Column{Name: side.name}
 		t.Run(side.name, func(t *testing.T) {
 			s := StartSim(t)
-			go s.RunBinder(ctx)
-			col = runSide(ctx, t, s, p, side)
+			// Canceled before the API server stops (cleanups run last
+			// first), so that no watch of the harness holds it up.
+			sctx, cancel := context.WithCancel(ctx)
+			t.Cleanup(cancel)
+			go s.RunBinder(sctx)
+			col = runSide(sctx, t, s, p, side)
 		})
 		res.Columns = append(res.Columns, col)
 	}
