@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 	"sandbox.io/injector/agent"
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim"
+	"sandbox.io/injector/claim/controller"
+	"sandbox.io/injector/internal/claimkey"
 	"sandbox.io/injector/pool"
 	"sandbox.io/injector/webhook"
 )
@@ -27,10 +30,17 @@ import (
 // DialFunc is the dialer the controller must reach runners with.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
-// OursController adds our claim controller to mgr, reaching runners only
-// through dial (the simulation's loopback stand-ins). While it is nil the
-// simulation measures agent-sandbox alone and says so.
-var OursController func(mgr manager.Manager, dial DialFunc) error
+// OursController adds our claim controller (package claim/controller) to
+// mgr, reaching runners only through dial (the simulation's loopback
+// stand-ins): its HTTP client has no other dialer and no proxy.
+var OursController = func(mgr manager.Manager, dial DialFunc) error {
+	key := make(claimkey.Key, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("making a claim key: %w", err)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: dial, Proxy: nil, MaxIdleConnsPerHost: 4}}
+	return controller.Setup(mgr, controller.Options{Key: key, HTTPClient: hc})
+}
 
 // PreparePod turns a warm pod the harness makes for a node without a real
 // agent into what that node's agent and the webhook (which envtest does not
@@ -39,7 +49,7 @@ var OursController func(mgr manager.Manager, dial DialFunc) error
 // more.
 var PreparePod = func(pod *corev1.Pod) {
 	c := &pod.Spec.Containers[0]
-	c.Ports = append(c.Ports, corev1.ContainerPort{Name: "sandbox-runner", ContainerPort: SimRunnerPort})
+	c.Ports = append(c.Ports, corev1.ContainerPort{Name: controller.RunnerPortName, ContainerPort: SimRunnerPort})
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
 	pod.Annotations[v1alpha1.AnnotationClaimNonce] = hex.EncodeToString(nonce)
@@ -49,8 +59,11 @@ var PreparePod = func(pod *corev1.Pod) {
 const SimRunnerPort = webhook.DefaultRunnerPort
 
 // RealAgents is how many nodes run a real node agent (agent.SetupPools,
-// in-process); the harness stands in for the others' agents.
-const RealAgents = 3
+// in-process); the harness stands in for the others' agents. 0 until the
+// simulation runs the webhook too: envtest runs none, and a real agent's
+// pods without the webhook's claim nonce and runner port are never
+// claimable.
+var RealAgents = 0
 
 func init() {
 	sides = append([]side{{name: "ours", setUp: setUpOurs}}, sides...)
@@ -148,8 +161,9 @@ func (o *oursPools) Size(ctx context.Context, n int) error {
 	nodes := o.s.Nodes()
 	perNode := int32((n + len(nodes) - 1) / len(nodes))
 	if o.p.Spec.WarmPodsPerNode() != perNode {
-		o.p.Spec.PodsPerNode = ptr.To(perNode)
-		if err := o.c.Update(ctx, o.p); err != nil {
+		// A merge patch: the controller writes the pool's status meanwhile.
+		patch := ctrl.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"podsPerNode":%d}}`, perNode))
+		if err := o.c.Patch(ctx, o.p, patch); err != nil {
 			return fmt.Errorf("setting podsPerNode of %s/%s to %d: %w", o.p.Namespace, o.p.Name, perNode, err)
 		}
 	}

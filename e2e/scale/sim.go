@@ -175,7 +175,7 @@ func (s *Sim) AddNodes(ctx context.Context, n int) error {
 		}
 		s.nodes = append(s.nodes, node.Name)
 	}
-	return poll(ctx, 2*time.Minute, fmt.Sprintf("%d simulated nodes Ready", n), func() error {
+	if err := poll(ctx, 2*time.Minute, fmt.Sprintf("%d simulated nodes Ready", n), func() error {
 		list, err := s.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "type=kwok"})
 		if err != nil {
 			return err
@@ -195,7 +195,37 @@ func (s *Sim) AddNodes(ctx context.Context, n int) error {
 			return fmt.Errorf("%d of %d Ready", ready, n)
 		}
 		return nil
-	})
+	}); err != nil {
+		return err
+	}
+	return s.untaintNodes(ctx)
+}
+
+// untaintNodes stands in for the node lifecycle controller (envtest runs no
+// kube-controller-manager): the API server gives a new node the
+// not-ready:NoSchedule taint, and only that controller removes it once the
+// node is Ready. Warm pools keep no pods on a node that has it.
+func (s *Sim) untaintNodes(ctx context.Context) error {
+	for _, name := range s.nodes {
+		node, err := s.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading simulated node %s: %w", name, err)
+		}
+		kept := node.Spec.Taints[:0]
+		for _, taint := range node.Spec.Taints {
+			if taint.Key != corev1.TaintNodeNotReady {
+				kept = append(kept, taint)
+			}
+		}
+		if len(kept) == len(node.Spec.Taints) {
+			continue
+		}
+		node.Spec.Taints = kept
+		if _, err := s.Kube.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("removing the not-ready taint of simulated node %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // poll calls check every 100 ms until it returns nil or timeout passes.
