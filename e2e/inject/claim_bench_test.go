@@ -1,0 +1,187 @@
+package inject
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/claim"
+	"sandbox.io/injector/e2e/claimbench"
+	"sandbox.io/injector/pool"
+	"sandbox.io/injector/runner/api"
+)
+
+// TestBenchClaim is `make bench-claim`: in one run on the local cluster,
+// our claims (a SandboxClaim through the Go claim package, created to the
+// first /execute result: 50 sequential warm, a burst of 20 warm, 8 cold)
+// beside kubernetes-sigs/agent-sandbox v1.0.1's controller claiming from a
+// SandboxWarmPool of the same busybox image (created to Ready). It prints
+// one table, then fails when a goal of claimbench.DefaultGoals is missed.
+// AGENT_SANDBOX_BIN and AGENT_SANDBOX_CRDS (set by the make target) locate
+// the peer.
+func TestBenchClaim(t *testing.T) {
+	if os.Getenv("E2E_BENCH") != "1" {
+		t.Skip("benchmark: run make bench-claim")
+	}
+	x := requireE2E(t)
+	peerBin, peerCRDs := os.Getenv("AGENT_SANDBOX_BIN"), os.Getenv("AGENT_SANDBOX_CRDS")
+	if peerBin == "" || peerCRDs == "" {
+		t.Fatal("AGENT_SANDBOX_BIN and AGENT_SANDBOX_CRDS are not set (make bench-claim sets them)")
+	}
+	const (
+		sequential = 50
+		burst      = 20
+		colds      = 8
+		poolSize   = 10
+	)
+	rep := &claimbench.Report{Peer: "agent-sandbox v1.0.1", Burst: burst}
+
+	// Ours: warm pods kept by the node agent, bound by the controller.
+	x.installPoolAgent(t)
+	t.Cleanup(func() {
+		if err := x.install(); err != nil {
+			t.Errorf("putting the chart back: %v", err)
+		}
+	})
+	ns := x.namespace(t, "bench-claim", nil)
+	p := x.createPool(t, ns, "bench", poolSize)
+	cold := x.createPool(t, ns, "cold", 0)
+	cl, err := claim.New(x.rest, claim.Config{Transport: claim.TransportDirect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// one claims, runs `true` and returns the time from before the
+	// claim's creation to the /execute result; the release is not timed.
+	one := func(ctx context.Context, poolName string, noCold bool) (time.Duration, error) {
+		start := time.Now()
+		sb, err := cl.Claim(ctx, claim.Request{Namespace: ns, Pool: poolName, Env: map[string]string{"K": "v"}, NoCold: noCold})
+		if err != nil {
+			return 0, err
+		}
+		res, err := sb.Runner().Execute(ctx, api.ExecuteRequest{Argv: []string{"true"}})
+		took := time.Since(start)
+		if relErr := cl.Release(context.WithoutCancel(ctx), ns, sb.Claim); relErr != nil && err == nil {
+			err = relErr
+		}
+		if err != nil {
+			return 0, fmt.Errorf("first /execute in %s: %w", sb.Pod, err)
+		}
+		if res.ExitCode != 0 {
+			return 0, fmt.Errorf("first /execute in %s: exit code %d", sb.Pod, res.ExitCode)
+		}
+		return took, nil
+	}
+	for i := range sequential {
+		x.waitWarmAtLeast(t, p, poolSize)
+		d, err := one(t.Context(), p.Name, true)
+		if err != nil {
+			t.Fatalf("our warm claim %d: %v", i+1, err)
+		}
+		rep.OursSequential = append(rep.OursSequential, d)
+	}
+	for i := range colds {
+		d, err := one(t.Context(), cold.Name, false)
+		if err != nil {
+			t.Fatalf("our cold claim %d: %v", i+1, err)
+		}
+		rep.OursCold = append(rep.OursCold, d)
+	}
+	x.setPodsPerNode(t, p, burst)
+	x.waitWarmAtLeast(t, p, burst)
+	burstStart := time.Now()
+	rep.OursBurst, err = claimbench.Burst(t.Context(), burst, func(ctx context.Context) (time.Duration, error) {
+		return one(ctx, p.Name, true)
+	})
+	if err != nil {
+		t.Fatalf("our burst: %v", err)
+	}
+	rep.Notes = append(rep.Notes, fmt.Sprintf("ours: burst wall %s", time.Since(burstStart).Round(time.Millisecond)))
+	x.setPodsPerNode(t, p, 0)
+
+	// agent-sandbox: its controller out of cluster with the same
+	// kubeconfig, its pool in a namespace of its own.
+	peerNS := x.namespace(t, "bench-agent-sandbox", nil)
+	logPath := filepath.Join(t.TempDir(), "agent-sandbox.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = logf.Close() }()
+	run := claimbench.PeerRun{
+		Binary: peerBin, CRDs: peerCRDs, Kubeconfig: os.Getenv("KUBECONFIG"), Namespace: peerNS,
+		Pod: corev1.PodSpec{
+			TerminationGracePeriodSeconds: ptr.To(int64(1)),
+			Containers: []corev1.Container{{
+				Name: "sandbox", Image: x.testImage("busybox"), Command: []string{"sleep", "3600"},
+			}},
+		},
+		Sequential: sequential, Burst: burst, PoolSize: poolSize, Log: logf,
+	}
+	rep.PeerSequential, rep.PeerBurst, err = run.Run(t.Context(), x.rest)
+	if err != nil {
+		tail, _ := os.ReadFile(logPath)
+		t.Errorf("agent-sandbox: %v\nits log (last 3000 bytes):\n%s", err, lastBytes(tail, 3000))
+	}
+
+	var b strings.Builder
+	if err := rep.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Print("\n" + b.String())
+	t.Log("\n" + b.String())
+	for _, miss := range rep.Check(claimbench.DefaultGoals) {
+		t.Errorf("goal missed: %s", miss)
+	}
+}
+
+func lastBytes(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// waitWarmAtLeast waits, untimed, until the pool has at least n Ready warm
+// pods.
+func (x *env) waitWarmAtLeast(t *testing.T, p *v1alpha1.SandboxPool, n int) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		list, err := x.kube.CoreV1().Pods(p.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: pool.WarmSelector(p.Name).String()})
+		ready := 0
+		if err == nil {
+			for i := range list.Items {
+				if list.Items[i].DeletionTimestamp == nil && pool.IsReady(&list.Items[i]) {
+					ready++
+				}
+			}
+		}
+		if ready >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting 3m for %d Ready warm pods of %s/%s: %d (%v)", n, p.Namespace, p.Name, ready, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// setPodsPerNode changes the pool's warm pods per node.
+func (x *env) setPodsPerNode(t *testing.T, p *v1alpha1.SandboxPool, n int32) {
+	t.Helper()
+	c := x.poolClient(t)
+	patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"podsPerNode":%d}}`, n))
+	if err := c.Patch(t.Context(), p.DeepCopy(), patch); err != nil {
+		t.Fatalf("setting podsPerNode of %s/%s to %d: %v", p.Namespace, p.Name, n, err)
+	}
+}
