@@ -351,7 +351,7 @@ func TestAgentPodShapePolicy(t *testing.T) {
 		{"envFrom", "no envFrom", func(p *corev1.Pod) {
 			p.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "db"}}}}
 		}},
-		{"a Secret volume", "no other Secret", func(p *corev1.Pod) {
+		{"a Secret volume", "no Secret", func(p *corev1.Pod) {
 			p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "db", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db"}}})
 		}},
 		{"a hostPath volume", "no hostPath", func(p *corev1.Pod) {
