@@ -77,7 +77,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		},
 		{
 			name: "pool isolation",
-			args: []string{"--runner-image=x", "--agent-service-account=sys/agent",
+			args: []string{"--runner-image=x", "--claims=false", "--agent-service-account=sys/agent",
 				`--runner-from=[{"podSelector":{"matchLabels":{"app":"hook"}},"namespaceSelector":{}},{"ipBlock":{"cidr":"10.0.0.0/8"}}]`},
 			want: func(o *options) string {
 				peers, err := o.isolation.peers()
