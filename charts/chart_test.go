@@ -313,6 +313,14 @@ func TestDeployment(t *testing.T) {
 		"--entrypoint-timeout=3s",
 		"--injection-method=auto",
 		"--release-namespace=sbx",
+		"--claims=true",
+		"--claim-key-secret=sandbox-injector-claim-key",
+		"--claim-concurrency=16",
+		"--claim-finished-ttl=1h",
+		"--claim-cold-timeout=3m",
+		"--leader-lease-duration=10s",
+		// isolation_test.go checks the peers.
+		`--runner-from=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"sbx"}},"podSelector":{"matchLabels":{"app.kubernetes.io/component":"webhook","app.kubernetes.io/instance":"sandbox-injector","app.kubernetes.io/name":"sandbox-injector"}}},{"podSelector":{}}]`,
 		"--excluded-namespaces=kube-system,kube-public,kube-node-lease,sbx",
 	}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
@@ -500,13 +508,13 @@ func TestRBAC(t *testing.T) {
 		}
 	}
 	want := []rbacv1.PolicyRule{
+		// isolation.yaml: a NetworkPolicy per pool (claims.network.policies).
+		{APIGroups: []string{"sandbox.io"}, Resources: []string{"sandboxpools"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"secrets", "serviceaccounts"}, Verbs: []string{"get"}},
 		{APIGroups: []string{"", "events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-		// isolation.yaml: a NetworkPolicy per pool (claims.network.policies).
-		{APIGroups: []string{"sandbox.io"}, Resources: []string{"sandboxpools"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
 		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update", "patch"}},
 	}
 	if diff := cmp.Diff(want, rules); diff != "" {
