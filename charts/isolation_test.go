@@ -88,8 +88,9 @@ func TestIsolationRender(t *testing.T) {
 }
 
 // createScoped creates the named policy and its binding from objs on the
-// shared API server, the binding limited to namespace ns (so that tests
-// running beside it are not concerned).
+// shared API server, the binding limited to the namespaces ns
+// (comma-separated) when it is set, so that tests running beside it are not
+// concerned.
 func createScoped(t *testing.T, c client.Client, objs []*unstructured.Unstructured, name, ns string) {
 	t.Helper()
 	var found int
@@ -103,8 +104,8 @@ func createScoped(t *testing.T, c client.Client, objs []*unstructured.Unstructur
 			if ns != "" {
 				u = u.DeepCopy()
 				if err := unstructured.SetNestedField(u.Object, map[string]any{
-					"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": ns}},
-				}, "spec", "matchResources"); err != nil {
+					"matchExpressions": []any{map[string]any{"key": "kubernetes.io/metadata.name", "operator": "In", "values": toAny(strings.Split(ns, ","))}},
+				}, "spec", "matchResources", "namespaceSelector"); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -142,6 +143,14 @@ func impersonate(t *testing.T, user, node string, groups ...string) client.Clien
 		t.Fatal(err)
 	}
 	return c
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 func refusedSaying(err error, want string) error {
@@ -246,7 +255,7 @@ func TestPoolPodCreatorsPolicy(t *testing.T) {
 		{"a cluster admin", admin, false},
 		{"another ServiceAccount", impersonate(t, "system:serviceaccount:"+ns+":default", "", "system:masters"), false},
 	} {
-		err := tc.c.Create(t.Context(), labelled("p-"+strings.ReplaceAll(tc.name, " ", "-")), client.DryRunAll)
+		err := tc.c.Create(t.Context(), labelled("p-"+strings.ToLower(strings.ReplaceAll(tc.name, " ", "-"))), client.DryRunAll)
 		if tc.admit && err != nil {
 			t.Errorf("%s creating a pool pod: %v", tc.name, err)
 		}
@@ -294,7 +303,7 @@ func TestAgentPodShapePolicy(t *testing.T) {
 	createNamespace(t, admin, ns, nil)
 	createNamespace(t, admin, empty, nil)
 	objs := render(t, Release{Name: "ps", Namespace: "ps-system", Values: map[string]any{"agent": map[string]any{"enabled": true}}})
-	createScoped(t, admin, objs, "ps-sandbox-injector-agent-pod-shape", "")
+	createScoped(t, admin, objs, "ps-sandbox-injector-agent-pod-shape", ns+","+empty)
 	for _, n := range []string{ns, empty} {
 		for _, sa := range []string{"default", "admin"} {
 			if err := admin.Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa, Namespace: n}}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -322,6 +331,8 @@ func TestAgentPodShapePolicy(t *testing.T) {
 	good := func() *corev1.Pod {
 		pod := pool.WarmPod(&created, "node-a")
 		pod.GenerateName, pod.Name = "", "warm"
+		// No webhook here; the guard test's policy would refuse an opted-in pod.
+		delete(pod.Annotations, v1alpha1.AnnotationInject)
 		return pod
 	}
 	eventually(t, "the agent pod shape policy in force", func() error {
