@@ -181,4 +181,15 @@ func TestNodeEligibleSays(t *testing.T) {
 	if ok, _ := NodeEligible(p, nil); ok {
 		t.Error("an unknown node is eligible")
 	}
+	p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a", "c"}}},
+		}}},
+	}}
+	if ok, why := NodeEligible(p, testNode(map[string]string{"zone": "b"})); ok || why != "node affinity does not match" {
+		t.Errorf("affinity: %v %q", ok, why)
+	}
+	if ok, why := NodeEligible(p, testNode(map[string]string{"zone": "c"})); !ok {
+		t.Errorf("affinity matching zone c: not eligible: %s", why)
+	}
 }

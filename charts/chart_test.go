@@ -313,6 +313,14 @@ func TestDeployment(t *testing.T) {
 		"--entrypoint-timeout=3s",
 		"--injection-method=auto",
 		"--release-namespace=sbx",
+		"--claims=true",
+		"--claim-key-secret=sandbox-injector-claim-key",
+		"--claim-concurrency=16",
+		"--claim-finished-ttl=1h",
+		"--claim-cold-timeout=3m",
+		"--leader-lease-duration=10s",
+		// isolation_test.go checks the peers.
+		`--runner-from=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"sbx"}},"podSelector":{"matchLabels":{"app.kubernetes.io/component":"webhook","app.kubernetes.io/instance":"sandbox-injector","app.kubernetes.io/name":"sandbox-injector"}}},{"podSelector":{}}]`,
 		"--excluded-namespaces=kube-system,kube-public,kube-node-lease,sbx",
 	}
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
@@ -501,6 +509,9 @@ func TestRBAC(t *testing.T) {
 		}
 	}
 	want := []rbacv1.PolicyRule{
+		// isolation.yaml: a NetworkPolicy per pool (claims.network.policies).
+		{APIGroups: []string{"sandbox.io"}, Resources: []string{"sandboxpools"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
 		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"secrets", "serviceaccounts"}, Verbs: []string{"get"}},
@@ -821,7 +832,17 @@ func TestWebhookGeneratedSource(t *testing.T) {
 			t.Errorf("volume %s mounts Secret %s; the webhook reads its Secret through the API", v.Name, v.Secret.SecretName)
 		}
 	}
-	cr := one[rbacv1.ClusterRole](t, objs, "ClusterRole")
+	var cr rbacv1.ClusterRole
+	for _, u := range Find(objs, "ClusterRole") {
+		if u.GetName() == mwc.Name {
+			if err := Into(u, &cr); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(cr.Rules) == 0 {
+		t.Fatalf("no ClusterRole %s", mwc.Name)
+	}
 	wantCluster := rbacv1.PolicyRule{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, ResourceNames: []string{mwc.Name}, Verbs: []string{"get", "patch"}}
 	if diff := cmp.Diff(wantCluster, cr.Rules[len(cr.Rules)-1]); diff != "" {
 		t.Errorf("ClusterRole's webhook configuration rule (-want +got):\n%s", diff)
@@ -883,7 +904,7 @@ func TestAgentDaemonSet(t *testing.T) {
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
 		// The pre-puller (charts/prepull_test.go checks the rest).
 		{APIGroups: []string{"sandbox.io"}, Resources: []string{"sandboxpools"}, Verbs: []string{"get", "list", "watch"}},
-		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}},
+		// No Secret: pull secrets by name, in their namespaces (isolation_test.go).
 	}
 	if diff := cmp.Diff(want, agentRules); diff != "" {
 		t.Errorf("agent rules (-want +got):\n%s", diff)

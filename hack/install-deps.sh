@@ -11,6 +11,7 @@ packages=(
 	runc                        # OCI runtime used by containerd-shim-runc-v2
 	containernetworking-plugins # bridge, host-local, loopback, portmap in /usr/lib/cni
 	iptables                    # kube-proxy (iptables mode) and the network guard
+	ipset                       # kube-router's firewall (NetworkPolicy) keeps its address sets in it
 	conntrack                   # kube-proxy clears stale UDP entries with it
 	busybox-static              # the shell test image (e2e/images/busybox)
 	docker-registry             # the local image registry

@@ -23,7 +23,7 @@ BUILD_TOOL := BIN=$(BIN) GO=$(GO) $(ROOT)/hack/build-tool.sh
 # KUBEBUILDER_ASSETS=$(BIN) points envtest at them.
 ENVTEST_TOOLS := etcd kube-apiserver helm kubectl
 CLUSTER_TOOLS := kube-controller-manager kube-scheduler kubelet kube-proxy \
-	containerd containerd-shim-runc-v2 ctr
+	containerd containerd-shim-runc-v2 ctr kube-router
 
 .PHONY: tools-envtest
 tools-envtest: $(addprefix tool-,$(ENVTEST_TOOLS)) ## Build etcd, kube-apiserver, helm, kubectl into ./bin (KUBEBUILDER_ASSETS=./bin)
@@ -74,3 +74,15 @@ CONTROLLER_GEN_VERSION := $(shell awk '{ sub(/^require[ \t]+/, "") } $$1 == "sig
 .PHONY: tool-controller-gen
 tool-controller-gen:
 	@TOOLS_MODULE_DIR=tools/codegen $(BUILD_TOOL) controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen $(CONTROLLER_GEN_VERSION) -ldflags '-s -w'
+
+# kube-router's firewall enforces NetworkPolicy on the local cluster (iptables
+# and ipset; e2e/cluster/up.sh runs it with routing and service proxy off).
+# It lives in a module of its own (tools/kube-router): it builds against the
+# Kubernetes libraries it was released with.
+KUBE_ROUTER_MOD := $(ROOT)/tools/kube-router/go.mod
+KUBE_ROUTER_VERSION := $(shell awk '{ sub(/^require[ \t]+/, "") } $$1 == "github.com/cloudnativelabs/kube-router/v2" { print $$2; exit }' $(KUBE_ROUTER_MOD))
+
+.PHONY: tool-kube-router
+tool-kube-router: ## Build kube-router (its firewall enforces NetworkPolicy on the local cluster) into ./bin
+	@TOOLS_MODULE_DIR=tools/kube-router $(BUILD_TOOL) kube-router github.com/cloudnativelabs/kube-router/v2/cmd/kube-router $(KUBE_ROUTER_VERSION) \
+		-ldflags '-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$(KUBE_ROUTER_VERSION)'

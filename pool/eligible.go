@@ -6,13 +6,14 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 
 	"sandbox.io/injector/api/v1alpha1"
 )
 
 // NodeEligible reports whether node keeps warm pods of pool p, and if not,
-// why: the node's labels must match the pool's node selector, and the
-// pool's tolerations must tolerate each of the node's NoSchedule and
+// why: the node's labels must match the pool's node selector and its
+// required node affinity, and the pool's tolerations must tolerate each of the node's NoSchedule and
 // NoExecute taints (PreferNoSchedule taints are only a preference).
 func NodeEligible(p *v1alpha1.SandboxPool, node *corev1.Node) (bool, string) {
 	if node == nil {
@@ -21,6 +22,15 @@ func NodeEligible(p *v1alpha1.SandboxPool, node *corev1.Node) (bool, string) {
 	if len(p.Spec.NodeSelector) > 0 &&
 		!labels.SelectorFromSet(p.Spec.NodeSelector).Matches(labels.Set(node.Labels)) {
 		return false, "node selector does not match"
+	}
+	if p.Spec.Affinity != nil && p.Spec.Affinity.NodeAffinity != nil {
+		ok, err := nodeaffinity.NewRequiredNodeAffinity(nil, p.Spec.Affinity).Match(node)
+		if err != nil {
+			return false, "node affinity is invalid: " + err.Error()
+		}
+		if !ok {
+			return false, "node affinity does not match"
+		}
 	}
 	for i := range node.Spec.Taints {
 		taint := &node.Spec.Taints[i]

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,9 +22,20 @@ const ContainerName = "sandbox"
 // sandbox is deleted on purpose.
 const terminationGracePeriod int64 = 5
 
+// podFormat is hashed.Format.
+const podFormat = 2
+
+// WorkDirVolume is the name of the work-directory volume of a pool whose
+// template sets WorkDir.
+const WorkDirVolume = "sandbox-work"
+
 // hashed is what TemplateHash digests: every pool setting that shapes a pod.
 // Changing PodsPerNode or the node selector does not replace pods.
 type hashed struct {
+	// Format counts changes to how pods are built from the same template
+	// (2: secure defaults and no service account token unless asked), so
+	// that pods built the older way are replaced.
+	Format            int                      `json:"format"`
 	Template          v1alpha1.SandboxTemplate `json:"template"`
 	Tolerations       []corev1.Toleration      `json:"tolerations,omitempty"`
 	PriorityClassName string                   `json:"priorityClassName,omitempty"`
@@ -33,7 +45,7 @@ type hashed struct {
 // Pods carry it in v1alpha1.LabelTemplateHash; a warm pod whose hash differs
 // from its pool's is replaced, and is not claimable.
 func TemplateHash(p *v1alpha1.SandboxPool) string {
-	b, err := json.Marshal(hashed{Template: p.Spec.Template, Tolerations: p.Spec.Tolerations, PriorityClassName: p.Spec.PriorityClassName})
+	b, err := json.Marshal(hashed{Format: podFormat, Template: p.Spec.Template, Tolerations: p.Spec.Tolerations, PriorityClassName: p.Spec.PriorityClassName})
 	if err != nil {
 		// The types hold only strings, numbers and quantities, which
 		// always encode.
@@ -77,12 +89,13 @@ func ColdPod(p *v1alpha1.SandboxPool, claimant string, now time.Time) *corev1.Po
 			pod.Spec.NodeSelector[k] = v
 		}
 	}
+	pod.Spec.Affinity = p.Spec.Affinity.DeepCopy()
 	return pod
 }
 
 func basePod(p *v1alpha1.SandboxPool, state string) *corev1.Pod {
 	t := p.Spec.Template.DeepCopy()
-	automount := t.ServiceAccountName != ""
+	automount := t.AutomountServiceAccountToken != nil && *t.AutomountServiceAccountToken
 	isController := true
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
@@ -108,14 +121,18 @@ func basePod(p *v1alpha1.SandboxPool, state string) *corev1.Pod {
 		},
 		Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{
-				Name:      ContainerName,
-				Image:     t.Image,
-				Command:   t.Command,
-				Args:      t.Args,
-				Env:       t.Env,
-				Resources: t.Resources,
+				Name:            ContainerName,
+				Image:           t.Image,
+				Command:         t.Command,
+				Args:            t.Args,
+				Env:             t.Env,
+				Resources:       t.Resources,
+				SecurityContext: containerSecurityContext(t),
 			}},
 			ServiceAccountName:            t.ServiceAccountName,
+			RuntimeClassName:              t.RuntimeClassName,
+			HostUsers:                     t.HostUsers,
+			SecurityContext:               podSecurityContext(t),
 			AutomountServiceAccountToken:  &automount,
 			ImagePullSecrets:              t.ImagePullSecrets,
 			Tolerations:                   p.Spec.Tolerations,
@@ -127,6 +144,18 @@ func basePod(p *v1alpha1.SandboxPool, state string) *corev1.Pod {
 			EnableServiceLinks: ptr(false),
 		},
 	}
+	if w := t.WorkDir; w != nil {
+		limit := w.SizeLimit.DeepCopy()
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{
+			Name:         WorkDirVolume,
+			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: w.Medium, SizeLimit: &limit}},
+		})
+		c := &pod.Spec.Containers[0]
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: WorkDirVolume, MountPath: w.Path()})
+		// The runner serves /files from, and runs /execute in, its working
+		// directory.
+		c.WorkingDir = w.Path()
+	}
 	if len(t.Command) == 0 && len(t.Args) == 0 {
 		// Idle until claimed: the runner serves with no child, and the
 		// webhook does not read the image's ENTRYPOINT/CMD for each pod.
@@ -136,6 +165,41 @@ func basePod(p *v1alpha1.SandboxPool, state string) *corev1.Pod {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// podSecurityContext is the template's, with the RuntimeDefault seccomp
+// profile when neither it nor the container names a profile: what Pod
+// Security restricted asks that changes nothing a sandbox does.
+func podSecurityContext(t *v1alpha1.SandboxTemplate) *corev1.PodSecurityContext {
+	sc := t.PodSecurityContext
+	if sc == nil {
+		sc = &corev1.PodSecurityContext{}
+	}
+	if sc.SeccompProfile == nil && (t.SecurityContext == nil || t.SecurityContext.SeccompProfile == nil) {
+		sc.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+	}
+	return sc
+}
+
+// containerSecurityContext is the template's, with what it leaves unset
+// filled as Pod Security restricted asks: no privilege escalation (unless
+// the container is privileged or adds CAP_SYS_ADMIN, where the API refuses
+// it) and every capability dropped. With a non-root user, the pod then
+// meets restricted.
+func containerSecurityContext(t *v1alpha1.SandboxTemplate) *corev1.SecurityContext {
+	sc := t.SecurityContext
+	if sc == nil {
+		sc = &corev1.SecurityContext{}
+	}
+	if sc.Capabilities == nil {
+		sc.Capabilities = &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}
+	}
+	privileged := (sc.Privileged != nil && *sc.Privileged) ||
+		slices.ContainsFunc(sc.Capabilities.Add, func(c corev1.Capability) bool { return c == "SYS_ADMIN" || c == "CAP_SYS_ADMIN" })
+	if sc.AllowPrivilegeEscalation == nil && !privileged {
+		sc.AllowPrivilegeEscalation = ptr(false)
+	}
+	return sc
+}
 
 // IsReady reports whether the pod's Ready condition is true.
 func IsReady(pod *corev1.Pod) bool {

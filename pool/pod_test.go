@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -108,8 +109,59 @@ func TestWarmAndColdPods(t *testing.T) {
 		t.Errorf("cold pod annotations %v", cold.Annotations)
 	}
 	p.Spec.Template.ServiceAccountName = "runner"
+	if *WarmPod(p, "n").Spec.AutomountServiceAccountToken {
+		t.Error("a pool naming a service account but not asking for its token got it mounted")
+	}
+	p.Spec.Template.AutomountServiceAccountToken = ptr(true)
 	if !*WarmPod(p, "n").Spec.AutomountServiceAccountToken {
-		t.Error("a pool naming a service account wants its token mounted")
+		t.Error("a pool asking for its service account token did not get it mounted")
+	}
+}
+
+func TestIsolationSettings(t *testing.T) {
+	t.Parallel()
+	p := testPool()
+	defaults := WarmPod(p, "n")
+	if sc := defaults.Spec.SecurityContext; sc == nil || sc.SeccompProfile == nil || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault || sc.RunAsNonRoot != nil {
+		t.Errorf("default pod securityContext %+v, want seccomp RuntimeDefault and the image's user", sc)
+	}
+	if sc := defaults.Spec.Containers[0].SecurityContext; sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.Capabilities == nil || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+		t.Errorf("default container securityContext %+v, want no privilege escalation and capabilities drop ALL", sc)
+	}
+	if defaults.Spec.RuntimeClassName != nil || defaults.Spec.HostUsers != nil || len(defaults.Spec.Volumes) != 0 || defaults.Spec.Containers[0].WorkingDir != "" {
+		t.Errorf("a template without isolation settings got runtime class %v, hostUsers %v, volumes %v, workingDir %q",
+			defaults.Spec.RuntimeClassName, defaults.Spec.HostUsers, defaults.Spec.Volumes, defaults.Spec.Containers[0].WorkingDir)
+	}
+
+	p.Spec.Template.RuntimeClassName = ptr("gvisor")
+	p.Spec.Template.HostUsers = ptr(false)
+	p.Spec.Template.PodSecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr[int64](1000), RunAsNonRoot: ptr(true)}
+	p.Spec.Template.SecurityContext = &corev1.SecurityContext{ReadOnlyRootFilesystem: ptr(true)}
+	p.Spec.Template.WorkDir = &v1alpha1.WorkDir{SizeLimit: resource.MustParse("64Mi")}
+	p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{}}
+	for name, pod := range map[string]*corev1.Pod{"warm": WarmPod(p, "n"), "cold": ColdPod(p, "alice", time.Time{})} {
+		s := pod.Spec
+		if *s.RuntimeClassName != "gvisor" || *s.HostUsers || *s.SecurityContext.RunAsUser != 1000 || !*s.Containers[0].SecurityContext.ReadOnlyRootFilesystem {
+			t.Errorf("%s pod: runtime class %v, hostUsers %v, securityContexts %+v %+v", name, *s.RuntimeClassName, *s.HostUsers, s.SecurityContext, s.Containers[0].SecurityContext)
+		}
+		if c := s.Containers[0].SecurityContext; c.Capabilities == nil || c.Capabilities.Drop[0] != "ALL" || *c.AllowPrivilegeEscalation {
+			t.Errorf("%s pod: capabilities %+v, want drop ALL filled in", name, s.Containers[0].SecurityContext.Capabilities)
+		}
+		if len(s.Volumes) != 1 || s.Volumes[0].Name != WorkDirVolume || s.Volumes[0].EmptyDir == nil || s.Volumes[0].EmptyDir.SizeLimit.String() != "64Mi" {
+			t.Errorf("%s pod volumes %+v, want the work-directory emptyDir of 64Mi", name, s.Volumes)
+		}
+		c := s.Containers[0]
+		if c.WorkingDir != v1alpha1.DefaultWorkDirPath || len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != v1alpha1.DefaultWorkDirPath {
+			t.Errorf("%s pod: workingDir %q mounts %+v, want the work directory at %s", name, c.WorkingDir, c.VolumeMounts, v1alpha1.DefaultWorkDirPath)
+		}
+	}
+	if WarmPod(p, "n").Spec.Affinity != nil || ColdPod(p, "a", time.Time{}).Spec.Affinity == nil {
+		t.Error("affinity belongs to cold pods (scheduled) only; warm pods are bound to their node")
+	}
+	// Each setting that shapes the pod replaces warm pods made without it.
+	if TemplateHash(p) == TemplateHash(testPool()) {
+		t.Error("isolation settings do not change the template hash")
 	}
 }
 

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -46,10 +47,19 @@ type SandboxPoolSpec struct {
 	// +optional
 	// +listType=atomic
 	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+	// Affinity of the pool's pods. Its required node affinity also limits
+	// the nodes that keep warm pods (like NodeSelector); the scheduler
+	// applies all of it to cold pods.
+	// +optional
+	Affinity *corev1.Affinity `json:"affinity,omitempty"`
 	// PriorityClassName of the pool's pods; a low priority lets real
 	// workloads preempt warm pods.
 	// +optional
 	PriorityClassName string `json:"priorityClassName,omitempty"`
+	// Network says what the pool's pods may reach; a NetworkPolicy per pool
+	// enforces it. Unset: egress denied but DNS.
+	// +optional
+	Network PoolNetwork `json:"network,omitempty"`
 }
 
 // DefaultPodsPerNode is the size of a pool whose PodsPerNode is unset.
@@ -95,6 +105,130 @@ type SandboxTemplate struct {
 	// +optional
 	// +listType=atomic
 	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	// AutomountServiceAccountToken mounts an API token of ServiceAccountName
+	// into the pool's pods. Unset means false: code in a sandbox gets no
+	// credential of the cluster unless the pool asks for one.
+	// +optional
+	AutomountServiceAccountToken *bool `json:"automountServiceAccountToken,omitempty"`
+	// RuntimeClassName runs the pool's pods under another runtime handler
+	// (gVisor, Kata Containers) that the nodes offer.
+	// +optional
+	RuntimeClassName *string `json:"runtimeClassName,omitempty"`
+	// HostUsers false runs the pool's pods in a user namespace of their own
+	// (root in the pod is an unprivileged user on the node); the nodes'
+	// kernel and runtime must support it. Unset: the node's user namespace.
+	// +optional
+	HostUsers *bool `json:"hostUsers,omitempty"`
+	// PodSecurityContext of the pool's pods. Where neither it nor
+	// SecurityContext names a seccomp profile, the pods get RuntimeDefault.
+	// The user stays the image's unless it (or SecurityContext) sets one:
+	// only a non-root user (RunAsNonRoot) lets the pods meet the Pod
+	// Security restricted level, which the pool's PodSecurity condition
+	// reports.
+	// +optional
+	PodSecurityContext *corev1.PodSecurityContext `json:"podSecurityContext,omitempty"`
+	// SecurityContext of the sandbox container. What it leaves unset is
+	// filled as Pod Security restricted asks: capabilities drop ALL, and
+	// allowPrivilegeEscalation false (unless the container is privileged or
+	// adds SYS_ADMIN).
+	// +optional
+	SecurityContext *corev1.SecurityContext `json:"securityContext,omitempty"`
+	// WorkDir gives the sandbox container a work directory of its own: an
+	// emptyDir with a size limit, mounted at its path, which becomes the
+	// container's working directory and so the runner's (/files and the
+	// default cwd of /execute). Unset: the image's WORKDIR, unbounded.
+	// +optional
+	WorkDir *WorkDir `json:"workDir,omitempty"`
+}
+
+// DefaultWorkDirPath is where WorkDir is mounted when its MountPath is empty.
+const DefaultWorkDirPath = "/workspace"
+
+// WorkDir is a bounded work directory for the sandbox container.
+type WorkDir struct {
+	// MountPath of the work directory in the sandbox container; default
+	// /workspace.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^/`
+	MountPath string `json:"mountPath,omitempty"`
+	// SizeLimit of the work directory; the kubelet evicts a pod that writes
+	// more. Required: an unbounded directory is what unset WorkDir is.
+	SizeLimit resource.Quantity `json:"sizeLimit"`
+	// Medium of the emptyDir: "" (the node's disk) or Memory (counted in
+	// the container's memory limit).
+	// +optional
+	// +kubebuilder:validation:Enum="";Memory
+	Medium corev1.StorageMedium `json:"medium,omitempty"`
+}
+
+// Path is MountPath, or DefaultWorkDirPath when it is empty.
+func (w *WorkDir) Path() string {
+	if w.MountPath == "" {
+		return DefaultWorkDirPath
+	}
+	return w.MountPath
+}
+
+// Egress is what a pool's pods may reach.
+// +kubebuilder:validation:Enum=Deny;Allow
+type Egress string
+
+// Values of PoolNetwork.Egress.
+const (
+	// EgressDeny lets the pods reach only DNS and PoolNetwork.Allow.
+	EgressDeny Egress = "Deny"
+	// EgressAllow lets the pods reach anything.
+	EgressAllow Egress = "Allow"
+)
+
+// PoolNetwork is what a pool's pods may reach. DNS (port 53, UDP and TCP) is
+// always allowed; the runner port admits only the claim controller and the
+// sources the chart names (claims.network.runnerFrom).
+type PoolNetwork struct {
+	// Egress is Deny (the default: only DNS and Allow) or Allow (anything).
+	// +optional
+	// +kubebuilder:default=Deny
+	Egress Egress `json:"egress,omitempty"`
+	// Allow lists what the pods may reach when Egress is Deny.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=64
+	Allow []EgressRule `json:"allow,omitempty"`
+}
+
+// EgressDenied reports whether the pool's egress is denied (the default).
+func (n *PoolNetwork) EgressDenied() bool { return n.Egress != EgressAllow }
+
+// EgressRule admits traffic to a CIDR, on some ports or all.
+type EgressRule struct {
+	// CIDR the pods may reach, such as 10.0.0.0/8 or 192.0.2.7/32.
+	// +kubebuilder:validation:MinLength=1
+	CIDR string `json:"cidr"`
+	// Except are CIDRs inside CIDR that stay unreachable.
+	// +optional
+	// +listType=atomic
+	Except []string `json:"except,omitempty"`
+	// Ports on CIDR; empty means every port.
+	// +optional
+	// +listType=atomic
+	Ports []EgressPort `json:"ports,omitempty"`
+}
+
+// EgressPort is one port, or a range, of one protocol.
+type EgressPort struct {
+	// Port number.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+	// EndPort makes Port..EndPort a range.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	EndPort *int32 `json:"endPort,omitempty"`
+	// Protocol is TCP (the default), UDP or SCTP.
+	// +optional
+	// +kubebuilder:validation:Enum=TCP;UDP;SCTP
+	Protocol corev1.Protocol `json:"protocol,omitempty"`
 }
 
 // SandboxPoolStatus is what the agents observe.

@@ -54,6 +54,9 @@ type options struct {
 	claimFinishedTTL    time.Duration
 	claimColdTimeout    time.Duration
 	leaderLeaseDuration time.Duration
+
+	// Pool isolation controllers (isolation.go).
+	isolation isolationOptions
 }
 
 // Values of --cert-mode.
@@ -63,6 +66,7 @@ const (
 )
 
 func (o *options) AddFlags(fs *flag.FlagSet) {
+	o.isolation.addFlags(fs)
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "Path to a kubeconfig; empty uses KUBECONFIG or the in-cluster configuration.")
 	fs.StringVar(&o.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory with tls.crt and tls.key; reloaded when they change.")
 	fs.IntVar(&o.port, "port", 9443, "HTTPS port of the admission webhook.")
@@ -150,6 +154,9 @@ func (o *options) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--cert-mode %q is not files or self", o.certMode))
+	}
+	if err := o.isolation.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -32,7 +32,8 @@ func TestFlagsAndEnvironment(t *testing.T) {
 					certMode: "files", certSecret: "sandbox-injector-serving-cert", webhookConfigName: "sandbox-injector",
 					serviceName: "sandbox-injector", caLifetime: 87600 * time.Hour, certLifetime: 8760 * time.Hour,
 					certSyncInterval: 5 * time.Second, caPropagationDelay: 10 * time.Second, caOverlap: 24 * time.Hour,
-				}, *o, cmp.AllowUnexported(options{}))
+					isolation: isolationOptions{poolNetworkPolicies: true},
+				}, *o, cmp.AllowUnexported(options{}, isolationOptions{}))
 			},
 		},
 		{
@@ -75,6 +76,25 @@ func TestFlagsAndEnvironment(t *testing.T) {
 				}, o.certsConfig())
 			},
 		},
+		{
+			name: "pool isolation",
+			args: []string{"--runner-image=x", "--claims=false", "--agent-service-account=sys/agent",
+				`--runner-from=[{"podSelector":{"matchLabels":{"app":"hook"}},"namespaceSelector":{}},{"ipBlock":{"cidr":"10.0.0.0/8"}}]`},
+			want: func(o *options) string {
+				peers, err := o.isolation.peers()
+				if err != nil || len(peers) != 2 || peers[0].PodSelector.MatchLabels["app"] != "hook" || peers[1].IPBlock.CIDR != "10.0.0.0/8" {
+					return "runner-from parsed as " + o.isolation.runnerFrom
+				}
+				if a, err := o.isolation.agent(); err != nil || a.Namespace != "sys" || a.Name != "agent" {
+					return "agent service account " + o.isolation.agentServiceAccount
+				}
+				return ""
+			},
+		},
+		{name: "runner-from not JSON", args: []string{"--runner-image=x", "--runner-from=webhook pods"}, wantErr: "--runner-from: not a JSON list of NetworkPolicy peers"},
+		{name: "runner-from misspelled", args: []string{"--runner-image=x", `--runner-from=[{"podselector":{}}]`}, wantErr: `unknown field "[0].podselector"`},
+		{name: "runner-from empty peer", args: []string{"--runner-image=x", `--runner-from=[{}]`}, wantErr: "entry 0 names no podSelector"},
+		{name: "agent service account without namespace", args: []string{"--runner-image=x", "--agent-service-account=agent"}, wantErr: `--agent-service-account "agent" is not namespace/name`},
 		{name: "unknown cert mode", args: []string{"--runner-image=x", "--cert-mode=vault"}, wantErr: `--cert-mode "vault" is not files or self`},
 		{name: "self mode needs the namespace", args: []string{"--runner-image=x", "--cert-mode=self"}, wantErr: "--cert-mode=self needs --release-namespace"},
 		{name: "serving outlives CA", args: []string{"--runner-image=x", "--cert-mode=self", "--release-namespace=sys", "--ca-lifetime=1h", "--cert-lifetime=2h"}, wantErr: "at most the CA's 1h0m0s"},

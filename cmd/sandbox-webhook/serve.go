@@ -112,6 +112,9 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	}); err != nil {
 		return err
 	}
+	if err := setupIsolation(mgr, &o.isolation, log); err != nil {
+		return err
+	}
 	log.Info("starting sandbox-webhook", "version", version.Version, "port", o.port, "runnerImage", o.runnerImage, "certMode", o.certMode, "claims", o.claims)
 	return mgr.Start(ctx)
 }

@@ -106,6 +106,16 @@ remove_chains() {
 	done
 }
 
+# remove_ipsets destroys the ipsets kube-router made (its policy chains,
+# KUBE-*, went with remove_chains; the sets outlive it).
+remove_ipsets() {
+	local set
+	command -v ipset >/dev/null || return 0
+	for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router-|inet6:KUBE-)' || true); do
+		ipset destroy "$set" 2>/dev/null || true
+	done
+}
+
 remove_cgroups() {
 	local d
 	find /sys/fs/cgroup -depth -type d -path '*/kubepods*' 2>/dev/null | while IFS= read -r d; do
@@ -137,11 +147,11 @@ remove_guard() {
 }
 
 stop_all() { local name; for name in "$@"; do stop "$name"; done; }
-step "node components" stop_all kube-proxy kube-scheduler kube-controller-manager kubelet
+step "node components" stop_all kube-router kube-proxy kube-scheduler kube-controller-manager kubelet
 step "pods" stop_pods
 step "containerd, control plane, registry" stop_all containerd kube-apiserver etcd registry
 step "mounts, namespaces" eval "unmount_all; remove_netns"
-step "iptables chains" eval "remove_chains iptables; remove_chains ip6tables"
+step "iptables chains" eval "remove_chains iptables; remove_chains ip6tables; remove_ipsets"
 step "cgroups, host settings" eval "remove_cgroups; restore_host"
 [[ -z $(our_mounts) ]] || die "mounts remain under the cluster's directories: $(our_mounts | tr '\n' ' ')"
 rm -rf "$RUN_DIR"

@@ -25,6 +25,8 @@ BRIDGE=${SANDBOX_CLUSTER_BRIDGE:-sbx0}
 REGISTRY_PORT=5000
 REGISTRY=$NODE_IP:$REGISTRY_PORT
 APISERVER_PORT=6443
+# kube-router's health endpoint (its firewall enforces NetworkPolicy).
+KUBE_ROUTER_HEALTH_PORT=20244
 ETCD_CLIENT_URL=http://127.0.0.1:12379
 ETCD_PEER_URL=http://127.0.0.1:12380
 # Tag of the test images (pause, busybox, hello) the bring-up pushes.
@@ -43,7 +45,7 @@ CNI_BIN_DIR=${SANDBOX_CLUSTER_CNI_BIN_DIR:-/usr/lib/cni}
 GUARD_COMMENT=sandbox-injector-guard
 
 # The components, in start order; teardown stops them in reverse.
-COMPONENTS=(registry etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
+COMPONENTS=(registry etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kube-router)
 
 log() { printf 'cluster: %s\n' "$*"; }
 die() { printf 'cluster: error: %s\n' "$*" >&2; exit 1; }

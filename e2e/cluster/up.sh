@@ -9,7 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 ((EUID == 0)) || die "must run as root (mounts, iptables, network namespaces)"
-for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl containerd containerd-shim-runc-v2 ctr; do
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl containerd containerd-shim-runc-v2 ctr kube-router; do
 	[[ -x $BIN/$b ]] || die "$BIN/$b is missing: run make tools"
 done
 
@@ -374,6 +374,19 @@ CFG
 	wait_for kube-proxy 60 curl -fsS http://127.0.0.1:10256/healthz
 }
 
+# kube-router's firewall alone enforces NetworkPolicy, with iptables and
+# ipset (the kernel has no nftables queue, so kube-network-policies cannot);
+# routing stays with the CNI bridge and Services with kube-proxy. Like
+# kube-proxy it starts once the Node exists (it reads the node's address).
+start_kube_router() {
+	command -v ipset >/dev/null || die "ipset is missing (kube-router needs it): run hack/install-deps.sh"
+	start kube-router "$BIN/kube-router" --kubeconfig "$KUBECONFIG_FILE" \
+		--run-firewall=true --run-router=false --run-service-proxy=false \
+		--hostname-override "$NODE_NAME" --service-cluster-ip-range "$SERVICE_CIDR" \
+		--health-port "$KUBE_ROUTER_HEALTH_PORT" --metrics-port 0 --v=1
+	wait_for kube-router 60 curl -fsS "http://127.0.0.1:$KUBE_ROUTER_HEALTH_PORT/healthz"
+}
+
 # node_ready_now succeeds when the node is Ready by a heartbeat of this
 # kubelet (after a restart the stored condition still says Ready).
 node_ready_now() {
@@ -424,6 +437,7 @@ step "kube-apiserver" start_apiserver
 step "controller-manager, scheduler" start_controllers
 step "kubelet (node registered)" start_kubelet
 step "kube-proxy" start_kube_proxy
+step "kube-router (NetworkPolicy)" start_kube_router
 step "node Ready" wait_node_ready
 step "smoke pod Ready" smoke_pod
 log "up in $(awk -v ms=$(($(now_ms) - t_start)) 'BEGIN { printf "%.1f", ms / 1000 }') s; export KUBECONFIG=$KUBECONFIG_FILE; registry $REGISTRY"
