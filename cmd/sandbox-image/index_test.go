@@ -234,7 +234,8 @@ func TestIndexRefusesWrongBinary(t *testing.T) {
 		name, binary, want string
 	}{
 		{"amd64 binary as arm64", "linux/amd64=" + amd64 + ",linux/arm64=" + amd64, "its ELF machine is EM_X86_64, arm64 needs EM_AARCH64"},
-		{"not ELF", "linux/amd64=" + script, "bad magic number"},
+		{"not ELF", "linux/amd64=" + script, "not an ELF executable"},
+		{"missing", "linux/amd64=" + script + ".missing", "no such file"},
 		{"bad platform", "linux=" + amd64, "want os/arch"},
 		{"no path", "linux/amd64=", "want os/arch=path"},
 		{"same platform twice", "linux/amd64=" + amd64 + ",linux/amd64=" + amd64, "two images for linux/amd64"},

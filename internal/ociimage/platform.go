@@ -4,6 +4,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -60,9 +61,12 @@ func CheckELF(path string, p v1.Platform) error {
 	if !ok {
 		return fmt.Errorf("checking %s: unknown architecture %q", path, p.Architecture)
 	}
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("checking %s for %s: %w", path, p.Architecture, err)
+	}
 	f, err := elf.Open(path)
 	if err != nil {
-		return fmt.Errorf("checking %s for %s: %w", path, p.Architecture, err)
+		return fmt.Errorf("checking %s: %w: not an ELF executable: %w", path, ErrWrongPlatform, err)
 	}
 	defer f.Close()
 	if f.Machine != want {
