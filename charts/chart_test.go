@@ -260,7 +260,7 @@ func TestMutatingWebhookConfiguration(t *testing.T) {
 
 func TestDeployment(t *testing.T) {
 	t.Parallel()
-	objs := render(t, Release{Namespace: "sbx", Values: map[string]any{
+	objs := render(t, Release{Namespace: "sbx", APIVersions: []string{certManagerAPI}, Values: map[string]any{
 		"runner": map[string]any{"image": map[string]any{"registry": "127.0.0.1:5000", "tag": "v9"}, "port": 7090, "tokenSecretName": "tok"},
 		"webhook": map[string]any{
 			"image":             map[string]any{"registry": "127.0.0.1:5000", "repository": "w", "tag": "v9"},
@@ -475,7 +475,7 @@ func TestPodDisruptionBudget(t *testing.T) {
 // that must hold whatever they become.
 func TestRBAC(t *testing.T) {
 	t.Parallel()
-	objs := render(t, Release{Namespace: "sbx", Values: webhookOnly(nil)})
+	objs := render(t, Release{Namespace: "sbx", Values: webhookOnly(nil), APIVersions: []string{certManagerAPI}})
 	var rules []rbacv1.PolicyRule
 	for _, kind := range []string{"ClusterRole", "Role"} {
 		for _, u := range Find(objs, kind) {
@@ -653,7 +653,7 @@ func TestGuard(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			objs := render(t, Release{Namespace: "sbx", Values: tc.values})
+			objs := render(t, Release{Namespace: "sbx", Values: webhookOnly(tc.values)})
 			if tc.actions == nil {
 				if n := len(Find(objs, "ValidatingAdmissionPolicy")) + len(Find(objs, "ValidatingAdmissionPolicyBinding")); n != 0 {
 					t.Fatalf("rendered %d guard objects, want none", n)
