@@ -117,6 +117,11 @@ func TestWebhookBinaryWithChart(t *testing.T) {
 				"webhook":        map[string]any{"failurePolicy": "Ignore", "disableImageLookups": true, "excludedNamespaces": excluded},
 				"runner":         map[string]any{"image": map[string]any{"registry": "127.0.0.1:5000"}},
 			}
+			if generator == "webhook" {
+				// The self-test below has the API server call this webhook
+				// at 127.0.0.1; its own certificate names that address too.
+				values["webhook"].(map[string]any)["extraArgs"] = []any{"--cert-extra-sans=127.0.0.1"}
+			}
 			valuesFile := filepath.Join(dir, "values.json")
 			data, _ := json.Marshal(values)
 			if err := os.WriteFile(valuesFile, data, 0o600); err != nil {
@@ -247,6 +252,10 @@ func TestWebhookBinaryWithChart(t *testing.T) {
 				if !bytes.Contains(resp.Patch, []byte(want)) {
 					t.Errorf("patch lacks %s:\n%s", want, resp.Patch)
 				}
+			}
+			if generator == "webhook" {
+				// helm test: the chart's self-test, through the API server.
+				checkSelftest(t, ctx, c, binary, Release{Name: release, Namespace: ns, Values: values}, appNS, port)
 			}
 		})
 	}

@@ -59,6 +59,11 @@ func TestRenderValueSets(t *testing.T) {
 					if o.GetNamespace() != "" {
 						t.Errorf("%s: cluster-scoped object has namespace %q", key, o.GetNamespace())
 					}
+				} else if o.GetAnnotations()["helm.sh/hook"] == "test" && (o.GetKind() == "Role" || o.GetKind() == "RoleBinding") {
+					// The helm test's permission to dry-run pods where they are injected.
+					if o.GetNamespace() != "default" {
+						t.Errorf("%s: namespace %q, want tests.namespace (default)", key, o.GetNamespace())
+					}
 				} else if o.GetNamespace() != ns {
 					t.Errorf("%s: namespace %q, want the release namespace %q", key, o.GetNamespace(), ns)
 				}
@@ -255,7 +260,7 @@ func TestMutatingWebhookConfiguration(t *testing.T) {
 
 func TestDeployment(t *testing.T) {
 	t.Parallel()
-	objs := render(t, Release{Namespace: "sbx", Values: map[string]any{
+	objs := render(t, Release{Namespace: "sbx", APIVersions: []string{certManagerAPI}, Values: map[string]any{
 		"runner": map[string]any{"image": map[string]any{"registry": "127.0.0.1:5000", "tag": "v9"}, "port": 7090, "tokenSecretName": "tok"},
 		"webhook": map[string]any{
 			"image":             map[string]any{"registry": "127.0.0.1:5000", "repository": "w", "tag": "v9"},
@@ -479,7 +484,7 @@ func TestPodDisruptionBudget(t *testing.T) {
 // that must hold whatever they become.
 func TestRBAC(t *testing.T) {
 	t.Parallel()
-	objs := render(t, Release{Namespace: "sbx"})
+	objs := render(t, Release{Namespace: "sbx", Values: webhookOnly(nil), APIVersions: []string{certManagerAPI}})
 	var rules []rbacv1.PolicyRule
 	for _, kind := range []string{"ClusterRole", "Role"} {
 		for _, u := range Find(objs, kind) {
@@ -529,7 +534,8 @@ func TestRBAC(t *testing.T) {
 
 func TestCertManagerSource(t *testing.T) {
 	t.Parallel()
-	objs := render(t, Release{Namespace: "sbx"})
+	// certManager.enabled auto, on a cluster that serves cert-manager's API.
+	objs := render(t, Release{Namespace: "sbx", APIVersions: []string{certManagerAPI}})
 	mwc, err := MutatingWebhookConfiguration(objs)
 	if err != nil {
 		t.Fatal(err)
@@ -587,7 +593,7 @@ func TestCertManagerSource(t *testing.T) {
 func TestHelmGeneratedSource(t *testing.T) {
 	t.Parallel()
 	objs := render(t, Release{Namespace: "sbx", Values: map[string]any{
-		"certManager": map[string]any{"enabled": false}, "generatedCerts": map[string]any{"validityDays": 30},
+		"certManager": map[string]any{"enabled": false}, "generatedCerts": map[string]any{"generator": "helm", "validityDays": 30},
 	}})
 	for _, kind := range []string{"Issuer", "Certificate"} {
 		if n := len(Find(objs, kind)); n != 0 {
@@ -659,7 +665,7 @@ func TestGuard(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			objs := render(t, Release{Namespace: "sbx", Values: tc.values})
+			objs := render(t, Release{Namespace: "sbx", Values: webhookOnly(tc.values)})
 			if tc.actions == nil {
 				if n := len(Find(objs, "ValidatingAdmissionPolicy")) + len(Find(objs, "ValidatingAdmissionPolicyBinding")); n != 0 {
 					t.Fatalf("rendered %d guard objects, want none", n)
@@ -786,10 +792,10 @@ func TestServiceMonitor(t *testing.T) {
 // permissions the rotator needs, by name.
 func TestWebhookGeneratedSource(t *testing.T) {
 	t.Parallel()
-	objs := render(t, Release{Namespace: "sbx", Values: map[string]any{
+	objs := render(t, Release{Namespace: "sbx", Values: webhookOnly(map[string]any{
 		"certManager":    map[string]any{"enabled": false},
 		"generatedCerts": map[string]any{"generator": "webhook", "caLifetime": "8760h", "certLifetime": "720h", "caOverlap": "2h"},
-	}})
+	})})
 	for _, kind := range []string{"Issuer", "Certificate", "Secret"} {
 		if n := len(Find(objs, kind)); n != 0 {
 			t.Errorf("rendered %d %s objects; the webhook makes its own certificates", n, kind)
@@ -860,7 +866,7 @@ func TestWebhookGeneratedSource(t *testing.T) {
 
 func TestAgentDaemonSet(t *testing.T) {
 	t.Parallel()
-	if objs := render(t, Release{}); len(Find(objs, "DaemonSet")) != 0 {
+	if objs := render(t, Release{Values: map[string]any{"agent": map[string]any{"enabled": false}}}); len(Find(objs, "DaemonSet")) != 0 {
 		t.Error("the agent is rendered while agent.enabled is false")
 	}
 	objs := render(t, Release{Namespace: "sbx", Values: map[string]any{"agent": map[string]any{

@@ -49,6 +49,24 @@ func one[T any](t *testing.T, objs []*unstructured.Unstructured, kind string) *T
 	return typed
 }
 
+// certManagerAPI is what certManager.enabled auto looks for.
+const certManagerAPI = "cert-manager.io/v1/Issuer"
+
+// webhookOnly returns values (nil: none) plus those that leave out what is
+// not the webhook's own (the node agent, the users' roles, the helm test
+// hook), for tests that look at the webhook's objects one kind at a time.
+func webhookOnly(values map[string]any) map[string]any {
+	out := map[string]any{
+		"agent": map[string]any{"enabled": false},
+		"rbac":  map[string]any{"aggregateToDefaultRoles": false, "claimantRole": false},
+		"tests": map[string]any{"enabled": false},
+	}
+	for k, v := range values {
+		out[k] = v
+	}
+	return out
+}
+
 // valueSets are the value sets every chart-wide test (lint, dry-run) covers.
 var valueSets = []struct {
 	name      string
@@ -56,7 +74,9 @@ var valueSets = []struct {
 	values    map[string]any
 }{
 	{name: "defaults"},
-	{name: "cert-manager off", values: map[string]any{"certManager": map[string]any{"enabled": false}}},
+	{name: "cert-manager forced", values: map[string]any{"certManager": map[string]any{"enabled": true}}},
+	{name: "cert-manager off, Helm's certificates", values: map[string]any{"certManager": map[string]any{"enabled": false}, "generatedCerts": map[string]any{"generator": "helm"}}},
+	{name: "webhook only", values: webhookOnly(nil)},
 	{name: "guard off", values: map[string]any{"guard": map[string]any{"enabled": false}}},
 	{name: "node agent", values: map[string]any{"agent": map[string]any{"enabled": true, "criSocket": "/run/sandbox-cluster/containerd.sock"}, "runner": map[string]any{"injectionMethod": "imageVolume"}}},
 	{name: "webhook-generated certificates", values: map[string]any{"certManager": map[string]any{"enabled": false}, "generatedCerts": map[string]any{"generator": "webhook"}}},

@@ -39,7 +39,7 @@ func TestHelmInstallUpgrade(t *testing.T) {
 	for _, n := range append(guardNamespaces.all(), routingNamespaces.all()...) {
 		excluded = append(excluded, n.(string))
 	}
-	set := "certManager.enabled=false,guard.enabled=false,webhook.failurePolicy=Ignore,webhook.excludedNamespaces={" + strings.Join(excluded, ",") + "}"
+	set := "certManager.enabled=false,generatedCerts.generator=helm,guard.enabled=false,webhook.failurePolicy=Ignore,webhook.excludedNamespaces={" + strings.Join(excluded, ",") + "}"
 	// Not t.Context(): the uninstall runs in a cleanup, after it is done.
 	ctx := context.WithoutCancel(t.Context())
 	helmRun := func(args ...string) string {

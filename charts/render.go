@@ -55,6 +55,11 @@ type Release struct {
 	KubeVersion string
 	// ChartDir is the chart directory. Default: ChartDir().
 	ChartDir string
+	// APIVersions are extra API versions helm assumes the cluster serves
+	// (`helm template --api-versions`), such as "cert-manager.io/v1/Issuer"
+	// for the chart's certManager.enabled auto. Default: none beyond
+	// Kubernetes' own.
+	APIVersions []string
 }
 
 func (r *Release) setDefaults() error {
@@ -153,6 +158,9 @@ func RenderRelease(ctx context.Context, helmPath string, r Release) ([]*unstruct
 		return nil, err
 	}
 	args := []string{"template", r.Name, r.ChartDir, "--namespace", r.Namespace, "--kube-version", r.KubeVersion}
+	for _, v := range r.APIVersions {
+		args = append(args, "--api-versions", v)
+	}
 	out, err := runHelm(ctx, helmPath, args, r.Values)
 	if err != nil {
 		return nil, fmt.Errorf("rendering chart %s as release %s/%s: %w", r.ChartDir, r.Namespace, r.Name, err)

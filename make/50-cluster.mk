@@ -15,6 +15,10 @@ IMAGE_TAG          ?= $(VERSION)
 E2E_RUN            ?= .
 # The project's images; each is built from cmd/<name> when that exists.
 PROJECT_IMAGES     := sandbox-runner sandbox-webhook sandbox-agent
+# Platforms `make images` publishes each project image for, as one OCI image
+# index (the binaries are cross-compiled with CGO_ENABLED=0). The local
+# cluster is linux/amd64; IMAGE_PLATFORMS=linux/amd64 skips the arm64 builds.
+IMAGE_PLATFORMS    ?= linux/amd64 linux/arm64
 
 cluster_env := SANDBOX_CLUSTER_DIR=$(CLUSTER_DIR) SANDBOX_CLUSTER_NODE_IP=$(CLUSTER_NODE_IP) BIN=$(BIN)
 
@@ -39,15 +43,19 @@ cluster-status: ## Show the local cluster's components, network guard, node and 
 	@$(cluster_env) $(ROOT)/e2e/cluster/status.sh
 
 .PHONY: images
-images: deps ## Build the project images and push them to the local registry (tag: VERSION)
+images: deps ## Build the project images for IMAGE_PLATFORMS and push each as one image index to the local registry (tag: VERSION)
 	@curl -fsS -o /dev/null http://$(CLUSTER_REGISTRY)/v2/ || { echo "images: no registry at $(CLUSTER_REGISTRY); run make cluster-up" >&2; exit 1; }
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/sandbox-image ./e2e/images/pause ./e2e/images/hello
 	@set -e; for img in $(PROJECT_IMAGES); do \
 		if [ ! -d cmd/$$img ]; then echo "images: cmd/$$img does not exist yet, skipping"; continue; fi; \
 		tags=; [ $$img = sandbox-runner ] && tags='$(RUNNER_TAGS)'; \
-		CGO_ENABLED=0 $(GO) build -trimpath -tags "$$tags" -ldflags '$(LDFLAGS)' -o $(BIN)/$$img ./cmd/$$img; \
-		$(BIN)/sandbox-image -kind $${img#sandbox-} -binary $(BIN)/$$img -ref $(CLUSTER_REGISTRY)/$$img:$(IMAGE_TAG) -push -insecure; \
+		bins=; for plat in $(IMAGE_PLATFORMS); do \
+			out=$(BIN)/$$(echo $$plat | tr / -)/$$img; \
+			GOOS=$${plat%%/*} GOARCH=$${plat#*/} CGO_ENABLED=0 $(GO) build -trimpath -tags "$$tags" -ldflags '$(LDFLAGS)' -o $$out ./cmd/$$img; \
+			bins=$${bins:+$$bins,}$$plat=$$out; \
+		done; \
+		$(BIN)/sandbox-image -kind $${img#sandbox-} -binary "$$bins" -ref $(CLUSTER_REGISTRY)/$$img:$(IMAGE_TAG) -push -insecure; \
 	done
 	$(BIN)/sandbox-image -kind pause -binary $(BIN)/pause -ref $(CLUSTER_REGISTRY)/pause:$(IMAGE_TAG) -push -insecure
 	$(BIN)/sandbox-image -kind hello -binary $(BIN)/hello -ref $(CLUSTER_REGISTRY)/hello:$(IMAGE_TAG) -push -insecure

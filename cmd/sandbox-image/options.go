@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"sandbox.io/injector/internal/ociimage"
 )
 
@@ -30,7 +32,9 @@ type options struct {
 
 func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.kind, "kind", "", "image to build: "+strings.Join(kinds, ", ")+" (SANDBOX_IMAGE_KIND)")
-	fs.StringVar(&o.binary, "binary", "", "static binary to put in the image; for busybox, default /bin/busybox (SANDBOX_IMAGE_BINARY)")
+	fs.StringVar(&o.binary, "binary", "", "static binary to put in the image; for busybox, default /bin/busybox. "+
+		"Comma-separated os/arch=path entries (linux/amd64=bin/linux-amd64/x,linux/arm64=bin/linux-arm64/x) build an image index with one image per platform, "+
+		"each binary checked to be a static ELF executable for its architecture (SANDBOX_IMAGE_BINARY)")
 	fs.StringVar(&o.caCerts, "ca-certs", "/etc/ssl/certs/ca-certificates.crt", "CA bundle copied into runner, webhook and agent images; empty for none (SANDBOX_IMAGE_CA_CERTS)")
 	fs.StringVar(&o.ref, "ref", "", "image reference, e.g. host:port/sandbox-runner:v1 (SANDBOX_IMAGE_REF)")
 	fs.BoolVar(&o.push, "push", false, "push the image to the reference's registry (SANDBOX_IMAGE_PUSH)")
@@ -71,21 +75,49 @@ func (o *options) validate() error {
 	return errors.Join(errs...)
 }
 
-// spec lays out the image of o.kind.
-func (o *options) spec() (ociimage.Spec, error) {
+// platformBinary is one entry of -binary: a binary and, for an index, the
+// platform it is built for.
+type platformBinary struct {
+	platform *v1.Platform // nil: a single linux/amd64 image
+	path     string
+}
+
+// binaries parses -binary: one plain path (a single image), or
+// comma-separated os/arch=path entries (an index).
+func (o *options) binaries() ([]platformBinary, error) {
+	if !strings.Contains(o.binary, "=") {
+		return []platformBinary{{path: o.binary}}, nil
+	}
+	var out []platformBinary
+	for _, entry := range strings.Split(o.binary, ",") {
+		plat, path, ok := strings.Cut(strings.TrimSpace(entry), "=")
+		if !ok || path == "" {
+			return nil, fmt.Errorf("-binary entry %q: want os/arch=path", entry)
+		}
+		p, err := ociimage.ParsePlatform(plat)
+		if err != nil {
+			return nil, fmt.Errorf("-binary entry %q: %w", entry, err)
+		}
+		out = append(out, platformBinary{platform: &p, path: path})
+	}
+	return out, nil
+}
+
+// spec lays out the image of o.kind around binary.
+func (o *options) spec(binary string) (ociimage.Spec, error) {
 	switch o.kind {
 	case "runner":
-		return ociimage.Runner(o.binary, o.caCerts)
+		return ociimage.Runner(binary, o.caCerts)
 	case "webhook":
-		return ociimage.Static(ociimage.StaticOptions{Binary: o.binary, Path: "/sandbox-webhook", CACerts: o.caCerts})
+		return ociimage.Static(ociimage.StaticOptions{Binary: binary, Path: "/sandbox-webhook", CACerts: o.caCerts})
 	case "agent":
-		return ociimage.Static(ociimage.StaticOptions{Binary: o.binary, Path: "/sandbox-agent", CACerts: o.caCerts})
+		return ociimage.Static(ociimage.StaticOptions{Binary: binary, Path: "/sandbox-agent", CACerts: o.caCerts})
 	case "pause":
-		return ociimage.Static(ociimage.StaticOptions{Binary: o.binary, Path: "/pause"})
+		return ociimage.Static(ociimage.StaticOptions{Binary: binary, Path: "/pause"})
 	case "hello":
-		return ociimage.Static(ociimage.StaticOptions{Binary: o.binary, Path: "/hello", Cmd: helloCmd})
+		return ociimage.Static(ociimage.StaticOptions{Binary: binary, Path: "/hello", Cmd: helloCmd})
 	case "busybox":
-		bb := o.binary
+		bb := binary
 		if bb == "" {
 			bb = "/bin/busybox"
 		}

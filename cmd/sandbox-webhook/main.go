@@ -10,7 +10,13 @@ import (
 )
 
 func main() {
-	command.Main("sandbox-webhook", func(ctx context.Context, args []string) error { return run(ctx, args, serve) })
+	command.Main("sandbox-webhook", func(ctx context.Context, args []string) error {
+		// `sandbox-webhook selftest ...` checks a live installation (helm test).
+		if len(args) > 0 && args[0] == selftestCommand {
+			return runSelftest(ctx, args[1:], doSelftest)
+		}
+		return run(ctx, args, serve)
+	})
 }
 
 // run parses args into options and hands them to serveFn (see command.Run).

@@ -150,3 +150,21 @@ func TestConfigFromOptions(t *testing.T) {
 		t.Errorf("config %+v does not carry the options", cfg)
 	}
 }
+
+func TestSelftestFlags(t *testing.T) {
+	t.Parallel()
+	var got *selftestOptions
+	fn := func(_ context.Context, o *selftestOptions, _ *slog.Logger) error { got = o; return nil }
+	if err := runSelftest(t.Context(), []string{"--namespace=default", "--image=r.test/webhook:v1", "--timeout=30s"}, fn); err != nil {
+		t.Fatal(err)
+	}
+	if got.namespace != "default" || got.image != "r.test/webhook:v1" || got.timeout != 30*time.Second {
+		t.Errorf("options %+v", got)
+	}
+	err := runSelftest(t.Context(), []string{"--timeout=0s"}, fn)
+	for _, want := range []string{"--namespace is required", "--image is required", "--timeout 0s must be positive"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want it to contain %q", err, want)
+		}
+	}
+}

@@ -1,6 +1,8 @@
-// Package ociimage builds small single-platform (linux/amd64) OCI images from
-// a list of files, without a container engine, and pushes them to a registry
-// or writes them as tarballs.
+// Package ociimage builds small OCI images from a list of files, without a
+// container engine, for one platform (Build, BuildFor) or as an image index of
+// several (Index; the project's images are published for Platforms), checks
+// that a binary suits its platform (CheckELF), and pushes them to a registry
+// or writes single images as tarballs.
 //
 // It is the library behind cmd/sandbox-image, which builds the project's
 // images (sandbox-runner, sandbox-webhook, sandbox-agent) and the e2e test

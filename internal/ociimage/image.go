@@ -20,7 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Platform of every image this package builds.
+// Platform of the images Build makes; BuildFor takes any other.
 const (
 	OS           = "linux"
 	Architecture = "amd64"
@@ -72,6 +72,13 @@ type Spec struct {
 // directories that spec does not list are added as root-owned 0755
 // directories. Two entries for the same path are an error.
 func Build(spec Spec) (v1.Image, error) {
+	return BuildFor(spec, v1.Platform{OS: OS, Architecture: Architecture})
+}
+
+// BuildFor is Build for another platform: the image config names p's
+// OS, architecture and variant. The files are taken as they are; see
+// CheckELF for making sure a binary suits p.
+func BuildFor(spec Spec, p v1.Platform) (v1.Image, error) {
 	layerTar, err := layerBytes(spec.Files)
 	if err != nil {
 		return nil, err
@@ -97,8 +104,9 @@ func Build(spec Spec) (v1.Image, error) {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
 	cf = cf.DeepCopy()
-	cf.OS = OS
-	cf.Architecture = Architecture
+	cf.OS = p.OS
+	cf.Architecture = p.Architecture
+	cf.Variant = p.Variant
 	cf.Created = v1.Time{Time: epoch}
 	cf.Config = v1.Config{
 		Entrypoint: spec.Config.Entrypoint,

@@ -49,6 +49,26 @@ func Push(ctx context.Context, img v1.Image, ref name.Reference, transport http.
 	return d, nil
 }
 
+// PushIndex uploads idx and every image it holds to ref, with the
+// credentials of the default keychain (see Push).
+func PushIndex(ctx context.Context, idx v1.ImageIndex, ref name.Reference, transport http.RoundTripper) (v1.Hash, error) {
+	if transport == nil {
+		transport = http.DefaultTransport
+	}
+	err := remote.WriteIndex(ref, idx,
+		remote.WithContext(ctx),
+		remote.WithTransport(transport),
+		remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("pushing index %s: %w", ref, err)
+	}
+	d, err := idx.Digest()
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("computing digest of index %s: %w", ref, err)
+	}
+	return d, nil
+}
+
 // WriteTarball writes img as a tarball tagged ref (the format `docker load`
 // and `ctr images import` read) to the file at path.
 func WriteTarball(path string, img v1.Image, ref name.Reference) error {

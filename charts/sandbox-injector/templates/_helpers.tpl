@@ -77,12 +77,25 @@ app.kubernetes.io/component: webhook
 {{- end }}
 
 {{/*
+Whether cert-manager makes the certificates: certManager.enabled true or false, or "auto": when
+the cluster serves cert-manager.io/v1 Issuer (helm install and upgrade ask the API server;
+helm template knows it only from --api-versions). Prints "true" or nothing.
+*/}}
+{{- define "sandbox-injector.useCertManager" -}}
+{{- $v := .Values.certManager.enabled }}
+{{- if eq (toString $v) "auto" }}
+{{- if .Capabilities.APIVersions.Has "cert-manager.io/v1/Issuer" }}true{{ end }}
+{{- else if eq (toString $v) "true" }}true
+{{- end }}
+{{- end }}
+
+{{/*
 Where the serving certificate comes from: "cert-manager", "helm" (generated at render time) or
 "webhook" (the webhook's own rotator, certs/, --cert-mode=self). Every template switches on this
 helper, never on the values directly.
 */}}
 {{- define "sandbox-injector.certSource" -}}
-{{- if .Values.certManager.enabled }}cert-manager
+{{- if include "sandbox-injector.useCertManager" . }}cert-manager
 {{- else if eq .Values.generatedCerts.generator "webhook" }}webhook
 {{- else }}helm
 {{- end }}
@@ -144,4 +157,9 @@ app.kubernetes.io/part-of: sandbox-injector
 {{/* The ConfigMap holding the pre-puller's image list. */}}
 {{- define "sandbox-injector.prepullConfigMap" -}}
 {{- printf "%s-prepull" (include "sandbox-injector.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The node agent's name: its DaemonSet, ServiceAccount and ClusterRole. */}}
+{{- define "sandbox-injector.agentName" -}}
+{{- printf "%s-agent" (include "sandbox-injector.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
