@@ -31,5 +31,8 @@ python-env: ## Python client venv in _out/python-venv: installs missing Debian p
 
 TEST_PARTS += test-python
 .PHONY: test-python
-test-python: python-env ## Python client tests: a real runner (run, stream 50x, files, errors) and claims against a real kube-apiserver
+test-python: python-env tools-envtest ## Python client tests: a real runner (run, stream 50x, files, errors) and claims against a real kube-apiserver
 	cd $(ROOT) && KUBEBUILDER_ASSETS=$${KUBEBUILDER_ASSETS:-$(BIN)} $(PYTEST) -m 'not e2e' clients/python/tests
+
+# TestPythonClient (e2e/inject) runs the e2e suite with the venv's Python.
+e2e: python-env

@@ -132,3 +132,15 @@ def runner_proc(start_runner) -> RunnerProc:
 def runner(runner_proc) -> Iterator[Runner]:
     with runner_proc.client() as r:
         yield r
+
+
+@pytest.fixture(scope="session")
+def apiserver(tmp_path_factory):
+    """The Go fixture: a real kube-apiserver (envtest) whose pod proxy reaches
+    runners on loopback, and its connection details (``.info``)."""
+    from apiserver import Fixture, build_fixture
+
+    binary = build_fixture(tmp_path_factory.mktemp("fixture") / "fixture.test")
+    f = Fixture(binary, tmp_path_factory.mktemp("fixture-run"))
+    yield f
+    f.stop()
