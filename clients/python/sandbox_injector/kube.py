@@ -11,6 +11,7 @@ import datetime as _dt
 import hashlib
 import os
 import secrets
+import ssl
 import time
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
@@ -81,6 +82,7 @@ class Kube:
         except (kconfig.ConfigException, OSError) as e:
             where = "the pod's service account" if in_cluster else f"kubeconfig {kubeconfig or '(default)'}"
             raise errors.SandboxError(f"loading Kubernetes credentials from {where}: {e}") from e
+        self._ssl: Optional[ssl.SSLContext] = None
         self.api = kclient.ApiClient(self.config)
         self.custom = kclient.CustomObjectsApi(self.api)
 
@@ -99,14 +101,18 @@ class Kube:
         auth = self.config.get_api_key_with_prefix("authorization")
         return {"Authorization": auth} if auth else {}
 
-    def proxy_tls(self) -> Tuple[Union[bool, str], Optional[Tuple[str, str]]]:
-        verify: Union[bool, str] = False
-        if self.config.verify_ssl:
-            verify = self.config.ssl_ca_cert or True
-        cert = None
-        if self.config.cert_file and self.config.key_file:
-            cert = (self.config.cert_file, self.config.key_file)
-        return verify, cert
+    def proxy_tls(self) -> Tuple[Union[bool, ssl.SSLContext], None]:
+        """TLS settings for httpx from the kubeconfig: an SSLContext with its
+        CA and client certificate (httpx's own path arguments are deprecated
+        in newer versions), or False for insecure-skip-tls-verify."""
+        if not self.config.verify_ssl:
+            return False, None
+        if self._ssl is None:
+            ctx = ssl.create_default_context(cafile=self.config.ssl_ca_cert or None)
+            if self.config.cert_file and self.config.key_file:
+                ctx.load_cert_chain(self.config.cert_file, self.config.key_file)
+            self._ssl = ctx
+        return self._ssl, None
 
     # --- SandboxClaims --------------------------------------------------------
 

@@ -176,7 +176,7 @@ class _Base:
 
     def __init__(self, base_url: str, token: str, *, via_proxy: bool = False,
                  headers: Optional[Callable[[], Mapping[str, str]]] = None,
-                 verify: Union[bool, str] = True, cert: Optional[Tuple[str, str]] = None,
+                 verify: Union[bool, str, Any] = True, cert: Optional[Tuple[str, str]] = None,
                  on_error: Optional[ErrorHook] = None):
         self.base_url = base_url.rstrip("/")
         self.token = token
@@ -389,10 +389,17 @@ class Files:
                     resp.read()
                     raise r._fail(error_from_answer(resp.status_code, resp.content, what))
                 tmp = local_path + ".part"
-                with open(tmp, "wb") as f:
-                    for chunk in resp.iter_bytes():
-                        f.write(chunk)
-                os.replace(tmp, local_path)
+                try:
+                    with open(tmp, "wb") as f:
+                        for chunk in resp.iter_bytes():
+                            f.write(chunk)
+                    os.replace(tmp, local_path)
+                except BaseException:
+                    try:
+                        os.remove(tmp)
+                    except OSError:
+                        pass
+                    raise
         except httpx.TransportError as e:
             raise r._unreachable(what, e) from e
 
