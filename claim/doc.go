@@ -1,22 +1,16 @@
-// Package claim adopts sandboxes from warm pools (api/v1alpha1.SandboxPool):
-// the Go client behind sandboxctl, for programs that want a sandbox in tens
-// of milliseconds instead of the seconds a new pod takes.
+// Package claim is the thin Go client of SandboxClaims (api/v1alpha1): it
+// asks for a sandbox of a warm pool, waits until the claim controller has
+// bound it, and drives the sandbox's runner with a token only the claimant
+// holds. It is what sandboxctl uses; programs use it to get a sandbox in
+// tens of milliseconds instead of the seconds a new pod takes.
 //
-// A Claimer lists a pool's warm pods, checks that a candidate's runner
-// answers, and takes it in one update of the pod conditioned on its
-// resourceVersion (label sandbox.io/state warm -> claimed), so that of many
-// racing claimers exactly one wins each pod and the others move on to the
-// next candidate. The winner then hands the runner a fresh token and the
-// claimant's environment through the runner's POST /claim, authorized with
-// the pool's token, and keeps the fresh token in a Secret owned by the pod
-// (ClaimSecretName) so that a later Open, such as `sandboxctl exec`, finds
-// it. When nothing is claimable within Options.Grace, the claim creates a
-// cold pod from the pool's template (package pool) and says so in
-// Sandbox.Origin. Releasing a sandbox deletes its pod; the node agent
-// refills the pool.
-//
-// A user of this package needs, in the pool's namespace: get and list of
-// sandboxpools; list, watch, get, update, create and delete of pods; get of
-// the pool's token Secret and create, get and delete of Secrets; and, for
-// TransportProxy, create and get of pods/proxy.
+// Client.Claim generates a random token, creates a SandboxClaim that
+// carries only the token's SHA-256 (spec.auth.tokenSHA256), watches it until
+// it is Bound, Failed or Expired, and returns the Sandbox: the runner's
+// address and a runner client holding the token. Deleting the claim
+// (Client.Release) releases the sandbox; Client.Extend raises its lifetime.
+// The binding itself (which pod, the runner's POST /claim) is the claim
+// controller's work (package claim/controller), so a claimant needs RBAC on
+// sandboxclaims only, plus pods/proxy to reach the runner through the API
+// server (TransportProxy) when it cannot reach pod IPs.
 package claim

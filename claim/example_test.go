@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"sandbox.io/injector/claim"
@@ -21,21 +21,22 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	claimer, err := claim.New(cfg, claim.Config{
-		Transport:  claim.TransportDirect, // inside the cluster; TransportProxy from outside
-		Registerer: prometheus.NewRegistry(),
+	c, err := claim.New(cfg, claim.Config{
+		Transport: claim.TransportDirect, // inside the cluster; TransportProxy from outside
 	})
 	if err != nil {
 		panic(err)
 	}
-	sb, err := claimer.Claim(ctx, "sandboxes", "python", claim.Options{
-		Env: map[string]string{"API_KEY": "only this claimant sees it"},
+	sb, err := c.Claim(ctx, claim.Request{
+		Namespace: "sandboxes", Pool: "python",
+		Env:      map[string]string{"API_KEY": "only this claimant's commands see it"},
+		Lifetime: 10 * time.Minute,
 	})
 	if err != nil {
 		panic(err)
 	}
-	defer claimer.Release(ctx, sb.Namespace, sb.Pod)
-	fmt.Printf("claimed %s (%s) in %s\n", sb.Pod, sb.Origin, sb.Timings.Total)
+	defer c.Release(ctx, sb.Namespace, sb.Claim)
+	fmt.Printf("claim %s bound to %s (%s) in %s\n", sb.Claim, sb.Pod, sb.Origin, sb.Duration)
 
 	res, err := sb.Exec(ctx, api.ExecuteRequest{Argv: []string{"python3", "-c", "print(6*7)"}}, os.Stdout, os.Stderr)
 	if err != nil {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
@@ -82,12 +84,12 @@ func (t *tokenSource) current() ([sha256.Size]byte, bool) {
 	return t.digest, true
 }
 
-// replace makes token the only accepted one from now on, for good.
-func (t *tokenSource) replace(token string) {
-	sum := sha256.Sum256([]byte(token))
+// replace makes the token whose SHA-256 is digest the only accepted one
+// from now on, for good.
+func (t *tokenSource) replace(digest [sha256.Size]byte) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.digest, t.set, t.fixed = sum, true, true
+	t.digest, t.set, t.fixed = digest, true, true
 }
 
 func statFile(path string) fileStamp {
@@ -102,33 +104,113 @@ func statFile(path string) fileStamp {
 	return st
 }
 
-var errNoToken = errors.New("no API token is configured for this runner, so its API answers only loopback clients (kubectl port-forward)")
+var (
+	errNoToken = errors.New("no API token is configured for this runner, so its API is closed (only /healthz and /readyz answer); " +
+		"create the pod's token Secret, or claim the sandbox")
+	errNotClaimed   = errors.New("this sandbox is not claimed yet: its API opens to the claimant's token at POST /claim")
+	errClaimOnly    = errors.New("the claim credential authorizes POST /claim only")
+	errStaleRequest = errors.New("the sandbox was claimed after this request was authorized; send it again with the claimant's token")
+)
 
-// authorize checks a request that needs the token. It returns the HTTP
-// status to refuse with and why, or 0.
-func (s *Server) authorize(r *http.Request) (int, error) {
+// grant is what an authorized request may do.
+type grant struct {
+	// claimOnly: the request carries the claim credential of an unclaimed
+	// sandbox, which opens POST /claim and nothing else.
+	claimOnly bool
+	// epoch is the credential generation the request was authorized under;
+	// a claim starts a new one, and work authorized under an older one is
+	// refused (stillValid) even when its body arrives after the claim.
+	epoch uint64
+}
+
+type grantKey struct{}
+
+// authorize checks a request that needs a credential. It returns the HTTP
+// status to refuse with and why, or 0 and what the request may do.
+func (s *Server) authorize(r *http.Request) (int, error, grant) {
+	epoch := s.epoch.Load()
+	got, hasBearer := bearer(r)
+	if v, ok := s.verifier(); ok {
+		// An unclaimed sandbox of a pool: only the claim credential works,
+		// and only for POST /claim.
+		if !hasBearer {
+			return http.StatusUnauthorized, errMissingBearer, grant{}
+		}
+		sum := sha256.Sum256([]byte(got))
+		if subtle.ConstantTimeCompare(sum[:], v[:]) != 1 {
+			if r.URL.Path == "/claim" {
+				return http.StatusUnauthorized, errors.New("invalid claim credential"), grant{}
+			}
+			return http.StatusForbidden, errNotClaimed, grant{}
+		}
+		if r.Method != http.MethodPost || r.URL.Path != "/claim" {
+			return http.StatusForbidden, errClaimOnly, grant{}
+		}
+		return 0, nil, grant{claimOnly: true, epoch: epoch}
+	}
 	want, ok := s.token.current()
 	if !ok {
-		if isLoopback(r.RemoteAddr) {
-			return 0, nil
+		if s.cfg.InsecureLoopback && isLoopback(r.RemoteAddr) {
+			return 0, nil, grant{epoch: epoch}
 		}
-		return http.StatusForbidden, errNoToken
+		return http.StatusForbidden, errNoToken, grant{}
 	}
-	got := r.Header.Get(api.TokenHeader)
-	if got == "" {
-		h := r.Header.Get("Authorization")
-		const scheme = "bearer "
-		if len(h) < len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
-			return http.StatusUnauthorized, errors.New("missing bearer token (Authorization: Bearer, or " + api.TokenHeader + ")")
-		}
-		got = h[len(scheme):]
+	if !hasBearer {
+		return http.StatusUnauthorized, errMissingBearer, grant{}
 	}
 	// Comparing digests keeps the time independent of the token's length too.
-	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	sum := sha256.Sum256([]byte(got))
 	if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-		return http.StatusUnauthorized, errors.New("invalid bearer token")
+		return http.StatusUnauthorized, errors.New("invalid bearer token"), grant{}
 	}
-	return 0, nil
+	return 0, nil, grant{epoch: epoch}
+}
+
+var errMissingBearer = errors.New("missing bearer token (Authorization: Bearer, or " + api.TokenHeader + ")")
+
+// bearer returns the request's token: the X-Sandbox-Token header (the API
+// server's pod proxy consumes Authorization), else the bearer of
+// Authorization.
+func bearer(r *http.Request) (string, bool) {
+	if got := strings.TrimSpace(r.Header.Get(api.TokenHeader)); got != "" {
+		return got, true
+	}
+	h := r.Header.Get("Authorization")
+	const scheme = "bearer "
+	if len(h) < len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", false
+	}
+	got := strings.TrimSpace(h[len(scheme):])
+	return got, got != ""
+}
+
+// verifier returns the digest of the claim credential while the sandbox
+// waits for its claim; ok is false once claimed, and for runners that take
+// no claims.
+func (s *Server) verifier() ([sha256.Size]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.claimVerifier, s.hasVerifier && s.claimed == nil
+}
+
+// stillValid reports whether the request's credential still holds: no
+// claim happened since it was authorized. Handlers call it right before
+// they act, so that a request authorized under an earlier credential whose
+// body arrives after the claim does nothing.
+func (s *Server) stillValid(r *http.Request) bool {
+	g, ok := r.Context().Value(grantKey{}).(grant)
+	return ok && g.epoch == s.epoch.Load()
+}
+
+// parseVerifier reads a ClaimVerifier.
+func parseVerifier(v string) ([sha256.Size]byte, error) {
+	var out [sha256.Size]byte
+	hexDigest, ok := strings.CutPrefix(v, "sha256:")
+	if !ok || !api.IsSHA256Hex(hexDigest) {
+		return out, fmt.Errorf("claim verifier %q is not sha256: followed by 64 lower-case hex digits", v)
+	}
+	_, err := hex.Decode(out[:], []byte(hexDigest))
+	return out, err
 }
 
 func isLoopback(remote string) bool {

@@ -117,14 +117,19 @@ func TestTokenRotation(t *testing.T) {
 	if got := status(t, r.url, "second"); got != 200 {
 		t.Errorf("new token after rotation: %d, want 200", got)
 	}
-	// Emptied: back to loopback-only, which this loopback client is.
+	// Emptied: the API closes, also to this loopback client.
 	write("gen3", "\n")
-	if got := status(t, r.url, ""); got != 200 {
-		t.Errorf("empty token, loopback client: %d, want 200", got)
+	if got := status(t, r.url, ""); got != 403 {
+		t.Errorf("empty token, loopback client: %d, want 403", got)
+	}
+	if got := status(t, r.url, "second"); got != 403 {
+		t.Errorf("empty token, the old token: %d, want 403", got)
 	}
 }
 
-func TestNoTokenLoopbackOnly(t *testing.T) {
+// TestNoTokenClosed: a runner without a token answers only its probes, to
+// every client, loopback included (a mesh sidecar connects from loopback).
+func TestNoTokenClosed(t *testing.T) {
 	t.Parallel()
 	for _, tokenFile := range []string{"", "missing", "empty"} {
 		t.Run("token file "+tokenFile, func(t *testing.T) {
@@ -139,6 +144,54 @@ func TestNoTokenLoopbackOnly(t *testing.T) {
 				}
 			}
 			s, err := New(Config{Workdir: t.TempDir(), TokenFile: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for _, tc := range []struct {
+				remote, method, path string
+				want                 int
+			}{
+				{"127.0.0.1:5000", "GET", "/status", 403},
+				{"[::1]:5000", "POST", "/execute", 403},
+				{"127.0.0.1:5000", "GET", "/files", 403},
+				{"127.0.0.1:5000", "POST", "/claim", 403},
+				{"10.244.0.7:5000", "GET", "/metrics", 403},
+				{"127.0.0.1:5000", "GET", "/healthz", 200},
+				{"10.244.0.7:5000", "GET", "/readyz", 200},
+			} {
+				req := httptest.NewRequestWithContext(t.Context(), tc.method, tc.path, strings.NewReader(`{"argv":["true"]}`))
+				req.RemoteAddr = tc.remote
+				rec := httptest.NewRecorder()
+				s.ServeHTTP(rec, req)
+				if rec.Code != tc.want {
+					t.Errorf("%s %s from %s: got %d, want %d", tc.method, tc.path, tc.remote, rec.Code, tc.want)
+				}
+				if rec.Code == 403 && !strings.Contains(rec.Body.String(), "no API token is configured") {
+					t.Errorf("403 without the reason: %s", rec.Body)
+				}
+			}
+		})
+	}
+}
+
+// TestNoTokenInsecureLoopback: the explicit opt-in opens the API to
+// loopback clients only.
+func TestNoTokenInsecureLoopback(t *testing.T) {
+	t.Parallel()
+	for _, tokenFile := range []string{"", "missing", "empty"} {
+		t.Run("token file "+tokenFile, func(t *testing.T) {
+			t.Parallel()
+			var path string
+			if tokenFile != "" {
+				path = filepath.Join(t.TempDir(), "token")
+			}
+			if tokenFile == "empty" {
+				if err := os.WriteFile(path, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := New(Config{Workdir: t.TempDir(), TokenFile: path, InsecureLoopback: true})
 			if err != nil {
 				t.Fatal(err)
 			}

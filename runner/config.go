@@ -20,9 +20,18 @@ type Config struct {
 	// Listen is the TCP address of the API; default ":7080".
 	Listen string
 	// TokenFile holds the bearer token. Missing, empty or unset means no
-	// token: the API then answers loopback clients only, while /healthz and
-	// /readyz answer everyone. The file is re-read when it changes.
+	// token: the API is then closed (only /healthz and /readyz answer),
+	// unless InsecureLoopback. The file is re-read when it changes.
 	TokenFile string
+	// ClaimVerifier, "sha256:" and 64 hex digits, makes the runner a warm
+	// sandbox waiting for its claim: it answers only POST /claim, authorized
+	// by the credential whose SHA-256 this is, until a claim switches it to
+	// the claimant's token. TokenFile is not read while it waits.
+	ClaimVerifier string
+	// InsecureLoopback opens the API to loopback clients while no token is
+	// configured (kubectl port-forward). Off, a runner without a token
+	// answers nothing but its probes.
+	InsecureLoopback bool
 	// Workdir confines /files and is the default cwd of /execute; default
 	// the process's current directory. It is created when missing.
 	Workdir string
@@ -111,6 +120,11 @@ func (c *Config) validate() error {
 	}
 	if c.MaxRequestBytes < 0 || c.MaxUploadBytes < 0 || c.MaxOutputBytes < 0 || c.MaxConcurrent < 0 {
 		errs = append(errs, errors.New("limits must not be negative"))
+	}
+	if c.ClaimVerifier != "" {
+		if _, err := parseVerifier(c.ClaimVerifier); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

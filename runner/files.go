@@ -73,6 +73,9 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request) {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil && !s.stillValid(r) {
+		err = errStaleRequest
+	}
 	if err == nil {
 		err = s.root.Rename(tmp, name)
 	}
@@ -219,6 +222,8 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 func fsStatus(err error) int {
 	var pe *fs.PathError
 	switch {
+	case errors.Is(err, errStaleRequest):
+		return http.StatusUnauthorized
 	case errors.Is(err, fs.ErrNotExist):
 		return http.StatusNotFound
 	case errors.Is(err, fs.ErrPermission):

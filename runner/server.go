@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sandbox.io/injector/runner/api"
@@ -28,9 +31,16 @@ type Server struct {
 	metrics   *metrics
 	mux       *http.ServeMux
 
-	mu      sync.Mutex
-	sup     *supervisor
-	claimed *api.ClaimStatus
+	// epoch counts credential switches (claims); inflight holds the
+	// requests authorized under the current one.
+	epoch    atomic.Uint64
+	inflight inflight
+
+	mu            sync.Mutex
+	sup           *supervisor
+	claimed       *api.ClaimStatus
+	claimVerifier [sha256.Size]byte
+	hasVerifier   bool
 }
 
 // New opens the work directory (creating it) and builds the API.
@@ -55,6 +65,14 @@ func New(cfg Config) (*Server, error) {
 		execSlots: make(chan struct{}, cfg.MaxConcurrent),
 		metrics:   newMetrics(),
 		mux:       http.NewServeMux(),
+	}
+	if cfg.ClaimVerifier != "" {
+		v, err := parseVerifier(cfg.ClaimVerifier)
+		if err != nil {
+			root.Close()
+			return nil, err
+		}
+		s.claimVerifier, s.hasVerifier = v, true
 	}
 	s.exec = &executor{shell: shellPath, workdir: cfg.Workdir, root: root, procs: s.procs}
 	env := os.Environ()
@@ -84,9 +102,13 @@ func (s *Server) Close() error {
 	return s.root.Close()
 }
 
-// TokenConfigured reports whether a token is set now (else the API answers
-// loopback clients only).
+// TokenConfigured reports whether a credential is set now: a token, or the
+// claim verifier of a sandbox waiting for its claim. Without one the API is
+// closed (or, with Config.InsecureLoopback, open to loopback clients only).
 func (s *Server) TokenConfigured() bool {
+	if _, ok := s.verifier(); ok {
+		return true
+	}
 	_, ok := s.token.current()
 	return ok
 }
@@ -96,7 +118,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
-		code, err := s.authorize(r)
+		code, err, g := s.authorize(r)
 		if code == http.StatusUnauthorized && r.Method == http.MethodPost && r.URL.Path == "/claim" && s.claimStatus() != nil {
 			// The claim switched the token, so a later claimant's (pool)
 			// token fails: say why, so that it knows this sandbox is taken
@@ -108,6 +130,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.logRequest(r, rec, start, "")
 			return
 		}
+		ctx, done, ok := s.inflight.begin(context.WithValue(r.Context(), grantKey{}, g), g.epoch, &s.epoch)
+		if !ok {
+			s.fail(rec, r, http.StatusUnauthorized, errStaleRequest)
+			s.logRequest(r, rec, start, "")
+			return
+		}
+		defer done()
+		r = r.WithContext(ctx)
 	}
 	s.mux.ServeHTTP(rec, r)
 	s.logRequest(r, rec, start, r.Pattern)
@@ -237,6 +267,10 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	if !s.stillValid(r) {
+		s.fail(w, r, http.StatusUnauthorized, errStaleRequest)
 		return
 	}
 	argv, dir, env, err := s.exec.prepare(req)

@@ -151,9 +151,16 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	auth := "token"
-	if !s.TokenConfigured() {
+	switch {
+	case cfg.ClaimVerifier != "":
+		auth = "waitingForClaim"
+	case s.TokenConfigured():
+	case cfg.InsecureLoopback:
 		auth = "loopbackOnly"
-		log.Warn("no API token configured: the API answers loopback clients only, probes answer everyone", "tokenFile", cfg.TokenFile)
+		log.Warn("no API token configured: the API answers loopback clients only (insecure loopback opt-in), probes answer everyone", "tokenFile", cfg.TokenFile)
+	default:
+		auth = "closed"
+		log.Warn("no API token configured: the API is closed, only the probes answer, until the token file appears", "tokenFile", cfg.TokenFile)
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "mode", cfg.Mode, "auth", auth, "workdir", cfg.Workdir, "version", cfg.Version, "pid", os.Getpid())
 

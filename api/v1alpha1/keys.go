@@ -57,6 +57,15 @@ const (
 	// AnnotationClaimedAt is when the pod was claimed, in RFC 3339 with
 	// nanoseconds.
 	AnnotationClaimedAt = KeyPrefix + "claimed-at"
+	// AnnotationClaimNonce on a pool pod is a random value the webhook
+	// gives it at admission. The pod's runner gets only a verifier of the
+	// claim credential HMAC(claim key, namespace/nonce), which the claim
+	// controller alone can compute (internal/claimkey).
+	AnnotationClaimNonce = KeyPrefix + "claim-nonce"
+	// AnnotationInsecureLoopback ("true") lets the runner of a pod without
+	// a token answer loopback clients (kubectl port-forward). Without it a
+	// runner with no token answers nothing but its probes.
+	AnnotationInsecureLoopback = KeyPrefix + "insecure-loopback"
 )
 
 // Labels.
@@ -137,6 +146,9 @@ const (
 	StateClaimed = "claimed"
 )
 
+// LabelClaim on a bound pool pod names the SandboxClaim it is bound to.
+const LabelClaim = KeyPrefix + "claim"
+
 // TokenSecretKey is the key, inside the token Secret, that holds the bearer
 // token of the runner API.
 const TokenSecretKey = "token"
@@ -144,11 +156,11 @@ const TokenSecretKey = "token"
 // UserAnnotations lists the sandbox.io annotations a user may set on a pod.
 // Any other sandbox.io annotation but AnnotationStatus is refused at
 // admission, so that a misspelled key is loud instead of ignored.
-var UserAnnotations = []string{AnnotationInject, AnnotationContainers, AnnotationMode, AnnotationTokenSecret, AnnotationChild}
+var UserAnnotations = []string{AnnotationInject, AnnotationContainers, AnnotationMode, AnnotationTokenSecret, AnnotationChild, AnnotationInsecureLoopback}
 
 // SystemAnnotations lists the sandbox.io annotations our own components
 // write; admission accepts them too.
-var SystemAnnotations = []string{AnnotationStatus, AnnotationClaimedBy, AnnotationClaimedAt}
+var SystemAnnotations = []string{AnnotationStatus, AnnotationClaimedBy, AnnotationClaimedAt, AnnotationClaimNonce}
 
 // IsOurKey reports whether an annotation or label key is in the sandbox.io
 // namespace.

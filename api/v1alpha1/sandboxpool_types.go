@@ -17,6 +17,7 @@ import (
 // +kubebuilder:printcolumn:name="Per node",type=integer,JSONPath=`.spec.podsPerNode`
 // +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.desired`
 // +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.ready`
+// +kubebuilder:printcolumn:name="Claimed",type=integer,JSONPath=`.status.claimed`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type SandboxPool struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -110,6 +111,16 @@ type SandboxPoolStatus struct {
 	// Ready is the sum of the nodes' ready warm pods.
 	// +optional
 	Ready int32 `json:"ready,omitempty"`
+	// Warm counts the pool's unclaimed pods, Ready or not.
+	// +optional
+	Warm int32 `json:"warm,omitempty"`
+	// Claimed counts the pool's pods bound to claims.
+	// +optional
+	Claimed int32 `json:"claimed,omitempty"`
+	// ObservedGeneration is the pool generation the status was computed
+	// for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// Conditions of the pool.
 	// +optional
 	// +listType=map

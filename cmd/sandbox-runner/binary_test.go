@@ -76,6 +76,13 @@ func startCmd(t testing.TB, cmd *exec.Cmd) *proc {
 func startCmdLog(t testing.TB, cmd *exec.Cmd, keepLog bool) *proc {
 	t.Helper()
 	p := &proc{cmd: cmd, stdout: make(chan string, 100), done: make(chan struct{})}
+	// The tests reach the runner from loopback without a token; a runner
+	// without one is closed unless opted in. A test's own setting, later
+	// in Env, wins.
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append([]string{"SANDBOX_INSECURE_LOOPBACK=true"}, cmd.Env...)
 	if cmd.Dir == "" {
 		cmd.Dir = t.TempDir()
 	}
@@ -346,6 +353,34 @@ func TestServerModeKeepsServing(t *testing.T) {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	if got := p.exitCode(t); got != 0 {
 		t.Errorf("server mode exit code %d, want 0", got)
+	}
+}
+
+func TestNoTokenClosesTheAPI(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(runnerBin, "run", "--listen=127.0.0.1:0", "--token-file=missing-token")
+	cmd.Env = append(os.Environ(), "SANDBOX_INSECURE_LOOPBACK=false")
+	p := startCmd(t, cmd)
+	if !strings.Contains(p.log(), `"auth":"closed"`) {
+		t.Errorf("the runner does not say its API is closed:\n%s", p.log())
+	}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/status": 403, "/files": 403, "/metrics": 403} {
+		resp, err := http.Get("http://" + p.addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s from loopback without a token: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	resp, err := http.Post("http://"+p.addr+"/execute", "application/json", strings.NewReader(`{"argv":["true"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("POST /execute from loopback without a token: %d, want 403", resp.StatusCode)
 	}
 }
 

@@ -21,6 +21,8 @@ type options struct {
 	mode           string
 	listen         string
 	tokenFile      string
+	claimVerifier  string
+	insecureLoop   bool
 	workdir        string
 	gracePeriod    time.Duration
 	logLevel       string
@@ -41,7 +43,13 @@ func (o *options) addFlags(fs *flag.FlagSet, env lookupEnv) {
 	}
 	str(&o.mode, "mode", "SANDBOX_MODE", api.ModeServer, "server: serve the API and keep serving after the command exits; wrap: exit with the command's exit code")
 	str(&o.listen, "listen", "SANDBOX_LISTEN", ":7080", "TCP address of the API")
-	str(&o.tokenFile, "token-file", "SANDBOX_TOKEN_FILE", "", "file holding the API bearer token; missing or empty: loopback clients only")
+	str(&o.tokenFile, "token-file", "SANDBOX_TOKEN_FILE", "", "file holding the API bearer token; missing or empty: the API is closed (see --insecure-loopback)")
+	str(&o.claimVerifier, "claim-verifier", "SANDBOX_CLAIM_VERIFIER", "", "sha256:<hex> of the claim credential: the runner waits for POST /claim and answers nothing else until then (set by the webhook on pool pods)")
+	loop := false
+	if v, ok := env("SANDBOX_INSECURE_LOOPBACK"); ok {
+		loop = v == "true"
+	}
+	fs.BoolVar(&o.insecureLoop, "insecure-loopback", loop, "without a token, answer loopback clients (kubectl port-forward); off: a runner without a token answers only its probes (env SANDBOX_INSECURE_LOOPBACK)")
 	str(&o.workdir, "workdir", "SANDBOX_WORKDIR", "", "directory of /files and default cwd of /execute (default the current directory)")
 	str(&o.logLevel, "log-level", "SANDBOX_LOG_LEVEL", "info", "debug, info, warn or error")
 	o.gracePeriod = 10 * time.Second
@@ -145,17 +153,19 @@ func (o *options) config(stderr io.Writer) (runner.Config, error) {
 		return runner.Config{}, fmt.Errorf("parsing --log-level: %w", err)
 	}
 	return runner.Config{
-		Mode:           o.mode,
-		Listen:         o.listen,
-		TokenFile:      o.tokenFile,
-		Workdir:        o.workdir,
-		GracePeriod:    o.gracePeriod,
-		Command:        o.command,
-		Version:        version.Version,
-		Logger:         slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})),
-		MaxOutputBytes: o.maxOutputBytes,
-		MaxUploadBytes: o.maxUploadBytes,
-		MaxConcurrent:  o.maxConcurrent,
-		Reap:           true,
+		Mode:             o.mode,
+		Listen:           o.listen,
+		TokenFile:        o.tokenFile,
+		ClaimVerifier:    o.claimVerifier,
+		InsecureLoopback: o.insecureLoop,
+		Workdir:          o.workdir,
+		GracePeriod:      o.gracePeriod,
+		Command:          o.command,
+		Version:          version.Version,
+		Logger:           slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})),
+		MaxOutputBytes:   o.maxOutputBytes,
+		MaxUploadBytes:   o.maxUploadBytes,
+		MaxConcurrent:    o.maxConcurrent,
+		Reap:             true,
 	}, nil
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,23 +20,25 @@ import (
 func newCmdClaim(r *root) *cobra.Command {
 	var (
 		env      []string
-		wait     time.Duration
+		lifetime time.Duration
+		timeout  time.Duration
 		noCold   bool
-		claimant string
+		name     string
 		output   string
 		files    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "claim POOL",
 		Short: "Claim a sandbox from a warm pool",
-		Long: `Claim a sandbox from the SandboxPool POOL: a warm pod when one is free
-(its runner gets a fresh token and the --env variables), else, after --wait,
-a cold pod created from the pool's template (unless --no-cold).
-Prints the sandbox's pod name and address; use the pod name with exec, cp
-and release.`,
-		Example: `  sandboxctl claim python -n sandboxes --env API_KEY=xyz
+		Long: `Claim a sandbox from the SandboxPool POOL: creates a SandboxClaim and waits
+until the claim controller has bound it to a warm pod (or, when none is free
+and --no-cold is not given, a cold pod made for it). The sandbox's runner
+accepts only a token this sandboxctl generated and keeps in its token store;
+the claim holds only its digest. Prints the claim's name; use it with exec,
+cp and release.`,
+		Example: `  sandboxctl claim python -n sandboxes --env API_KEY=xyz --lifetime 10m
   sandboxctl claim python --file ./task.py --file ./data.csv:input/data.csv
-  POD=$(sandboxctl claim python -o name)`,
+  CLAIM=$(sandboxctl claim python -o name)`,
 		Args: cobra.ExactArgs(1),
 		PreRunE: func(*cobra.Command, []string) error {
 			switch output {
@@ -41,8 +46,8 @@ and release.`,
 			default:
 				return fmt.Errorf("--output %q is not text, name or json", output)
 			}
-			if wait < 0 {
-				return fmt.Errorf("--wait %s is negative", wait)
+			if lifetime < 0 {
+				return fmt.Errorf("--lifetime %s is negative", lifetime)
 			}
 			_, err := parseEnv(env)
 			return err
@@ -57,55 +62,70 @@ and release.`,
 			if err != nil {
 				return err
 			}
-			grace := wait
-			if grace == 0 {
-				grace = -1 // the flag's 0 means do not wait
+			token, err := claim.NewToken()
+			if err != nil {
+				return err
 			}
-			sb, err := cl.Claim(cmd.Context(), ns, args[0], claim.Options{
-				Env: envMap, Claimant: claimant, Grace: grace, NoCold: noCold, Files: given,
+			sb, err := cl.Claim(cmd.Context(), claim.Request{
+				Namespace: ns, Pool: args[0], Name: name, Env: envMap, Lifetime: lifetime,
+				NoCold: noCold, Token: token, Timeout: timeout,
 			})
 			if err != nil {
 				return err
 			}
-			cold := sb.Origin == v1alpha1.OriginCold
+			if err := r.tokens.save(ns, sb.Claim, token); err != nil {
+				return errors.Join(err, cl.Release(context.WithoutCancel(cmd.Context()), ns, sb.Claim))
+			}
+			for _, f := range given {
+				if err := sb.CopyTo(cmd.Context(), bytes.NewReader(f.data), f.path, f.mode); err != nil {
+					return errors.Join(err, cl.Release(context.WithoutCancel(cmd.Context()), ns, sb.Claim))
+				}
+			}
+			cold := sb.Origin == v1alpha1.OriginColdPod
 			if cold {
-				fmt.Fprintf(r.stderr, "WARNING: no warm sandbox of pool %s was free within %s: created a COLD pod (%s, claim took %s). The pool may be too small.\n",
-					args[0], wait, sb.Pod, sb.Timings.Total.Round(time.Millisecond))
+				fmt.Fprintf(r.stderr, "WARNING: no warm sandbox of pool %s was free: the claim got a COLD pod (%s, claim took %s). The pool may be too small.\n",
+					args[0], sb.Pod, sb.Duration.Round(time.Millisecond))
 			}
 			switch output {
 			case "name":
-				fmt.Fprintln(r.stdout, sb.Pod)
+				fmt.Fprintln(r.stdout, sb.Claim)
 			case "json":
 				b, err := json.MarshalIndent(claimOutput{
-					Pod: sb.Pod, Namespace: sb.Namespace, Node: sb.Node, Pool: sb.Pool, Origin: sb.Origin,
-					Address: sb.Address, PodIP: sb.PodIP, Milliseconds: sb.Timings.Total.Milliseconds(),
+					Claim: sb.Claim, Pod: sb.Pod, Namespace: sb.Namespace, Node: sb.Node, Pool: sb.Pool, Origin: string(sb.Origin),
+					Address: sb.Address, PodIP: sb.PodIP, Milliseconds: sb.Duration.Milliseconds(),
 				}, "", "  ")
 				if err != nil {
 					return fmt.Errorf("encoding the claim: %w", err)
 				}
 				fmt.Fprintln(r.stdout, string(b))
 			default:
-				origin := sb.Origin
+				origin := string(sb.Origin)
 				if cold {
-					origin = "COLD (no warm pod was free; created a new pod)"
+					origin = "COLD (no warm pod was free; a new pod was made)"
 				}
-				fmt.Fprintf(r.stdout, "pod:       %s\nnamespace: %s\nnode:      %s\norigin:    %s\naddress:   %s\ntook:      %s\n",
-					sb.Pod, sb.Namespace, sb.Node, origin, sb.Address, sb.Timings.Total.Round(time.Millisecond))
+				expires := "never"
+				if !sb.ExpiresAt.IsZero() {
+					expires = sb.ExpiresAt.Format(time.RFC3339)
+				}
+				fmt.Fprintf(r.stdout, "claim:     %s\npod:       %s\nnamespace: %s\nnode:      %s\norigin:    %s\naddress:   %s\nexpires:   %s\ntook:      %s\n",
+					sb.Claim, sb.Pod, sb.Namespace, sb.Node, origin, sb.Address, expires, sb.Duration.Round(time.Millisecond))
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&env, "env", "e", nil, "K=V added to the environment of every command run in the sandbox (repeatable)")
-	f.DurationVar(&wait, "wait", claim.DefaultGrace, "how long to wait for a warm pod before creating a cold one (0: do not wait)")
-	f.BoolVar(&noCold, "no-cold", false, "fail instead of creating a cold pod when no warm pod is free")
-	f.StringArrayVar(&files, "file", nil, "LOCAL[:PATH] copied into the sandbox's work directory at claim time, keeping its mode (PATH default: the base name; repeatable)")
-	f.StringVar(&claimant, "claimant", "", "who claims, recorded on the pod (default USER@HOST)")
-	f.StringVarP(&output, "output", "o", "text", "output format: text, name (the pod name only) or json")
+	f.DurationVar(&lifetime, "lifetime", 0, "the sandbox's lifetime from binding; it is deleted at its end (0: none)")
+	f.DurationVar(&timeout, "timeout", claim.DefaultTimeout, "how long to wait for the claim to bind")
+	f.BoolVar(&noCold, "no-cold", false, "fail instead of getting a cold pod when no warm pod is free")
+	f.StringArrayVar(&files, "file", nil, "LOCAL[:PATH] copied into the sandbox's work directory right after the claim, keeping its mode (PATH default: the base name; repeatable)")
+	f.StringVar(&name, "name", "", "name of the SandboxClaim (default: generated from the pool's name)")
+	f.StringVarP(&output, "output", "o", "text", "output format: text, name (the claim name only) or json")
 	return cmd
 }
 
 type claimOutput struct {
+	Claim        string `json:"claim"`
 	Pod          string `json:"pod"`
 	Namespace    string `json:"namespace"`
 	Node         string `json:"node"`
@@ -114,6 +134,12 @@ type claimOutput struct {
 	Address      string `json:"address"`
 	PodIP        string `json:"podIP"`
 	Milliseconds int64  `json:"milliseconds"`
+}
+
+type claimFile struct {
+	path string
+	data []byte
+	mode uint32
 }
 
 func parseEnv(kvs []string) (map[string]string, error) {
@@ -133,8 +159,8 @@ func parseEnv(kvs []string) (map[string]string, error) {
 
 // readClaimFiles reads the --file flags (LOCAL[:PATH]) before anything is
 // claimed, so that a missing local file costs no sandbox.
-func readClaimFiles(specs []string) ([]claim.File, error) {
-	var out []claim.File
+func readClaimFiles(specs []string) ([]claimFile, error) {
+	var out []claimFile
 	for _, spec := range specs {
 		local, remote, ok := strings.Cut(spec, ":")
 		if !ok || remote == "" {
@@ -148,7 +174,7 @@ func readClaimFiles(specs []string) ([]claim.File, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--file %q: %w", spec, err)
 		}
-		out = append(out, claim.File{Path: remote, Data: data, Mode: uint32(fi.Mode().Perm())})
+		out = append(out, claimFile{path: remote, data: data, mode: uint32(fi.Mode().Perm())})
 	}
 	return out, nil
 }

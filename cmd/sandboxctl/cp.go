@@ -46,7 +46,7 @@ A local "-" is standard input or output.`,
 			if err != nil {
 				return err
 			}
-			sb, err := cl.Open(cmd.Context(), ns, pod, "")
+			sb, err := r.open(cmd.Context(), cl, ns, pod)
 			if err != nil {
 				return err
 			}

@@ -16,15 +16,15 @@ func newCmdExec(r *root) *cobra.Command {
 		timeout int64
 	)
 	cmd := &cobra.Command{
-		Use:   "exec POD -- COMMAND [ARG...]",
+		Use:   "exec CLAIM -- COMMAND [ARG...]",
 		Short: "Run a command in a claimed sandbox",
-		Long: `Run a command in the claimed sandbox POD, streaming its output, and exit
+		Long: `Run a command in the sandbox of the claim CLAIM, streaming its output, and exit
 with its exit code. The command runs without a shell; use sh -c for one.`,
 		Example: `  sandboxctl exec python-x7k2p -- python3 -c 'print(1+1)'
   sandboxctl exec python-x7k2p -- sh -c 'echo $API_KEY'`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if cmd.ArgsLenAtDash() != 1 || len(args) < 2 {
-				return fmt.Errorf("want exec POD -- COMMAND [ARG...], got %q", args)
+				return fmt.Errorf("want exec CLAIM -- COMMAND [ARG...], got %q", args)
 			}
 			return nil
 		},
@@ -33,7 +33,7 @@ with its exit code. The command runs without a shell; use sh -c for one.`,
 			if err != nil {
 				return err
 			}
-			sb, err := cl.Open(cmd.Context(), ns, args[0], "")
+			sb, err := r.open(cmd.Context(), cl, ns, args[0])
 			if err != nil {
 				return err
 			}

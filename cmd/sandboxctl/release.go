@@ -8,9 +8,9 @@ import (
 
 func newCmdRelease(r *root) *cobra.Command {
 	return &cobra.Command{
-		Use:     "release POD...",
-		Short:   "Release claimed sandboxes (delete their pods)",
-		Long:    "Release claimed sandboxes: their pods and token Secrets are deleted, and the node agent refills the pool. Only claimed pool pods are released.",
+		Use:     "release CLAIM...",
+		Short:   "Release sandboxes (delete their claims; their pods go with them)",
+		Long:    "Release sandboxes: their SandboxClaims are deleted, their pods go with them, and the node agent refills the pool.",
 		Example: "  sandboxctl release python-x7k2p",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -18,11 +18,12 @@ func newCmdRelease(r *root) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for _, pod := range args {
-				if err := cl.Release(cmd.Context(), ns, pod); err != nil {
+			for _, name := range args {
+				if err := cl.Release(cmd.Context(), ns, name); err != nil {
 					return err
 				}
-				fmt.Fprintf(r.stdout, "released %s\n", pod)
+				r.tokens.remove(ns, name)
+				fmt.Fprintf(r.stdout, "released %s\n", name)
 			}
 			return nil
 		},

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
@@ -19,6 +19,8 @@ type root struct {
 	namespace  string
 	via        string
 	verbose    bool
+	token      string
+	tokens     tokenStore
 
 	stdin          io.Reader
 	stdout, stderr io.Writer
@@ -28,7 +30,7 @@ type root struct {
 }
 
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *root {
-	return &root{stdin: stdin, stdout: stdout, stderr: stderr, load: loadKubeconfig}
+	return &root{stdin: stdin, stdout: stdout, stderr: stderr, load: loadKubeconfig, tokens: tokenStore{dir: defaultTokenDir()}}
 }
 
 // loadKubeconfig reads the configuration the way kubectl does: --kubeconfig,
@@ -62,12 +64,25 @@ func newRootCmd(r *root) *cobra.Command {
 	f.StringVarP(&r.namespace, "namespace", "n", "", "namespace of the pool or sandbox (default: the current context's)")
 	f.StringVar(&r.via, "via", string(claim.TransportProxy), "how to reach sandbox runners: proxy (through the API server; works from outside the cluster) or direct (pod IP; from inside the cluster)")
 	f.BoolVarP(&r.verbose, "verbose", "v", false, "log what the claim does to stderr")
+	f.StringVar(&r.token, "token", "", "the claimant token of the sandbox (default: the one sandboxctl stored when it claimed it)")
 	cmd.AddCommand(newCmdClaim(r), newCmdExec(r), newCmdCp(r), newCmdRelease(r), newCmdPools(r))
 	return cmd
 }
 
-// claimer builds the claimer and returns the namespace to work in.
-func (r *root) claimer() (*claim.Claimer, string, error) {
+// open returns the sandbox of the bound claim name with its token.
+func (r *root) open(ctx context.Context, cl *claim.Client, ns, name string) (*claim.Sandbox, error) {
+	token := r.token
+	if token == "" {
+		var err error
+		if token, err = r.tokens.load(ns, name); err != nil {
+			return nil, err
+		}
+	}
+	return cl.Open(ctx, ns, name, token, "")
+}
+
+// claimer builds the claim client and returns the namespace to work in.
+func (r *root) claimer() (*claim.Client, string, error) {
 	t, err := claim.ParseTransport(r.via)
 	if err != nil {
 		return nil, "", fmt.Errorf("--via: %w", err)
@@ -84,11 +99,7 @@ func (r *root) claimer() (*claim.Claimer, string, error) {
 	if ns == "" {
 		ns = "default"
 	}
-	logger := slog.New(slog.DiscardHandler)
-	if r.verbose {
-		logger = slog.New(slog.NewTextHandler(r.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	cl, err := claim.New(cfg, claim.Config{Transport: t, Logger: logger})
+	cl, err := claim.New(cfg, claim.Config{Transport: t})
 	if err != nil {
 		return nil, "", err
 	}

@@ -108,13 +108,13 @@ func TestCleanPath(t *testing.T) {
 //	go test ./runner/api -run '^$' -fuzz FuzzDecodeClaimRequest -fuzztime 30s
 func FuzzDecodeClaimRequest(f *testing.F) {
 	for _, s := range []string{
-		`{"token":"0123456789abcdef","claimant":"alice","env":{"A":"b"}}`,
-		`{"token":"short"}`,
-		`{"token":" 0123456789abcdef "}`,
-		`{"token":"0123456789abcdef","env":{"A=B":"x"}}`,
-		`{"token":"0123456789abcdef","claimant":"a\nb"}`,
-		`{"token":"0123456789abcdef","unknown":1}`,
-		`{"token":"0123456789abcdef"}{}`,
+		`{"protocol":2,"token_sha256":"abababababababababababababababababababababababababababababababab","claimant":"alice","env":{"A":"b"}}`,
+		`{"protocol":1,"token_sha256":"abababababababababababababababababababababababababababababababab"}`,
+		`{"protocol":2,"token_sha256":"short"}`,
+		`{"protocol":2,"token_sha256":"abababababababababababababababababababababababababababababababab","env":{"A=B":"x"}}`,
+		`{"protocol":2,"token_sha256":"abababababababababababababababababababababababababababababababab","claimant":"a\nb"}`,
+		`{"protocol":2,"token_sha256":"abababababababababababababababababababababababababababababababab","unknown":1}`,
+		`{"protocol":2,"token_sha256":"abababababababababababababababababababababababababababababababab"}{}`,
 		`null`,
 	} {
 		f.Add(s)
@@ -124,8 +124,8 @@ func FuzzDecodeClaimRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(req.Token) < MinClaimTokenLength || strings.TrimSpace(req.Token) != req.Token || strings.ContainsAny(req.Token, "\x00\r\n") {
-			t.Fatalf("accepted token %q", req.Token)
+		if req.Protocol != ClaimProtocol || !IsSHA256Hex(req.TokenSHA256) {
+			t.Fatalf("accepted protocol %d, digest %q", req.Protocol, req.TokenSHA256)
 		}
 		if strings.ContainsAny(req.Claimant, "\x00\r\n") {
 			t.Fatalf("accepted claimant %q", req.Claimant)

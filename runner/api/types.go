@@ -217,21 +217,27 @@ type Error struct {
 	Error string `json:"error"`
 }
 
-// MinClaimTokenLength is the shortest token a claim may set.
-const MinClaimTokenLength = 16
+// ClaimProtocol is the version of the POST /claim exchange this runner
+// speaks. Version 2: the claim carries only the digest of the claimant's
+// token and is authorized by a per-pod claim credential (version 1 carried
+// the token itself and was authorized by a shared pool token). A runner
+// refuses a request of another version with 400, naming both.
+const ClaimProtocol = 2
 
-// ClaimRequest is the body of POST /claim: the settings the claimant of a
-// warm sandbox gives it, so that a pod started before anyone claimed it
-// holds no secret of its claimant until then. A runner accepts one claim in
-// its life; the request is authorized with the token the runner had until
-// then (the pool's).
+// ClaimRequest is the body of POST /claim: the settings the claim
+// controller gives a warm sandbox for its claimant, so that a pod started
+// before anyone claimed it holds no secret of its claimant until then. A
+// runner accepts one claim in its life; the request is authorized with the
+// pod's claim credential, which authorizes nothing else.
 type ClaimRequest struct {
-	// Claimant names who claimed the sandbox, for /status and the logs.
+	// Protocol must be ClaimProtocol.
+	Protocol int `json:"protocol"`
+	// Claimant names who claimed the sandbox (namespace/claim), for
+	// /status and the logs.
 	Claimant string `json:"claimant,omitempty"`
-	// Token replaces the runner's API token: from this claim on, only this
-	// token is accepted and the token file is no longer read. At least
-	// MinClaimTokenLength bytes.
-	Token string `json:"token"`
+	// TokenSHA256 is the lower-case hex SHA-256 of the claimant's token:
+	// from this claim on, only that token is accepted.
+	TokenSHA256 string `json:"token_sha256"`
 	// Env is added to the environment of every later /execute; a key of an
 	// execute request's own Env wins over it.
 	Env map[string]string `json:"env,omitempty"`
@@ -241,11 +247,11 @@ type ClaimRequest struct {
 // can apply it.
 func (r *ClaimRequest) Validate() error {
 	var errs []error
-	switch {
-	case len(r.Token) < MinClaimTokenLength:
-		errs = append(errs, fmt.Errorf("token is %d bytes, at least %d are required", len(r.Token), MinClaimTokenLength))
-	case strings.TrimSpace(r.Token) != r.Token || strings.ContainsAny(r.Token, "\x00\r\n"):
-		errs = append(errs, errors.New("token must not contain spaces around it, NUL bytes or line breaks"))
+	if r.Protocol != ClaimProtocol {
+		errs = append(errs, fmt.Errorf("claim protocol %d is not supported: this runner speaks version %d (upgrade the claim controller or the runner so that they match)", r.Protocol, ClaimProtocol))
+	}
+	if !IsSHA256Hex(r.TokenSHA256) {
+		errs = append(errs, errors.New("token_sha256 must be 64 lower-case hex digits"))
 	}
 	if strings.ContainsAny(r.Claimant, "\x00\r\n") {
 		errs = append(errs, errors.New("claimant must not contain NUL bytes or line breaks"))
@@ -259,6 +265,20 @@ func (r *ClaimRequest) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// IsSHA256Hex reports whether s is a SHA-256 digest in lower-case hex.
+func IsSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // DecodeClaimRequest reads one JSON ClaimRequest from r, refusing unknown

@@ -152,11 +152,11 @@ func (c *Client) Execute(ctx context.Context, req api.ExecuteRequest) (*api.Exec
 	return &res, nil
 }
 
-// Claim hands a warm sandbox to its claimant: the runner switches to
-// req.Token and adds req.Env to every later /execute. The client must hold
-// the runner's current (pool) token; after a successful claim, set
-// c.Token = req.Token. A second claim of the same runner is refused with
-// 409 Conflict.
+// Claim hands a warm sandbox to its claimant: the runner switches to the
+// token whose digest is req.TokenSHA256 and adds req.Env to every later
+// /execute. The client must hold the pod's claim credential (only the claim
+// controller can compute it); afterwards, set c.Token to the claimant's
+// token. A second claim of the same runner is refused with 409 Conflict.
 func (c *Client) Claim(ctx context.Context, req api.ClaimRequest) (*api.ClaimStatus, error) {
 	b, err := json.Marshal(req)
 	if err != nil {
