@@ -97,11 +97,14 @@ class _Claimed:
                                         reason="Expired")
         cur = (obj.get("spec") or {}).get("activeDeadlineSeconds")
         bound_at = _parse_time(st.get("boundAt"))
-        if cur is None:
-            # No deadline yet: the new one is counted from binding too.
-            now = _dt.datetime.now(_dt.timezone.utc)
-            cur = int((now - bound_at).total_seconds()) if bound_at else 0
-        new = int(cur + seconds + 0.999)
+        # As the Go client does: the sandbox ends `seconds` from now (the
+        # deadline counts from binding), but an extension never shortens it.
+        elapsed = 0.0
+        if bound_at:
+            elapsed = max(0.0, (_dt.datetime.now(_dt.timezone.utc) - bound_at).total_seconds())
+        new = int(elapsed + seconds + 0.999)
+        if cur is not None and cur >= new:
+            return self.expires_at
         patch = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
                  "spec": {"activeDeadlineSeconds": new}}
         self._kube.patch_claim(self.namespace, self.name, patch)
@@ -213,7 +216,9 @@ class Sandbox(_Claimed):
         return self.runner.status()
 
     def extend(self, seconds: float) -> Optional[_dt.datetime]:
-        """Add ``seconds`` to the lifetime; returns the new expiry time."""
+        """Make the sandbox end ``seconds`` from now (never earlier than it
+        would have); returns the new expiry time. SandboxExpired when it
+        already ended."""
         return self._extend(seconds)
 
     def release(self) -> None:
