@@ -26,6 +26,10 @@ from .types import Result, StreamEvent, _parse_time
 #: reachable), or "auto" (direct in a pod, proxy elsewhere).
 CONNECT_MODES = ("auto", "direct", "proxy")
 
+#: Clock skew allowed between this machine and the controller when a broken
+#: connection near status.expiresAt is read as the expiry.
+EXPIRY_SKEW = _dt.timedelta(seconds=2)
+
 
 class _Claimed:
     """What the sync and async sandboxes share: the claim and its kube side."""
@@ -72,7 +76,13 @@ class _Claimed:
             return err
         if obj is None:
             return errors.SandboxReleased(f"SandboxClaim {self.namespace}/{self.name} no longer exists: {err}")
-        phase = (obj.get("status") or {}).get("phase")
+        st = obj.get("status") or {}
+        phase = st.get("phase")
+        end = _parse_time(st.get("expiresAt"))
+        if phase == "Bound" and end is not None and _dt.datetime.now(_dt.timezone.utc) >= end - EXPIRY_SKEW:
+            # The controller deletes the pod, then writes Expired: a cut seen
+            # in between is the expiry already.
+            phase = "Expired"
         if phase == "Expired":
             return errors.SandboxExpired(f"SandboxClaim {self.namespace}/{self.name} expired: {err}",
                                          reason="Expired")
