@@ -130,23 +130,29 @@ type grantKey struct{}
 func (s *Server) authorize(r *http.Request) (int, error, grant) {
 	epoch := s.epoch.Load()
 	got, hasBearer := bearer(r)
-	if v, ok := s.verifier(); ok {
-		// An unclaimed sandbox of a pool: only the claim credential works,
-		// and only for POST /claim.
-		if !hasBearer {
-			return http.StatusUnauthorized, errMissingBearer, grant{}
-		}
+	v, hasVerifier, claimed := s.claimState()
+	if hasVerifier && (!claimed || r.URL.Path == "/claim") && hasBearer {
 		sum := sha256.Sum256([]byte(got))
-		if subtle.ConstantTimeCompare(sum[:], v[:]) != 1 {
-			if r.URL.Path == "/claim" {
-				return http.StatusUnauthorized, errors.New("invalid claim credential"), grant{}
+		if subtle.ConstantTimeCompare(sum[:], v[:]) == 1 {
+			// The claim credential opens POST /claim and nothing else; after
+			// the claim it may only repeat the same claim (a controller that
+			// lost its leadership mid-claim retries it).
+			if r.Method != http.MethodPost || r.URL.Path != "/claim" {
+				return http.StatusForbidden, errClaimOnly, grant{}
 			}
-			return http.StatusForbidden, errNotClaimed, grant{}
+			return 0, nil, grant{claimOnly: true, epoch: epoch}
 		}
-		if r.Method != http.MethodPost || r.URL.Path != "/claim" {
-			return http.StatusForbidden, errClaimOnly, grant{}
+	}
+	if hasVerifier && !claimed {
+		// An unclaimed sandbox of a pool: nothing but the claim credential
+		// works.
+		switch {
+		case !hasBearer:
+			return http.StatusUnauthorized, errMissingBearer, grant{}
+		case r.URL.Path == "/claim":
+			return http.StatusUnauthorized, errors.New("invalid claim credential"), grant{}
 		}
-		return 0, nil, grant{claimOnly: true, epoch: epoch}
+		return http.StatusForbidden, errNotClaimed, grant{}
 	}
 	want, ok := s.token.current()
 	if !ok {
@@ -184,13 +190,20 @@ func bearer(r *http.Request) (string, bool) {
 	return got, got != ""
 }
 
+// claimState returns the digest of the claim credential, whether the
+// runner takes claims at all, and whether it was claimed.
+func (s *Server) claimState() (v [sha256.Size]byte, hasVerifier, claimed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.claimVerifier, s.hasVerifier, s.claimed != nil
+}
+
 // verifier returns the digest of the claim credential while the sandbox
 // waits for its claim; ok is false once claimed, and for runners that take
 // no claims.
 func (s *Server) verifier() ([sha256.Size]byte, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.claimVerifier, s.hasVerifier && s.claimed == nil
+	v, has, claimed := s.claimState()
+	return v, has && !claimed
 }
 
 // stillValid reports whether the request's credential still holds: no

@@ -43,6 +43,15 @@ func (s *Server) claim(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	if s.claimed != nil {
+		g, _ := r.Context().Value(grantKey{}).(grant)
+		if g.claimOnly && digest == s.claimDigest {
+			// The same claim again, with the claim credential: a controller
+			// repeating a claim it is not sure went through.
+			st := *s.claimed
+			s.mu.Unlock()
+			s.writeJSON(w, http.StatusOK, &st)
+			return
+		}
 		s.mu.Unlock()
 		s.fail(w, r, http.StatusConflict, errAlreadyClaimed)
 		return
@@ -57,7 +66,7 @@ func (s *Server) claim(w http.ResponseWriter, r *http.Request) {
 		s.exec.env.Store(&env)
 	}
 	s.token.replace(digest)
-	s.claimed = st
+	s.claimed, s.claimDigest = st, digest
 	s.mu.Unlock()
 	killed := s.inflight.newEpoch(&s.epoch)
 	s.log.Info("sandbox claimed", "claimant", st.Claimant, "env", st.EnvKeys, "cancelled", killed)

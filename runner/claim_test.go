@@ -101,7 +101,15 @@ func TestClaimSwitchesTokenAndAddsEnv(t *testing.T) {
 		t.Errorf("claim answer: %+v", st)
 	}
 	if got := status(t, r.url, claimCredential); got != 401 {
-		t.Errorf("claim credential after the claim: %d, want 401", got)
+		t.Errorf("claim credential on /status after the claim: %d, want 401", got)
+	}
+	// The same claim again (a controller retrying after a failover) is
+	// answered as before; another digest is a conflict.
+	if again, err := r.client.Claim(t.Context(), req); err != nil || !again.ClaimedAt.Equal(st.ClaimedAt) {
+		t.Errorf("repeated claim: %+v, %v; want the first claim's answer", again, err)
+	}
+	if _, err := r.client.Claim(t.Context(), claimReq("someone-else-0123456789")); client.StatusCode(err) != 409 {
+		t.Errorf("claim with another digest after the claim: %v, want 409", err)
 	}
 	if got := status(t, r.url, freshToken); got != 200 {
 		t.Errorf("claimant token: %d, want 200", got)

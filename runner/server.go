@@ -39,6 +39,7 @@ type Server struct {
 	mu            sync.Mutex
 	sup           *supervisor
 	claimed       *api.ClaimStatus
+	claimDigest   [sha256.Size]byte
 	claimVerifier [sha256.Size]byte
 	hasVerifier   bool
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sandbox.io/injector/internal/claimkey"
 	"strings"
 	"time"
 
@@ -45,6 +46,14 @@ type Config struct {
 	// Method is how the runner reaches the containers: v1alpha1.MethodAuto
 	// (default), MethodCopy or MethodImageVolume. See ChooseMethod.
 	Method string
+	// ClaimKey derives the claim verifiers of pool pods (pods labelled
+	// sandbox.io/pool): their runners get no token, only a verifier of the
+	// per-pod credential the claim controller computes with the same key.
+	// Without it, pool pods are refused.
+	ClaimKey claimkey.Key
+	// NewNonce makes the claim nonce of a pool pod that has none; default
+	// claimkey.NewNonce. Tests set a fixed one.
+	NewNonce func() (string, error)
 
 	// encoded holds the JSON of what every injection adds unchanged,
 	// encoded once by Complete instead of once per admission.
@@ -74,6 +83,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.TokenSecret == "" {
 		c.TokenSecret = DefaultTokenSecret
+	}
+	if c.NewNonce == nil {
+		c.NewNonce = claimkey.NewNonce
 	}
 	if c.ExcludedNamespaces == nil {
 		c.ExcludedNamespaces = append([]string(nil), DefaultExcludedNamespaces...)

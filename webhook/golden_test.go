@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sandbox.io/injector/internal/claimkey"
 	"slices"
 	"strings"
 	"testing"
@@ -38,6 +39,8 @@ func testConfig(t testing.TB) *Config {
 		RunnerImage:      "images.test/sandbox-runner:v0.1.0",
 		RunnerVersion:    "v0.1.0",
 		ReleaseNamespace: "sandbox-system",
+		ClaimKey:         claimkey.Key("golden-claim-key-0123456789abcdef"),
+		NewNonce:         func() (string, error) { return "00112233445566778899aabbccddeeff", nil },
 	}.Complete()
 	if err != nil {
 		t.Fatal(err)

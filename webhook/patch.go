@@ -96,7 +96,15 @@ func (p *Plan) Patch(lookups map[string]Lookup) (*Result, error) {
 		cmd := []string{RunnerPath, "run",
 			"--mode=" + string(p.mode),
 			"--listen=:" + strconv.Itoa(int(number)),
-			"--token-file=" + TokenMountPath + "/" + v1alpha1.TokenSecretKey,
+		}
+		switch {
+		case p.pool:
+			cmd = append(cmd, "--claim-verifier="+p.cfg.ClaimKey.Verifier(p.pod.Namespace, p.nonce))
+		default:
+			cmd = append(cmd, "--token-file="+TokenMountPath+"/"+v1alpha1.TokenSecretKey)
+		}
+		if p.insecureLoopback {
+			cmd = append(cmd, "--insecure-loopback")
 		}
 		if warning != "" {
 			res.Warnings = append(res.Warnings, warning)
@@ -111,10 +119,11 @@ func (p *Plan) Patch(lookups map[string]Lookup) (*Result, error) {
 		if setArgs != nil {
 			ops = append(ops, add(base+"/args", setArgs))
 		}
-		ops = appendOp(ops, base+"/volumeMounts", c.VolumeMounts == nil,
-			runnerMount,
-			corev1.VolumeMount{Name: TokenVolumeName, MountPath: TokenMountPath, ReadOnly: true},
-		)
+		mounts := []any{runnerMount}
+		if !p.pool {
+			mounts = append(mounts, corev1.VolumeMount{Name: TokenVolumeName, MountPath: TokenMountPath, ReadOnly: true})
+		}
+		ops = appendOp(ops, base+"/volumeMounts", c.VolumeMounts == nil, mounts...)
 		ops = appendOp(ops, base+"/ports", c.Ports == nil,
 			corev1.ContainerPort{Name: name, ContainerPort: number, Protocol: corev1.ProtocolTCP})
 		if c.ReadinessProbe == nil {
@@ -127,9 +136,16 @@ func (p *Plan) Patch(lookups map[string]Lookup) (*Result, error) {
 		return nil, fmt.Errorf("encoding status annotation: %w", err)
 	}
 	if p.pod.Annotations == nil {
-		ops = append(ops, add("/metadata/annotations", map[string]string{v1alpha1.AnnotationStatus: string(raw)}))
+		annotations := map[string]string{v1alpha1.AnnotationStatus: string(raw)}
+		if p.addNonce {
+			annotations[v1alpha1.AnnotationClaimNonce] = p.nonce
+		}
+		ops = append(ops, add("/metadata/annotations", annotations))
 	} else {
 		ops = append(ops, add("/metadata/annotations/"+escapePointer(v1alpha1.AnnotationStatus), string(raw)))
+		if p.addNonce {
+			ops = append(ops, add("/metadata/annotations/"+escapePointer(v1alpha1.AnnotationClaimNonce), p.nonce))
+		}
 	}
 	res.Patch = ops
 	res.Status = status
@@ -193,6 +209,11 @@ func (p *Plan) volumes() []any {
 		if p.tokenSecret != p.cfg.TokenSecret {
 			token = tokenVolume(p.tokenSecret)
 		}
+	}
+	if p.pool {
+		// A pool pod's runner holds no token of any tenant: only the claim
+		// verifier in its command line.
+		return []any{runner}
 	}
 	return []any{runner, token}
 }

@@ -29,7 +29,15 @@ type Plan struct {
 	targets     []int // indexes into pod.Spec.Containers, in pod order
 	injected    bool
 	noChild     bool
-	warnings    []string
+	// pool: the pod belongs to a warm pool (label sandbox.io/pool); its
+	// runners get the claim verifier of nonce instead of a token, and
+	// addNonce says the nonce is new (the patch adds the annotation).
+	pool     bool
+	nonce    string
+	addNonce bool
+	// insecureLoopback: sandbox.io/insecure-loopback "true".
+	insecureLoopback bool
+	warnings         []string
 }
 
 // NewPlan validates every sandbox.io annotation of pod and chooses the
@@ -156,10 +164,48 @@ func (p *Plan) readAnnotations() error {
 		}
 		p.tokenSecret = v
 	}
+	switch v, ok := p.pod.Annotations[v1alpha1.AnnotationInsecureLoopback]; {
+	case !ok || v == "false":
+	case v == "true":
+		p.insecureLoopback = true
+	default:
+		return refuse("annotation "+v1alpha1.AnnotationInsecureLoopback, "value %q is not allowed; use \"true\" or \"false\"", v)
+	}
+	if err := p.readPool(); err != nil {
+		return err
+	}
 	if v, ok := p.pod.Labels[v1alpha1.LabelState]; ok && v != v1alpha1.StateWarm && v != v1alpha1.StateClaimed {
 		return refuse("label "+v1alpha1.LabelState, "value %q is not allowed; use %q or %q",
 			v, v1alpha1.StateWarm, v1alpha1.StateClaimed)
 	}
+	return nil
+}
+
+// readPool recognizes a pool pod and reads or makes its claim nonce.
+func (p *Plan) readPool() error {
+	if _, ok := p.pod.Labels[v1alpha1.LabelPool]; !ok {
+		return nil
+	}
+	p.pool = true
+	key := "annotation " + v1alpha1.AnnotationClaimNonce
+	if len(p.cfg.ClaimKey) == 0 {
+		return refuse("label "+v1alpha1.LabelPool, "pods of a warm pool need the claim key, and this webhook runs without claims (--claims=false)")
+	}
+	if p.insecureLoopback {
+		return refuse("annotation "+v1alpha1.AnnotationInsecureLoopback, "pods of a warm pool take no insecure loopback access: their API opens only to their claimant")
+	}
+	if v, ok := p.pod.Annotations[v1alpha1.AnnotationClaimNonce]; ok {
+		if len(v) < 16 || len(v) > 128 || strings.Trim(v, "0123456789abcdef") != "" {
+			return refuse(key, "value %q is not a claim nonce (16 to 128 lower-case hex digits); leave it out and the webhook makes one", v)
+		}
+		p.nonce = v
+		return nil
+	}
+	nonce, err := p.cfg.NewNonce()
+	if err != nil {
+		return fmt.Errorf("making the claim nonce of a pool pod: %w", err)
+	}
+	p.nonce, p.addNonce = nonce, true
 	return nil
 }
 
