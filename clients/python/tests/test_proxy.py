@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox_injector import (CommandNotFound, ExitEvent, FileNotFound, Kube, OutputEvent, Runner, RunnerUnreachable,
+from sandbox_injector import (CommandNotFound, FileNotFound, Kube, OutputEvent, Runner, RunnerUnreachable,
                               Unauthorized)
 from test_runner import STREAM_ERR, STREAM_OUT, STREAM_SCRIPT, collect
 
