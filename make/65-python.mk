@@ -9,14 +9,14 @@
 
 PYTHON       ?= /usr/bin/python3
 PYTHON_VENV  := $(ROOT)/_out/python-venv
-PYTHON_DEBS  := python3-kubernetes python3-httpx python3-pytest python3-venv
+PYTHON_DEBS  := python3-kubernetes python3-httpx python3-h2 python3-pytest python3-venv
 PYTEST       := $(PYTHON_VENV)/bin/python -m pytest -p no:cacheprovider
 SUDO         := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: python-env
 python-env: ## Python client venv in _out/python-venv: installs missing Debian packages (python3-kubernetes, -httpx, -pytest, -venv), reuses what is there
 	@missing=""; \
-	for m in kubernetes httpx pytest ensurepip; do \
+	for m in kubernetes httpx h2 pytest ensurepip; do \
 		if $(PYTHON) -c "import $$m" 2>/dev/null; then echo "python-env: $$m: present"; else missing="$$missing $$m"; fi; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -177,8 +177,9 @@ class _Base:
     def __init__(self, base_url: str, token: str, *, via_proxy: bool = False,
                  headers: Optional[Callable[[], Mapping[str, str]]] = None,
                  verify: Union[bool, str, Any] = True, cert: Optional[Tuple[str, str]] = None,
-                 on_error: Optional[ErrorHook] = None):
+                 on_error: Optional[ErrorHook] = None, http2: bool = False):
         self.base_url = base_url.rstrip("/")
+        self._http2 = http2
         self.token = token
         self.via_proxy = via_proxy
         self._extra_headers = headers
@@ -207,6 +208,8 @@ class _Base:
         }
         if self._cert:
             kw["cert"] = self._cert
+        if self._http2:
+            kw["http2"] = True
         return kw
 
     @staticmethod

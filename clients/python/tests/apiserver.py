@@ -4,12 +4,13 @@ proxy, and (once there) the claim controller. Started once per test run."""
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Deque, Dict, Optional
 
 import pytest
 
@@ -20,7 +21,7 @@ class Fixture:
     def __init__(self, binary: Path, workdir: Path):
         env = dict(os.environ, SANDBOX_PY_FIXTURE="1")
         env.setdefault("KUBEBUILDER_ASSETS", str(repo_root() / "bin"))
-        self.log: List[str] = []
+        self.log: Deque[str] = collections.deque(maxlen=500)
         self.proc = subprocess.Popen([str(binary), "-test.run", "^TestFixture$", "-test.v", "-test.timeout", "2h"],
                                      cwd=repo_root() / "clients" / "python" / "tests" / "fixture",
                                      env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -41,7 +42,7 @@ class Fixture:
         ready.wait(timeout=300)
         if self.info is None:
             self.stop()
-            text = "\n".join(self.log[-60:])
+            text = "\n".join(list(self.log)[-60:])
             if "SKIPPING" in text or "--- SKIP" in text:
                 if os.environ.get("CI"):
                     pytest.fail("the claim fixture skipped under CI:\n" + text)
