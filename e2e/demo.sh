@@ -27,6 +27,9 @@ if ! TOKEN=$(kubectl -n "$NS" get secret sandbox-runner-token -o jsonpath='{.dat
 fi
 
 say "Installing the chart with the node agent and a warm pool of 2 (images from the local registry $REGISTRY, tag $TAG)"
+# Helm installs crds/ only on the first install; apply them so that a kept
+# cluster gets this tree's CRDs (the README's Upgrading section).
+kubectl apply --server-side --force-conflicts -f "$ROOT/charts/sandbox-injector/crds" >/dev/null
 "$BIN/helm" upgrade --install "$RELEASE" "$ROOT/charts/sandbox-injector" \
 	--namespace "$RELEASE_NS" --create-namespace \
 	--set webhook.image.registry="$REGISTRY" --set-string webhook.image.tag="$TAG" \
@@ -90,12 +93,14 @@ say "Claiming a warm sandbox from the pool (sandboxctl claim demo --env GREETING
 kubectl -n "$NS" wait --for=condition=Ready sandboxpool/demo --timeout=120s >/dev/null
 echo "pool Ready: $(kubectl -n "$NS" get sandboxpool demo -o jsonpath='{.status.ready}/{.status.desired} warm pods Ready')"
 ctl() { "$BIN/sandboxctl" --kubeconfig "$KUBECONFIG" -n "$NS" "$@"; }
-claimed=$(ctl claim demo --env GREETING=hello --claimant make-demo)
+claimed=$(ctl claim demo --env GREETING=hello --lifetime 10m)
 printf '%s\n' "$claimed"
-SANDBOX=$(printf '%s\n' "$claimed" | awk '$1 == "pod:" { print $2 }')
-[ -n "$SANDBOX" ] || die "sandboxctl claim printed no pod"
+SANDBOX=$(printf '%s\n' "$claimed" | awk '$1 == "claim:" { print $2 }')
+[ -n "$SANDBOX" ] || die "sandboxctl claim printed no claim"
 say "Running a command in the claimed sandbox (sandboxctl exec $SANDBOX)"
-ctl exec "$SANDBOX" -- sh -c 'echo "$GREETING from $(hostname), claimed by a fresh token"'
+ctl exec "$SANDBOX" -- sh -c 'echo "$GREETING from $(hostname), reachable only with the claimant token"'
+say "The claim is a Kubernetes object (kubectl get sandboxclaims)"
+kubectl -n "$NS" get sandboxclaims
 say "The pool refills (sandboxctl pools)"
 sleep 2
 ctl pools
@@ -108,7 +113,8 @@ Done in $(elapsed). Try more:
   TOKEN=\$(kubectl -n $NS get secret sandbox-runner-token -o jsonpath='{.data.token}' | base64 -d)
   curl -H "Authorization: Bearer \$TOKEN" -d '{"argv":["ls","-l","/"]}' http://$IP:7080/execute
   bin/sandboxctl -n $NS claim demo --env K=V               # a warm sandbox in tens of milliseconds
-  bin/sandboxctl -n $NS exec POD -- sh -c 'echo \$K'       # then cp, release, pools
+  bin/sandboxctl -n $NS exec CLAIM -- sh -c 'echo \$K'     # then cp, extend, release, pools
+  kubectl -n $NS get sandboxclaims                        # claims are Kubernetes objects
   kubectl label namespace $NS sandbox.io/inject=enabled   # inject every new pod of the namespace
   make cluster-down                                       # stop the cluster (make cluster-up brings it back)
 MSG

@@ -44,6 +44,14 @@ type options struct {
 	certRenewBefore    time.Duration
 	certSyncInterval   time.Duration
 	caPropagationDelay time.Duration
+
+	// Claims: the SandboxClaim controller, leader-elected among replicas.
+	claims              bool
+	claimKeySecret      string
+	claimConcurrency    int
+	claimFinishedTTL    time.Duration
+	claimColdTimeout    time.Duration
+	leaderLeaseDuration time.Duration
 }
 
 // Values of --cert-mode.
@@ -79,6 +87,16 @@ func (o *options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.certRenewBefore, "cert-renew-before", 0, "Self mode: renew a certificate this long before it expires; 0 renews when a third of its lifetime remains.")
 	fs.DurationVar(&o.certSyncInterval, "cert-sync-interval", certs.DefaultSyncInterval, "Self mode: how often the Secret and the webhook configuration are read.")
 	fs.DurationVar(&o.caPropagationDelay, "ca-propagation-delay", certs.DefaultPropagationDelay, "Self mode: how long a new CA is in the caBundle before a certificate it signed is served.")
+	o.addClaimFlags(fs)
+}
+
+func (o *options) addClaimFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&o.claims, "claims", true, "Run the SandboxClaim controller (leader-elected among the replicas) and give pool pods claim verifiers.")
+	fs.StringVar(&o.claimKeySecret, "claim-key-secret", "sandbox-injector-claim-key", "The Secret in --release-namespace holding the key claim credentials derive from; created when missing. Nothing but this webhook may read it.")
+	fs.IntVar(&o.claimConcurrency, "claim-concurrency", 16, "Claims bound at once.")
+	fs.DurationVar(&o.claimFinishedTTL, "claim-finished-ttl", time.Hour, "How long a Failed or Expired claim is kept before it is deleted.")
+	fs.DurationVar(&o.claimColdTimeout, "claim-cold-timeout", 3*time.Minute, "How long a cold pod made for a claim may take to be Ready before the claim fails.")
+	fs.DurationVar(&o.leaderLeaseDuration, "leader-lease-duration", 10*time.Second, "Lease of the claim controller's leader; a standby takes over within about this long after the leader dies.")
 }
 
 func (o *options) Validate() error {
@@ -103,6 +121,20 @@ func (o *options) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--injection-method %q is not %s, %s or %s", o.injectionMethod,
 			v1alpha1.MethodAuto, v1alpha1.MethodCopy, v1alpha1.MethodImageVolume))
+	}
+	if o.claims {
+		if o.releaseNamespace == "" {
+			errs = append(errs, errors.New("--claims needs --release-namespace (where the claim key Secret and the leader lease live)"))
+		}
+		if o.claimKeySecret == "" {
+			errs = append(errs, errors.New("--claims needs --claim-key-secret"))
+		}
+		if o.leaderLeaseDuration < 2*time.Second {
+			errs = append(errs, fmt.Errorf("--leader-lease-duration %s is shorter than 2s", o.leaderLeaseDuration))
+		}
+		if o.claimConcurrency < 1 {
+			errs = append(errs, fmt.Errorf("--claim-concurrency %d is not positive", o.claimConcurrency))
+		}
 	}
 	switch o.certMode {
 	case certModeFiles:

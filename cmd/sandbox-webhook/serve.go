@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -16,11 +18,17 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"sandbox.io/injector/certs"
+	"sandbox.io/injector/claim/controller"
+	"sandbox.io/injector/internal/claimkey"
 	"sandbox.io/injector/internal/kubeconfig"
 	"sandbox.io/injector/internal/version"
 	"sandbox.io/injector/webhook"
 	"sandbox.io/injector/webhook/entrypoint"
 )
+
+// claimLeaseName is the Lease the replicas elect the claim controller's
+// leader with.
+const claimLeaseName = "sandbox-injector-claims"
 
 // serve runs the manager with the admission webhook until ctx ends.
 func serve(ctx context.Context, o *options, log *slog.Logger) error {
@@ -44,14 +52,51 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 		}
 		serverOpts.TLSOpts = []func(*tls.Config){rotator.TLSOpt}
 	}
-	mgr, err := ctrl.NewManager(restCfg, manager.Options{
+	mopts := manager.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: o.metricsBindAddress},
 		HealthProbeBindAddress: o.healthProbeAddress,
 		WebhookServer:          crwebhook.NewServer(serverOpts),
-	})
+	}
+	wcfg := o.config()
+	if o.claims {
+		// Every replica serves admissions; the elected one also runs the
+		// claim controller.
+		lease := o.leaderLeaseDuration
+		renew := lease * 2 / 3
+		retry := lease / 5
+		mopts.LeaderElection = true
+		mopts.LeaderElectionID = claimLeaseName
+		mopts.LeaderElectionNamespace = o.releaseNamespace
+		mopts.LeaderElectionReleaseOnCancel = true
+		mopts.LeaseDuration, mopts.RenewDeadline, mopts.RetryPeriod = &lease, &renew, &retry
+		kube, err := kubernetes.NewForConfig(restCfg)
+		if err != nil {
+			return fmt.Errorf("building kubernetes client: %w", err)
+		}
+		kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		key, err := claimkey.Load(kctx, kube, o.releaseNamespace, o.claimKeySecret)
+		cancel()
+		if err != nil {
+			return err
+		}
+		wcfg.ClaimKey = key
+	}
+	mgr, err := ctrl.NewManager(restCfg, mopts)
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
+	}
+	if o.claims {
+		if err := controller.Setup(mgr, controller.Options{
+			Key:         wcfg.ClaimKey,
+			Concurrency: o.claimConcurrency,
+			FinishedTTL: o.claimFinishedTTL,
+			ColdTimeout: o.claimColdTimeout,
+			Registerer:  metrics.Registry,
+			Logger:      log.With("controller", "sandboxclaim"),
+		}); err != nil {
+			return err
+		}
 	}
 	if rotator != nil {
 		if err := rotator.SetupWithManager(mgr); err != nil {
@@ -62,11 +107,11 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	if !o.disableImageLookups {
 		resolver = entrypoint.NewResolver(entrypoint.Config{Insecure: splitList(o.insecureRegistries)})
 	}
-	if err := webhook.SetupWithManager(ctx, mgr, o.config(), webhook.SetupOptions{
+	if err := webhook.SetupWithManager(ctx, mgr, wcfg, webhook.SetupOptions{
 		Resolver: resolver, Registerer: metrics.Registry, Logger: log,
 	}); err != nil {
 		return err
 	}
-	log.Info("starting sandbox-webhook", "version", version.Version, "port", o.port, "runnerImage", o.runnerImage, "certMode", o.certMode)
+	log.Info("starting sandbox-webhook", "version", version.Version, "port", o.port, "runnerImage", o.runnerImage, "certMode", o.certMode, "claims", o.claims)
 	return mgr.Start(ctx)
 }

@@ -1,0 +1,467 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/pool"
+)
+
+// ClaimReconciler binds SandboxClaims to pods and ends them.
+type ClaimReconciler struct {
+	opts    Options
+	client  client.Client // reads from the claim cache
+	api     client.Client // uncached: claimants' Secrets
+	metrics *metrics
+
+	mu sync.Mutex
+	// reserved are the warm pods a claim is taking right now, so that
+	// concurrent claims pick different pods instead of racing on one.
+	reserved map[types.UID]types.NamespacedName
+	// attempts counts, per claim, the pods whose runner did not take it.
+	attempts map[types.UID]int
+	// taken holds, per claim, the pod it took until its Bound status is
+	// written, so that a retry before the cache shows the pod as the
+	// claim's does not take a second one.
+	taken map[types.UID]types.NamespacedName
+}
+
+// Reconcile moves one claim along: bind it, keep it, end it.
+func (r *ClaimReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var sbc v1alpha1.SandboxClaim
+	if err := r.client.Get(ctx, req.NamespacedName, &sbc); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forgetClaim(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if sbc.DeletionTimestamp != nil {
+		return ctrl.Result{}, nil
+	}
+	switch sbc.Status.Phase {
+	case v1alpha1.ClaimFailed, v1alpha1.ClaimExpired:
+		return r.collect(ctx, &sbc)
+	case v1alpha1.ClaimBound:
+		return r.keepBound(ctx, &sbc)
+	default:
+		return r.bind(ctx, &sbc)
+	}
+}
+
+// bind binds a pending claim: to the pod it already owns (a cold pod, or
+// a bind an earlier leader began), else to a free warm pod, else to a new
+// cold pod.
+func (r *ClaimReconciler) bind(ctx context.Context, sbc *v1alpha1.SandboxClaim) (ctrl.Result, error) {
+	if pod, err := r.ownedPod(ctx, sbc); err != nil || pod != nil {
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		return r.finishBinding(ctx, sbc, pod)
+	}
+	var p v1alpha1.SandboxPool
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: sbc.Namespace, Name: sbc.Spec.PoolName}, &p); err != nil {
+		if apierrors.IsNotFound(err) {
+			return r.fail(ctx, sbc, "", v1alpha1.ReasonPoolNotFound,
+				fmt.Sprintf("SandboxPool %q does not exist in namespace %s", sbc.Spec.PoolName, sbc.Namespace))
+		}
+		return ctrl.Result{}, err
+	}
+	if _, reason, msg := r.tokenDigest(ctx, sbc); reason != "" {
+		return r.fail(ctx, sbc, "", reason, msg)
+	}
+	taken, err := r.takeWarm(ctx, sbc, &p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if taken != nil {
+		return r.finishBinding(ctx, sbc, taken)
+	}
+	if !sbc.Spec.ColdStartAllowed() {
+		return r.fail(ctx, sbc, "", v1alpha1.ReasonNoWarmPod,
+			fmt.Sprintf("no warm pod of pool %s is free and the claim forbids a cold start (spec.coldStart: Never)", p.Name))
+	}
+	return r.startCold(ctx, sbc, &p)
+}
+
+// ownedPod is the pod the claim controls, if any.
+func (r *ClaimReconciler) ownedPod(ctx context.Context, sbc *v1alpha1.SandboxClaim) (*corev1.Pod, error) {
+	r.mu.Lock()
+	name, ok := r.taken[sbc.UID]
+	r.mu.Unlock()
+	if ok {
+		var pod corev1.Pod
+		if err := r.api.Get(ctx, name, &pod); err != nil {
+			if apierrors.IsNotFound(err) {
+				r.setTaken(sbc.UID, nil)
+				return nil, nil
+			}
+			return nil, fmt.Errorf("reading pod %s of claim %s/%s: %w", name, sbc.Namespace, sbc.Name, err)
+		}
+		return &pod, nil
+	}
+	var pods corev1.PodList
+	if err := r.client.List(ctx, &pods, client.InNamespace(sbc.Namespace), client.MatchingFields{indexClaim: sbc.Namespace + "/" + sbc.Name}); err != nil {
+		return nil, fmt.Errorf("listing the pods of claim %s/%s from the cache: %w", sbc.Namespace, sbc.Name, err)
+	}
+	for i := range pods.Items {
+		if ref := metav1.GetControllerOf(&pods.Items[i]); ref != nil && ref.UID == sbc.UID {
+			return &pods.Items[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// claimable reports whether a warm pod of pool p may be bound: the pool owns
+// it as controller (labels alone never make a pod claimable), it has a claim
+// nonce from the webhook, it is Ready on the pool's current template, and
+// no other claim holds it.
+func claimable(p *v1alpha1.SandboxPool, pod *corev1.Pod) bool {
+	ref := metav1.GetControllerOf(pod)
+	return ref != nil && ref.UID == p.UID && ref.Kind == "SandboxPool" &&
+		pod.Annotations[v1alpha1.AnnotationClaimNonce] != "" &&
+		pool.Claimable(p, pod)
+}
+
+// takeWarm takes a free warm pod of p for the claim with one conditional
+// update; nil when none is free.
+func (r *ClaimReconciler) takeWarm(ctx context.Context, sbc *v1alpha1.SandboxClaim, p *v1alpha1.SandboxPool) (*corev1.Pod, error) {
+	var pods corev1.PodList
+	if err := r.client.List(ctx, &pods, client.InNamespace(p.Namespace), client.MatchingFields{indexWarm: p.Namespace + "/" + p.Name}); err != nil {
+		return nil, fmt.Errorf("listing the warm pods of pool %s/%s from the cache: %w", p.Namespace, p.Name, err)
+	}
+	// Start at a random pod, so that claims spread over the pool's nodes.
+	n := len(pods.Items)
+	start := 0
+	if n > 0 {
+		start = rand.IntN(n)
+	}
+	key := types.NamespacedName{Namespace: sbc.Namespace, Name: sbc.Name}
+	for i := range n {
+		pod := &pods.Items[(start+i)%n]
+		if !claimable(p, pod) || !r.reserve(pod.UID, key) {
+			continue
+		}
+		taken, err := r.adopt(ctx, sbc, pod, v1alpha1.OriginWarm)
+		if err != nil || taken != nil {
+			if taken == nil {
+				r.unreserve(pod.UID)
+			}
+			return taken, err
+		}
+		// Changed or gone since the cache saw it: the next one.
+		r.unreserve(pod.UID)
+	}
+	return nil, nil
+}
+
+// setTaken records (pod non-nil) or forgets the pod a claim took.
+func (r *ClaimReconciler) setTaken(claim types.UID, pod *corev1.Pod) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if pod == nil {
+		delete(r.taken, claim)
+		return
+	}
+	r.taken[claim] = types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}
+}
+
+func (r *ClaimReconciler) reserve(uid types.UID, claim types.NamespacedName) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if holder, ok := r.reserved[uid]; ok && holder != claim {
+		return false
+	}
+	r.reserved[uid] = claim
+	r.metrics.reserved.Set(float64(len(r.reserved)))
+	return true
+}
+
+func (r *ClaimReconciler) unreserve(uid types.UID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.reserved, uid)
+	r.metrics.reserved.Set(float64(len(r.reserved)))
+}
+
+// forgetClaim drops what memory holds of a claim that is gone.
+func (r *ClaimReconciler) forgetClaim(claim types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for uid, holder := range r.reserved {
+		if holder == claim {
+			delete(r.reserved, uid)
+		}
+	}
+	r.metrics.reserved.Set(float64(len(r.reserved)))
+}
+
+// adopt makes pod the claim's, conditioned on the resourceVersion the cache
+// saw: state claimed, the claim its controller owner (the pool stays an
+// owner). It returns nil, nil when the pod changed or went away meanwhile.
+func (r *ClaimReconciler) adopt(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, origin string) (*corev1.Pod, error) {
+	up := pod.DeepCopy()
+	up.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed
+	up.Labels[v1alpha1.LabelOrigin] = origin
+	up.Labels[v1alpha1.LabelClaim] = sbc.Name
+	if up.Annotations == nil {
+		up.Annotations = map[string]string{}
+	}
+	up.Annotations[v1alpha1.AnnotationClaimedBy] = sbc.Namespace + "/" + sbc.Name
+	up.Annotations[v1alpha1.AnnotationClaimedAt] = time.Now().UTC().Format(time.RFC3339Nano)
+	for i := range up.OwnerReferences {
+		up.OwnerReferences[i].Controller = nil
+	}
+	up.OwnerReferences = append(up.OwnerReferences, claimOwnerRef(sbc))
+	err := r.client.Update(ctx, up)
+	switch {
+	case err == nil:
+		r.setTaken(sbc.UID, up)
+		return up, nil
+	case apierrors.IsConflict(err), apierrors.IsNotFound(err):
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("taking pod %s/%s for claim %s: %w", pod.Namespace, pod.Name, sbc.Name, err)
+	}
+}
+
+func claimOwnerRef(sbc *v1alpha1.SandboxClaim) metav1.OwnerReference {
+	return metav1.OwnerReference{
+		APIVersion: v1alpha1.GroupVersion.String(),
+		Kind:       "SandboxClaim",
+		Name:       sbc.Name,
+		UID:        sbc.UID,
+		Controller: ptrTo(true),
+	}
+}
+
+// startCold creates a pod of the pool for the claim, owned by it from the
+// start; the claim is bound when the pod is Ready (its events requeue the
+// claim).
+func (r *ClaimReconciler) startCold(ctx context.Context, sbc *v1alpha1.SandboxClaim, p *v1alpha1.SandboxPool) (ctrl.Result, error) {
+	pod := pool.ColdPod(p, sbc.Namespace+"/"+sbc.Name, time.Now())
+	pod.Labels[v1alpha1.LabelClaim] = sbc.Name
+	for i := range pod.OwnerReferences {
+		pod.OwnerReferences[i].Controller = nil
+	}
+	pod.OwnerReferences = append(pod.OwnerReferences, claimOwnerRef(sbc))
+	if err := r.api.Create(ctx, pod); err != nil {
+		return r.fail(ctx, sbc, v1alpha1.OriginCold, v1alpha1.ReasonColdStartFailed, "creating a cold pod: "+err.Error())
+	}
+	r.setTaken(sbc.UID, pod)
+	r.opts.Logger.Info("no warm pod free: created a cold pod", "namespace", sbc.Namespace, "claim", sbc.Name, "pool", p.Name, "pod", pod.Name)
+	return r.setPending(ctx, sbc, pod, fmt.Sprintf("no warm pod of pool %s was free: pod %s was created for the claim and is starting", p.Name, pod.Name))
+}
+
+// finishBinding binds the claim to pod, which it controls: once the pod is
+// Ready, its runner takes the claim, then the status says Bound.
+func (r *ClaimReconciler) finishBinding(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod) (ctrl.Result, error) {
+	origin := pod.Labels[v1alpha1.LabelOrigin]
+	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
+		return r.fail(ctx, sbc, origin, v1alpha1.ReasonPodLost, fmt.Sprintf("pod %s ended before the claim was bound (phase %s)", pod.Name, pod.Status.Phase))
+	}
+	if !pool.IsReady(pod) || pod.Status.PodIP == "" {
+		if origin != v1alpha1.OriginCold {
+			// A warm pod this claim took that is no longer Ready: let it go
+			// and take another.
+			return r.dropPod(ctx, sbc, pod, "its warm pod stopped being Ready")
+		}
+		waited := time.Since(pod.CreationTimestamp.Time)
+		if waited > r.opts.ColdTimeout {
+			_ = r.deletePod(ctx, pod)
+			return r.fail(ctx, sbc, origin, v1alpha1.ReasonColdStartFailed,
+				fmt.Sprintf("cold pod %s was not Ready after %s (%s)", pod.Name, r.opts.ColdTimeout, podSummary(pod)))
+		}
+		return r.setPending(ctx, sbc, pod, fmt.Sprintf("waiting for cold pod %s to be Ready (%s)", pod.Name, podSummary(pod)))
+	}
+	digest, reason, msg := r.tokenDigest(ctx, sbc)
+	if reason != "" {
+		_ = r.deletePod(ctx, pod)
+		return r.fail(ctx, sbc, origin, reason, msg)
+	}
+	port, err := runnerPort(pod)
+	if err != nil {
+		return r.dropPod(ctx, sbc, pod, err.Error())
+	}
+	if err := r.handRunner(ctx, sbc, pod, port, digest); err != nil {
+		r.opts.Logger.Info("runner did not take the claim", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name, "error", err)
+		return r.dropPod(ctx, sbc, pod, err.Error())
+	}
+	r.unreserve(pod.UID)
+	return r.markBound(ctx, sbc, pod, port)
+}
+
+// dropPod deletes a pod the claim took but cannot use and tries again,
+// up to Options.RunnerAttempts pods.
+func (r *ClaimReconciler) dropPod(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, why string) (ctrl.Result, error) {
+	if err := r.deletePod(ctx, pod); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.unreserve(pod.UID)
+	r.setTaken(sbc.UID, nil)
+	r.mu.Lock()
+	r.attempts[sbc.UID]++
+	n := r.attempts[sbc.UID]
+	r.mu.Unlock()
+	if n >= r.opts.RunnerAttempts {
+		return r.fail(ctx, sbc, pod.Labels[v1alpha1.LabelOrigin], v1alpha1.ReasonRunnerRefused,
+			fmt.Sprintf("%d pods could not be handed to the claim; the last, %s: %s", n, pod.Name, why))
+	}
+	// The deleted pod leaves the cache before the next try sees it.
+	return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
+}
+
+func (r *ClaimReconciler) deletePod(ctx context.Context, pod *corev1.Pod) error {
+	err := r.api.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
+}
+
+// tokenDigest is the hex SHA-256 of the claimant's token: spec.auth's
+// tokenSHA256, or the digest of the Secret it names (read uncached, once
+// per binding; the controller never keeps the token).
+func (r *ClaimReconciler) tokenDigest(ctx context.Context, sbc *v1alpha1.SandboxClaim) (digest, reason, msg string) {
+	if d := sbc.Spec.Auth.TokenSHA256; d != "" {
+		return d, "", ""
+	}
+	ref := sbc.Spec.Auth.SecretRef
+	if ref == nil {
+		return "", v1alpha1.ReasonSecretInvalid, "spec.auth names neither tokenSHA256 nor secretRef"
+	}
+	var s corev1.Secret
+	if err := r.api.Get(ctx, types.NamespacedName{Namespace: sbc.Namespace, Name: ref.Name}, &s); err != nil {
+		return "", v1alpha1.ReasonSecretInvalid, fmt.Sprintf("reading Secret %s named by spec.auth.secretRef: %v", ref.Name, err)
+	}
+	tok := strings.TrimSpace(string(s.Data[v1alpha1.TokenSecretKey]))
+	if len(tok) < 16 {
+		return "", v1alpha1.ReasonSecretInvalid, fmt.Sprintf("Secret %s holds no token of at least 16 bytes under the key %q", ref.Name, v1alpha1.TokenSecretKey)
+	}
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:]), "", ""
+}
+
+// markBound writes the Bound status.
+func (r *ClaimReconciler) markBound(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, port int32) (ctrl.Result, error) {
+	now := metav1.Now()
+	origin := v1alpha1.OriginWarmPod
+	if pod.Labels[v1alpha1.LabelOrigin] == v1alpha1.OriginCold {
+		origin = v1alpha1.OriginColdPod
+	}
+	up := sbc.DeepCopy()
+	up.Status.Phase = v1alpha1.ClaimBound
+	up.Status.PodName, up.Status.NodeName, up.Status.PodIP, up.Status.RunnerPort = pod.Name, pod.Spec.NodeName, pod.Status.PodIP, port
+	up.Status.Origin = origin
+	up.Status.BoundAt = &now
+	up.Status.ExpiresAt = expiry(up)
+	up.Status.ObservedGeneration = sbc.Generation
+	meta.SetStatusCondition(&up.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionBound, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonBound,
+		Message: fmt.Sprintf("bound to %s pod %s on node %s", strings.ToLower(string(origin)), pod.Name, pod.Spec.NodeName),
+	})
+	if err := r.client.Status().Update(ctx, up); err != nil {
+		if apierrors.IsConflict(err) {
+			// A newer claim arrives in the cache and requeues it; the runner
+			// answers the repeated claim as before.
+			return ctrl.Result{Requeue: true}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("writing the Bound status of claim %s/%s: %w", sbc.Namespace, sbc.Name, err)
+	}
+	r.mu.Lock()
+	delete(r.attempts, sbc.UID)
+	delete(r.taken, sbc.UID)
+	r.mu.Unlock()
+	took := now.Sub(sbc.CreationTimestamp.Time)
+	r.metrics.claims.WithLabelValues(strings.ToLower(string(origin)), resultBound).Inc()
+	r.metrics.bind.WithLabelValues(strings.ToLower(string(origin))).Observe(took.Seconds())
+	r.opts.Logger.Info("claim bound", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name, "node", pod.Spec.NodeName, "origin", origin, "sinceCreated", took)
+	if up.Status.ExpiresAt != nil {
+		return ctrl.Result{RequeueAfter: time.Until(up.Status.ExpiresAt.Time)}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// setPending says the claim waits, and for what; the pod's events requeue
+// it, and a timer checks the cold timeout.
+func (r *ClaimReconciler) setPending(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, msg string) (ctrl.Result, error) {
+	up := sbc.DeepCopy()
+	up.Status.Phase = v1alpha1.ClaimPending
+	up.Status.PodName = pod.Name
+	up.Status.Origin = v1alpha1.OriginColdPod
+	up.Status.ObservedGeneration = sbc.Generation
+	meta.SetStatusCondition(&up.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionBound, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonWaitingForPod, Message: msg,
+	})
+	requeue := ctrl.Result{RequeueAfter: r.opts.ColdTimeout/10 + time.Second}
+	if equalStatus(&sbc.Status, &up.Status) {
+		return requeue, nil
+	}
+	if err := r.client.Status().Update(ctx, up); err != nil && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, fmt.Errorf("writing the Pending status of claim %s/%s: %w", sbc.Namespace, sbc.Name, err)
+	}
+	return requeue, nil
+}
+
+// fail marks the claim Failed with reason and msg.
+func (r *ClaimReconciler) fail(ctx context.Context, sbc *v1alpha1.SandboxClaim, origin, reason, msg string) (ctrl.Result, error) {
+	up := sbc.DeepCopy()
+	up.Status.Phase = v1alpha1.ClaimFailed
+	up.Status.ObservedGeneration = sbc.Generation
+	meta.SetStatusCondition(&up.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionBound, Status: metav1.ConditionFalse, Reason: reason, Message: msg,
+	})
+	if err := r.client.Status().Update(ctx, up); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("writing the Failed status of claim %s/%s: %w", sbc.Namespace, sbc.Name, err)
+	}
+	if origin == "" {
+		origin = "none"
+	}
+	r.metrics.claims.WithLabelValues(origin, resultFailed).Inc()
+	r.opts.Logger.Info("claim failed", "namespace", sbc.Namespace, "claim", sbc.Name, "reason", reason, "message", msg)
+	r.mu.Lock()
+	delete(r.attempts, sbc.UID)
+	delete(r.taken, sbc.UID)
+	r.mu.Unlock()
+	return ctrl.Result{RequeueAfter: r.opts.FinishedTTL}, nil
+}
+
+func equalStatus(a, b *v1alpha1.SandboxClaimStatus) bool {
+	if a.Phase != b.Phase || a.PodName != b.PodName || a.Origin != b.Origin {
+		return false
+	}
+	ca := meta.FindStatusCondition(a.Conditions, v1alpha1.ConditionBound)
+	cb := meta.FindStatusCondition(b.Conditions, v1alpha1.ConditionBound)
+	return ca != nil && cb != nil && ca.Reason == cb.Reason && ca.Message == cb.Message
+}
+
+func podSummary(p *corev1.Pod) string {
+	s := "phase " + string(p.Status.Phase)
+	if p.Spec.NodeName == "" {
+		s += ", not scheduled"
+	}
+	for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		if w := cs.State.Waiting; w != nil && w.Reason != "" {
+			s += fmt.Sprintf(", %s waiting: %s", cs.Name, w.Reason)
+		}
+	}
+	return s
+}

@@ -1,0 +1,387 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/claim"
+	"sandbox.io/injector/claim/controller"
+	"sandbox.io/injector/internal/claimtest"
+	"sandbox.io/injector/internal/testenv"
+	"sandbox.io/injector/pool"
+	"sandbox.io/injector/runner/api"
+	runnerclient "sandbox.io/injector/runner/client"
+)
+
+const bindTimeout = 60 * time.Second
+
+func newClaim(ns, pool, token string, mutate ...func(*v1alpha1.SandboxClaim)) *v1alpha1.SandboxClaim {
+	sbc := claim.NewClaim(claim.Request{Namespace: ns, Pool: pool}, token)
+	for _, m := range mutate {
+		m(sbc)
+	}
+	return sbc
+}
+
+func create(t *testing.T, e *claimtest.Env, obj client.Object) {
+	t.Helper()
+	if err := e.Client.Create(context.Background(), obj); err != nil {
+		t.Fatalf("creating %T: %v", obj, err)
+	}
+}
+
+func TestBindWarmPod(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{})
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, "python", 2)
+	e.WarmPod(p, "node-a")
+	e.WarmPod(p, "node-a")
+
+	token := "claimant-token-0123456789abcdef"
+	sbc := newClaim(ns, "python", token, func(c *v1alpha1.SandboxClaim) {
+		c.Spec.Env = []v1alpha1.ClaimEnvVar{{Name: "SECRET_API_KEY", Value: "s3cret"}}
+	})
+	create(t, e, sbc)
+	got := e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimBound, v1alpha1.ClaimFailed)
+	if got.Status.Phase != v1alpha1.ClaimBound {
+		t.Fatalf("claim %s: %+v", got.Status.Phase, got.Status.Conditions)
+	}
+	st := got.Status
+	if st.PodName == "" || st.NodeName != "node-a" || st.PodIP != "127.0.0.1" || st.RunnerPort == 0 || st.Origin != v1alpha1.OriginWarmPod || st.BoundAt == nil || st.ExpiresAt != nil {
+		t.Errorf("status: %+v", st)
+	}
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionBound); c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonBound {
+		t.Errorf("Bound condition: %+v", c)
+	}
+	var pod corev1.Pod
+	if err := e.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: st.PodName}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if pod.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || pod.Labels[v1alpha1.LabelClaim] != sbc.Name {
+		t.Errorf("pod labels: %v", pod.Labels)
+	}
+	if ref := metav1.GetControllerOf(&pod); ref == nil || ref.UID != got.UID {
+		t.Errorf("pod controller: %+v, want the claim", ref)
+	}
+	// The claimant's token opens the runner, with the claim's env.
+	rc := runnerclient.New(fmt.Sprintf("http://127.0.0.1:%d", st.RunnerPort), token, nil)
+	res, err := rc.Execute(t.Context(), api.ExecuteRequest{Shell: "echo $SECRET_API_KEY"})
+	if err != nil || res.Stdout != "s3cret\n" {
+		t.Fatalf("execute with the claimant's token: %+v, %v", res, err)
+	}
+	// The claim holds only the digest; another token is refused.
+	bad := runnerclient.New(fmt.Sprintf("http://127.0.0.1:%d", st.RunnerPort), "not-the-token-0123456789", nil)
+	if _, err := bad.Status(t.Context()); runnerclient.StatusCode(err) != http.StatusUnauthorized {
+		t.Errorf("another token: %v, want 401", err)
+	}
+	// The pool's status counts it.
+	testenv.Eventually(t, 30*time.Second, "pool status", func() error {
+		var pl v1alpha1.SandboxPool
+		if err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(p), &pl); err != nil {
+			return err
+		}
+		if pl.Status.Desired != 2 || pl.Status.Ready != 1 || pl.Status.Claimed != 1 || pl.Status.Warm != 1 {
+			return fmt.Errorf("status %+v", pl.Status)
+		}
+		return nil
+	})
+}
+
+// TestRaceForWarmPods: 50 claims race for 20 warm pods; exactly 20 bind,
+// each to a different pod, and the rest fall back to a cold pod or fail,
+// as each asked.
+func TestRaceForWarmPods(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{})
+	ns := e.Namespace()
+	for _, n := range []string{"node-a", "node-b"} {
+		e.Node(n)
+	}
+	p := e.Pool(ns, "race", 10)
+	for i := range 20 {
+		e.WarmPod(p, []string{"node-a", "node-b"}[i%2])
+	}
+	var wg sync.WaitGroup
+	names := make([]string, 50)
+	for i := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sbc := newClaim(ns, "race", fmt.Sprintf("token-%02d-0123456789abcdef", i), func(c *v1alpha1.SandboxClaim) {
+				if i%2 == 0 {
+					c.Spec.ColdStart = v1alpha1.ColdStartNever
+				}
+			})
+			if err := e.Client.Create(context.Background(), sbc); err != nil {
+				t.Errorf("creating claim %d: %v", i, err)
+				return
+			}
+			names[i] = sbc.Name
+		}()
+	}
+	wg.Wait()
+	pods := map[string]string{}
+	bound, failed, cold := 0, 0, 0
+	for i, name := range names {
+		got := e.WaitPhase(ns, name, bindTimeout, v1alpha1.ClaimBound, v1alpha1.ClaimFailed, v1alpha1.ClaimPending)
+		if got.Status.Phase == v1alpha1.ClaimPending && got.Status.Origin != v1alpha1.OriginColdPod {
+			got = e.WaitPhase(ns, name, bindTimeout, v1alpha1.ClaimBound, v1alpha1.ClaimFailed)
+		}
+		switch got.Status.Phase {
+		case v1alpha1.ClaimBound:
+			bound++
+			if other, dup := pods[got.Status.PodName]; dup {
+				t.Errorf("pod %s bound to %s and %s", got.Status.PodName, other, name)
+			}
+			pods[got.Status.PodName] = name
+		case v1alpha1.ClaimFailed:
+			failed++
+			c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBound)
+			if i%2 != 0 || c == nil || c.Reason != v1alpha1.ReasonNoWarmPod {
+				t.Errorf("claim %d (cold start %s) failed: %+v", i, got.Spec.ColdStart, c)
+			}
+		case v1alpha1.ClaimPending:
+			cold++
+			if i%2 == 0 {
+				t.Errorf("claim %d forbids a cold start but waits for cold pod %s", i, got.Status.PodName)
+			}
+		}
+	}
+	if bound != 20 || failed+cold != 30 {
+		t.Fatalf("bound %d, failed %d, cold %d; want 20 bound and 30 others", bound, failed, cold)
+	}
+	t.Logf("50 claims for 20 warm pods: %d bound, %d failed (no cold start), %d waiting for cold pods", bound, failed, cold)
+}
+
+func TestColdPodWhenNoneWarm(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{})
+	ns := e.Namespace()
+	e.Node("node-a")
+	e.Pool(ns, "empty", 0)
+	token := "cold-token-0123456789abcdef"
+	sbc := newClaim(ns, "empty", token)
+	create(t, e, sbc)
+	got := e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimPending)
+	testenv.Eventually(t, bindTimeout, "a cold pod", func() error {
+		if err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(sbc), got); err != nil {
+			return err
+		}
+		if got.Status.PodName == "" || got.Status.Origin != v1alpha1.OriginColdPod {
+			return fmt.Errorf("status %+v", got.Status)
+		}
+		return nil
+	})
+	var pod corev1.Pod
+	if err := e.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: got.Status.PodName}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if ref := metav1.GetControllerOf(&pod); ref == nil || ref.UID != sbc.UID || pod.Labels[v1alpha1.LabelOrigin] != v1alpha1.OriginCold {
+		t.Fatalf("cold pod owner %+v labels %v", ref, pod.Labels)
+	}
+	// Binding a cold pod once it is Ready is covered end to end, where the
+	// webhook and a kubelet make it Ready (e2e TestClaimColdFallback).
+}
+
+func TestClaimLifetime(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{})
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, "short", 1)
+	e.WarmPod(p, "node-a")
+	secs := int64(3)
+	sbc := newClaim(ns, "short", "lifetime-token-0123456789abcdef", func(c *v1alpha1.SandboxClaim) { c.Spec.ActiveDeadlineSeconds = &secs })
+	create(t, e, sbc)
+	got := e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimBound)
+	if got.Status.ExpiresAt == nil || got.Status.ExpiresAt.Sub(got.Status.BoundAt.Time) != 3*time.Second {
+		t.Fatalf("expiresAt %v, boundAt %v", got.Status.ExpiresAt, got.Status.BoundAt)
+	}
+	// Raise it: the expiry follows.
+	patch := client.MergeFrom(got.DeepCopy())
+	longer := int64(6)
+	got.Spec.ActiveDeadlineSeconds = &longer
+	if err := e.Client.Patch(context.Background(), got, patch); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the extended expiry", func() error {
+		if err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(sbc), got); err != nil {
+			return err
+		}
+		if got.Status.ExpiresAt == nil || got.Status.ExpiresAt.Sub(got.Status.BoundAt.Time) != 6*time.Second {
+			return fmt.Errorf("expiresAt %v", got.Status.ExpiresAt)
+		}
+		return nil
+	})
+	expired := e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimExpired)
+	if c := meta.FindStatusCondition(expired.Status.Conditions, v1alpha1.ConditionBound); c == nil || c.Reason != v1alpha1.ReasonExpired {
+		t.Errorf("condition %+v", c)
+	}
+	if time.Since(expired.Status.BoundAt.Time) < 6*time.Second {
+		t.Errorf("expired %s after binding, before its extended lifetime", time.Since(expired.Status.BoundAt.Time))
+	}
+	var pod corev1.Pod
+	err := e.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: expired.Status.PodName}, &pod)
+	if err == nil && pod.DeletionTimestamp == nil {
+		t.Errorf("pod %s of the expired claim is not being deleted", pod.Name)
+	}
+}
+
+func TestClaimFailures(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{Controller: controller.Options{FinishedTTL: 2 * time.Second}})
+	ns := e.Namespace()
+	e.Node("node-a")
+	e.Pool(ns, "empty", 0)
+
+	missing := newClaim(ns, "no-such-pool", "token-missing-0123456789")
+	create(t, e, missing)
+	got := e.WaitPhase(ns, missing.Name, bindTimeout, v1alpha1.ClaimFailed)
+	if c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBound); c == nil || c.Reason != v1alpha1.ReasonPoolNotFound || !strings.Contains(c.Message, "no-such-pool") {
+		t.Errorf("missing pool: %+v", c)
+	}
+	secret := newClaim(ns, "empty", "", func(c *v1alpha1.SandboxClaim) {
+		c.Spec.Auth = v1alpha1.ClaimAuth{SecretRef: &v1alpha1.SecretReference{Name: "not-there"}}
+	})
+	create(t, e, secret)
+	got = e.WaitPhase(ns, secret.Name, bindTimeout, v1alpha1.ClaimFailed)
+	if c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBound); c == nil || c.Reason != v1alpha1.ReasonSecretInvalid {
+		t.Errorf("missing Secret: %+v", c)
+	}
+	if err := claim.ClaimError(got); err == nil || !strings.Contains(err.Error(), "not-there") {
+		t.Errorf("client error: %v", err)
+	}
+	// Finished claims are deleted after the TTL.
+	testenv.Eventually(t, 60*time.Second, "the finished claim deleted", func() error {
+		err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(missing), &v1alpha1.SandboxClaim{})
+		if err == nil {
+			return fmt.Errorf("still there")
+		}
+		return client.IgnoreNotFound(err)
+	})
+}
+
+// TestAttackDecoyPods: pods that carry a pool's labels but that the pool
+// does not own, or that have no claim nonce, are never bound; the claim
+// fails instead (no cold start) and its env reaches no one.
+func TestAttackDecoyPods(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{})
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, "target", 3)
+	other := e.Pool(ns, "other", 0)
+
+	decoy := func(mutate func(*corev1.Pod)) {
+		port := e.StartRunner("--insecure-loopback")
+		pod := pool.WarmPod(p, "node-a")
+		pod.Annotations[v1alpha1.AnnotationClaimNonce] = "00112233445566778899aabbccddeeff"
+		mutate(pod)
+		e.CreateRunningPod(pod, port)
+	}
+	decoy(func(pod *corev1.Pod) { pod.OwnerReferences = nil })                              // labels only
+	decoy(func(pod *corev1.Pod) { pod.OwnerReferences[0].UID = other.UID })                 // another pool's UID
+	decoy(func(pod *corev1.Pod) { delete(pod.Annotations, v1alpha1.AnnotationClaimNonce) }) // not injected as a pool pod
+	decoy(func(pod *corev1.Pod) { pod.OwnerReferences[0].Controller = nil })                // owner but not controller
+
+	sbc := newClaim(ns, "target", "victim-token-0123456789abcdef", func(c *v1alpha1.SandboxClaim) {
+		c.Spec.ColdStart = v1alpha1.ColdStartNever
+		c.Spec.Env = []v1alpha1.ClaimEnvVar{{Name: "SECRET_API_KEY", Value: "victim"}}
+	})
+	create(t, e, sbc)
+	got := e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimBound, v1alpha1.ClaimFailed)
+	if got.Status.Phase != v1alpha1.ClaimFailed {
+		t.Fatalf("the claim was bound to decoy %s", got.Status.PodName)
+	}
+	if c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBound); c == nil || c.Reason != v1alpha1.ReasonNoWarmPod {
+		t.Errorf("condition %+v", c)
+	}
+	var pods corev1.PodList
+	if err := e.Client.List(context.Background(), &pods, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, pod := range pods.Items {
+		if pod.Labels[v1alpha1.LabelState] != v1alpha1.StateWarm {
+			t.Errorf("decoy %s was taken: %v", pod.Name, pod.Labels)
+		}
+	}
+}
+
+// TestLeaderFailover: the leader dies in the middle of a burst without
+// releasing its lease; the standby takes over and every claim is bound,
+// none twice.
+func TestLeaderFailover(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{NoController: true})
+	leaseNS := e.Namespace()
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, "failover", 20)
+	for range 20 {
+		e.WarmPod(p, "node-a")
+	}
+	stopLeader := e.StartController(controller.Options{Registerer: nil}, leaseNS)
+	// The first manager is the leader once it has bound a claim.
+	first := newClaim(ns, "failover", "first-token-0123456789abcdef")
+	create(t, e, first)
+	e.WaitPhase(ns, first.Name, bindTimeout, v1alpha1.ClaimBound)
+	e.StartController(controller.Options{Registerer: nil}, leaseNS)
+
+	names := make([]string, 19)
+	for i := range names {
+		sbc := newClaim(ns, "failover", fmt.Sprintf("burst-token-%02d-0123456789", i), func(c *v1alpha1.SandboxClaim) {
+			c.Spec.ColdStart = v1alpha1.ColdStartNever
+		})
+		create(t, e, sbc)
+		names[i] = sbc.Name
+		if i == 5 {
+			stopLeader()
+		}
+	}
+	pods := map[string]string{first.Name: first.Name}
+	for _, name := range names {
+		got := e.WaitPhase(ns, name, 2*bindTimeout, v1alpha1.ClaimBound, v1alpha1.ClaimFailed)
+		if got.Status.Phase != v1alpha1.ClaimBound {
+			t.Errorf("claim %s: %s %+v", name, got.Status.Phase, got.Status.Conditions)
+			continue
+		}
+		if other, dup := pods[got.Status.PodName]; dup {
+			t.Errorf("pod %s bound twice (%s, %s)", got.Status.PodName, other, name)
+		}
+		pods[got.Status.PodName] = name
+	}
+}
+
+// TestMetricsCountClaims: the controller's Prometheus metrics count bound
+// claims.
+func TestMetricsCountClaims(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{})
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, "m", 1)
+	e.WarmPod(p, "node-a")
+	sbc := newClaim(ns, "m", "metrics-token-0123456789abcdef")
+	create(t, e, sbc)
+	e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimBound)
+	mfs, err := e.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if mf.GetName() == "sandbox_claims_total" && m.GetCounter().GetValue() > 0 {
+				fmt.Fprintf(&b, "%v=%v ", m.GetLabel(), m.GetCounter().GetValue())
+			}
+		}
+	}
+	if !strings.Contains(b.String(), `value:"warm"`) || !strings.Contains(b.String(), `value:"bound"`) {
+		t.Errorf("sandbox_claims_total: %s", b.String())
+	}
+}

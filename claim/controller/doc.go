@@ -1,0 +1,25 @@
+// Package controller is the claim controller: it binds SandboxClaims to warm
+// pods of their SandboxPool, ends them at their deadline, and writes every
+// pool's status.
+//
+// One leader-elected instance runs (in the sandbox-webhook binary). It
+// keeps the pool pods, pools, claims and nodes in an informer cache of its
+// own and binds a claim without listing anything:
+//
+//  1. take a claimable warm pod of the pool from the cache (owned by the
+//     pool's UID as controller, made by the node agent, injected with a
+//     claim nonce), reserved in memory so that concurrent claims never race
+//     for it, with one update of the pod conditioned on its resourceVersion:
+//     state warm -> claimed, the claim becomes its controller owner (the
+//     pool stays an owner, so deleting the pool still deletes it);
+//  2. POST /claim to the pod's runner, authorized by the per-pod credential
+//     only this controller can compute (internal/claimkey), carrying the
+//     digest of the claimant's token and the claim's env;
+//  3. write the claim's status: Bound, where, until when.
+//
+// Each step is idempotent, so a new leader finishes what an old one began:
+// the pod owned by the claim is found in the cache, and the runner answers
+// a repeated claim with the same digest as before. Without a free warm pod
+// a claim that allows it gets a cold pod made for it (owned by the claim
+// from the start) and is bound when that pod is Ready.
+package controller

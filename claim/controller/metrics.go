@@ -1,0 +1,56 @@
+package controller
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Values of the result label of sandbox_claims_total.
+const (
+	resultBound  = "bound"
+	resultFailed = "failed"
+)
+
+type metrics struct {
+	claims   *prometheus.CounterVec
+	bind     *prometheus.HistogramVec
+	expired  prometheus.Counter
+	reserved prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sandbox_claims_total",
+			Help: "SandboxClaims the controller finished binding, by origin (warm, cold) and result (bound, failed).",
+		}, []string{"origin", "result"}),
+		bind: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sandbox_claim_bind_duration_seconds",
+			Help:    "Time from a SandboxClaim's creation to its Bound status write, by origin.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 180},
+		}, []string{"origin"}),
+		expired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sandbox_claims_expired_total",
+			Help: "SandboxClaims whose lifetime ended (their pods deleted).",
+		}),
+		reserved: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sandbox_claim_reserved_pods",
+			Help: "Warm pods reserved by a claim in progress.",
+		}),
+	}
+	for _, o := range []string{"warm", "cold", "none"} {
+		for _, r := range []string{resultBound, resultFailed} {
+			m.claims.WithLabelValues(o, r)
+		}
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.claims, m.bind, m.expired, m.reserved} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering claim metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,181 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/pool"
+)
+
+// ConditionReady is the pool condition that says whether every eligible
+// node holds its Ready warm pods.
+const ConditionReady = "Ready"
+
+// Reasons of the pool's Ready condition.
+const (
+	ReasonAllReady       = "AllReady"
+	ReasonFilling        = "Filling"
+	ReasonNoEligibleNode = "NoEligibleNode"
+)
+
+// PoolStatusReconciler writes each pool's status from the claim cache, the
+// only writer of pool status: totals and the Ready condition, at most once
+// per Options.PoolStatusInterval per pool.
+type PoolStatusReconciler struct {
+	client   client.Client
+	interval time.Duration
+
+	mu        sync.Mutex
+	lastWrite map[types.NamespacedName]time.Time
+}
+
+func setupPoolStatus(mgr manager.Manager, c cache.Cache, cl client.Client, opts Options) error {
+	r := &PoolStatusReconciler{client: cl, interval: opts.PoolStatusInterval, lastWrite: map[types.NamespacedName]time.Time{}}
+	podToPool := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
+		if name := pod.Labels[v1alpha1.LabelPool]; name != "" {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: pod.Namespace, Name: name}}}
+		}
+		return nil
+	})
+	nodeToPools := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, _ *corev1.Node) []reconcile.Request {
+		var list v1alpha1.SandboxPoolList
+		if err := cl.List(ctx, &list); err != nil {
+			opts.Logger.Error("listing pools after a node change", "error", err)
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for i := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+		return reqs
+	})
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("sandboxpool-status").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: ptrTo(true)}).
+		WatchesRawSource(source.Kind(c, &v1alpha1.SandboxPool{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.SandboxPool]{},
+			predicate.TypedGenerationChangedPredicate[*v1alpha1.SandboxPool]{})).
+		WatchesRawSource(source.Kind(c, &corev1.Pod{}, podToPool)).
+		WatchesRawSource(source.Kind(c, &corev1.Node{}, nodeToPools, nodeChanged)).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("creating the pool status controller: %w", err)
+	}
+	return nil
+}
+
+// nodeChanged passes the node events that change which pools it keeps:
+// labels, taints and schedulability, not heartbeats.
+var nodeChanged = predicate.TypedFuncs[*corev1.Node]{
+	UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
+		o, n := e.ObjectOld, e.ObjectNew
+		return !equality.Semantic.DeepEqual(o.Labels, n.Labels) || !equality.Semantic.DeepEqual(o.Spec.Taints, n.Spec.Taints) ||
+			o.Spec.Unschedulable != n.Spec.Unschedulable
+	},
+}
+
+// Reconcile recomputes one pool's status and writes it when it changed.
+func (r *PoolStatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var p v1alpha1.SandboxPool
+	if err := r.client.Get(ctx, req.NamespacedName, &p); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.mu.Lock()
+			delete(r.lastWrite, req.NamespacedName)
+			r.mu.Unlock()
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	want, err := r.compute(ctx, &p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if equality.Semantic.DeepEqual(p.Status, want) {
+		return ctrl.Result{}, nil
+	}
+	r.mu.Lock()
+	wait := r.interval - time.Since(r.lastWrite[req.NamespacedName])
+	r.mu.Unlock()
+	if wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	up := p.DeepCopy()
+	up.Status = want
+	if err := r.client.Status().Update(ctx, up); err != nil {
+		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("writing the status of pool %s: %w", req, err)
+	}
+	r.mu.Lock()
+	r.lastWrite[req.NamespacedName] = time.Now()
+	r.mu.Unlock()
+	return ctrl.Result{}, nil
+}
+
+// compute is the pool's status from the cache.
+func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxPool) (v1alpha1.SandboxPoolStatus, error) {
+	var nodes corev1.NodeList
+	if err := r.client.List(ctx, &nodes); err != nil {
+		return v1alpha1.SandboxPoolStatus{}, fmt.Errorf("listing nodes from the cache: %w", err)
+	}
+	var pods corev1.PodList
+	if err := r.client.List(ctx, &pods, client.InNamespace(p.Namespace), client.MatchingFields{indexPool: p.Namespace + "/" + p.Name}); err != nil {
+		return v1alpha1.SandboxPoolStatus{}, fmt.Errorf("listing the pods of pool %s/%s from the cache: %w", p.Namespace, p.Name, err)
+	}
+	st := v1alpha1.SandboxPoolStatus{ObservedGeneration: p.Generation, Conditions: append([]metav1.Condition(nil), p.Status.Conditions...)}
+	eligible := int32(0)
+	for i := range nodes.Items {
+		if ok, _ := pool.NodeEligible(p, &nodes.Items[i]); ok && !nodes.Items[i].Spec.Unschedulable {
+			eligible++
+		}
+	}
+	st.Desired = eligible * p.Spec.WarmPodsPerNode()
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		switch pod.Labels[v1alpha1.LabelState] {
+		case v1alpha1.StateWarm:
+			st.Warm++
+			if claimable(p, pod) {
+				st.Ready++
+			}
+		case v1alpha1.StateClaimed:
+			st.Claimed++
+		}
+	}
+	cond := metav1.Condition{Type: ConditionReady, ObservedGeneration: p.Generation}
+	switch {
+	case eligible == 0:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonNoEligibleNode, "no node matches the pool's node selector and tolerations"
+	case st.Ready >= st.Desired:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, ReasonAllReady, fmt.Sprintf("%d of %d warm pods Ready", st.Ready, st.Desired)
+	default:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonFilling, fmt.Sprintf("%d of %d warm pods Ready", st.Ready, st.Desired)
+	}
+	meta.SetStatusCondition(&st.Conditions, cond)
+	// Entries the node agents wrote before the controller took over stay
+	// until the pool's status is rewritten; they are not kept.
+	return st, nil
+}

@@ -1,0 +1,77 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/runner/api"
+)
+
+// RunnerPortName is the name of the container port the webhook gives the
+// runner of a pod's first wrapped container.
+const RunnerPortName = "sandbox-runner"
+
+// runnerPort is the pod's runner port.
+func runnerPort(pod *corev1.Pod) (int32, error) {
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name == RunnerPortName {
+				return p.ContainerPort, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("pod %s/%s has no container port named %s (was it injected?)", pod.Namespace, pod.Name, RunnerPortName)
+}
+
+// handRunner gives the pod's runner to the claimant: POST /claim with the
+// pod's claim credential, the digest of the claimant's token and the
+// claim's env.
+func (r *ClaimReconciler) handRunner(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, port int32, digest string) error {
+	nonce := pod.Annotations[v1alpha1.AnnotationClaimNonce]
+	if nonce == "" {
+		return fmt.Errorf("pod %s has no %s annotation: it was not injected as a pool pod", pod.Name, v1alpha1.AnnotationClaimNonce)
+	}
+	req := api.ClaimRequest{Protocol: api.ClaimProtocol, Claimant: sbc.Namespace + "/" + sbc.Name, TokenSHA256: digest}
+	if len(sbc.Spec.Env) > 0 {
+		req.Env = make(map[string]string, len(sbc.Spec.Env))
+		for _, e := range sbc.Spec.Env {
+			req.Env[e.Name] = e.Value
+		}
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("encoding the claim request: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.RunnerTimeout)
+	defer cancel()
+	url := "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(port))) + "/claim"
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("building the claim request: %w", err)
+	}
+	hreq.Header.Set("Content-Type", api.ContentTypeJSON)
+	hreq.Header.Set(api.TokenHeader, r.opts.Key.Credential(pod.Namespace, nonce))
+	resp, err := r.opts.HTTPClient.Do(hreq)
+	if err != nil {
+		return fmt.Errorf("calling the runner of pod %s: %w", pod.Name, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		var e api.Error
+		if json.Unmarshal(msg, &e) == nil && e.Error != "" {
+			msg = []byte(e.Error)
+		}
+		return fmt.Errorf("the runner of pod %s answered %d: %s", pod.Name, resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	return nil
+}

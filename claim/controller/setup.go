@@ -1,0 +1,241 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/internal/claimkey"
+)
+
+// Options configure the controller; the zero value of each field but Key
+// means its documented default.
+type Options struct {
+	// Key derives the claim credentials of pool pods. Required.
+	Key claimkey.Key
+	// Concurrency is how many claims are bound at once; default 16.
+	Concurrency int
+	// FinishedTTL is how long a Failed or Expired claim is kept before it
+	// is deleted; default 1h.
+	FinishedTTL time.Duration
+	// ColdTimeout bounds how long a cold pod may take to be Ready; default
+	// 3m.
+	ColdTimeout time.Duration
+	// RunnerTimeout bounds the runner's POST /claim; default 5s.
+	RunnerTimeout time.Duration
+	// RunnerAttempts is how many pods a claim may lose to runners that do
+	// not take it before it fails with RunnerRefused; default 3.
+	RunnerAttempts int
+	// PoolStatusInterval is the shortest time between two status writes of
+	// one pool; default 1s.
+	PoolStatusInterval time.Duration
+	// HTTPClient calls runners; default a client of its own with keep-alive
+	// connections. Simulations give one whose dialer maps simulated pod
+	// addresses to loopback stand-ins.
+	HTTPClient *http.Client
+	// Registerer receives the metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Logger receives one line per bound, failed and expired claim;
+	// default discards.
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 16
+	}
+	if o.FinishedTTL <= 0 {
+		o.FinishedTTL = time.Hour
+	}
+	if o.ColdTimeout <= 0 {
+		o.ColdTimeout = 3 * time.Minute
+	}
+	if o.RunnerTimeout <= 0 {
+		o.RunnerTimeout = 5 * time.Second
+	}
+	if o.RunnerAttempts <= 0 {
+		o.RunnerAttempts = 3
+	}
+	if o.PoolStatusInterval <= 0 {
+		o.PoolStatusInterval = time.Second
+	}
+	if o.HTTPClient == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = nil // pod IPs are never reached through a proxy
+		t.MaxIdleConnsPerHost = 4
+		o.HTTPClient = &http.Client{Transport: t}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Cache index names.
+const (
+	// indexWarm maps a warm pool pod to "namespace/pool".
+	indexWarm = "sandbox.io/warm-pool"
+	// indexPool maps every pool pod to "namespace/pool".
+	indexPool = "sandbox.io/pool"
+	// indexClaim maps a pod whose controller is a SandboxClaim to
+	// "namespace/claim".
+	indexClaim = "sandbox.io/claim"
+)
+
+// Scheme is what the controller's cache and clients know: the built-in
+// types and sandbox.io/v1alpha1.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("building scheme: %w", err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("building scheme: %w", err)
+	}
+	return s, nil
+}
+
+// Setup adds the claim and pool status controllers to mgr. They run on a
+// cache of their own holding only pool pods (label sandbox.io/pool),
+// SandboxPools, SandboxClaims and Nodes, and only on the elected leader.
+func Setup(mgr manager.Manager, opts Options) error {
+	if len(opts.Key) == 0 {
+		return errors.New("setting up the claim controller: the claim key is required")
+	}
+	opts.setDefaults()
+	scheme, err := Scheme()
+	if err != nil {
+		return err
+	}
+	hasPool, err := labels.NewRequirement(v1alpha1.LabelPool, selection.Exists, nil)
+	if err != nil {
+		return fmt.Errorf("building the pod label selector: %w", err)
+	}
+	c, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme:                      scheme,
+		Mapper:                      mgr.GetRESTMapper(),
+		ReaderFailOnMissingInformer: true,
+		DefaultTransform:            cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Pod{}: {Label: labels.NewSelector().Add(*hasPool)},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the claim cache: %w", err)
+	}
+	if err := addIndexes(c); err != nil {
+		return err
+	}
+	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Node{}, &v1alpha1.SandboxPool{}, &v1alpha1.SandboxClaim{}} {
+		if _, err := c.GetInformer(context.Background(), obj); err != nil {
+			return fmt.Errorf("creating the %T informer: %w", obj, err)
+		}
+	}
+	if err := mgr.Add(leaderCache{c}); err != nil {
+		return fmt.Errorf("adding the claim cache: %w", err)
+	}
+	cl, err := client.New(mgr.GetConfig(), client.Options{
+		Scheme: scheme, Mapper: mgr.GetRESTMapper(),
+		Cache: &client.CacheOptions{Reader: c},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the claim client: %w", err)
+	}
+	api, err := client.New(mgr.GetConfig(), client.Options{Scheme: scheme, Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return fmt.Errorf("creating the uncached claim client: %w", err)
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return err
+	}
+	r := &ClaimReconciler{opts: opts, client: cl, api: api, metrics: m, reserved: map[types.UID]types.NamespacedName{}, attempts: map[types.UID]int{}, taken: map[types.UID]types.NamespacedName{}}
+	podToClaim := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
+		if owner := claimOwner(pod); owner != "" {
+			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: pod.Namespace, Name: owner}}}
+		}
+		return nil
+	})
+	err = ctrl.NewControllerManagedBy(mgr).
+		Named("sandboxclaim").
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrency, SkipNameValidation: ptrTo(true)}).
+		WatchesRawSource(source.Kind(c, &v1alpha1.SandboxClaim{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.SandboxClaim]{})).
+		WatchesRawSource(source.Kind(c, &corev1.Pod{}, podToClaim)).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("creating the claim controller: %w", err)
+	}
+	return setupPoolStatus(mgr, c, cl, opts)
+}
+
+// leaderCache runs the claim cache on the leader only: a standby replica
+// holds no copy of every pool pod.
+type leaderCache struct{ cache.Cache }
+
+func (leaderCache) NeedLeaderElection() bool { return true }
+
+func addIndexes(c cache.Cache) error {
+	ctx := context.Background()
+	poolKey := func(pod *corev1.Pod) string {
+		if p := pod.Labels[v1alpha1.LabelPool]; p != "" {
+			return pod.Namespace + "/" + p
+		}
+		return ""
+	}
+	for name, fn := range map[string]func(*corev1.Pod) string{
+		indexPool: poolKey,
+		indexWarm: func(pod *corev1.Pod) string {
+			if pod.Labels[v1alpha1.LabelState] != v1alpha1.StateWarm {
+				return ""
+			}
+			return poolKey(pod)
+		},
+		indexClaim: func(pod *corev1.Pod) string {
+			if owner := claimOwner(pod); owner != "" {
+				return pod.Namespace + "/" + owner
+			}
+			return ""
+		},
+	} {
+		err := c.IndexField(ctx, &corev1.Pod{}, name, func(o client.Object) []string {
+			if k := fn(o.(*corev1.Pod)); k != "" {
+				return []string{k}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("indexing pods by %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// claimOwner is the name of the SandboxClaim that controls pod, or "".
+func claimOwner(pod *corev1.Pod) string {
+	if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "SandboxClaim" && ref.APIVersion == v1alpha1.GroupVersion.String() {
+		return ref.Name
+	}
+	return ""
+}
+
+func ptrTo[T any](v T) *T { return &v }
