@@ -10,7 +10,7 @@
 //	tls.crt  the serving certificate (leaf only), signed by the first CA of ca.crt
 //	tls.key  its private key (PKCS#8)
 //	ca.crt   the trust bundle, newest CA first: the signing CA, then older CAs
-//	         that are still trusted until they expire
+//	         that are still trusted, for the overlap after a rotation
 //	ca.key   the private key of the signing CA (the first certificate of ca.crt)
 //
 // The Rotator writes the trust bundle into the caBundle of every webhook of one
@@ -26,11 +26,18 @@
 //     certificate keeps serving, and only once this replica has seen the new
 //     CA in the webhook configuration for the propagation delay is a serving
 //     certificate issued from it;
-//   - a CA leaves the bundle only when it has expired: no serving certificate
-//     outlives the CA that signed it, so none that chains to it is still valid.
+//   - the previous CA leaves the bundle (Secret and webhook configuration) once
+//     a serving certificate of the new CA has been issued for the overlap
+//     (Config.CAOverlap, --ca-overlap, 24h by default), so that a rotation
+//     retires a CA that may have leaked instead of trusting it for the rest
+//     of its life; the overlap is longer than a sync interval, so every
+//     replica serves the new certificate by then;
+//   - an expired CA leaves the bundle: no serving certificate outlives the CA
+//     that signed it, so none that chains to it is still valid.
 //     The caBundle written is the union of the Secret's bundle and what the
-//     configuration already trusts, minus expired certificates, so a replica
-//     with a stale view never removes a CA that another one just added.
+//     configuration already trusts, minus expired certificates and minus
+//     older CAs past the overlap, so a replica with a stale view never
+//     removes a CA that another one just added (a newer one).
 //
 // A Secret that cannot be used (unparseable PEM, a key that does not match its
 // certificate, an expired CA or serving certificate) is replaced, and a
@@ -40,7 +47,8 @@
 // loaded and the webhook configuration's caBundle verifies it.
 //
 // Every change is an Event on the Secret (reasons CertificatesCreated,
-// CARotated, ServingCertificateRenewed, ExpiredCAsPruned, and the Warning
+// CARotated, ServingCertificateRenewed, ExpiredCAsPruned, PreviousCAsRetired,
+// and the Warning
 // CorruptSecretReplaced) and shows in the metrics
 // sandbox_webhook_certificate_expiry_timestamp_seconds and
 // sandbox_webhook_certificate_rotations_total.

@@ -185,3 +185,56 @@ func TestPolicyNames(t *testing.T) {
 		}
 	})
 }
+
+// TestPolicyRetiresPreviousCA replays a rotation meant to drop a CA that
+// may have leaked: with an overlap, the previous CA leaves the bundle once
+// the new CA's serving certificate has been issued for the overlap, not
+// when it expires years later; and never while the served certificate
+// still chains to it.
+func TestPolicyRetiresPreviousCA(t *testing.T) {
+	t.Parallel()
+	p := policy
+	p.CAOverlap = 10 * time.Minute
+	ca := mustCA(t, p.CALifetime, t0)
+	oldSrv := mustServing(t, ca, p.ServingLifetime, t0.Add(31*time.Minute), p.SANs...)
+	stagedCA := mustCA(t, p.CALifetime, t0.Add(61*time.Minute))
+	newSrv := mustServing(t, stagedCA, p.ServingLifetime, t0.Add(62*time.Minute), p.SANs...)
+	staged := secretData([]*certs.KeyPair{stagedCA, ca}, oldSrv)
+	afterSwitch := secretData([]*certs.KeyPair{stagedCA, ca}, newSrv)
+
+	if next, _, _, err := p.Next(afterSwitch, t0.Add(71*time.Minute), always); err != nil || next != nil {
+		t.Fatalf("within the overlap: next %v, err %v; want the old CA kept", next, err)
+	}
+	next, changes, _, err := p.Next(afterSwitch, t0.Add(72*time.Minute), always)
+	if err != nil || next == nil {
+		t.Fatalf("after the overlap: next %v, err %v; want the old CA retired", next, err)
+	}
+	if len(changes) != 1 || changes[0].Reason != certs.ReasonPreviousCAsRetired || len(next.Bundle) != 1 || !next.Bundle[0].Equal(stagedCA.Cert) {
+		t.Fatalf("after the overlap: changes %+v, bundle of %d; want only the new CA, retired with an event", changes, len(next.Bundle))
+	}
+	if _, caErr, servingErr := certs.ParseSecret(next.Data(), t0.Add(72*time.Minute)); caErr != nil || servingErr != nil {
+		t.Fatalf("retired state does not parse: %v, %v", caErr, servingErr)
+	}
+	// Served certificate still from the old CA (the new one not trusted
+	// yet): the old CA stays, however long it takes.
+	if next, _, _, err := p.Next(staged, t0.Add(70*time.Minute), never); err != nil || next != nil {
+		t.Fatalf("old CA still signing the served certificate: next %v, err %v; want it kept", next, err)
+	}
+
+	st, _, _ := certs.ParseSecret(afterSwitch, t0.Add(62*time.Minute))
+	newer := mustCA(t, p.CALifetime, t0.Add(63*time.Minute))
+	for _, tc := range []struct {
+		name string
+		c    *x509.Certificate
+		now  time.Time
+		want bool
+	}{
+		{"older CA within the overlap", ca.Cert, t0.Add(71 * time.Minute), true},
+		{"older CA after the overlap", ca.Cert, t0.Add(72 * time.Minute), false},
+		{"newer CA (another replica rotated since)", newer.Cert, t0.Add(80 * time.Minute), true},
+	} {
+		if got := p.KeepsOther(&st, tc.c, tc.now); got != tc.want {
+			t.Errorf("%s: KeepsOther %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

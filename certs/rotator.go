@@ -32,6 +32,7 @@ const (
 	DefaultServingLifetime  = 365 * 24 * time.Hour
 	DefaultSyncInterval     = 5 * time.Second
 	DefaultPropagationDelay = 10 * time.Second
+	DefaultCAOverlap        = 24 * time.Hour
 )
 
 // ManagedByLabel marks the Secret as written by this package.
@@ -68,6 +69,13 @@ type Config struct {
 	// that every API server's informer has seen it; defaults to
 	// DefaultPropagationDelay (10s).
 	PropagationDelay time.Duration
+	// CAOverlap is how long the previous CA stays in the caBundle after a
+	// rotation, counted from when a serving certificate of the new CA is
+	// issued; then only the new CA is trusted, so that a rotation retires a
+	// CA that may have leaked. Defaults to DefaultCAOverlap (24h); at least
+	// PropagationDelay plus two SyncIntervals, so that every replica serves
+	// the new certificate before the old CA goes.
+	CAOverlap time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -82,6 +90,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PropagationDelay == 0 {
 		c.PropagationDelay = DefaultPropagationDelay
+	}
+	if c.CAOverlap == 0 {
+		c.CAOverlap = DefaultCAOverlap
 	}
 }
 
@@ -120,6 +131,9 @@ func (c Config) Validate() error {
 	}
 	if c.SyncInterval < 0 || c.PropagationDelay < 0 {
 		errs = append(errs, errors.New("sync interval and propagation delay must be positive"))
+	}
+	if least := c.PropagationDelay + 2*c.SyncInterval; c.CAOverlap < least {
+		errs = append(errs, fmt.Errorf("ca overlap %s must be at least the propagation delay plus two sync intervals (%s), so that every replica serves the new certificate before the old CA goes", c.CAOverlap, least))
 	}
 	return errors.Join(errs...)
 }
@@ -183,6 +197,7 @@ func New(cfg Config, opts Options) (*Rotator, error) {
 			SANs:        cfg.SANs(),
 			CALifetime:  cfg.CALifetime,
 			RenewBefore: cfg.RenewBefore, ServingLifetime: cfg.ServingLifetime,
+			CAOverlap: cfg.CAOverlap,
 		},
 		opts:         opts,
 		log:          opts.Logger.With("secret", cfg.SecretName, "namespace", cfg.Namespace),
@@ -325,7 +340,7 @@ func (r *Rotator) Sync(ctx context.Context) error {
 		}
 		for _, c := range changes {
 			switch {
-			case c.Reason == ReasonExpiredCAsPruned:
+			case c.Reason == ReasonExpiredCAsPruned, c.Reason == ReasonPreviousCAsRetired:
 			case c.Certificate == "ca" && (c.Reason == ReasonCreated || c.Reason == ReasonReplaced):
 				// A new CA comes with a new serving certificate.
 				r.metrics.Rotations.WithLabelValues("ca").Inc()
@@ -357,7 +372,7 @@ func (r *Rotator) Sync(ctx context.Context) error {
 	} else {
 		loadErr = r.load(st.Serving)
 	}
-	trusted, err := r.syncWebhookConfig(ctx, st.Bundle, now)
+	trusted, err := r.syncWebhookConfig(ctx, &st, now)
 	if err != nil {
 		// Keep the last bundle read: an API server hiccup must not turn every
 		// replica unready at once.
@@ -409,9 +424,11 @@ func (r *Rotator) write(ctx context.Context, sec *corev1.Secret, create bool, ne
 }
 
 // syncWebhookConfig makes the caBundle of every webhook of the configuration
-// the union of bundle and what any of them trusts now, minus expired
-// certificates, and returns the bundle all of them trust afterwards.
-func (r *Rotator) syncWebhookConfig(ctx context.Context, bundle []*x509.Certificate, now time.Time) ([]*x509.Certificate, error) {
+// the union of st's bundle and what any of them trusts now, minus expired
+// certificates and minus CAs older than st's that the rotation retired
+// (Policy.KeepsOther), and returns the bundle all of them trust afterwards.
+func (r *Rotator) syncWebhookConfig(ctx context.Context, st *State, now time.Time) ([]*x509.Certificate, error) {
+	bundle := st.Bundle
 	var mwc admissionregistrationv1.MutatingWebhookConfiguration
 	if err := r.opts.Reader.Get(ctx, types.NamespacedName{Name: r.cfg.WebhookConfigName}, &mwc); err != nil {
 		return nil, fmt.Errorf("reading mutating webhook configuration %s: %w", r.cfg.WebhookConfigName, err)
@@ -423,7 +440,13 @@ func (r *Rotator) syncWebhookConfig(ctx context.Context, bundle []*x509.Certific
 	all := [][]*x509.Certificate{bundle}
 	for i, wh := range mwc.Webhooks {
 		current[i] = ParseLenient(wh.ClientConfig.CABundle)
-		all = append(all, current[i])
+		var kept []*x509.Certificate
+		for _, c := range current[i] {
+			if Contains(bundle, c) || r.policy.KeepsOther(st, c, now) {
+				kept = append(kept, c)
+			}
+		}
+		all = append(all, kept)
 	}
 	want := MergeBundle(now, all...)
 	stale := false

@@ -107,6 +107,10 @@ type Policy struct {
 	CALifetime, ServingLifetime time.Duration
 	// RenewBefore is the renewal window; zero means a third of each lifetime.
 	RenewBefore time.Duration
+	// CAOverlap is how long the CAs before the signing one stay in the
+	// bundle once a serving certificate of the signing CA is served; zero
+	// keeps them until they expire.
+	CAOverlap time.Duration
 }
 
 // Change is one thing Next did to the Secret.
@@ -121,11 +125,12 @@ type Change struct {
 
 // Event reasons of Change.
 const (
-	ReasonCreated          = "CertificatesCreated"
-	ReasonReplaced         = "CorruptSecretReplaced"
-	ReasonCARotated        = "CARotated"
-	ReasonServingRenewed   = "ServingCertificateRenewed"
-	ReasonExpiredCAsPruned = "ExpiredCAsPruned"
+	ReasonCreated            = "CertificatesCreated"
+	ReasonReplaced           = "CorruptSecretReplaced"
+	ReasonCARotated          = "CARotated"
+	ReasonServingRenewed     = "ServingCertificateRenewed"
+	ReasonExpiredCAsPruned   = "ExpiredCAsPruned"
+	ReasonPreviousCAsRetired = "PreviousCAsRetired"
 )
 
 // Next decides the Secret's next state from its data (nil when it does not
@@ -143,8 +148,8 @@ func (p Policy) Next(data map[string][]byte, now time.Time, trusted func(*x509.C
 	}
 	st, caErr, servingErr := ParseSecret(data, now)
 	if caErr != nil {
-		// Keep the CAs that still parse in the bundle: API servers may trust
-		// them, and nothing is lost by trusting them until they expire.
+		// Keep the CAs that still parse in the bundle: replicas may still
+		// serve certificates they signed. They go after the overlap.
 		old, _ := ParseBundle(data[KeyCABundle])
 		st, err := p.fresh(old, now)
 		if err != nil {
@@ -170,6 +175,13 @@ func (p Policy) Next(data map[string][]byte, now time.Time, trusted func(*x509.C
 		changes = append(changes, Change{Certificate: "ca", Reason: ReasonExpiredCAsPruned,
 			Note: fmt.Sprintf("removed %d expired CA(s) from the bundle", len(st.Bundle)-len(pruned))})
 		st.Bundle = pruned
+		changed = true
+	}
+
+	if servingErr == nil && len(st.Bundle) > 1 && p.Retired(&st, now) {
+		changes = append(changes, Change{Certificate: "ca", Reason: ReasonPreviousCAsRetired,
+			Note: fmt.Sprintf("removed %d previous CA(s) from the bundle: the new CA's certificate has been served for the overlap of %s", len(st.Bundle)-1, p.CAOverlap)})
+		st.Bundle = st.Bundle[:1]
 		changed = true
 	}
 
@@ -214,6 +226,31 @@ func (p Policy) Next(data map[string][]byte, now time.Time, trusted func(*x509.C
 		return nil, nil, waiting, nil
 	}
 	return &st, changes, waiting, nil
+}
+
+// Retired reports whether the CAs before st's signing CA may leave the trust
+// bundle at now: the serving certificate is the signing CA's, and was
+// issued at least CAOverlap ago, so every replica has loaded it (an overlap
+// longer than the sync interval) and nothing still served chains to an
+// older CA. Certificates are valid from ClockSkew before they are issued.
+func (p Policy) Retired(st *State, now time.Time) bool {
+	if p.CAOverlap <= 0 || st.Serving == nil || st.Signer == nil ||
+		st.Serving.Cert.CheckSignatureFrom(st.Signer.Cert) != nil {
+		return false
+	}
+	issued := st.Serving.Cert.NotBefore.Add(ClockSkew)
+	return !now.Before(issued.Add(p.CAOverlap))
+}
+
+// KeepsOther reports whether a CA that the webhook configuration trusts
+// but st's bundle lacks stays in the caBundle at now: a CA newer than st's
+// signing one comes from a replica that rotated after st was read (a stale
+// view must not remove it); an older one stays until Retired.
+func (p Policy) KeepsOther(st *State, c *x509.Certificate, now time.Time) bool {
+	if st.Signer == nil || c.NotBefore.After(st.Signer.Cert.NotBefore) {
+		return true
+	}
+	return !p.Retired(st, now)
 }
 
 // fresh returns a new CA and serving certificate, keeping the unexpired

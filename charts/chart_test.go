@@ -382,7 +382,7 @@ func TestDeploymentOverrides(t *testing.T) {
 	objs := render(t, Release{Values: map[string]any{
 		"webhook": map[string]any{
 			"replicas": 3, "affinity": affinity, "priorityClassName": "high",
-			"disableImageLookups": true, "insecureRegistries": []any{"127.0.0.1:5000", "localhost:5000"},
+			"disableImageLookups": true, "insecureRegistries": []any{"127.0.0.1:5000", "localhost:5000"}, "registryAllowPrivate": true,
 			"excludedNamespaces": []any{"ci"},
 			"podLabels":          map[string]any{"team": "platform"},
 			"podAnnotations":     map[string]any{"note": "kept"},
@@ -412,6 +412,7 @@ func TestDeploymentOverrides(t *testing.T) {
 		"--metrics-bind-address=0",
 		"--disable-image-lookups",
 		"--insecure-registries=127.0.0.1:5000,localhost:5000",
+		"--registry-allow-private",
 		"--excluded-namespaces=kube-system,kube-public,kube-node-lease,sandbox-injector,ci",
 	} {
 		if !slices.Contains(c.Args, want) {
@@ -776,7 +777,7 @@ func TestWebhookGeneratedSource(t *testing.T) {
 	t.Parallel()
 	objs := render(t, Release{Namespace: "sbx", Values: map[string]any{
 		"certManager":    map[string]any{"enabled": false},
-		"generatedCerts": map[string]any{"generator": "webhook", "caLifetime": "8760h", "certLifetime": "720h"},
+		"generatedCerts": map[string]any{"generator": "webhook", "caLifetime": "8760h", "certLifetime": "720h", "caOverlap": "2h"},
 	}})
 	for _, kind := range []string{"Issuer", "Certificate", "Secret"} {
 		if n := len(Find(objs, kind)); n != 0 {
@@ -804,6 +805,7 @@ func TestWebhookGeneratedSource(t *testing.T) {
 		"--service-name=" + one[corev1.Service](t, objs, "Service").Name,
 		"--ca-lifetime=8760h",
 		"--cert-lifetime=720h",
+		"--ca-overlap=2h",
 	} {
 		if !slices.Contains(c.Args, want) {
 			t.Errorf("args %v lack %s", c.Args, want)

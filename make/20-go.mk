@@ -6,9 +6,10 @@ BENCH_PARTS += bench-webhook
 
 GO_TEST_ENV := KUBEBUILDER_ASSETS=$(BIN) HELM=$(BIN)/helm
 
-# The chart's Go tests run in helm-test (make/40-chart.mk), and the e2e suites
-# in e2e (make/50-cluster.mk); here they would only skip or run twice.
-GO_TEST_PKGS = $(shell $(GO) list ./... | grep -v -e '/charts$$' -e '/e2e$$' -e '/e2e/inject$$')
+# The chart's Go tests run in helm-test (make/40-chart.mk), the e2e suites
+# in e2e (make/50-cluster.mk) and the security suite in test-security
+# (make/65-security.mk); here they would only skip or run twice.
+GO_TEST_PKGS = $(shell $(GO) list ./... | grep -v -e '/charts$$' -e '/e2e$$' -e '/e2e/inject$$' -e '/security$$')
 
 .PHONY: test-go
 test-go: tools-envtest tool-containerd ## Unit and integration tests (-race), with a real kube-apiserver, etcd and containerd

@@ -14,8 +14,3 @@ e2e: sandboxctl
 .PHONY: test-claim
 test-claim: ## Claim protocol and sandboxctl tests alone (-race, verbose): 20 racing claimers, tokens, cold fallback, the CLI
 	$(GO) test -race -count=1 -timeout 10m -v ./claim/... ./cmd/sandboxctl/... | grep -E '^(=== RUN|--- |\s+--- |\s+\S+_test\.go:|PASS|FAIL|ok )'
-
-BENCH_PARTS += bench-claim
-.PHONY: bench-claim
-bench-claim: ## On the local cluster: warm claim to first /execute (p50/p99 of 50) vs a cold injected pod, and 20 parallel claimers (goal: p99 < 100 ms, >= 10x)
-	E2E_BENCH=1 $(MAKE) e2e E2E_RUN='^TestBenchClaim$$'

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"sandbox.io/injector/runner/api"
@@ -41,6 +43,16 @@ type Config struct {
 	// Command is the supervised command and its arguments; empty in server
 	// mode means API only. Required in wrap mode.
 	Command []string
+	// RestartPolicy is what the runner does, in place, when Command exits:
+	// api.RestartAlways, api.RestartOnFailure or api.RestartNever (default).
+	// Restarts wait 1s, doubling up to 60s, reset after 10 minutes of
+	// running. Wrap mode allows only Never: it exits with the command.
+	RestartPolicy string
+	// LivenessProbe, when set, probes Command as the kubelet probes a
+	// container; FailureThreshold failures in a row kill its process group
+	// (SIGTERM, SIGKILL after the grace period). It must be defaulted and
+	// valid (api.ParseProbe) and needs a Command.
+	LivenessProbe *api.Probe
 	// Version is reported by /status and /metrics; default "dev".
 	Version string
 	// Logger receives one line per request and the lifecycle events;
@@ -50,6 +62,12 @@ type Config struct {
 	MaxRequestBytes int64
 	// MaxUploadBytes caps the body of PUT /files (413 above); default 4 GiB.
 	MaxUploadBytes int64
+	// UploadTimeout bounds the time a PUT /files may take to send its whole
+	// body; default 1h, at most 24h.
+	UploadTimeout time.Duration
+	// UploadIdleTimeout bounds the time a PUT /files body may send nothing;
+	// default 1m, at most UploadTimeout.
+	UploadIdleTimeout time.Duration
 	// MaxOutputBytes caps the output captured per stream by a JSON
 	// /execute (the rest is dropped and the result says truncated); default
 	// 1 MiB. Streaming (NDJSON) answers are not captured and not capped.
@@ -62,7 +80,16 @@ type Config struct {
 	// subreaper); leave it off when embedding the server in a program that
 	// waits for its own children.
 	Reap bool
+
+	clock clock // time; tests set a fake one
 }
+
+// Defaults and bounds of the upload timeouts.
+const (
+	DefaultUploadTimeout     = time.Hour
+	DefaultUploadIdleTimeout = time.Minute
+	MaxUploadTimeout         = 24 * time.Hour
+)
 
 func (c *Config) setDefaults() {
 	if c.Mode == "" {
@@ -73,6 +100,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.GracePeriod == 0 {
 		c.GracePeriod = 10 * time.Second
+	}
+	if c.RestartPolicy == "" {
+		c.RestartPolicy = api.RestartNever
+	}
+	if c.clock == nil {
+		c.clock = realClock{}
 	}
 	if c.Version == "" {
 		c.Version = "dev"
@@ -85,6 +118,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxUploadBytes == 0 {
 		c.MaxUploadBytes = 4 << 30
+	}
+	if c.UploadTimeout == 0 {
+		c.UploadTimeout = DefaultUploadTimeout
+	}
+	if c.UploadIdleTimeout == 0 {
+		c.UploadIdleTimeout = min(DefaultUploadIdleTimeout, c.UploadTimeout)
 	}
 	if c.MaxOutputBytes == 0 {
 		c.MaxOutputBytes = 1 << 20
@@ -112,6 +151,19 @@ func (c *Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("mode %q is not one of %s, %s", c.Mode, api.ModeServer, api.ModeWrap))
 	}
+	if !slices.Contains(api.RestartPolicies, c.RestartPolicy) {
+		errs = append(errs, fmt.Errorf("restart policy %q is not one of %s", c.RestartPolicy, strings.Join(api.RestartPolicies, ", ")))
+	} else if c.Mode == api.ModeWrap && c.RestartPolicy != api.RestartNever {
+		errs = append(errs, fmt.Errorf("restart policy %s needs server mode: wrap mode exits with the command's exit code (the pod's restartPolicy applies)", c.RestartPolicy))
+	}
+	if c.LivenessProbe != nil {
+		if len(c.Command) == 0 {
+			errs = append(errs, errors.New("a liveness probe needs a command to probe"))
+		}
+		if err := c.LivenessProbe.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("liveness probe: %w", err))
+		}
+	}
 	if c.Workdir == "" {
 		errs = append(errs, errors.New("workdir is required (the current directory is unknown)"))
 	}
@@ -120,6 +172,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxRequestBytes < 0 || c.MaxUploadBytes < 0 || c.MaxOutputBytes < 0 || c.MaxConcurrent < 0 {
 		errs = append(errs, errors.New("limits must not be negative"))
+	}
+	if c.UploadTimeout < 0 || c.UploadTimeout > MaxUploadTimeout || c.UploadIdleTimeout < 0 || c.UploadIdleTimeout > c.UploadTimeout {
+		errs = append(errs, errors.New("upload timeouts: 0 < idle <= whole <= 24h"))
 	}
 	if c.ClaimVerifier != "" {
 		if _, err := parseVerifier(c.ClaimVerifier); err != nil {

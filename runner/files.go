@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -53,6 +54,10 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request) {
 		}
 		mode = fs.FileMode(v)
 	}
+	if fi, err := s.root.Lstat(name); err == nil && fi.IsDir() {
+		s.fail(w, r, http.StatusConflict, fmt.Errorf("%q is a directory; delete it first (DELETE /files/%s?recursive=true) to put a file there", name, name))
+		return
+	}
 	if dir := path.Dir(name); dir != "." {
 		if err := s.root.MkdirAll(dir, 0o755); err != nil {
 			s.fail(w, r, fsStatus(err), fmt.Errorf("creating parent directories of %q: %w", name, err))
@@ -65,7 +70,7 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fsStatus(err), fmt.Errorf("creating %q: %w", name, err))
 		return
 	}
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
+	body := s.uploadBody(w, http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes))
 	n, err := io.Copy(f, body)
 	if err == nil {
 		err = f.Chmod(mode) // the umask may have narrowed it
@@ -83,6 +88,10 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request) {
 		_ = s.root.Remove(tmp)
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 			s.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("upload is larger than the limit of %d bytes", mbe.Limit))
+			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			s.fail(w, r, http.StatusRequestTimeout, fmt.Errorf("upload of %q too slow: see --upload-idle-timeout %s, --upload-timeout %s", name, s.cfg.UploadIdleTimeout, s.cfg.UploadTimeout))
 			return
 		}
 		s.fail(w, r, fsStatus(err), fmt.Errorf("writing %q: %w", name, err))
@@ -109,17 +118,12 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, err)
 		return
 	}
-	f, err := s.root.Open(name)
+	f, fi, err := s.openForRead(name)
 	if err != nil {
 		s.fail(w, r, fsStatus(err), fmt.Errorf("opening %q: %w", name, err))
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		s.fail(w, r, fsStatus(err), fmt.Errorf("reading %q: %w", name, err))
-		return
-	}
 	if fi.IsDir() {
 		s.fail(w, r, http.StatusBadRequest, fmt.Errorf("%q is a directory; list it with GET /files?dir=%s", name, name))
 		return
@@ -188,7 +192,7 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusBadRequest, err)
 		return
 	}
-	d, err := s.root.Open(name)
+	d, _, err := s.openForRead(name)
 	if err != nil {
 		s.fail(w, r, fsStatus(err), fmt.Errorf("opening directory %q: %w", name, err))
 		return
@@ -222,6 +226,8 @@ func (s *Server) listFiles(w http.ResponseWriter, r *http.Request) {
 func fsStatus(err error) int {
 	var pe *fs.PathError
 	switch {
+	case errors.Is(err, errNotRegular):
+		return http.StatusBadRequest
 	case errors.Is(err, errStaleRequest):
 		return http.StatusUnauthorized
 	case errors.Is(err, fs.ErrNotExist):
@@ -229,7 +235,7 @@ func fsStatus(err error) int {
 	case errors.Is(err, fs.ErrPermission):
 		return http.StatusForbidden
 	case errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.ENOTEMPTY),
-		errors.Is(err, syscall.ELOOP):
+		errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.EEXIST):
 		return http.StatusConflict
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 		return http.StatusInsufficientStorage

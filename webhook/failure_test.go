@@ -115,6 +115,12 @@ func TestHandlerFailures(t *testing.T) {
 		if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "no child process") {
 			t.Errorf("warnings %q, want one saying the runner has no child", resp.Warnings)
 		}
+		// The pod author learns the one generic sentence, not what the
+		// network or the registry said.
+		if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], webhook.ErrLookupFailed.Error()) ||
+			strings.Contains(resp.Warnings[0], "refused") || strings.Contains(resp.Warnings[0], "127.0.0.1:1") {
+			t.Errorf("warnings %q, want the generic lookup failure only", resp.Warnings)
+		}
 	})
 
 	t.Run("a missing namespace object: 500, not a silent skip", func(t *testing.T) {

@@ -175,6 +175,12 @@ func (h *Handler) namespaceLabels(ctx context.Context, name string) (map[string]
 	return ns.Labels, nil
 }
 
+// ErrLookupFailed is what a pod author learns of a failed image lookup:
+// always this one sentence, never the registry's answer or the network
+// error, so that admission cannot be used to probe the webhook's network or
+// read what a registry says. The webhook's log has the cause.
+var ErrLookupFailed = errors.New("the webhook could not read the image's configuration from its registry (the webhook's log says why)")
+
 // lookUp reads the commands of images, all within the configured timeout.
 func (h *Handler) lookUp(ctx context.Context, pod *corev1.Pod, ns string, images []string, log *slog.Logger) map[string]Lookup {
 	if len(images) == 0 {
@@ -199,7 +205,7 @@ func (h *Handler) lookUp(ctx context.Context, pod *corev1.Pod, ns string, images
 		if err != nil {
 			h.opts.Metrics.LookupFailures.Inc()
 			log.Info("image command lookup failed", "image", img, "err", err)
-			out[img] = Lookup{Err: err}
+			out[img] = Lookup{Err: ErrLookupFailed}
 			continue
 		}
 		out[img] = Lookup{Command: ImageCommand{Entrypoint: cmd.Entrypoint, Cmd: cmd.Cmd}}

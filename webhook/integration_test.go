@@ -106,7 +106,7 @@ func startCluster(t *testing.T) *cluster {
 	err = webhook.SetupWithManager(t.Context(), mgr, webhook.Config{
 		RunnerImage:      runnerImage,
 		ReleaseNamespace: charts.DefaultNamespace,
-	}, webhook.SetupOptions{Resolver: entrypoint.NewResolver(entrypoint.Config{}), Registerer: reg})
+	}, webhook.SetupOptions{Resolver: entrypoint.NewResolver(entrypoint.Config{AllowPrivate: true}), Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,6 +54,7 @@ func TestWithAPIServer(t *testing.T) {
 	t.Run("forced write races", e.testForcedRaces)
 	t.Run("corrupt secret is replaced with an event", e.testCorrupt)
 	t.Run("rotation loses no admission", e.testRotation)
+	t.Run("rotation retires the previous CA after the overlap", e.testRetire)
 }
 
 type env struct {

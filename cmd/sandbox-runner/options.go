@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,6 +30,11 @@ type options struct {
 	maxOutputBytes int
 	maxUploadBytes int64
 	maxConcurrent  int
+	restartPolicy  string
+	livenessProbe  string
+	probe          *api.Probe // parsed from livenessProbe by validate
+	uploadTimeout  time.Duration
+	uploadIdle     time.Duration
 	command        []string
 }
 
@@ -51,6 +57,8 @@ func (o *options) addFlags(fs *flag.FlagSet, env lookupEnv) {
 	}
 	fs.BoolVar(&o.insecureLoop, "insecure-loopback", loop, "without a token, answer loopback clients (kubectl port-forward); off: a runner without a token answers only its probes (env SANDBOX_INSECURE_LOOPBACK)")
 	str(&o.workdir, "workdir", "SANDBOX_WORKDIR", "", "directory of /files and default cwd of /execute (default the current directory)")
+	str(&o.restartPolicy, "restart-policy", "SANDBOX_RESTART_POLICY", api.RestartNever, "Always, OnFailure or Never: what the runner does, in place, when the command exits (server mode; back-off 1s doubling to 60s)")
+	str(&o.livenessProbe, "liveness-probe", "SANDBOX_LIVENESS_PROBE", "", "Kubernetes core/v1 Probe as JSON (exec, httpGet, tcpSocket) for the command; failing it kills the command's process group")
 	str(&o.logLevel, "log-level", "SANDBOX_LOG_LEVEL", "info", "debug, info, warn or error")
 	o.gracePeriod = 10 * time.Second
 	fs.Var(durationValue{&o.gracePeriod}, "grace-period", "time the command gets after SIGTERM before its group is killed (env SANDBOX_GRACE_PERIOD)")
@@ -60,6 +68,10 @@ func (o *options) addFlags(fs *flag.FlagSet, env lookupEnv) {
 	fs.Int64Var(&o.maxUploadBytes, "max-upload-bytes", o.maxUploadBytes, "largest PUT /files body (env SANDBOX_MAX_UPLOAD_BYTES)")
 	o.maxConcurrent = 64
 	fs.IntVar(&o.maxConcurrent, "max-concurrent", o.maxConcurrent, "most /execute commands at once (env SANDBOX_MAX_CONCURRENT)")
+	o.uploadTimeout = runner.DefaultUploadTimeout
+	fs.Var(durationValue{&o.uploadTimeout}, "upload-timeout", "most time a PUT /files body may take, up to 24h (env SANDBOX_UPLOAD_TIMEOUT)")
+	o.uploadIdle = runner.DefaultUploadIdleTimeout
+	fs.Var(durationValue{&o.uploadIdle}, "upload-idle-timeout", "most time a PUT /files body may send nothing (env SANDBOX_UPLOAD_IDLE_TIMEOUT)")
 }
 
 // envDefaults applies the variables of the non-string flags; a bad value
@@ -67,10 +79,12 @@ func (o *options) addFlags(fs *flag.FlagSet, env lookupEnv) {
 func (o *options) envDefaults(fs *flag.FlagSet, env lookupEnv) error {
 	var errs []error
 	for flagName, envName := range map[string]string{
-		"grace-period":     "SANDBOX_GRACE_PERIOD",
-		"max-output-bytes": "SANDBOX_MAX_OUTPUT_BYTES",
-		"max-upload-bytes": "SANDBOX_MAX_UPLOAD_BYTES",
-		"max-concurrent":   "SANDBOX_MAX_CONCURRENT",
+		"grace-period":        "SANDBOX_GRACE_PERIOD",
+		"max-output-bytes":    "SANDBOX_MAX_OUTPUT_BYTES",
+		"max-upload-bytes":    "SANDBOX_MAX_UPLOAD_BYTES",
+		"max-concurrent":      "SANDBOX_MAX_CONCURRENT",
+		"upload-timeout":      "SANDBOX_UPLOAD_TIMEOUT",
+		"upload-idle-timeout": "SANDBOX_UPLOAD_IDLE_TIMEOUT",
 	} {
 		if v, ok := env(envName); ok && v != "" {
 			if err := fs.Set(flagName, v); err != nil {
@@ -139,6 +153,28 @@ func (o *options) validate() error {
 	if o.maxOutputBytes <= 0 || o.maxUploadBytes <= 0 || o.maxConcurrent <= 0 {
 		errs = append(errs, errors.New("--max-output-bytes, --max-upload-bytes and --max-concurrent must be positive"))
 	}
+	if !slices.Contains(api.RestartPolicies, o.restartPolicy) {
+		errs = append(errs, fmt.Errorf("--restart-policy %q is not one of Always, OnFailure, Never", o.restartPolicy))
+	} else if o.mode == api.ModeWrap && o.restartPolicy != api.RestartNever {
+		errs = append(errs, fmt.Errorf("--restart-policy=%s needs --mode=server: wrap mode exits with the command's exit code and the pod's restartPolicy applies", o.restartPolicy))
+	}
+	if o.livenessProbe != "" {
+		p, err := api.ParseProbe(o.livenessProbe)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("--liveness-probe: %w", err))
+		case len(o.command) == 0:
+			errs = append(errs, errors.New("--liveness-probe needs a command after -- to probe"))
+		default:
+			o.probe = p
+		}
+	}
+	if o.uploadTimeout <= 0 || o.uploadTimeout > runner.MaxUploadTimeout {
+		errs = append(errs, fmt.Errorf("--upload-timeout %s must be positive and at most %s", o.uploadTimeout, runner.MaxUploadTimeout))
+	}
+	if o.uploadIdle <= 0 || o.uploadIdle > o.uploadTimeout {
+		errs = append(errs, fmt.Errorf("--upload-idle-timeout %s must be positive and at most --upload-timeout %s", o.uploadIdle, o.uploadTimeout))
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q is not one of debug, info, warn, error", o.logLevel))
@@ -153,19 +189,23 @@ func (o *options) config(stderr io.Writer) (runner.Config, error) {
 		return runner.Config{}, fmt.Errorf("parsing --log-level: %w", err)
 	}
 	return runner.Config{
-		Mode:             o.mode,
-		Listen:           o.listen,
-		TokenFile:        o.tokenFile,
-		ClaimVerifier:    o.claimVerifier,
-		InsecureLoopback: o.insecureLoop,
-		Workdir:          o.workdir,
-		GracePeriod:      o.gracePeriod,
-		Command:          o.command,
-		Version:          version.Version,
-		Logger:           slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})),
-		MaxOutputBytes:   o.maxOutputBytes,
-		MaxUploadBytes:   o.maxUploadBytes,
-		MaxConcurrent:    o.maxConcurrent,
-		Reap:             true,
+		Mode:              o.mode,
+		Listen:            o.listen,
+		TokenFile:         o.tokenFile,
+		ClaimVerifier:     o.claimVerifier,
+		InsecureLoopback:  o.insecureLoop,
+		Workdir:           o.workdir,
+		GracePeriod:       o.gracePeriod,
+		Command:           o.command,
+		RestartPolicy:     o.restartPolicy,
+		LivenessProbe:     o.probe,
+		Version:           version.Version,
+		Logger:            slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})),
+		MaxOutputBytes:    o.maxOutputBytes,
+		MaxUploadBytes:    o.maxUploadBytes,
+		MaxConcurrent:     o.maxConcurrent,
+		UploadTimeout:     o.uploadTimeout,
+		UploadIdleTimeout: o.uploadIdle,
+		Reap:              true,
 	}, nil
 }

@@ -28,6 +28,7 @@ type options struct {
 	releaseNamespace    string
 	excludedNamespaces  string
 	insecureRegistries  string
+	registryPrivate     bool
 	entrypointTimeout   time.Duration
 	disableImageLookups bool
 	injectionMethod     string
@@ -44,6 +45,7 @@ type options struct {
 	certRenewBefore    time.Duration
 	certSyncInterval   time.Duration
 	caPropagationDelay time.Duration
+	caOverlap          time.Duration
 
 	// Claims: the SandboxClaim controller, leader-elected among replicas.
 	claims              bool
@@ -71,7 +73,8 @@ func (o *options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.tokenSecret, "token-secret", webhook.DefaultTokenSecret, "Default Secret holding the runner API token, in each pod's namespace.")
 	fs.StringVar(&o.releaseNamespace, "release-namespace", "", "The webhook's own namespace; never injected.")
 	fs.StringVar(&o.excludedNamespaces, "excluded-namespaces", strings.Join(webhook.DefaultExcludedNamespaces, ","), "Comma-separated namespaces that are never injected.")
-	fs.StringVar(&o.insecureRegistries, "insecure-registries", "", "Comma-separated registries (host:port) read over plain HTTP when looking up image entrypoints.")
+	fs.StringVar(&o.insecureRegistries, "insecure-registries", "", "Comma-separated registries (host:port) read over plain HTTP when looking up image entrypoints; they may also be on private and loopback addresses.")
+	fs.BoolVar(&o.registryPrivate, "registry-allow-private", false, "Let image lookups reach registries on private and loopback addresses (by default only those in --insecure-registries may); link-local and cloud metadata addresses are always refused.")
 	fs.DurationVar(&o.entrypointTimeout, "entrypoint-timeout", webhook.DefaultEntrypointTimeout, "Time one admission may spend reading image ENTRYPOINT/CMD from registries.")
 	fs.StringVar(&o.injectionMethod, "injection-method", v1alpha1.MethodAuto, "How the runner reaches containers: auto (an image volume where the pod's node, or every node, is labelled "+v1alpha1.LabelImageVolume+"=true; else copy), copy (an init container copies it) or imageVolume.")
 	fs.BoolVar(&o.disableImageLookups, "disable-image-lookups", false, "Never read images from registries; containers without a command get a runner with no child.")
@@ -87,6 +90,7 @@ func (o *options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.certRenewBefore, "cert-renew-before", 0, "Self mode: renew a certificate this long before it expires; 0 renews when a third of its lifetime remains.")
 	fs.DurationVar(&o.certSyncInterval, "cert-sync-interval", certs.DefaultSyncInterval, "Self mode: how often the Secret and the webhook configuration are read.")
 	fs.DurationVar(&o.caPropagationDelay, "ca-propagation-delay", certs.DefaultPropagationDelay, "Self mode: how long a new CA is in the caBundle before a certificate it signed is served.")
+	fs.DurationVar(&o.caOverlap, "ca-overlap", certs.DefaultCAOverlap, "Self mode: how long the previous CA stays in the caBundle after a certificate of the new CA is served; then only the new CA is trusted (at least --ca-propagation-delay plus two --cert-sync-interval).")
 	o.addClaimFlags(fs)
 }
 
@@ -174,6 +178,7 @@ func (o *options) certsConfig() certs.Config {
 		RenewBefore:       o.certRenewBefore,
 		SyncInterval:      o.certSyncInterval,
 		PropagationDelay:  o.caPropagationDelay,
+		CAOverlap:         o.caOverlap,
 	}
 }
 

@@ -31,7 +31,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 					entrypointTimeout: 2 * time.Second, injectionMethod: "auto", logLevel: "info",
 					certMode: "files", certSecret: "sandbox-injector-serving-cert", webhookConfigName: "sandbox-injector",
 					serviceName: "sandbox-injector", caLifetime: 87600 * time.Hour, certLifetime: 8760 * time.Hour,
-					certSyncInterval: 5 * time.Second, caPropagationDelay: 10 * time.Second,
+					certSyncInterval: 5 * time.Second, caPropagationDelay: 10 * time.Second, caOverlap: 24 * time.Hour,
 				}, *o, cmp.AllowUnexported(options{}))
 			},
 		},
@@ -64,13 +64,14 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{
 			name: "self-managed certificates",
 			args: []string{"--runner-image=x", "--cert-mode=self", "--release-namespace=sys", "--cert-extra-sans=127.0.0.1, hook.example",
-				"--ca-lifetime=2m", "--cert-lifetime=1m", "--cert-renew-before=20s"},
+				"--ca-lifetime=2m", "--cert-lifetime=1m", "--cert-renew-before=20s", "--ca-overlap=30s"},
 			env: map[string]string{"SANDBOX_CERT_SECRET": "env-secret", "SANDBOX_WEBHOOK_CONFIG_NAME": "env-hooks"},
 			want: func(o *options) string {
 				return cmp.Diff(certs.Config{
 					Namespace: "sys", SecretName: "env-secret", WebhookConfigName: "env-hooks", ServiceName: "sandbox-injector",
 					ExtraSANs: []string{"127.0.0.1", "hook.example"}, CALifetime: 2 * time.Minute, ServingLifetime: time.Minute,
 					RenewBefore: 20 * time.Second, SyncInterval: 5 * time.Second, PropagationDelay: 10 * time.Second,
+					CAOverlap: 30 * time.Second,
 				}, o.certsConfig())
 			},
 		},
@@ -78,6 +79,13 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{name: "self mode needs the namespace", args: []string{"--runner-image=x", "--cert-mode=self"}, wantErr: "--cert-mode=self needs --release-namespace"},
 		{name: "serving outlives CA", args: []string{"--runner-image=x", "--cert-mode=self", "--release-namespace=sys", "--ca-lifetime=1h", "--cert-lifetime=2h"}, wantErr: "at most the CA's 1h0m0s"},
 		{name: "renew window too long", args: []string{"--runner-image=x", "--cert-mode=self", "--release-namespace=sys", "--cert-lifetime=1h", "--cert-renew-before=1h"}, wantErr: "renew-before 1h0m0s"},
+		{name: "CA overlap shorter than a propagation", args: []string{"--runner-image=x", "--cert-mode=self", "--release-namespace=sys", "--ca-overlap=15s"}, wantErr: "ca overlap 15s must be at least"},
+		{name: "registry allowance", args: []string{"--runner-image=x", "--claims=false", "--registry-allow-private", "--insecure-registries=10.0.0.1:5000"}, want: func(o *options) string {
+			if !o.registryPrivate || o.insecureRegistries != "10.0.0.1:5000" {
+				return "registry flags ignored"
+			}
+			return ""
+		}},
 		{name: "all problems at once", args: []string{"--runner-port=0", "--port=0"}, wantErr: "--port 0"},
 	}
 	for _, tc := range tests {

@@ -105,7 +105,7 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	}
 	var resolver webhook.Resolver
 	if !o.disableImageLookups {
-		resolver = entrypoint.NewResolver(entrypoint.Config{Insecure: splitList(o.insecureRegistries)})
+		resolver = entrypoint.NewResolver(entrypoint.Config{Insecure: splitList(o.insecureRegistries), AllowPrivate: o.registryPrivate})
 	}
 	if err := webhook.SetupWithManager(ctx, mgr, wcfg, webhook.SetupOptions{
 		Resolver: resolver, Registerer: metrics.Registry, Logger: log,

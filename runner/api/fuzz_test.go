@@ -23,6 +23,9 @@ func FuzzDecodeExecuteRequest(f *testing.F) {
 		`{"cwd":"/abs","argv":["true"]}`,
 		`{"env":{"":"x"},"argv":["true"]}`,
 		`{"argv":["true"]}{}`,
+		`{"ARGV":["id"]}`,
+		`{"argv":["true"],"argv":["id"]}`,
+		`{"argv":["true"],"timeout_ms":9223372036855}`,
 		`[]`,
 		`null`,
 	} {
@@ -57,8 +60,8 @@ func FuzzDecodeExecuteRequest(f *testing.F) {
 				t.Fatalf("accepted cwd %q (clean %q, %v)", req.Cwd, c, err)
 			}
 		}
-		if req.TimeoutMs < 0 {
-			t.Fatal("accepted a negative timeout")
+		if req.TimeoutMs < 0 || req.TimeoutMs > MaxTimeoutMs {
+			t.Fatalf("accepted timeout_ms %d", req.TimeoutMs)
 		}
 		// What was accepted survives a round trip unchanged.
 		b, err := json.Marshal(req)

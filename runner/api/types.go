@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,9 +56,12 @@ type ExecuteRequest struct {
 	// directory; empty means the work directory itself.
 	Cwd string `json:"cwd,omitempty"`
 	// TimeoutMs kills the command's whole process group after this many
-	// milliseconds; 0 means no timeout.
+	// milliseconds; 0 means no timeout. At most MaxTimeoutMs.
 	TimeoutMs int64 `json:"timeout_ms,omitempty"`
 }
+
+// MaxTimeoutMs is the longest ExecuteRequest.TimeoutMs: 24 hours.
+const MaxTimeoutMs = 24 * 60 * 60 * 1000
 
 // Validate reports every problem of the request, joined; nil when the
 // runner can run it.
@@ -94,8 +96,10 @@ func (r *ExecuteRequest) Validate() error {
 			errs = append(errs, fmt.Errorf("cwd: %w", err))
 		}
 	}
-	if r.TimeoutMs < 0 {
-		errs = append(errs, fmt.Errorf("timeout_ms %d is negative", r.TimeoutMs))
+	// Far beyond the maximum the duration in nanoseconds would overflow
+	// into a negative one, which would kill the command at once.
+	if r.TimeoutMs < 0 || r.TimeoutMs > MaxTimeoutMs {
+		errs = append(errs, fmt.Errorf("timeout_ms %d is negative or above %d (24h); 0 means no timeout", r.TimeoutMs, MaxTimeoutMs))
 	}
 	return errors.Join(errs...)
 }
@@ -127,17 +131,12 @@ func CleanPath(p string) (string, error) {
 	return path.Clean(p), nil
 }
 
-// DecodeExecuteRequest reads one JSON ExecuteRequest from r, refusing
-// unknown fields and trailing data, and validates it.
+// DecodeExecuteRequest reads one JSON ExecuteRequest from r strictly (see
+// DecodeStrict), and validates it.
 func DecodeExecuteRequest(r io.Reader) (*ExecuteRequest, error) {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
 	var req ExecuteRequest
-	if err := dec.Decode(&req); err != nil {
+	if err := DecodeStrict(r, &req); err != nil {
 		return nil, fmt.Errorf("decoding execute request: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("decoding execute request: trailing data after the JSON object")
 	}
 	if err := req.Validate(); err != nil {
 		return nil, fmt.Errorf("validating execute request: %w", err)
@@ -179,6 +178,10 @@ type StreamEvent struct {
 type Status struct {
 	Mode    string `json:"mode"`
 	Version string `json:"version"`
+	// Healthy is the runner's one healthy bit: it serves, and where a child
+	// is expected to run (by the restart policy) it runs and its liveness
+	// probe, if any, passed last time.
+	Healthy bool `json:"healthy"`
 	// Child is the supervised command; nil when the runner has none.
 	Child *ChildStatus `json:"child"`
 	// Executions is the number of /execute commands running now.
@@ -198,6 +201,14 @@ type ChildStatus struct {
 	ExitCode  *int      `json:"exit_code"`
 	StartedAt time.Time `json:"started_at"`
 	ExitedAt  time.Time `json:"exited_at,omitzero"`
+	// RestartPolicy is the runner's restart policy (RestartAlways, ...).
+	RestartPolicy string `json:"restart_policy,omitempty"`
+	// Restarts counts the starts after the first.
+	Restarts int `json:"restarts"`
+	// LastExit is how the command last ended; nil before its first exit.
+	LastExit *ExitStatus `json:"last_exit,omitempty"`
+	// NextStart is when a backing-off command starts again; zero otherwise.
+	NextStart time.Time `json:"next_start,omitzero"`
 }
 
 // FileInfo is one entry of GET /files?dir=D.
@@ -281,17 +292,12 @@ func IsSHA256Hex(s string) bool {
 	return true
 }
 
-// DecodeClaimRequest reads one JSON ClaimRequest from r, refusing unknown
-// fields and trailing data, and validates it.
+// DecodeClaimRequest reads one JSON ClaimRequest from r strictly (see
+// DecodeStrict), and validates it.
 func DecodeClaimRequest(r io.Reader) (*ClaimRequest, error) {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
 	var req ClaimRequest
-	if err := dec.Decode(&req); err != nil {
+	if err := DecodeStrict(r, &req); err != nil {
 		return nil, fmt.Errorf("decoding claim request: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("decoding claim request: trailing data after the JSON object")
 	}
 	if err := req.Validate(); err != nil {
 		return nil, fmt.Errorf("validating claim request: %w", err)

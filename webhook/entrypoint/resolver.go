@@ -27,14 +27,21 @@ type Command struct {
 // Config configures a Resolver. Every field is optional.
 type Config struct {
 	// Insecure lists registries (host[:port]) reached over plain HTTP.
-	// Loopback registries always are. Default none.
+	// Loopback registries always are. These registries may also be on
+	// private and loopback addresses. Default none.
 	Insecure []string
+	// AllowPrivate lets every registry be on a private or loopback
+	// address; by default only those listed in Insecure may. Link-local and
+	// cloud metadata addresses are always refused (see AddressPolicy).
+	AllowPrivate bool
 	// TagTTL is how long a tag's digest is trusted before it is asked
 	// again. Default 30s.
 	TagTTL time.Duration
 	// MaxEntries bounds each cache. Default 1024.
 	MaxEntries int
-	// Transport is the HTTP transport. Default remote.DefaultTransport.
+	// Transport is the HTTP transport. Default: AddressPolicy.Transport
+	// with the policy of Insecure and AllowPrivate. A transport set here
+	// must do its own address checks.
 	Transport http.RoundTripper
 }
 
@@ -61,7 +68,7 @@ func NewResolver(cfg Config) *Resolver {
 		cfg.MaxEntries = 1024
 	}
 	if cfg.Transport == nil {
-		cfg.Transport = remote.DefaultTransport
+		cfg.Transport = AddressPolicy{AllowPrivate: cfg.AllowPrivate, AllowedHosts: cfg.Insecure}.Transport()
 	}
 	return &Resolver{cfg: cfg, byDigest: map[string]Command{}, tags: map[string]tagDigest{}}
 }

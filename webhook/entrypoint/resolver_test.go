@@ -62,7 +62,7 @@ func TestResolveTagThenCache(t *testing.T) {
 	t.Parallel()
 	reg := testregistry.New(t)
 	ref, digest := push(t, reg, "app", []string{"/app"}, []string{"--serve"})
-	r := NewResolver(Config{})
+	r := NewResolver(Config{AllowPrivate: true})
 
 	want := Command{Entrypoint: []string{"/app"}, Cmd: []string{"--serve"}}
 	got, err := r.Resolve(t.Context(), ref, amd64, nil)
@@ -99,7 +99,7 @@ func TestResolveMovedTag(t *testing.T) {
 	t.Parallel()
 	reg := testregistry.New(t)
 	ref, _ := push(t, reg, "app", []string{"/old"}, nil)
-	r := NewResolver(Config{TagTTL: time.Nanosecond})
+	r := NewResolver(Config{AllowPrivate: true, TagTTL: time.Nanosecond})
 	if _, err := r.Resolve(t.Context(), ref, amd64, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestResolvePlatformFromIndex(t *testing.T) {
 	if err := remote.WriteIndex(tag, idx); err != nil {
 		t.Fatal(err)
 	}
-	r := NewResolver(Config{})
+	r := NewResolver(Config{AllowPrivate: true})
 	for arch, want := range map[string]string{"amd64": "/x86", "arm64": "/arm"} {
 		got, err := r.Resolve(t.Context(), ref, v1.Platform{OS: "linux", Architecture: arch}, nil)
 		if err != nil {
@@ -144,7 +144,7 @@ func TestResolveWithPullSecret(t *testing.T) {
 	t.Parallel()
 	reg := testregistry.New(t, testregistry.WithBasicAuth("robot", "s3cret"))
 	ref, _ := push(t, reg, "private/app", []string{"/private"}, nil)
-	r := NewResolver(Config{})
+	r := NewResolver(Config{AllowPrivate: true})
 
 	if _, err := r.Resolve(t.Context(), ref, amd64, nil); err == nil {
 		t.Fatal("anonymous lookup of a private image succeeded")
@@ -176,7 +176,7 @@ func TestResolveFailures(t *testing.T) {
 		reg := testregistry.New(t)
 		ref, _ := push(t, reg, "app", []string{"/app"}, nil)
 		reg.FailNext(1000)
-		_, err := NewResolver(Config{}).Resolve(t.Context(), ref, amd64, nil)
+		_, err := NewResolver(Config{AllowPrivate: true}).Resolve(t.Context(), ref, amd64, nil)
 		if err == nil || !strings.Contains(err.Error(), "500") {
 			t.Errorf("err = %v, want one that reports the 500", err)
 		}
@@ -186,20 +186,20 @@ func TestResolveFailures(t *testing.T) {
 		reg := testregistry.New(t)
 		ref, _ := push(t, reg, "app", []string{"/app"}, nil)
 		reg.FailNext(1)
-		if _, err := NewResolver(Config{}).Resolve(t.Context(), ref, amd64, nil); err != nil {
+		if _, err := NewResolver(Config{AllowPrivate: true}).Resolve(t.Context(), ref, amd64, nil); err != nil {
 			t.Errorf("a single 500 was not retried: %v", err)
 		}
 	})
 	t.Run("missing tag", func(t *testing.T) {
 		t.Parallel()
-		_, err := NewResolver(Config{}).Resolve(t.Context(), reg.Host+"/app:nope", amd64, nil)
+		_, err := NewResolver(Config{AllowPrivate: true}).Resolve(t.Context(), reg.Host+"/app:nope", amd64, nil)
 		if err == nil || !strings.Contains(err.Error(), "app:nope") {
 			t.Errorf("err = %v, want one naming the reference", err)
 		}
 	})
 	t.Run("bad reference", func(t *testing.T) {
 		t.Parallel()
-		_, err := NewResolver(Config{}).Resolve(t.Context(), "UPPER/Case::", amd64, nil)
+		_, err := NewResolver(Config{AllowPrivate: true}).Resolve(t.Context(), "UPPER/Case::", amd64, nil)
 		if err == nil || !strings.Contains(err.Error(), "parsing image reference") {
 			t.Errorf("err = %v", err)
 		}
@@ -211,7 +211,7 @@ func TestResolveFailures(t *testing.T) {
 		t.Cleanup(hang.Close)
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
-		_, err := NewResolver(Config{}).Resolve(ctx, strings.TrimPrefix(hang.URL, "http://")+"/app:v1", amd64, nil)
+		_, err := NewResolver(Config{AllowPrivate: true}).Resolve(ctx, strings.TrimPrefix(hang.URL, "http://")+"/app:v1", amd64, nil)
 		if err == nil || !errors.Is(err, context.DeadlineExceeded) && !strings.Contains(err.Error(), "deadline") {
 			t.Errorf("err = %v, want a deadline error", err)
 		}
