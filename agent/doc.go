@@ -17,7 +17,8 @@
 // SandboxPool: PlanPool, a pure function, decides what to create and delete
 // from the pool, the node and the pool's pods on it; the reconciler acts on
 // it (creations batched by PoolConfig.MaxStarting, deletions conditioned on
-// the pod's resourceVersion so a racing claim wins) and writes the node's
-// entry of the pool's status by server-side apply, then the totals in an
-// update conditioned on the resourceVersion the entries were read at.
+// the pod's resourceVersion so a racing claim wins) and sets the node's
+// gauges of the pool (PoolMetrics). It writes no pool status: the claim
+// controller alone writes the totals, and the agents react to a pool's spec
+// changes only, so a status write wakes none of them.
 package agent

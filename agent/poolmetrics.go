@@ -9,19 +9,27 @@ import (
 	"sandbox.io/injector/api/v1alpha1"
 )
 
-// PoolMetrics are the warm pool reconciler's Prometheus metrics. Register
-// them with Register (the agent uses controller-runtime's metrics.Registry).
+// PoolMetrics are the warm pool reconciler's Prometheus metrics: the
+// per-node view of each pool (the pool's status holds only the totals,
+// written by the claim controller). Register them with Register (the agent
+// uses controller-runtime's metrics.Registry).
 type PoolMetrics struct {
 	// Pods is the pool's size on the node, by state: desired, warm (of the
 	// current template), ready (warm and Ready) and claimed.
 	Pods *prometheus.GaugeVec
+	// ObservedGeneration is the pool generation the node's agent last
+	// acted on.
+	ObservedGeneration *prometheus.GaugeVec
+	// Reconciles counts the reconciles of each pool on the node: its spec,
+	// its pods on the node and the node wake it, its status does not.
+	Reconciles *prometheus.CounterVec
 	// Created counts warm pods created.
 	Created *prometheus.CounterVec
 	// Deleted counts warm pods deleted, by reason (surplus, failed,
 	// completed, stale, ineligible, stuck).
 	Deleted *prometheus.CounterVec
 	// Errors counts failed API calls of the reconciler, by operation
-	// (create, delete, status).
+	// (create, delete).
 	Errors *prometheus.CounterVec
 }
 
@@ -32,6 +40,14 @@ func NewPoolMetrics() *PoolMetrics {
 			Name: "sandbox_agent_pool_pods",
 			Help: "Pods of a warm pool on this node, by state: desired, warm (unclaimed, current template), ready (warm and Ready) and claimed.",
 		}, []string{"namespace", "pool", "node", "state"}),
+		ObservedGeneration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sandbox_agent_pool_observed_generation",
+			Help: "The generation (spec version) of a warm pool that the agent last acted on for this node.",
+		}, []string{"namespace", "pool", "node"}),
+		Reconciles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sandbox_agent_pool_reconciles_total",
+			Help: "Reconciles of a warm pool by this node's agent, woken by the pool's creation, deletion or spec change, its pods on the node, or the node; never by the pool's status.",
+		}, []string{"namespace", "pool"}),
 		Created: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sandbox_agent_pool_pods_created_total",
 			Help: "Warm pods the agent created.",
@@ -42,7 +58,7 @@ func NewPoolMetrics() *PoolMetrics {
 		}, []string{"namespace", "pool", "reason"}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sandbox_agent_pool_errors_total",
-			Help: "Failed API calls of the warm pool reconciler, by operation: create, delete, status.",
+			Help: "Failed API calls of the warm pool reconciler, by operation: create, delete.",
 		}, []string{"op"}),
 	}
 }
@@ -50,7 +66,7 @@ func NewPoolMetrics() *PoolMetrics {
 // Register registers the metrics with reg.
 func (m *PoolMetrics) Register(reg prometheus.Registerer) error {
 	var errs []error
-	for _, c := range []prometheus.Collector{m.Pods, m.Created, m.Deleted, m.Errors} {
+	for _, c := range []prometheus.Collector{m.Pods, m.ObservedGeneration, m.Reconciles, m.Created, m.Deleted, m.Errors} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}
@@ -65,9 +81,11 @@ func (m *PoolMetrics) set(p *v1alpha1.SandboxPool, node string, plan Plan) {
 	for state, v := range map[string]int32{"desired": plan.Desired, "warm": plan.Warm, "ready": plan.Ready, "claimed": plan.Claimed} {
 		m.Pods.WithLabelValues(p.Namespace, p.Name, node, state).Set(float64(v))
 	}
+	m.ObservedGeneration.WithLabelValues(p.Namespace, p.Name, node).Set(float64(p.Generation))
 }
 
 // forget drops the gauges of a deleted pool.
 func (m *PoolMetrics) forget(namespace, name string) {
 	m.Pods.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "pool": name})
+	m.ObservedGeneration.DeletePartialMatch(prometheus.Labels{"namespace": namespace, "pool": name})
 }

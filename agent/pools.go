@@ -53,11 +53,6 @@ type PoolConfig struct {
 	// StuckAfter replaces a warm pod that has not been Ready for this long.
 	// Defaulted to 10m if unspecified; negative never replaces one.
 	StuckAfter time.Duration
-	// NodeCheckEvery is how often the agent checks that the node before its
-	// own among a pool's status entries (sorted by name, wrapping around)
-	// still exists, and drops that entry when it does not: every entry has
-	// one checker, so the totals forget a removed node. Defaulted to 10m.
-	NodeCheckEvery time.Duration
 	// ShortRetry is how soon a pool that is short (creations held back by
 	// MaxStarting, or creations not yet seen in the cache) is looked at
 	// again even without an event. Defaulted to 5s if unspecified.
@@ -77,35 +72,26 @@ func (c *PoolConfig) setDefaults() {
 	if c.StuckAfter == 0 {
 		c.StuckAfter = 10 * time.Minute
 	}
-	if c.NodeCheckEvery <= 0 {
-		c.NodeCheckEvery = 10 * time.Minute
-	}
 	if c.ShortRetry <= 0 {
 		c.ShortRetry = 5 * time.Second
 	}
 }
 
-// FieldManager is the server-side apply field manager with which the agent
-// of node writes its own entry of a pool's status.nodes.
-func FieldManager(node string) string { return "sandbox-agent/" + node }
-
 // expectTimeout is how long a creation or deletion the cache has not shown
 // yet is trusted; after it the cache's view wins again.
 const expectTimeout = time.Minute
 
-// PoolReconciler keeps this node's warm pods of every SandboxPool and writes
-// the node's entry of each pool's status. Its only state is in the API: the
-// pods' labels and the pools. Create it with SetupPools.
+// PoolReconciler keeps this node's warm pods of every SandboxPool. It
+// writes no pool status (the claim controller does); its per-node counts
+// are its metrics. Its only state is in the API: the pods' labels and the
+// pools. Create it with SetupPools.
 type PoolReconciler struct {
 	cfg    PoolConfig
 	client client.Client // reads from the agent's own cache, writes to the API
-	api    client.Reader // uncached reads, for the status totals' retries
 	exp    expectations
 
 	mu     sync.Mutex // guards warned
 	warned warnings
-
-	nodes nodeChecks
 }
 
 // Scheme is the scheme of the agent's pool cache and client: the built-in
@@ -124,7 +110,9 @@ func Scheme() (*runtime.Scheme, error) {
 // SetupPools adds the warm pool reconciler to mgr. It runs on a cache of its
 // own, so that it watches only what one node needs: the pods bound to
 // cfg.NodeName that carry the sandbox.io/pool label, SandboxPools in every
-// namespace, and the node itself.
+// namespace, and the node itself. Of a pool it reacts to creation, deletion
+// and spec changes only (the generation): the claim controller's status
+// writes wake no agent.
 func SetupPools(mgr manager.Manager, cfg PoolConfig) (*PoolReconciler, error) {
 	cfg.setDefaults()
 	if cfg.NodeName == "" {
@@ -164,11 +152,7 @@ func SetupPools(mgr manager.Manager, cfg PoolConfig) (*PoolReconciler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the pool client: %w", err)
 	}
-	api, err := client.New(mgr.GetConfig(), client.Options{Scheme: scheme, Mapper: mgr.GetRESTMapper()})
-	if err != nil {
-		return nil, fmt.Errorf("creating the uncached pool client: %w", err)
-	}
-	r := &PoolReconciler{cfg: cfg, client: cl, api: api}
+	r := &PoolReconciler{cfg: cfg, client: cl}
 	// Every informer must exist before the cache starts (the reader fails
 	// on a missing one).
 	for _, obj := range []client.Object{&corev1.Pod{}, &corev1.Node{}, &v1alpha1.SandboxPool{}} {
@@ -198,7 +182,8 @@ func SetupPools(mgr manager.Manager, cfg PoolConfig) (*PoolReconciler, error) {
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("sandboxpool").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: ptrTo(true)}).
-		WatchesRawSource(source.Kind(c, &v1alpha1.SandboxPool{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.SandboxPool]{})).
+		WatchesRawSource(source.Kind(c, &v1alpha1.SandboxPool{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.SandboxPool]{},
+			predicate.TypedGenerationChangedPredicate[*v1alpha1.SandboxPool]{})).
 		WatchesRawSource(source.Kind(c, &corev1.Pod{}, podToPool)).
 		WatchesRawSource(source.Kind(c, &corev1.Node{}, nodeToPools, nodeChanged)).
 		Complete(r)
@@ -220,8 +205,9 @@ var nodeChanged = predicate.TypedFuncs[*corev1.Node]{
 }
 
 // Reconcile brings this node's warm pods of one pool to the pool's size and
-// writes the node's status entry.
+// sets the node's gauges of the pool.
 func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	r.cfg.Metrics.Reconciles.WithLabelValues(req.Namespace, req.Name).Inc()
 	log := r.cfg.Log.With("namespace", req.Namespace, "pool", req.Name, "node", r.cfg.NodeName)
 	var p v1alpha1.SandboxPool
 	if err := r.client.Get(ctx, req.NamespacedName, &p); err != nil {
@@ -267,9 +253,6 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	if !plan.Eligible {
 		log.Debug("node keeps no warm pods of the pool", "why", plan.Why)
 	}
-	if err := r.writeStatus(ctx, &p, plan); err != nil {
-		errs = append(errs, err)
-	}
 	if err := errors.Join(errs...); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -279,12 +262,7 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	if plan.Starting > 0 && r.cfg.StuckAfter > 0 {
 		// A pod that never turns Ready sends no event when it becomes
 		// stuck: look again once it may be.
-		return reconcile.Result{RequeueAfter: min(r.cfg.StuckAfter, r.cfg.NodeCheckEvery)}, nil
-	}
-	if watchedNode(&p, r.cfg.NodeName) != "" {
-		// Nothing announces a removed node to the other agents: check the
-		// watched one again in a while.
-		return reconcile.Result{RequeueAfter: r.cfg.NodeCheckEvery}, nil
+		return reconcile.Result{RequeueAfter: r.cfg.StuckAfter}, nil
 	}
 	return reconcile.Result{}, nil
 }

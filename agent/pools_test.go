@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -226,43 +228,30 @@ func (x *poolEnv) claim(t *testing.T, pod corev1.Pod) {
 	}
 }
 
-// waitStatus waits until the pool's status satisfies check.
-func (x *poolEnv) waitStatus(t *testing.T, ns, name, what string, check func(*v1alpha1.SandboxPool) error) *v1alpha1.SandboxPool {
+// waitCounts waits until the agent's gauges of the pool on node say
+// desired, warm, ready and claimed, for the pool's current generation: the
+// agent's per-node view (it writes no pool status).
+func (x *poolEnv) waitCounts(t *testing.T, a *agentRun, ns, poolName, node string, desired, warm, ready, claimed int) {
 	t.Helper()
-	var p v1alpha1.SandboxPool
-	testenv.Eventually(t, 30*time.Second, what, func() error {
-		if err := x.c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: name}, &p); err != nil {
+	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%s/%s on %s: desired %d warm %d ready %d claimed %d", ns, poolName, node, desired, warm, ready, claimed), func() error {
+		var p v1alpha1.SandboxPool
+		if err := x.c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: poolName}, &p); err != nil {
 			return err
 		}
-		return check(&p)
-	})
-	return &p
-}
-
-// entryIs checks node's status entry and that the totals are the sums of
-// the entries.
-func entryIs(node string, desired, warm, ready, claimed int32) func(*v1alpha1.SandboxPool) error {
-	return func(p *v1alpha1.SandboxPool) error {
-		var e *v1alpha1.NodePoolStatus
-		var sumD, sumR int32
-		for i := range p.Status.Nodes {
-			sumD += p.Status.Nodes[i].Desired
-			sumR += p.Status.Nodes[i].Ready
-			if p.Status.Nodes[i].Node == node {
-				e = &p.Status.Nodes[i]
-			}
+		got := [4]float64{gauge(a.metrics, ns, poolName, node, "desired"), gauge(a.metrics, ns, poolName, node, "warm"),
+			gauge(a.metrics, ns, poolName, node, "ready"), gauge(a.metrics, ns, poolName, node, "claimed")}
+		if want := [4]float64{float64(desired), float64(warm), float64(ready), float64(claimed)}; got != want {
+			return fmt.Errorf("gauges desired, warm, ready, claimed %v", got)
 		}
-		if e == nil {
-			return fmt.Errorf("no status entry for %s in %+v", node, p.Status.Nodes)
-		}
-		if e.Desired != desired || e.Warm != warm || e.Ready != ready || e.Claimed != claimed || e.ObservedGeneration != p.Generation {
-			return fmt.Errorf("entry %+v, want desired %d warm %d ready %d claimed %d generation %d", *e, desired, warm, ready, claimed, p.Generation)
-		}
-		if p.Status.Desired != sumD || p.Status.Ready != sumR {
-			return fmt.Errorf("totals %d/%d, entries sum to %d/%d", p.Status.Ready, p.Status.Desired, sumR, sumD)
+		if g := observedGeneration(a.metrics, ns, poolName, node); g != float64(p.Generation) {
+			return fmt.Errorf("observed generation %v, pool at %d", g, p.Generation)
 		}
 		return nil
-	}
+	})
+}
+
+func observedGeneration(m *PoolMetrics, ns, poolName, node string) float64 {
+	return testutil.ToFloat64(m.ObservedGeneration.WithLabelValues(ns, poolName, node))
 }
 
 func gauge(m *PoolMetrics, ns, poolName, node, state string) float64 {
@@ -288,13 +277,7 @@ func TestWarmPools(t *testing.T) {
 			}
 		}
 		x.markReady(t, pods)
-		st := x.waitStatus(t, ns, "py", "3 of 3 ready", entryIs(node, 3, 3, 3, 0))
-		if st.Status.Desired != 3 || st.Status.Ready != 3 {
-			t.Errorf("totals %d/%d, want 3/3", st.Status.Ready, st.Status.Desired)
-		}
-		if c := meta.FindStatusCondition(st.Status.Conditions, ConditionReady); c == nil || c.Status != metav1.ConditionTrue {
-			t.Errorf("Ready condition %+v, want True", c)
-		}
+		x.waitCounts(t, a, ns, "py", node, 3, 3, 3, 0)
 
 		// A deleted pod is replaced.
 		if err := x.c.Delete(t.Context(), &pods[0], client.GracePeriodSeconds(0)); err != nil {
@@ -325,7 +308,7 @@ func TestWarmPools(t *testing.T) {
 		x.claim(t, target)
 		pods = x.waitWarm(t, ns, "py", node, 3)
 		x.markReady(t, pods)
-		x.waitStatus(t, ns, "py", "one claimed, 3 warm ready", entryIs(node, 3, 3, 3, 1))
+		x.waitCounts(t, a, ns, "py", node, 3, 3, 3, 1)
 		claimedPods := x.pods(t, ns, "py", node, v1alpha1.StateClaimed)
 		if len(claimedPods) != 1 || claimedPods[0].UID != target.UID {
 			t.Fatalf("claimed pods %d, want the one claimed", len(claimedPods))
@@ -349,7 +332,7 @@ func TestWarmPools(t *testing.T) {
 			}
 		}
 		x.markReady(t, pods)
-		x.waitStatus(t, ns, "py", "new generation observed", entryIs(node, 3, 3, 3, 1))
+		x.waitCounts(t, a, ns, "py", node, 3, 3, 3, 1) // of the new generation
 		var stillClaimed corev1.Pod
 		if err := x.c.Get(t.Context(), client.ObjectKeyFromObject(&claimedPod), &stillClaimed); err != nil || stillClaimed.DeletionTimestamp != nil {
 			t.Errorf("the claimed pod was touched by the template change: %v %v", err, stillClaimed.DeletionTimestamp)
@@ -398,7 +381,7 @@ func TestWarmPools(t *testing.T) {
 		x.pool(t, ns, "big", 5)
 		// Two are created; the rest wait until those are Ready.
 		pods := x.waitWarm(t, ns, "big", node, 2)
-		x.waitStatus(t, ns, "big", "two starting", entryIs(node, 5, 2, 0, 0))
+		x.waitCounts(t, a, ns, "big", node, 5, 2, 0, 0)
 		if n := len(x.pods(t, ns, "big", node, v1alpha1.StateWarm)); n != 2 {
 			t.Fatalf("%d warm pods while two are starting, want 2", n)
 		}
@@ -407,39 +390,10 @@ func TestWarmPools(t *testing.T) {
 		x.markReady(t, pods)
 		pods = x.waitWarm(t, ns, "big", node, 5)
 		x.markReady(t, pods)
-		x.waitStatus(t, ns, "big", "5 ready", entryIs(node, 5, 5, 5, 0))
+		x.waitCounts(t, a, ns, "big", node, 5, 5, 5, 0)
 		if got := testutil.ToFloat64(a.metrics.Created.WithLabelValues(ns, "big")); got != 5 {
 			t.Errorf("created %v pods, want 5", got)
 		}
-	})
-
-	t.Run("the entry of a removed node is dropped by its neighbour", func(t *testing.T) {
-		const ns = "gone"
-		x.namespace(t, ns)
-		x.node(t, "node-gone-a", nil)
-		x.node(t, "node-gone-b", nil)
-		fast := func(c *PoolConfig) { c.NodeCheckEvery = time.Second }
-		x.startAgent(t, "node-gone-a", 5, fast)
-		b := x.startAgent(t, "node-gone-b", 5, fast)
-		x.pool(t, ns, "py", 1)
-		x.waitStatus(t, ns, "py", "two entries", func(p *v1alpha1.SandboxPool) error {
-			if len(p.Status.Nodes) != 2 || p.Status.Desired != 2 {
-				return fmt.Errorf("status %+v", p.Status)
-			}
-			return nil
-		})
-		// Node b goes away with its agent; a, its neighbour in the ring,
-		// drops b's entry and the totals forget it.
-		b.stop()
-		if err := x.c.Delete(t.Context(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-gone-b"}}); err != nil {
-			t.Fatal(err)
-		}
-		x.waitStatus(t, ns, "py", "b's entry dropped", func(p *v1alpha1.SandboxPool) error {
-			if len(p.Status.Nodes) != 1 || p.Status.Nodes[0].Node != "node-gone-a" || p.Status.Desired != 1 {
-				return fmt.Errorf("status %+v", p.Status)
-			}
-			return nil
-		})
 	})
 
 	t.Run("a warm pod never Ready is replaced after StuckAfter", func(t *testing.T) {
@@ -471,43 +425,98 @@ func TestWarmPools(t *testing.T) {
 		}
 	})
 
-	t.Run("two agents write their own entries and the totals", func(t *testing.T) {
+	t.Run("two agents keep their own nodes and write no pool status", func(t *testing.T) {
 		const ns = "two"
 		x.namespace(t, ns)
 		x.node(t, "node-b", nil)
 		x.node(t, "node-c", nil)
-		x.startAgent(t, "node-b", 5)
-		x.startAgent(t, "node-c", 5)
+		b := x.startAgent(t, "node-b", 5)
+		c := x.startAgent(t, "node-c", 5)
 		x.pool(t, ns, "js", 2)
 		x.markReady(t, x.waitWarm(t, ns, "js", "node-b", 2))
-		x.waitStatus(t, ns, "js", "node-b ready", entryIs("node-b", 2, 2, 2, 0))
 		x.markReady(t, x.waitWarm(t, ns, "js", "node-c", 2)[:1])
-		st := x.waitStatus(t, ns, "js", "both entries", func(p *v1alpha1.SandboxPool) error {
-			if err := entryIs("node-b", 2, 2, 2, 0)(p); err != nil {
-				return err
+		x.waitCounts(t, b, ns, "js", "node-b", 2, 2, 2, 0)
+		x.waitCounts(t, c, ns, "js", "node-c", 2, 2, 1, 0)
+		// Each agent's gauges hold its own node only.
+		for _, tc := range []struct {
+			a    *agentRun
+			self string
+		}{{b, "node-b"}, {c, "node-c"}} {
+			for _, l := range podsLabels(t, tc.a.metrics) {
+				if l["node"] != tc.self {
+					t.Errorf("the agent of %s reports %v", tc.self, l)
+				}
 			}
-			return entryIs("node-c", 2, 2, 1, 0)(p)
-		})
-		if st.Status.Desired != 4 || st.Status.Ready != 3 {
-			t.Errorf("totals ready %d of %d, want 3 of 4", st.Status.Ready, st.Status.Desired)
 		}
-		if c := meta.FindStatusCondition(st.Status.Conditions, ConditionReady); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonFilling {
-			t.Errorf("Ready condition %+v, want False/Filling", c)
-		}
-		// Each entry is owned by its node's apply manager.
-		var full v1alpha1.SandboxPool
-		if err := x.c.Get(t.Context(), client.ObjectKeyFromObject(st), &full); err != nil {
+		// The pool's status is the claim controller's: no agent wrote it.
+		var p v1alpha1.SandboxPool
+		if err := x.c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "js"}, &p); err != nil {
 			t.Fatal(err)
 		}
-		applied := map[string]bool{}
-		for _, mf := range full.ManagedFields {
-			if mf.Operation == metav1.ManagedFieldsOperationApply && mf.Subresource == "status" {
-				applied[mf.Manager] = true
+		if !equality.Semantic.DeepEqual(p.Status, v1alpha1.SandboxPoolStatus{}) {
+			t.Errorf("pool status %+v written with no controller running", p.Status)
+		}
+		for _, mf := range p.ManagedFields {
+			if mf.Subresource == "status" {
+				t.Errorf("status written by %s (%s)", mf.Manager, mf.Operation)
 			}
 		}
-		if !applied[FieldManager("node-b")] || !applied[FieldManager("node-c")] {
-			t.Errorf("apply managers of the status %v, want both nodes'", applied)
+	})
+
+	t.Run("a pool status write wakes no agent, a spec change does", func(t *testing.T) {
+		const ns, node = "quiet", "node-quiet"
+		x.namespace(t, ns)
+		x.node(t, node, map[string]string{"zone": "a"})
+		// Nothing but events wakes this agent: no retry or stuck timers.
+		a := x.startAgent(t, node, 5, func(c *PoolConfig) { c.StuckAfter, c.ShortRetry = -1, time.Hour })
+		p := x.pool(t, ns, "py", 1)
+		x.markReady(t, x.waitWarm(t, ns, "py", node, 1))
+		x.waitCounts(t, a, ns, "py", node, 1, 1, 1, 0)
+		reconciles := func() float64 { return testutil.ToFloat64(a.metrics.Reconciles.WithLabelValues(ns, "py")) }
+		// specChange changes the node selector (the node still matches, so
+		// no pod changes) and waits until the agent acted on it: a barrier
+		// behind every event the pool's watch delivered before it.
+		selectors := []map[string]string{{"zone": "a"}, nil}
+		round := 0
+		specChange := func() {
+			t.Helper()
+			var fresh v1alpha1.SandboxPool
+			if err := x.c.Get(t.Context(), client.ObjectKeyFromObject(p), &fresh); err != nil {
+				t.Fatal(err)
+			}
+			fresh.Spec.NodeSelector = selectors[round%2]
+			round++
+			if err := x.c.Update(t.Context(), &fresh); err != nil {
+				t.Fatal(err)
+			}
+			testenv.Eventually(t, 30*time.Second, "the agent acted on generation "+fmt.Sprint(fresh.Generation), func() error {
+				if g := observedGeneration(a.metrics, ns, "py", node); g != float64(fresh.Generation) {
+					return fmt.Errorf("observed generation %v", g)
+				}
+				return nil
+			})
 		}
+		specChange() // settles anything the pods' events still had queued
+		before := reconciles()
+		const rounds = 3
+		for i := range rounds {
+			// What the claim controller writes: the totals and a condition.
+			var fresh v1alpha1.SandboxPool
+			if err := x.c.Get(t.Context(), client.ObjectKeyFromObject(p), &fresh); err != nil {
+				t.Fatal(err)
+			}
+			fresh.Status = v1alpha1.SandboxPoolStatus{Desired: 1, Ready: int32(i % 2), Warm: 1, ObservedGeneration: fresh.Generation}
+			meta.SetStatusCondition(&fresh.Status.Conditions, metav1.Condition{Type: "Ready", Status: metav1.ConditionFalse,
+				Reason: "Filling", Message: fmt.Sprintf("round %d", i), ObservedGeneration: fresh.Generation})
+			if err := x.c.Status().Update(t.Context(), &fresh); err != nil {
+				t.Fatal(err)
+			}
+			specChange()
+		}
+		if got := reconciles() - before; got != rounds {
+			t.Errorf("%v reconciles after %d status writes and %d spec changes, want %d (one per spec change)", got, rounds, rounds, rounds)
+		}
+		x.waitCounts(t, a, ns, "py", node, 1, 1, 1, 0)
 	})
 
 	t.Run("a template the API server refuses is a Warning event on the pool", func(t *testing.T) {
@@ -531,7 +540,7 @@ func TestWarmPools(t *testing.T) {
 			}
 			return fmt.Errorf("events %+v", events.Items)
 		})
-		x.waitStatus(t, ns, "bad", "the entry says 0 of 2", entryIs(node, 2, 0, 0, 0))
+		x.waitCounts(t, a, ns, "bad", node, 2, 0, 0, 0)
 		if got := testutil.ToFloat64(a.metrics.Errors.WithLabelValues("create")); got < 2 {
 			t.Errorf("errors{op=create} = %v, want at least 2", got)
 		}
@@ -567,13 +576,6 @@ func TestWarmPools(t *testing.T) {
 		if n := len(x.pods(t, ns, "gpu", node, v1alpha1.StateWarm)); n != 0 {
 			t.Errorf("%d warm pods of a pool whose node selector does not match", n)
 		}
-		var p v1alpha1.SandboxPool
-		if err := x.c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: "gpu"}, &p); err != nil {
-			t.Fatal(err)
-		}
-		if len(p.Status.Nodes) != 0 {
-			t.Errorf("status entries %+v on an unselected node", p.Status.Nodes)
-		}
 		// The node is labelled: the agent sees its node change and fills.
 		var n corev1.Node
 		if err := x.c.Get(t.Context(), client.ObjectKey{Name: node}, &n); err != nil {
@@ -593,12 +595,7 @@ func TestWarmPools(t *testing.T) {
 			t.Fatal(err)
 		}
 		x.waitWarm(t, ns, "gpu", node, 0)
-		x.waitStatus(t, ns, "gpu", "the entry dropped", func(p *v1alpha1.SandboxPool) error {
-			if len(p.Status.Nodes) != 0 || p.Status.Desired != 0 {
-				return fmt.Errorf("entries %+v, desired %d", p.Status.Nodes, p.Status.Desired)
-			}
-			return nil
-		})
+		x.waitCounts(t, a, ns, "gpu", node, 0, 0, 0, 0)
 	})
 }
 
@@ -646,4 +643,28 @@ func podNames(pods []corev1.Pod) []string {
 		names = append(names, p.Name)
 	}
 	return names
+}
+
+// podsLabels are the label sets of the pool gauges m holds.
+func podsLabels(t *testing.T, m *PoolMetrics) []map[string]string {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(m.Pods); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]string
+	for _, f := range families {
+		for _, metric := range f.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range metric.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			out = append(out, l)
+		}
+	}
+	return out
 }

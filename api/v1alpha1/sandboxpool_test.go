@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -13,8 +14,8 @@ import (
 )
 
 // TestSandboxPoolCRD installs the generated CRD in a real API server and
-// checks its contract: defaults, validation, and per-node status entries
-// that agents write with server-side apply without overwriting each other.
+// checks its contract: defaults, validation, and a status subresource of
+// totals only.
 func TestSandboxPoolCRD(t *testing.T) {
 	_, c := testenv.StartWithCRDs(t)
 	ctx := t.Context()
@@ -45,25 +46,38 @@ func TestSandboxPoolCRD(t *testing.T) {
 		}
 	}
 
-	// Two agents apply their own node's entry; both entries stay.
-	for _, node := range []string{"node-a", "node-b"} {
-		patch := &v1alpha1.SandboxPool{
-			TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "SandboxPool"},
-			ObjectMeta: metav1.ObjectMeta{Name: "python", Namespace: "default"},
-			Status: v1alpha1.SandboxPoolStatus{Nodes: []v1alpha1.NodePoolStatus{
-				{Node: node, Desired: 1, Warm: 1, Ready: 1},
-			}},
-		}
-		err := c.Status().Patch(ctx, patch, client.Apply, client.FieldOwner("sandbox-agent/"+node), client.ForceOwnership)
-		if err != nil {
-			t.Fatalf("applying %s's status: %v", node, err)
-		}
+	// The status is a subresource holding only the totals (the claim
+	// controller writes them): an update of the pool leaves it alone, and
+	// a per-node list written to it is pruned.
+	st := pool.DeepCopy()
+	st.Status = v1alpha1.SandboxPoolStatus{Desired: 2, Ready: 1, Warm: 2, Claimed: 1, ObservedGeneration: st.Generation,
+		Conditions: []metav1.Condition{{Type: "Ready", Status: metav1.ConditionFalse, Reason: "Filling", Message: "1 of 2 warm pods Ready", LastTransitionTime: metav1.Now()}}}
+	if err := c.Status().Update(ctx, st); err != nil {
+		t.Fatalf("writing the totals: %v", err)
 	}
-	var got v1alpha1.SandboxPool
-	if err := c.Get(ctx, client.ObjectKeyFromObject(pool), &got); err != nil {
+	spec := st.DeepCopy()
+	spec.Status = v1alpha1.SandboxPoolStatus{}
+	spec.Spec.PodsPerNode = ptr.To[int32](2)
+	if err := c.Update(ctx, spec); err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Status.Nodes) != 2 {
-		t.Errorf("status nodes %+v, want both agents' entries", got.Status.Nodes)
+	raw := &unstructured.Unstructured{}
+	raw.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("SandboxPool"))
+	if err := c.Get(ctx, client.ObjectKeyFromObject(pool), raw); err != nil {
+		t.Fatal(err)
+	}
+	raw.Object["status"].(map[string]any)["nodes"] = []any{map[string]any{"node": "node-a", "desired": int64(1)}}
+	if err := c.Status().Update(ctx, raw); err != nil {
+		t.Fatalf("writing a status with nodes: %v", err)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(pool), raw); err != nil {
+		t.Fatal(err)
+	}
+	status, _ := raw.Object["status"].(map[string]any)
+	if _, ok := status["nodes"]; ok {
+		t.Errorf("status.nodes kept: %v", status)
+	}
+	if status["desired"] != int64(2) || status["ready"] != int64(1) || status["claimed"] != int64(1) {
+		t.Errorf("status %v, want the totals written before the spec update", status)
 	}
 }

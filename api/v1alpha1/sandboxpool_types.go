@@ -7,9 +7,9 @@ import (
 )
 
 // SandboxPool keeps warm sandbox pods on every matching node, ready to be
-// claimed. Each node's agent keeps its own node at Spec.PodsPerNode and
-// writes only its own entry of Status.Nodes (server-side apply, one field
-// manager per node).
+// claimed. Each node's agent keeps its own node at Spec.PodsPerNode (and
+// reports its node's counts as metrics); the claim controller alone writes
+// Status, the pool's totals.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
@@ -231,18 +231,14 @@ type EgressPort struct {
 	Protocol corev1.Protocol `json:"protocol,omitempty"`
 }
 
-// SandboxPoolStatus is what the agents observe.
+// SandboxPoolStatus is the pool's totals, written by the claim controller
+// from its cache (at most about once a second per pool).
 type SandboxPoolStatus struct {
-	// Nodes holds one entry per node that keeps pods of the pool, each
-	// written only by that node's agent.
-	// +optional
-	// +listType=map
-	// +listMapKey=node
-	Nodes []NodePoolStatus `json:"nodes,omitempty"`
-	// Desired is the sum of the nodes' desired warm pods.
+	// Desired is how many warm pods the pool should hold: PodsPerNode on
+	// every node that keeps pods of the pool.
 	// +optional
 	Desired int32 `json:"desired,omitempty"`
-	// Ready is the sum of the nodes' ready warm pods.
+	// Ready counts the pool's warm pods that can be claimed now.
 	// +optional
 	Ready int32 `json:"ready,omitempty"`
 	// Warm counts the pool's unclaimed pods, Ready or not.
@@ -260,26 +256,6 @@ type SandboxPoolStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
-}
-
-// NodePoolStatus is one node's view of a pool.
-type NodePoolStatus struct {
-	// Node is the node's name.
-	Node string `json:"node"`
-	// Desired is how many warm pods the node should keep.
-	Desired int32 `json:"desired"`
-	// Warm pods exist on the node, unclaimed.
-	Warm int32 `json:"warm"`
-	// Ready warm pods have a Ready runner and can be claimed.
-	Ready int32 `json:"ready"`
-	// Claimed pods of the pool run on the node.
-	Claimed int32 `json:"claimed"`
-	// ObservedGeneration is the pool generation the agent last acted on.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// LastUpdateTime is when the agent wrote this entry.
-	// +optional
-	LastUpdateTime *metav1.Time `json:"lastUpdateTime,omitempty"`
 }
 
 // SandboxPoolList is a list of SandboxPools.

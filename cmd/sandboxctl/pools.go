@@ -11,8 +11,8 @@ func newCmdPools(r *root) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "pools",
-		Short: "List the warm pools and their per-node state",
-		Long:  "List the SandboxPools of the namespace with the desired and ready warm pods, and one line per node as its agent reports it.",
+		Short: "List the warm pools and their totals",
+		Long:  "List the SandboxPools of the namespace with their desired, ready, warm and claimed pods, as the claim controller reports them in the pools' status (per-node counts are the node agents' metrics).",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, ns, err := r.claimer()
@@ -35,18 +35,10 @@ func newCmdPools(r *root) *cobra.Command {
 				return nil
 			}
 			w := tabwriter.NewWriter(r.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAMESPACE\tPOOL\tNODE\tIMAGE\tPER NODE\tDESIRED\tREADY\tWARM\tCLAIMED")
+			fmt.Fprintln(w, "NAMESPACE\tPOOL\tIMAGE\tPER NODE\tDESIRED\tREADY\tWARM\tCLAIMED")
 			for _, p := range pools {
-				var warm, claimed int32
-				for _, n := range p.Status.Nodes {
-					warm += n.Warm
-					claimed += n.Claimed
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", p.Namespace, p.Name, "*", p.Spec.Template.Image,
-					p.Spec.WarmPodsPerNode(), p.Status.Desired, p.Status.Ready, warm, claimed)
-				for _, n := range p.Status.Nodes {
-					fmt.Fprintf(w, "\t\t%s\t\t\t%d\t%d\t%d\t%d\n", n.Node, n.Desired, n.Ready, n.Warm, n.Claimed)
-				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", p.Namespace, p.Name, p.Spec.Template.Image,
+					p.Spec.WarmPodsPerNode(), p.Status.Desired, p.Status.Ready, p.Status.Warm, p.Status.Claimed)
 			}
 			return w.Flush()
 		},
