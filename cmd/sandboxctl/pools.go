@@ -15,7 +15,7 @@ func newCmdPools(r *root) *cobra.Command {
 		Short: "List the warm pools and how many sandboxes each has ready",
 		Long: `List the SandboxPools of the namespace (or of all with -A) with their image,
 warm pods per node, and the desired, ready, warm and claimed pods; -o wide
-adds each node's ready/desired warm pods.`,
+adds the reason and message of the pool's Ready condition.`,
 		Example: `  sandboxctl pools
   sandboxctl pools -A -o wide
   sandboxctl pools -o jsonpath='{.items[*].metadata.name}'`,

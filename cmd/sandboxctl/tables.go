@@ -1,10 +1,8 @@
 package main
 
 import (
-	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -53,8 +51,12 @@ func claimTable(claims []v1alpha1.SandboxClaim, now time.Time) *metav1.Table {
 	return t
 }
 
+// poolReady is the pool condition the claim controller keeps: are all the
+// desired warm pods Ready.
+const poolReady = "Ready"
+
 // poolTable is the table of pools: the pool's totals, and with -o wide its
-// nodes (ready/desired warm pods on each).
+// Ready condition.
 func poolTable(pools []v1alpha1.SandboxPool, now time.Time) *metav1.Table {
 	t := &metav1.Table{ColumnDefinitions: []metav1.TableColumnDefinition{
 		{Name: "Name", Type: "string", Format: "name"},
@@ -65,18 +67,19 @@ func poolTable(pools []v1alpha1.SandboxPool, now time.Time) *metav1.Table {
 		{Name: "Warm", Type: "integer"},
 		{Name: "Claimed", Type: "integer"},
 		{Name: "Age", Type: "string"},
-		{Name: "Nodes", Type: "string", Priority: 1},
+		{Name: "Reason", Type: "string", Priority: 1},
+		{Name: "Message", Type: "string", Priority: 1},
 	}}
 	for i := range pools {
 		p := &pools[i]
 		st := p.Status
-		nodes := make([]string, 0, len(st.Nodes))
-		for _, n := range st.Nodes {
-			nodes = append(nodes, fmt.Sprintf("%s=%d/%d", n.Node, n.Ready, n.Desired))
+		reason, msg := none, none
+		if cond := meta.FindStatusCondition(st.Conditions, poolReady); cond != nil {
+			reason, msg = orNone(cond.Reason), orNone(cond.Message)
 		}
 		t.Rows = append(t.Rows, metav1.TableRow{
 			Cells: []any{p.Name, p.Spec.Template.Image, int64(p.Spec.WarmPodsPerNode()), int64(st.Desired), int64(st.Ready),
-				int64(st.Warm), int64(st.Claimed), age(p.CreationTimestamp, now), orNone(strings.Join(nodes, ","))},
+				int64(st.Warm), int64(st.Claimed), age(p.CreationTimestamp, now), reason, msg},
 			Object: runtime.RawExtension{Object: p},
 		})
 	}
