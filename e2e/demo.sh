@@ -27,6 +27,9 @@ if ! TOKEN=$(kubectl -n "$NS" get secret sandbox-runner-token -o jsonpath='{.dat
 fi
 
 say "Installing the chart with the node agent and a warm pool of 2 (images from the local registry $REGISTRY, tag $TAG)"
+# Helm installs crds/ only on the first install; apply them so that a kept
+# cluster gets this tree's CRDs (the README's Upgrading section).
+kubectl apply --server-side --force-conflicts -f "$ROOT/charts/sandbox-injector/crds" >/dev/null
 "$BIN/helm" upgrade --install "$RELEASE" "$ROOT/charts/sandbox-injector" \
 	--namespace "$RELEASE_NS" --create-namespace \
 	--set webhook.image.registry="$REGISTRY" --set-string webhook.image.tag="$TAG" \
@@ -86,16 +89,50 @@ say "The supervised original command (GET /status)"
 curl -fsS -H "Authorization: Bearer $TOKEN" "http://$IP:7080/status"
 echo
 
+say "Liveness in place: the runner probes its child (sandbox.io/liveness-probe: exec cat /tmp/health)"
+kubectl -n "$NS" delete pod health --ignore-not-found --wait=true >/dev/null
+kubectl apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: health
+  namespace: $NS
+  annotations:
+    sandbox.io/inject: "true"
+    sandbox.io/liveness-probe: '{"exec":{"command":["cat","/tmp/health"]},"periodSeconds":1,"failureThreshold":5}'
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: $BUSYBOX_IMAGE
+    command: ["sh", "-c", "touch /tmp/health && sleep 1000"]
+YAML
+kubectl -n "$NS" wait --for=condition=Ready pod/health --timeout=120s >/dev/null
+HIP=$(kubectl -n "$NS" get pod health -o jsonpath='{.status.podIP}')
+hstatus() { curl -fsS -H "Authorization: Bearer $TOKEN" "http://$HIP:7080/status"; }
+echo "pod Ready, $(hstatus | grep -o '"healthy":[a-z]*'); removing /tmp/health through the runner API"
+curl -fsS -H "Authorization: Bearer $TOKEN" -d '{"argv":["rm","/tmp/health"]}' "http://$HIP:7080/execute" >/dev/null
+for _ in $(seq 1 100); do hstatus | grep -q '"healthy":false' && break; sleep 0.2; done
+echo "$(hstatus | grep -o '"healthy":[a-z]*'); the probe fails, the pod leaves Ready:"
+kubectl -n "$NS" wait --for=condition=Ready=false pod/health --timeout=60s >/dev/null
+kubectl -n "$NS" get pod health --no-headers
+for _ in $(seq 1 150); do hstatus | grep -q '"restarts":1' && hstatus | grep -q '"healthy":true' && break; sleep 0.2; done
+kubectl -n "$NS" wait --for=condition=Ready pod/health --timeout=60s >/dev/null
+echo "child killed and restarted in place: $(hstatus | grep -o '"restarts":[0-9]*,"last_exit":{[^}]*}'), pod Ready again,"
+echo "container restarts seen by the kubelet: $(kubectl -n "$NS" get pod health -o jsonpath='{.status.containerStatuses[0].restartCount}')"
+
 say "Claiming a warm sandbox from the pool (sandboxctl claim demo --env GREETING=hello)"
 kubectl -n "$NS" wait --for=condition=Ready sandboxpool/demo --timeout=120s >/dev/null
 echo "pool Ready: $(kubectl -n "$NS" get sandboxpool demo -o jsonpath='{.status.ready}/{.status.desired} warm pods Ready')"
 ctl() { "$BIN/sandboxctl" --kubeconfig "$KUBECONFIG" -n "$NS" "$@"; }
-claimed=$(ctl claim demo --env GREETING=hello --claimant make-demo)
+claimed=$(ctl claim demo --env GREETING=hello --lifetime 10m)
 printf '%s\n' "$claimed"
-SANDBOX=$(printf '%s\n' "$claimed" | awk '$1 == "pod:" { print $2 }')
-[ -n "$SANDBOX" ] || die "sandboxctl claim printed no pod"
+SANDBOX=$(printf '%s\n' "$claimed" | awk '$1 == "claim:" { print $2 }')
+[ -n "$SANDBOX" ] || die "sandboxctl claim printed no claim"
 say "Running a command in the claimed sandbox (sandboxctl exec $SANDBOX)"
-ctl exec "$SANDBOX" -- sh -c 'echo "$GREETING from $(hostname), claimed by a fresh token"'
+ctl exec "$SANDBOX" -- sh -c 'echo "$GREETING from $(hostname), reachable only with the claimant token"'
+say "The claim is a Kubernetes object (kubectl get sandboxclaims)"
+kubectl -n "$NS" get sandboxclaims
 say "The pool refills (sandboxctl pools)"
 sleep 2
 ctl pools
@@ -108,7 +145,8 @@ Done in $(elapsed). Try more:
   TOKEN=\$(kubectl -n $NS get secret sandbox-runner-token -o jsonpath='{.data.token}' | base64 -d)
   curl -H "Authorization: Bearer \$TOKEN" -d '{"argv":["ls","-l","/"]}' http://$IP:7080/execute
   bin/sandboxctl -n $NS claim demo --env K=V               # a warm sandbox in tens of milliseconds
-  bin/sandboxctl -n $NS exec POD -- sh -c 'echo \$K'       # then cp, release, pools
+  bin/sandboxctl -n $NS exec CLAIM -- sh -c 'echo \$K'     # then cp, extend, release, pools
+  kubectl -n $NS get sandboxclaims                        # claims are Kubernetes objects
   kubectl label namespace $NS sandbox.io/inject=enabled   # inject every new pod of the namespace
   make cluster-down                                       # stop the cluster (make cluster-up brings it back)
 MSG

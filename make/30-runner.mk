@@ -1,8 +1,10 @@
 # The sandbox runner: the static binary injected into wrapped containers.
-# HTTP/2 is left out of net/http (the API is HTTP/1.1), which keeps the
-# stripped binary under 6 MiB.
+# HTTP/2 is left out of net/http (the API is HTTP/1.1), and crypto uses its
+# portable Go code instead of assembly (purego: the runner serves plain HTTP,
+# TLS only for an HTTPS liveness probe), which keeps the stripped binary
+# under 6 MiB.
 
-RUNNER_TAGS    := nethttpomithttp2
+RUNNER_TAGS    := nethttpomithttp2,purego
 RUNNER_BENCH   := $(ROOT)/_out/bench-runner.txt
 
 .PHONY: build-runner

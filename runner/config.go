@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"sandbox.io/injector/runner/api"
@@ -41,6 +43,16 @@ type Config struct {
 	// Command is the supervised command and its arguments; empty in server
 	// mode means API only. Required in wrap mode.
 	Command []string
+	// RestartPolicy is what the runner does, in place, when Command exits:
+	// api.RestartAlways, api.RestartOnFailure or api.RestartNever (default).
+	// Restarts wait 1s, doubling up to 60s, reset after 10 minutes of
+	// running. Wrap mode allows only Never: it exits with the command.
+	RestartPolicy string
+	// LivenessProbe, when set, probes Command as the kubelet probes a
+	// container; FailureThreshold failures in a row kill its process group
+	// (SIGTERM, SIGKILL after the grace period). It must be defaulted and
+	// valid (api.ParseProbe) and needs a Command.
+	LivenessProbe *api.Probe
 	// Version is reported by /status and /metrics; default "dev".
 	Version string
 	// Logger receives one line per request and the lifecycle events;
@@ -62,6 +74,8 @@ type Config struct {
 	// subreaper); leave it off when embedding the server in a program that
 	// waits for its own children.
 	Reap bool
+
+	clock clock // time; tests set a fake one
 }
 
 func (c *Config) setDefaults() {
@@ -73,6 +87,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.GracePeriod == 0 {
 		c.GracePeriod = 10 * time.Second
+	}
+	if c.RestartPolicy == "" {
+		c.RestartPolicy = api.RestartNever
+	}
+	if c.clock == nil {
+		c.clock = realClock{}
 	}
 	if c.Version == "" {
 		c.Version = "dev"
@@ -111,6 +131,19 @@ func (c *Config) validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("mode %q is not one of %s, %s", c.Mode, api.ModeServer, api.ModeWrap))
+	}
+	if !slices.Contains(api.RestartPolicies, c.RestartPolicy) {
+		errs = append(errs, fmt.Errorf("restart policy %q is not one of %s", c.RestartPolicy, strings.Join(api.RestartPolicies, ", ")))
+	} else if c.Mode == api.ModeWrap && c.RestartPolicy != api.RestartNever {
+		errs = append(errs, fmt.Errorf("restart policy %s needs server mode: wrap mode exits with the command's exit code (the pod's restartPolicy applies)", c.RestartPolicy))
+	}
+	if c.LivenessProbe != nil {
+		if len(c.Command) == 0 {
+			errs = append(errs, errors.New("a liveness probe needs a command to probe"))
+		}
+		if err := c.LivenessProbe.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("liveness probe: %w", err))
+		}
 	}
 	if c.Workdir == "" {
 		errs = append(errs, errors.New("workdir is required (the current directory is unknown)"))

@@ -6,7 +6,11 @@
 //   - the supervisor (Run): starts the container's original command in its own
 //     process group, forwards signals to it, kills the group after a grace
 //     period, reaps orphans as PID 1 or child subreaper, and in wrap mode
-//     exits with the command's exit code;
+//     exits with the command's exit code; as pod-controller and the kubelet
+//     do, it restarts the command in place by its restart policy with the
+//     CrashLoopBackOff decay (restart.go), probes its liveness with a
+//     Kubernetes Probe (probe.go) and keeps one healthy bit that /status,
+//     /readyz and the metrics report;
 //   - the HTTP API (Server): /healthz, /readyz, /status, /metrics, /execute
 //     and /files, behind a bearer token re-read from a file when it changes,
 //     and /claim, which hands a warm sandbox to its claimant once: a fresh

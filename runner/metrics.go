@@ -118,6 +118,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 		b = fmt.Appendf(b, "sandbox_runner_child_running %d\n", running)
 		b = metricHeader(b, "sandbox_runner_child_exit_code", "gauge", "Exit code of the supervised command; -1 while it runs.")
 		b = fmt.Appendf(b, "sandbox_runner_child_exit_code %d\n", code)
+		b = s.appendChildMetrics(b)
 	}
 	_, _ = w.Write(b)
 }

@@ -233,15 +233,16 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, "ok\n")
 }
 
-// readyz is ready while serving; in wrap mode only while the command runs.
+// readyz is ready while serving and healthy (see Server.healthy). In wrap
+// mode it needs the command running; in server mode a child that is not
+// healthy makes it 503 only where the restart policy expects the child
+// (Always, OnFailure), so that Never keeps today's behaviour.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	if s.cfg.Mode == api.ModeWrap {
-		if c := s.child(); c == nil || !c.Running {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "command not running\n")
-			return
-		}
+	if msg := s.notReady(); msg != "" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, msg+"\n")
+		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = io.WriteString(w, "ok\n")
@@ -251,6 +252,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	s.writeJSON(w, http.StatusOK, api.Status{
 		Mode:          s.cfg.Mode,
 		Version:       s.cfg.Version,
+		Healthy:       s.healthy(),
 		Child:         s.child(),
 		Executions:    len(s.execSlots),
 		OrphansReaped: s.procs.orphans.Load(),

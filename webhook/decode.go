@@ -12,7 +12,9 @@ import (
 // podView is the part of a pod the webhook reads. Decoding only this is
 // what keeps a pod with thousands of env vars cheap: everything else (env,
 // resources, probes' bodies, ...) is skipped by the decoder instead of being
-// built into Go values, and the patch never needs it.
+// built into Go values, and the patch never needs it. Whatever the webhook
+// reasons about must be here: a field left out looks absent (a container's
+// own probes, which are never changed, are seen as present or not).
 type podView struct {
 	Metadata struct {
 		Name         string            `json:"name"`
@@ -32,6 +34,7 @@ type podView struct {
 		ServiceAccountName string                        `json:"serviceAccountName"`
 		NodeName           string                        `json:"nodeName"`
 		Affinity           *corev1.Affinity              `json:"affinity"`
+		RestartPolicy      corev1.RestartPolicy          `json:"restartPolicy"`
 	} `json:"spec"`
 }
 
@@ -47,11 +50,14 @@ type containerView struct {
 	Ports          []corev1.ContainerPort `json:"ports"`
 	VolumeMounts   []corev1.VolumeMount   `json:"volumeMounts"`
 	ReadinessProbe json.RawMessage        `json:"readinessProbe"`
+	LivenessProbe  json.RawMessage        `json:"livenessProbe"`
+	StartupProbe   json.RawMessage        `json:"startupProbe"`
 }
 
 // DecodePod decodes the part of a pod that the opt-in rules and the
 // mutation read (see podView), into a corev1.Pod whose other fields are
-// left empty; a present readiness probe is an empty, non-nil Probe. Field
+// left empty; a present readiness, liveness or startup probe is an empty,
+// non-nil Probe. Field
 // names are case sensitive, as in the API server: encoding/json would
 // accept "speC" for "spec", and the patch, whose paths use the real names,
 // would then not apply to the raw object.
@@ -75,6 +81,7 @@ func DecodePod(raw []byte) (*corev1.Pod, error) {
 	s.HostNetwork, s.OS, s.NodeSelector = v.Spec.HostNetwork, v.Spec.OS, v.Spec.NodeSelector
 	s.ImagePullSecrets, s.ServiceAccountName = v.Spec.ImagePullSecrets, v.Spec.ServiceAccountName
 	s.NodeName, s.Affinity = v.Spec.NodeName, v.Spec.Affinity
+	s.RestartPolicy = v.Spec.RestartPolicy
 	return pod, nil
 }
 
@@ -88,9 +95,17 @@ func containers(views []containerView) []corev1.Container {
 			Name: c.Name, Image: c.Image, Command: c.Command, Args: c.Args,
 			Ports: c.Ports, VolumeMounts: c.VolumeMounts,
 		}
-		if len(c.ReadinessProbe) > 0 && !bytes.Equal(c.ReadinessProbe, []byte("null")) {
-			out[i].ReadinessProbe = &corev1.Probe{}
-		}
+		out[i].ReadinessProbe = presentProbe(c.ReadinessProbe)
+		out[i].LivenessProbe = presentProbe(c.LivenessProbe)
+		out[i].StartupProbe = presentProbe(c.StartupProbe)
 	}
 	return out
+}
+
+// presentProbe is an empty Probe where the pod has one, nil where not.
+func presentProbe(raw json.RawMessage) *corev1.Probe {
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	return &corev1.Probe{}
 }

@@ -215,6 +215,7 @@ func TestGolden(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				checkProbesKept(t, c.podJSON, pod)
 				mutatedYAML, err := yaml.JSONToYAML(mutated)
 				if err != nil {
 					t.Fatal(err)
@@ -325,5 +326,28 @@ func checkGolden(t *testing.T, path string, got []byte) {
 	}
 	if diff := cmp.Diff(string(want), string(got)); diff != "" {
 		t.Errorf("%s differs (-want +got; REFRESH_GOLDEN=true to accept):\n%s", path, diff)
+	}
+}
+
+// checkProbesKept fails when a container's own liveness, readiness or
+// startup probe was changed or dropped: they are never touched.
+func checkProbesKept(t *testing.T, orig []byte, mutated *corev1.Pod) {
+	t.Helper()
+	var before corev1.Pod
+	if err := json.Unmarshal(orig, &before); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range before.Spec.Containers {
+		m := mutated.Spec.Containers[i]
+		for _, pr := range []struct {
+			name        string
+			orig, after *corev1.Probe
+		}{{"livenessProbe", c.LivenessProbe, m.LivenessProbe}, {"readinessProbe", c.ReadinessProbe, m.ReadinessProbe}, {"startupProbe", c.StartupProbe, m.StartupProbe}} {
+			if pr.orig != nil {
+				if diff := cmp.Diff(pr.orig, pr.after); diff != "" {
+					t.Errorf("container %s: its own %s changed (-orig +mutated):\n%s", c.Name, pr.name, diff)
+				}
+			}
+		}
 	}
 }

@@ -113,6 +113,13 @@ func (p *Plan) Patch(lookups map[string]Lookup) (*Result, error) {
 				ops = append(ops, jsonpatch.Operation{Operation: "remove", Path: base + "/args"})
 			}
 		} else {
+			if !p.noChild {
+				flags, err := p.supervisionFlags(c)
+				if err != nil {
+					return nil, err
+				}
+				cmd = append(cmd, flags...)
+			}
 			cmd = append(append(cmd, "--"), child...)
 		}
 		ops = append(ops, add(base+"/command", cmd))

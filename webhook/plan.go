@@ -29,6 +29,7 @@ type Plan struct {
 	targets     []int // indexes into pod.Spec.Containers, in pod order
 	injected    bool
 	noChild     bool
+	sv          supervision
 	// pool: the pod belongs to a warm pool (label sandbox.io/pool); its
 	// runners get the claim verifier of nonce instead of a token, and
 	// addNonce says the nonce is new (the patch adds the annotation).
@@ -70,6 +71,9 @@ func NewPlan(pod *corev1.Pod, cfg *Config) (*Plan, error) {
 		return nil, err
 	}
 	if err := p.checkNoChild(); err != nil {
+		return nil, err
+	}
+	if err := p.checkSupervision(); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -164,6 +168,11 @@ func (p *Plan) readAnnotations() error {
 		}
 		p.tokenSecret = v
 	}
+	sv, err := readSupervision(p.pod)
+	if err != nil {
+		return err
+	}
+	p.sv = sv
 	switch v, ok := p.pod.Annotations[v1alpha1.AnnotationInsecureLoopback]; {
 	case !ok || v == "false":
 	case v == "true":

@@ -30,7 +30,29 @@ const (
 	// pause container; warm pool pods without a command use it). ChildNone
 	// needs server mode and target containers without command or args.
 	AnnotationChild = KeyPrefix + "child"
+	// AnnotationRestartPolicy is what the runner does, in place, when its
+	// child exits: RestartAlways, RestartOnFailure or RestartNever (the
+	// runner, its API and the work directory stay). Default: the pod's
+	// spec.restartPolicy. Server mode only (wrap mode exits with the child),
+	// and refused with ChildNone.
+	AnnotationRestartPolicy = KeyPrefix + "restart-policy"
+	// AnnotationLivenessProbe is a Kubernetes core/v1 Probe, as JSON, that the
+	// runner applies to its child (exec, httpGet or tcpSocket; grpc is
+	// refused): failureThreshold failures in a row kill the child's process
+	// group, then the restart policy applies. Validated at admission with the
+	// API server's rules; refused with ChildNone.
+	AnnotationLivenessProbe = KeyPrefix + "liveness-probe"
 )
+
+// Values of AnnotationRestartPolicy, as a pod's spec.restartPolicy.
+const (
+	RestartAlways    = "Always"
+	RestartOnFailure = "OnFailure"
+	RestartNever     = "Never"
+)
+
+// RestartPolicies lists every value of AnnotationRestartPolicy.
+var RestartPolicies = []string{RestartAlways, RestartOnFailure, RestartNever}
 
 // Values of AnnotationChild.
 const (
@@ -156,7 +178,8 @@ const TokenSecretKey = "token"
 // UserAnnotations lists the sandbox.io annotations a user may set on a pod.
 // Any other sandbox.io annotation but AnnotationStatus is refused at
 // admission, so that a misspelled key is loud instead of ignored.
-var UserAnnotations = []string{AnnotationInject, AnnotationContainers, AnnotationMode, AnnotationTokenSecret, AnnotationChild, AnnotationInsecureLoopback}
+var UserAnnotations = []string{AnnotationInject, AnnotationContainers, AnnotationMode, AnnotationTokenSecret, AnnotationChild, AnnotationInsecureLoopback,
+	AnnotationRestartPolicy, AnnotationLivenessProbe}
 
 // SystemAnnotations lists the sandbox.io annotations our own components
 // write; admission accepts them too.

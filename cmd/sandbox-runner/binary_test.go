@@ -620,9 +620,12 @@ func TestDepcheck(t *testing.T) {
 	}
 }
 
-// BuildTags are the tags of the shipped runner: HTTP/2 is left out of
-// net/http (the API is HTTP/1.1), which keeps the binary under 6 MiB.
-const buildTags = "nethttpomithttp2"
+// BuildTags are the tags of the shipped runner (RUNNER_TAGS in
+// make/30-runner.mk): HTTP/2 is left out of net/http (the API is HTTP/1.1)
+// and crypto uses its portable code instead of assembly (the runner serves
+// plain HTTP; TLS only for an HTTPS liveness probe), which keeps the binary
+// under 6 MiB.
+const buildTags = "nethttpomithttp2,purego"
 
 // maxSize is the design's limit for the stripped static binary.
 const maxSize = 6 << 20

@@ -3,7 +3,8 @@
 //
 //	sandbox-runner install DEST
 //	sandbox-runner run [--mode server|wrap] [--listen ADDR] [--token-file FILE]
-//	                   [--workdir DIR] [--grace-period D] [--] [CMD [ARGS...]]
+//	                   [--workdir DIR] [--grace-period D] [--restart-policy P]
+//	                   [--liveness-probe JSON] [--] [CMD [ARGS...]]
 //	sandbox-runner version
 //
 // The work lives in package runner; this file only wires it.

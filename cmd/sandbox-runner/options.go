@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,6 +30,9 @@ type options struct {
 	maxOutputBytes int
 	maxUploadBytes int64
 	maxConcurrent  int
+	restartPolicy  string
+	livenessProbe  string
+	probe          *api.Probe // parsed from livenessProbe by validate
 	command        []string
 }
 
@@ -51,6 +55,8 @@ func (o *options) addFlags(fs *flag.FlagSet, env lookupEnv) {
 	}
 	fs.BoolVar(&o.insecureLoop, "insecure-loopback", loop, "without a token, answer loopback clients (kubectl port-forward); off: a runner without a token answers only its probes (env SANDBOX_INSECURE_LOOPBACK)")
 	str(&o.workdir, "workdir", "SANDBOX_WORKDIR", "", "directory of /files and default cwd of /execute (default the current directory)")
+	str(&o.restartPolicy, "restart-policy", "SANDBOX_RESTART_POLICY", api.RestartNever, "Always, OnFailure or Never: what the runner does, in place, when the command exits (server mode; back-off 1s doubling to 60s)")
+	str(&o.livenessProbe, "liveness-probe", "SANDBOX_LIVENESS_PROBE", "", "Kubernetes core/v1 Probe as JSON (exec, httpGet, tcpSocket) for the command; failing it kills the command's process group")
 	str(&o.logLevel, "log-level", "SANDBOX_LOG_LEVEL", "info", "debug, info, warn or error")
 	o.gracePeriod = 10 * time.Second
 	fs.Var(durationValue{&o.gracePeriod}, "grace-period", "time the command gets after SIGTERM before its group is killed (env SANDBOX_GRACE_PERIOD)")
@@ -139,6 +145,22 @@ func (o *options) validate() error {
 	if o.maxOutputBytes <= 0 || o.maxUploadBytes <= 0 || o.maxConcurrent <= 0 {
 		errs = append(errs, errors.New("--max-output-bytes, --max-upload-bytes and --max-concurrent must be positive"))
 	}
+	if !slices.Contains(api.RestartPolicies, o.restartPolicy) {
+		errs = append(errs, fmt.Errorf("--restart-policy %q is not one of Always, OnFailure, Never", o.restartPolicy))
+	} else if o.mode == api.ModeWrap && o.restartPolicy != api.RestartNever {
+		errs = append(errs, fmt.Errorf("--restart-policy=%s needs --mode=server: wrap mode exits with the command's exit code and the pod's restartPolicy applies", o.restartPolicy))
+	}
+	if o.livenessProbe != "" {
+		p, err := api.ParseProbe(o.livenessProbe)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("--liveness-probe: %w", err))
+		case len(o.command) == 0:
+			errs = append(errs, errors.New("--liveness-probe needs a command after -- to probe"))
+		default:
+			o.probe = p
+		}
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q is not one of debug, info, warn, error", o.logLevel))
@@ -161,6 +183,8 @@ func (o *options) config(stderr io.Writer) (runner.Config, error) {
 		Workdir:          o.workdir,
 		GracePeriod:      o.gracePeriod,
 		Command:          o.command,
+		RestartPolicy:    o.restartPolicy,
+		LivenessProbe:    o.probe,
 		Version:          version.Version,
 		Logger:           slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})),
 		MaxOutputBytes:   o.maxOutputBytes,

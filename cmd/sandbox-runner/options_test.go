@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"sandbox.io/injector/runner"
+	"sandbox.io/injector/runner/api"
 )
 
 func TestRunFlagsAndEnv(t *testing.T) {
@@ -25,7 +26,7 @@ func TestRunFlagsAndEnv(t *testing.T) {
 		{
 			name: "defaults",
 			args: []string{"run"},
-			want: runner.Config{Mode: "server", Listen: ":7080", GracePeriod: 10 * time.Second},
+			want: runner.Config{Mode: "server", Listen: ":7080", GracePeriod: 10 * time.Second, RestartPolicy: "Never"},
 		},
 		{
 			name: "the webhook's command line",
@@ -52,6 +53,25 @@ func TestRunFlagsAndEnv(t *testing.T) {
 			env:  map[string]string{"SANDBOX_MODE": "wrap", "SANDBOX_GRACE_PERIOD": "5s", "SANDBOX_WORKDIR": "/env"},
 			want: runner.Config{Mode: "server", Listen: ":7080", Workdir: "/flag", GracePeriod: time.Minute},
 		},
+		{
+			name: "restart policy and liveness probe",
+			args: []string{"run", "--restart-policy=Always", `--liveness-probe={"exec":{"command":["cat","/tmp/health"]},"periodSeconds":2}`, "--", "sleep", "1000"},
+			want: runner.Config{Mode: "server", Listen: ":7080", GracePeriod: 10 * time.Second, RestartPolicy: "Always", Command: []string{"sleep", "1000"},
+				LivenessProbe: &api.Probe{Exec: &api.ExecAction{Command: []string{"cat", "/tmp/health"}}, TimeoutSeconds: 1, PeriodSeconds: 2, SuccessThreshold: 1, FailureThreshold: 3}},
+		},
+		{
+			name: "restart policy and probe from the environment",
+			args: []string{"run", "app"},
+			env:  map[string]string{"SANDBOX_RESTART_POLICY": "OnFailure", "SANDBOX_LIVENESS_PROBE": `{"tcpSocket":{"port":8080}}`},
+			want: runner.Config{Mode: "server", Listen: ":7080", GracePeriod: 10 * time.Second, RestartPolicy: "OnFailure", Command: []string{"app"},
+				LivenessProbe: &api.Probe{TCPSocket: &api.TCPSocketAction{Port: api.Port{Number: 8080}}, TimeoutSeconds: 1, PeriodSeconds: 10, SuccessThreshold: 1, FailureThreshold: 3}},
+		},
+		{name: "bad restart policy", args: []string{"run", "--restart-policy=always", "app"}, wantErr: `--restart-policy "always" is not one of Always, OnFailure, Never`},
+		{name: "restart policy in wrap mode", args: []string{"run", "--mode=wrap", "--restart-policy=OnFailure", "app"}, wantErr: "--restart-policy=OnFailure needs --mode=server"},
+		{name: "malformed probe", args: []string{"run", "--liveness-probe={\"exec\":", "app"}, wantErr: "--liveness-probe: decoding probe"},
+		{name: "invalid probe", args: []string{"run", `--liveness-probe={"httpGet":{"port":0}}`, "app"}, wantErr: "--liveness-probe: validating probe: httpGet.port: Invalid value: 0"},
+		{name: "grpc probe", args: []string{"run", `--liveness-probe={"grpc":{"port":9000}}`, "app"}, wantErr: "grpc probes are not supported by the runner"},
+		{name: "probe without a command", args: []string{"run", `--liveness-probe={"tcpSocket":{"port":80}}`}, wantErr: "--liveness-probe needs a command"},
 		{name: "bad mode", args: []string{"run", "--mode=daemon"}, wantErr: `--mode "daemon" is not one of server, wrap`},
 		{name: "wrap needs a command", args: []string{"run", "--mode=wrap"}, wantErr: "needs a command"},
 		{name: "bad grace period in env", args: []string{"run"}, env: map[string]string{"SANDBOX_GRACE_PERIOD": "soon"}, wantErr: "SANDBOX_GRACE_PERIOD"},
@@ -88,7 +108,10 @@ func TestRunFlagsAndEnv(t *testing.T) {
 				tc.want.MaxConcurrent = 64
 			}
 			tc.want.MaxOutputBytes, tc.want.MaxUploadBytes = 1<<20, 4<<30
-			opts := cmp.Options{cmpopts.IgnoreFields(runner.Config{}, "Logger", "Reap", "Version"), cmpopts.EquateEmpty()}
+			if tc.want.RestartPolicy == "" {
+				tc.want.RestartPolicy = "Never"
+			}
+			opts := cmp.Options{cmpopts.IgnoreFields(runner.Config{}, "Logger", "Reap", "Version"), cmpopts.IgnoreUnexported(runner.Config{}), cmpopts.EquateEmpty()}
 			if diff := cmp.Diff(tc.want, *got, opts); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)
 			}

@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -21,7 +22,8 @@ import (
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim"
-	"sandbox.io/injector/pool"
+	"sandbox.io/injector/runner/api"
+	"sandbox.io/injector/webhook"
 )
 
 // sandboxctl runs bin/sandboxctl (built by make e2e) with the cluster's
@@ -95,43 +97,39 @@ func (x *env) createPool(t *testing.T, ns, name string, perNode int32, mutate ..
 	return p
 }
 
-// warmPods creates n warm pods of p on the cluster's node, as the node
-// agent does, and waits until they are Ready.
-func (x *env) warmPods(t *testing.T, p *v1alpha1.SandboxPool, n int) []*corev1.Pod {
-	t.Helper()
-	nodes, err := x.kube.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
-	if err != nil || len(nodes.Items) == 0 {
-		t.Fatalf("listing nodes: %v (%d nodes)", err, len(nodes.Items))
-	}
-	var pods []*corev1.Pod
-	for range n {
-		created, err := x.kube.CoreV1().Pods(p.Namespace).Create(t.Context(), pool.WarmPod(p, nodes.Items[0].Name), metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("creating a warm pod: %v", err)
-		}
-		pods = append(pods, created)
-	}
-	for i, pod := range pods {
-		pods[i] = x.waitReady(t, p.Namespace, pod.Name, 2*time.Minute)
-	}
-	return pods
-}
-
 func (x *env) waitGone(t *testing.T, ns, name string) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		_, err := x.kube.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})
 	if err != nil {
-		t.Errorf("pod %s/%s still exists after release: %v", ns, name, err)
+		t.Errorf("pod %s/%s still exists: %v", ns, name, err)
 	}
+}
+
+// waitClaim waits until the claim reaches one of phases.
+func (x *env) waitClaim(t *testing.T, ns, name string, timeout time.Duration, phases ...v1alpha1.ClaimPhase) *v1alpha1.SandboxClaim {
+	t.Helper()
+	c := x.poolClient(t)
+	var got v1alpha1.SandboxClaim
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &got); err != nil {
+			return false, nil
+		}
+		return slices.Contains(phases, got.Status.Phase), nil
+	})
+	if err != nil {
+		t.Fatalf("claim %s/%s not in %v: phase %q, conditions %+v", ns, name, phases, got.Status.Phase, got.Status.Conditions)
+	}
+	return &got
 }
 
 // TestClaimWarmExecCopyRelease claims, with sandboxctl (through the API
 // server's pod proxy, its default), the warm pod the node agent keeps for a
 // pool, sees the claim's env in exec, gets the command's exit code, copies
-// a file both ways and releases it; the agent refills the pool.
+// a file both ways and releases it; the pod goes with the claim and the
+// agent refills the pool.
 func TestClaimWarmExecCopyRelease(t *testing.T) {
 	x := requireE2E(t)
 	t.Cleanup(func() {
@@ -146,30 +144,37 @@ func TestClaimWarmExecCopyRelease(t *testing.T) {
 	ns := x.namespace(t, "claim", nil)
 	p := x.createPool(t, ns, "shell", 1)
 	warm := x.waitWarmReady(t, p, 1, v1alpha1.MethodImageVolume)[0]
+	if warm.Annotations[v1alpha1.AnnotationClaimNonce] == "" {
+		t.Fatalf("warm pod %s has no claim nonce: %v", warm.Name, warm.Annotations)
+	}
 
-	out := x.mustSandboxctl(t, "claim", "shell", "-n", ns, "--env", "K=from the claim", "--claimant", "e2e")
+	out := x.mustSandboxctl(t, "claim", "shell", "-n", ns, "--env", "K=from the claim")
 	t.Logf("sandboxctl claim:\n%s", out)
-	pod := field(out, "pod")
-	if pod != warm.Name || field(out, "origin") != v1alpha1.OriginWarm {
+	name, pod := field(out, "claim"), field(out, "pod")
+	if pod != warm.Name || field(out, "origin") != string(v1alpha1.OriginWarmPod) {
 		t.Fatalf("claimed %q (origin %q), want the warm pod %s", pod, field(out, "origin"), warm.Name)
+	}
+	sbc := x.waitClaim(t, ns, name, time.Minute, v1alpha1.ClaimBound)
+	if sbc.Status.PodName != pod || sbc.Status.PodIP == "" || sbc.Status.RunnerPort == 0 || sbc.Spec.Auth.TokenSHA256 == "" {
+		t.Errorf("claim status %+v", sbc.Status)
 	}
 	got, err := x.kube.CoreV1().Pods(ns).Get(t.Context(), pod, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || got.Annotations[v1alpha1.AnnotationClaimedBy] != "e2e" {
-		t.Errorf("claimed pod labels %v annotations %v", got.Labels, got.Annotations)
+	if got.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || got.Labels[v1alpha1.LabelClaim] != name {
+		t.Errorf("claimed pod labels %v", got.Labels)
+	}
+	if out, err := exec.CommandContext(t.Context(), x.kubectl, "get", "sandboxclaims", "-n", ns).CombinedOutput(); err != nil || !strings.Contains(string(out), "Bound") {
+		t.Errorf("kubectl get sandboxclaims: %v\n%s", err, out)
+	} else {
+		t.Logf("kubectl get sandboxclaims:\n%s", out)
 	}
 
-	// The pool token no longer works on the claimed runner.
-	if _, err := runnerClient(got, testToken).Status(t.Context()); err == nil {
-		t.Errorf("the pool token still works after the claim")
-	}
-
-	if out := x.mustSandboxctl(t, "exec", "-n", ns, pod, "--", "sh", "-c", "echo $K"); out != "from the claim\n" {
+	if out := x.mustSandboxctl(t, "exec", "-n", ns, name, "--", "sh", "-c", "echo $K"); out != "from the claim\n" {
 		t.Errorf("exec echo $K printed %q, want the claim's env", out)
 	}
-	stdout, stderr, code := x.sandboxctl(t, "", "exec", "-n", ns, pod, "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+	stdout, stderr, code := x.sandboxctl(t, "", "exec", "-n", ns, name, "--", "sh", "-c", "echo out; echo err >&2; exit 3")
 	if code != 3 || stdout != "out\n" || stderr != "err\n" {
 		t.Errorf("exec exit %d, stdout %q, stderr %q; want 3, out, err", code, stdout, stderr)
 	}
@@ -179,10 +184,10 @@ func TestClaimWarmExecCopyRelease(t *testing.T) {
 	if err := os.WriteFile(local, []byte("copied in\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	x.mustSandboxctl(t, "cp", "-n", ns, local, pod+":work/in.txt")
-	x.mustSandboxctl(t, "exec", "-n", ns, pod, "--", "sh", "-c", "tr a-z A-Z < work/in.txt > work/out.txt")
+	x.mustSandboxctl(t, "cp", "-n", ns, local, name+":work/in.txt")
+	x.mustSandboxctl(t, "exec", "-n", ns, name, "--", "sh", "-c", "tr a-z A-Z < work/in.txt > work/out.txt")
 	back := filepath.Join(dir, "out.txt")
-	x.mustSandboxctl(t, "cp", "-n", ns, pod+":work/out.txt", back)
+	x.mustSandboxctl(t, "cp", "-n", ns, name+":work/out.txt", back)
 	if b, err := os.ReadFile(back); err != nil || string(b) != "COPIED IN\n" {
 		t.Errorf("copied back %q, %v", b, err)
 	}
@@ -191,22 +196,74 @@ func TestClaimWarmExecCopyRelease(t *testing.T) {
 	if refill := x.waitWarmReady(t, p, 1, v1alpha1.MethodImageVolume)[0]; refill.Name == pod {
 		t.Errorf("the claimed pod %s is counted warm again", pod)
 	}
-
-	if out := x.mustSandboxctl(t, "release", "-n", ns, pod); !strings.Contains(out, "released "+pod) {
+	if out := x.mustSandboxctl(t, "release", "-n", ns, name); !strings.Contains(out, "released "+name) {
 		t.Errorf("release printed %q", out)
 	}
 	x.waitGone(t, ns, pod)
 }
 
-// TestClaimColdFallback claims from an empty pool: after --wait the claim
-// creates a cold pod, says so loudly, and the sandbox works.
+// TestClaimWithKubectl: a person with only kubectl claims a sandbox:
+// kubectl create of a SandboxClaim with the digest of a token they made,
+// kubectl wait until Bound, then the runner answers that token through the
+// API server's pod proxy.
+func TestClaimWithKubectl(t *testing.T) {
+	x := requireE2E(t)
+	ns := x.namespace(t, "claim-kubectl", nil)
+	x.createPool(t, ns, "empty", 0, func(p *v1alpha1.SandboxPool) { p.Spec.Template.Command = nil })
+	token := "kubectl-made-token-0123456789abcdef"
+	manifest := fmt.Sprintf(`apiVersion: sandbox.io/v1alpha1
+kind: SandboxClaim
+metadata:
+  name: by-hand
+  namespace: %s
+spec:
+  poolName: empty
+  activeDeadlineSeconds: 600
+  auth:
+    tokenSHA256: %s
+`, ns, claim.TokenSHA256(token))
+	create := exec.CommandContext(t.Context(), x.kubectl, "create", "-f", "-")
+	create.Stdin = strings.NewReader(manifest)
+	if out, err := create.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl create: %v\n%s", err, out)
+	}
+	wait := exec.CommandContext(t.Context(), x.kubectl, "wait", "-n", ns, "sandboxclaim/by-hand", "--for=jsonpath={.status.phase}=Bound", "--timeout=3m")
+	if out, err := wait.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl wait: %v\n%s", err, out)
+	}
+	sbc := x.waitClaim(t, ns, "by-hand", time.Minute, v1alpha1.ClaimBound)
+	if sbc.Status.Origin != v1alpha1.OriginColdPod || sbc.Status.ExpiresAt == nil {
+		t.Errorf("status %+v", sbc.Status)
+	}
+	cl, err := claim.New(x.rest, claim.Config{Transport: claim.TransportProxy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := cl.Open(t.Context(), ns, "by-hand", token, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := sb.Runner().Execute(t.Context(), api.ExecuteRequest{Shell: "echo made by hand"})
+	if err != nil || res.Stdout != "made by hand\n" {
+		t.Fatalf("execute: %+v, %v", res, err)
+	}
+	if out, err := exec.CommandContext(t.Context(), x.kubectl, "delete", "-n", ns, "sandboxclaim/by-hand").CombinedOutput(); err != nil {
+		t.Fatalf("kubectl delete: %v\n%s", err, out)
+	}
+	x.waitGone(t, ns, sbc.Status.PodName)
+}
+
+// TestClaimColdFallback claims from an empty pool: the claim gets a cold
+// pod, says so loudly, and the sandbox works; a claim that forbids a cold
+// start fails at once; a short lifetime deletes the pod and leaves the claim
+// Expired.
 func TestClaimColdFallback(t *testing.T) {
 	x := requireE2E(t)
 	ns := x.namespace(t, "claim-cold", nil)
 	// No command: the pool's pods idle (sandbox.io/child: none) until used.
 	x.createPool(t, ns, "empty", 0, func(p *v1alpha1.SandboxPool) { p.Spec.Template.Command = nil })
 
-	stdout, stderr, code := x.sandboxctl(t, "", "claim", "empty", "-n", ns, "--wait", "1s", "--env", "K=cold")
+	stdout, stderr, code := x.sandboxctl(t, "", "claim", "empty", "-n", ns, "--env", "K=cold", "--lifetime", "20s")
 	if code != 0 {
 		t.Fatalf("claim exited %d: %s", code, stderr)
 	}
@@ -214,7 +271,7 @@ func TestClaimColdFallback(t *testing.T) {
 	if !strings.Contains(stderr, "COLD") || !strings.HasPrefix(field(stdout, "origin"), "COLD") {
 		t.Errorf("the cold fallback was not loud: stdout %q, stderr %q", stdout, stderr)
 	}
-	pod := field(stdout, "pod")
+	name, pod := field(stdout, "claim"), field(stdout, "pod")
 	got, err := x.kube.CoreV1().Pods(ns).Get(t.Context(), pod, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -222,31 +279,79 @@ func TestClaimColdFallback(t *testing.T) {
 	if got.Labels[v1alpha1.LabelOrigin] != v1alpha1.OriginCold || got.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || !injected(got) {
 		t.Errorf("cold pod labels %v, injected %v", got.Labels, injected(got))
 	}
-	if out := x.mustSandboxctl(t, "exec", "-n", ns, pod, "--", "sh", "-c", "echo $K"); out != "cold\n" {
+	if out := x.mustSandboxctl(t, "exec", "-n", ns, name, "--", "sh", "-c", "echo $K"); out != "cold\n" {
 		t.Errorf("exec in the cold sandbox printed %q", out)
 	}
-	// A pool without a command idles: the runner has no child, and the
-	// webhook did not run the image's CMD (busybox's sh) under it.
-	cl, err := claim.New(x.rest, claim.Config{Transport: claim.TransportProxy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := cl.Open(t.Context(), ns, pod, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sb.Runner().Status(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Annotations[v1alpha1.AnnotationChild] != v1alpha1.ChildNone || st.Child != nil || st.Claim == nil {
-		t.Errorf("idle pool pod: %s=%q, runner child %+v, claim %+v; want no child and the claim recorded",
-			v1alpha1.AnnotationChild, got.Annotations[v1alpha1.AnnotationChild], st.Child, st.Claim)
+	if got.Annotations[v1alpha1.AnnotationChild] != v1alpha1.ChildNone {
+		t.Errorf("idle pool pod: %s=%q, want none", v1alpha1.AnnotationChild, got.Annotations[v1alpha1.AnnotationChild])
 	}
 	// --no-cold refuses instead.
-	if _, stderr, code := x.sandboxctl(t, "", "claim", "empty", "-n", ns, "--wait", "0", "--no-cold"); code == 0 || !strings.Contains(stderr, "no warm sandbox claimable") {
+	if _, stderr, code := x.sandboxctl(t, "", "claim", "empty", "-n", ns, "--no-cold"); code == 0 || !strings.Contains(stderr, "no sandbox free") {
 		t.Errorf("claim --no-cold of an empty pool exited %d: %s", code, stderr)
 	}
-	x.mustSandboxctl(t, "release", "-n", ns, pod)
+	// The lifetime ends: the pod is deleted, the claim says Expired, exec
+	// says so.
+	expired := x.waitClaim(t, ns, name, 2*time.Minute, v1alpha1.ClaimExpired)
+	t.Logf("expired claim: %+v", expired.Status.Conditions)
 	x.waitGone(t, ns, pod)
+	if _, stderr, code := x.sandboxctl(t, "", "exec", "-n", ns, name, "--", "true"); code == 0 || !strings.Contains(stderr, "expired") {
+		t.Errorf("exec in an expired sandbox exited %d: %s", code, stderr)
+	}
+}
+
+// TestAttackPlantedProcess replays the pool-token takeover: code in a
+// claimed sandbox tries to reach the runner of the pool's next warm pod
+// (which will hold the next claimant's env) with everything it can find
+// (its own runner's claim verifier, any token file); every request is
+// refused, and the next claimant's sandbox holds nothing of it.
+func TestAttackPlantedProcess(t *testing.T) {
+	x := requireE2E(t)
+	t.Cleanup(func() {
+		if err := x.install(); err != nil {
+			t.Errorf("going back to the chart without the agent: %v", err)
+		}
+	})
+	x.installPoolAgent(t)
+	x.agentPodReady(t, "")
+	ns := x.namespace(t, "claim-attack", nil)
+	p := x.createPool(t, ns, "shared", 2)
+	x.waitWarmReady(t, p, 2, "")
+
+	attacker := x.mustSandboxctl(t, "claim", "shared", "-n", ns)
+	aName := field(attacker, "claim")
+	// What the attacker can see in its own sandbox: no token file, and its
+	// runner's command line holds only a digest.
+	stdout, _, _ := x.sandboxctl(t, "", "exec", "-n", ns, aName, "--", "sh", "-c",
+		"ls /var/run/sandbox-token 2>&1; tr '\\0' ' ' < /proc/1/cmdline")
+	t.Logf("inside the attacker's sandbox:\n%s", stdout)
+	if strings.Contains(stdout, "--token-file") {
+		t.Errorf("a pool pod's runner reads a token file: %s", stdout)
+	}
+	verifier := ""
+	for _, f := range strings.Fields(stdout) {
+		if v, ok := strings.CutPrefix(f, "--claim-verifier=sha256:"); ok {
+			verifier = v
+		}
+	}
+	// The next warm pod, the one the victim will get.
+	victimPod := x.waitWarmReady(t, p, 1, "")[0]
+	target := fmt.Sprintf("http://%s:%d", victimPod.Status.PodIP, webhook.DefaultRunnerPort)
+	for _, cred := range []string{verifier, "", "guess-0123456789abcdef"} {
+		script := fmt.Sprintf("wget -q -T 5 -O - --header 'X-Sandbox-Token: %s' --post-data '{\"path\":\"planted\",\"argv\":[\"sh\",\"-c\",\"sleep 600\"]}' %s/execute 2>&1; echo \"exit=$?\"", cred, target)
+		out, _, _ := x.sandboxctl(t, "", "exec", "-n", ns, aName, "--", "sh", "-c", script)
+		t.Logf("planting with %q: %s", cred, strings.TrimSpace(out))
+		if !strings.Contains(out, "exit=1") || strings.Contains(out, "exit_code") {
+			t.Errorf("planting a process with %q was not refused: %s", cred, out)
+		}
+	}
+	victim := x.mustSandboxctl(t, "claim", "shared", "-n", ns, "--env", "SECRET_API_KEY=victim-secret")
+	vName := field(victim, "claim")
+	if field(victim, "pod") != victimPod.Name {
+		t.Logf("the victim got pod %s (the attacker targeted %s)", field(victim, "pod"), victimPod.Name)
+	}
+	ps := x.mustSandboxctl(t, "exec", "-n", ns, vName, "--", "ps", "-o", "pid,args")
+	if strings.Contains(ps, "sleep 600") {
+		t.Errorf("a planted process runs in the victim's sandbox:\n%s", ps)
+	}
+	x.mustSandboxctl(t, "release", "-n", ns, aName, vName)
 }

@@ -37,6 +37,7 @@ type env struct {
 	registry string // host:port of the local registry
 	tag      string // image tag of the project's images
 	helm     string
+	kubectl  string
 	root     string
 }
 
@@ -85,7 +86,7 @@ func setUp() (*env, error) {
 	if tag == "" {
 		return nil, errors.New("IMAGE_TAG is not set (make e2e sets it to the tag `make images` pushed)")
 	}
-	x := &env{kube: kube, rest: cfg, registry: nodeIP + ":5000", tag: tag, helm: filepath.Join(root, "bin", "helm"), root: root}
+	x := &env{kube: kube, rest: cfg, registry: nodeIP + ":5000", tag: tag, helm: filepath.Join(root, "bin", "helm"), kubectl: filepath.Join(root, "bin", "kubectl"), root: root}
 	start := time.Now()
 	if err := x.install(); err != nil {
 		return nil, err
@@ -152,6 +153,13 @@ func (x *env) helmCmd(ctx context.Context, args ...string) error {
 func (x *env) install() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	// Helm installs crds/ only on the first install: apply them, as the
+	// README's Upgrading section tells users to, so that a kept cluster
+	// gets the CRDs of this tree.
+	crds := exec.CommandContext(ctx, x.kubectl, "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(x.root, "charts", "sandbox-injector", "crds"))
+	if out, err := crds.CombinedOutput(); err != nil {
+		return fmt.Errorf("applying the CRDs: %w\n%s", err, out)
+	}
 	args := append([]string{"upgrade", "--install", release, filepath.Join(x.root, "charts", "sandbox-injector")}, x.helmArgs()...)
 	if err := x.helmCmd(ctx, args...); err != nil {
 		return err

@@ -79,7 +79,12 @@ func Start(t testing.TB, opts Options) *Env {
 func (e *Env) StartController(o controller.Options, leaseNamespace string) (stop func()) {
 	e.T.Helper()
 	o.Key = e.Key
-	if o.Registerer == nil {
+	switch {
+	case o.Registerer != nil:
+	case leaseNamespace != "":
+		// Several controllers in one process: a registry each.
+		o.Registerer = prometheus.NewRegistry()
+	default:
 		o.Registerer = e.Registry
 	}
 	mopts := manager.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
@@ -212,18 +217,19 @@ func (e *Env) StartRunner(args ...string) int32 {
 	e.T.Helper()
 	bin := RunnerBinary(e.T)
 	cmd := exec.Command(bin, append([]string{"run", "--listen=127.0.0.1:0", "--workdir=" + e.T.TempDir()}, args...)...)
-	stdout, err := cmd.StdoutPipe()
+	// The runner logs JSON lines to stderr; the "serving" one has its
+	// address.
+	logs, err := cmd.StderrPipe()
 	if err != nil {
 		e.T.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		e.T.Fatalf("starting the runner: %v", err)
 	}
 	e.mu.Lock()
 	e.runners = append(e.runners, cmd)
 	e.mu.Unlock()
-	lines := bufio.NewScanner(stdout)
+	lines := bufio.NewScanner(logs)
 	for lines.Scan() {
 		var l struct {
 			Msg  string `json:"msg"`

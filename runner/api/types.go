@@ -179,6 +179,10 @@ type StreamEvent struct {
 type Status struct {
 	Mode    string `json:"mode"`
 	Version string `json:"version"`
+	// Healthy is the runner's one healthy bit: it serves, and where a child
+	// is expected to run (by the restart policy) it runs and its liveness
+	// probe, if any, passed last time.
+	Healthy bool `json:"healthy"`
 	// Child is the supervised command; nil when the runner has none.
 	Child *ChildStatus `json:"child"`
 	// Executions is the number of /execute commands running now.
@@ -198,6 +202,14 @@ type ChildStatus struct {
 	ExitCode  *int      `json:"exit_code"`
 	StartedAt time.Time `json:"started_at"`
 	ExitedAt  time.Time `json:"exited_at,omitzero"`
+	// RestartPolicy is the runner's restart policy (RestartAlways, ...).
+	RestartPolicy string `json:"restart_policy,omitempty"`
+	// Restarts counts the starts after the first.
+	Restarts int `json:"restarts"`
+	// LastExit is how the command last ended; nil before its first exit.
+	LastExit *ExitStatus `json:"last_exit,omitempty"`
+	// NextStart is when a backing-off command starts again; zero otherwise.
+	NextStart time.Time `json:"next_start,omitzero"`
 }
 
 // FileInfo is one entry of GET /files?dir=D.
