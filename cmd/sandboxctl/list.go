@@ -42,7 +42,7 @@ node, the runner's address and the reason of the Bound condition.`,
 				if err != nil {
 					return err
 				}
-				return p.PrintObj(list(claims, "SandboxClaim"), r.stdout)
+				return out.printList(p, list(claims, "SandboxClaim"), r.stdout)
 			}
 			if len(claims) == 0 {
 				fmt.Fprintf(r.stderr, "No sandbox claims found in %s.\n", where(ns))

@@ -110,6 +110,19 @@ func (o *outputFlags) table(t *metav1.Table, withNamespace bool, w io.Writer) er
 	return p.PrintObj(t, w)
 }
 
+// printList prints l with p; the name printer takes one object at a time.
+func (o *outputFlags) printList(p printers.ResourcePrinter, l *metav1.List, w io.Writer) error {
+	if o.format() != "name" {
+		return p.PrintObj(l, w)
+	}
+	for _, item := range l.Items {
+		if err := p.PrintObj(item.Object, w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // list is a kubectl-style v1 List of typed items, for -o json, yaml, name,
 // jsonpath and templates of several objects.
 func list[T any, P interface {

@@ -41,7 +41,7 @@ adds the reason and message of the pool's Ready condition.`,
 				if err != nil {
 					return err
 				}
-				return p.PrintObj(list(pools, "SandboxPool"), r.stdout)
+				return out.printList(p, list(pools, "SandboxPool"), r.stdout)
 			}
 			if len(pools) == 0 {
 				fmt.Fprintf(r.stderr, "No sandbox pools found in %s.\n", where(ns))
