@@ -72,6 +72,9 @@ plugin "kubectl sandbox" when installed as kubectl-sandbox on PATH.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	cmd.SetIn(r.stdin)
+	cmd.SetOut(r.stdout)
+	cmd.SetErr(r.stderr)
 	if r.name != "sandboxctl" {
 		cmd.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: r.name}
 	}
