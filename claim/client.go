@@ -154,6 +154,11 @@ type Request struct {
 	Timeout time.Duration
 	// Labels and Annotations of the SandboxClaim.
 	Labels, Annotations map[string]string
+	// Progress, when set, is called with the claim each time the wait sees
+	// it change while it is still pending (a cold pod starting: its Bound
+	// condition says what the claim waits for). It runs on Claim's
+	// goroutine and must not block.
+	Progress func(*v1alpha1.SandboxClaim)
 }
 
 // Claim creates a SandboxClaim and waits until it is bound. On failure, or
@@ -177,7 +182,7 @@ func (c *Client) Claim(ctx context.Context, req Request) (*Sandbox, error) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	bound, err := c.waitBound(wctx, sbc)
+	bound, err := c.waitBound(wctx, sbc, req.Progress)
 	if err != nil {
 		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer dcancel()
@@ -229,10 +234,14 @@ func NewClaim(req Request, token string) *v1alpha1.SandboxClaim {
 }
 
 // waitBound watches sbc until it is Bound (returned) or Failed or Expired
-// (an error wrapping ErrNoSandbox, ErrExpired or ErrFailed).
-func (c *Client) waitBound(ctx context.Context, sbc *v1alpha1.SandboxClaim) (*v1alpha1.SandboxClaim, error) {
+// (an error wrapping ErrNoSandbox, ErrExpired or ErrFailed), calling
+// progress (when not nil) with each pending version it sees.
+func (c *Client) waitBound(ctx context.Context, sbc *v1alpha1.SandboxClaim, progress func(*v1alpha1.SandboxClaim)) (*v1alpha1.SandboxClaim, error) {
 	if done, err := claimOutcome(sbc); done {
 		return sbc, err
+	}
+	if progress == nil {
+		progress = func(*v1alpha1.SandboxClaim) {}
 	}
 	rv := sbc.ResourceVersion
 	for {
@@ -251,10 +260,11 @@ func (c *Client) waitBound(ctx context.Context, sbc *v1alpha1.SandboxClaim) (*v1
 			if done, err := claimOutcome(&got); done {
 				return &got, err
 			}
+			progress(&got)
 			rv = got.ResourceVersion
 			continue
 		}
-		got, lastRV, err := watchOutcome(ctx, w, sbc)
+		got, lastRV, err := watchOutcome(ctx, w, sbc, progress)
 		w.Stop()
 		if got != nil || err != nil {
 			return got, err
@@ -266,8 +276,9 @@ func (c *Client) waitBound(ctx context.Context, sbc *v1alpha1.SandboxClaim) (*v1
 }
 
 // watchOutcome reads w until the claim is done; nil, nil means the watch
-// ended first (lastRV is where to resume).
-func watchOutcome(ctx context.Context, w watch.Interface, sbc *v1alpha1.SandboxClaim) (*v1alpha1.SandboxClaim, string, error) {
+// ended first (lastRV is where to resume). Each pending version goes to
+// progress.
+func watchOutcome(ctx context.Context, w watch.Interface, sbc *v1alpha1.SandboxClaim, progress func(*v1alpha1.SandboxClaim)) (*v1alpha1.SandboxClaim, string, error) {
 	lastRV := ""
 	for {
 		select {
@@ -291,6 +302,7 @@ func watchOutcome(ctx context.Context, w watch.Interface, sbc *v1alpha1.SandboxC
 			if done, err := claimOutcome(got); done {
 				return got, "", err
 			}
+			progress(got)
 		}
 	}
 }

@@ -5,9 +5,11 @@
 # so `make e2e` builds it first.
 
 .PHONY: sandboxctl
-sandboxctl: ## Build bin/sandboxctl, the CLI that claims, drives and releases sandboxes
+sandboxctl: ## Build bin/sandboxctl, the CLI that claims, drives and releases sandboxes, and its kubectl plugin names (bin/kubectl-sandbox, bin/kubectl_complete-sandbox)
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/sandboxctl ./cmd/sandboxctl
+	ln -sf sandboxctl $(BIN)/kubectl-sandbox
+	ln -sf sandboxctl $(BIN)/kubectl_complete-sandbox
 
 e2e: sandboxctl
 

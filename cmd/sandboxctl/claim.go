@@ -3,15 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim"
@@ -24,27 +25,33 @@ func newCmdClaim(r *root) *cobra.Command {
 		timeout  time.Duration
 		noCold   bool
 		name     string
-		output   string
 		files    []string
 	)
+	out := newOutputFlags("", false)
 	cmd := &cobra.Command{
 		Use:   "claim POOL",
 		Short: "Claim a sandbox from a warm pool",
 		Long: `Claim a sandbox from the SandboxPool POOL: creates a SandboxClaim and waits
 until the claim controller has bound it to a warm pod (or, when none is free
-and --no-cold is not given, a cold pod made for it). The sandbox's runner
-accepts only a token this sandboxctl generated and keeps in its token store;
-the claim holds only its digest. Prints the claim's name; use it with exec,
-cp and release.`,
+and --no-cold is not given, a cold pod made for it; while that pod starts,
+what the claim waits for is shown on stderr). The sandbox's runner accepts
+only a token this sandboxctl generated and keeps in its token store (see
+"sandboxctl token"); the claim holds only its digest.
+
+Prints where the sandbox is; -o name prints sandboxclaim.sandbox.io/NAME,
+which exec, cp, extend, release and token accept as they accept NAME, and
+-o json|yaml|jsonpath=... the SandboxClaim.
+
+Exits with 3 when no warm pod was free and --no-cold forbade a cold one.`,
 		Example: `  sandboxctl claim python -n sandboxes --env API_KEY=xyz --lifetime 10m
   sandboxctl claim python --file ./task.py --file ./data.csv:input/data.csv
-  CLAIM=$(sandboxctl claim python -o name)`,
-		Args: cobra.ExactArgs(1),
+  CLAIM=$(sandboxctl claim python -o name) && sandboxctl exec $CLAIM -- python3 task.py
+  sandboxctl claim python -o jsonpath='{.status.podName}'`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: r.completePools,
 		PreRunE: func(*cobra.Command, []string) error {
-			switch output {
-			case "text", "name", "json":
-			default:
-				return fmt.Errorf("--output %q is not text, name or json", output)
+			if _, err := out.printer(); err != nil {
+				return err
 			}
 			if lifetime < 0 {
 				return fmt.Errorf("--lifetime %s is negative", lifetime)
@@ -66,19 +73,24 @@ cp and release.`,
 			if err != nil {
 				return err
 			}
+			secrets.add(token)
 			sb, err := cl.Claim(cmd.Context(), claim.Request{
 				Namespace: ns, Pool: args[0], Name: name, Env: envMap, Lifetime: lifetime,
-				NoCold: noCold, Token: token, Timeout: timeout,
+				NoCold: noCold, Token: token, Timeout: timeout, Progress: r.showWaiting(),
 			})
 			if err != nil {
 				return err
 			}
-			if err := r.tokens.save(ns, sb.Claim, token); err != nil {
+			release := func(err error) error {
 				return errors.Join(err, cl.Release(context.WithoutCancel(cmd.Context()), ns, sb.Claim))
+			}
+			if err := r.tokens.save(ns, sb.Claim, token); err != nil {
+				return release(err)
 			}
 			for _, f := range given {
 				if err := sb.CopyTo(cmd.Context(), bytes.NewReader(f.data), f.path, f.mode); err != nil {
-					return errors.Join(err, cl.Release(context.WithoutCancel(cmd.Context()), ns, sb.Claim))
+					r.tokens.remove(ns, sb.Claim)
+					return release(err)
 				}
 			}
 			cold := sb.Origin == v1alpha1.OriginColdPod
@@ -86,54 +98,62 @@ cp and release.`,
 				fmt.Fprintf(r.stderr, "WARNING: no warm sandbox of pool %s was free: the claim got a COLD pod (%s, claim took %s). The pool may be too small.\n",
 					args[0], sb.Pod, sb.Duration.Round(time.Millisecond))
 			}
-			switch output {
-			case "name":
-				fmt.Fprintln(r.stdout, sb.Claim)
-			case "json":
-				b, err := json.MarshalIndent(claimOutput{
-					Claim: sb.Claim, Pod: sb.Pod, Namespace: sb.Namespace, Node: sb.Node, Pool: sb.Pool, Origin: string(sb.Origin),
-					Address: sb.Address, PodIP: sb.PodIP, Milliseconds: sb.Duration.Milliseconds(),
-				}, "", "  ")
-				if err != nil {
-					return fmt.Errorf("encoding the claim: %w", err)
-				}
-				fmt.Fprintln(r.stdout, string(b))
-			default:
-				origin := string(sb.Origin)
-				if cold {
-					origin = "COLD (no warm pod was free; a new pod was made)"
-				}
-				expires := "never"
-				if !sb.ExpiresAt.IsZero() {
-					expires = sb.ExpiresAt.Format(time.RFC3339)
-				}
-				fmt.Fprintf(r.stdout, "claim:     %s\npod:       %s\nnamespace: %s\nnode:      %s\norigin:    %s\naddress:   %s\nexpires:   %s\ntook:      %s\n",
-					sb.Claim, sb.Pod, sb.Namespace, sb.Node, origin, sb.Address, expires, sb.Duration.Round(time.Millisecond))
+			if out.format() == outputDefault {
+				printSandbox(r.stdout, sb)
+				return nil
 			}
-			return nil
+			sbc, err := cl.Get(cmd.Context(), ns, sb.Claim)
+			if err != nil {
+				return err
+			}
+			if out.format() == outputWide {
+				return out.table(claimTable([]v1alpha1.SandboxClaim{*sbc}, time.Now()), false, r.stdout)
+			}
+			p, err := out.printer()
+			if err != nil {
+				return err
+			}
+			return p.PrintObj(sbc, r.stdout)
 		},
 	}
 	f := cmd.Flags()
 	f.StringArrayVarP(&env, "env", "e", nil, "K=V added to the environment of every command run in the sandbox (repeatable)")
-	f.DurationVar(&lifetime, "lifetime", 0, "the sandbox's lifetime from binding; it is deleted at its end (0: none)")
+	f.DurationVar(&lifetime, "lifetime", 0, "the sandbox's lifetime from binding; it is deleted at its end (0: none; see extend)")
 	f.DurationVar(&timeout, "timeout", claim.DefaultTimeout, "how long to wait for the claim to bind")
-	f.BoolVar(&noCold, "no-cold", false, "fail instead of getting a cold pod when no warm pod is free")
+	f.BoolVar(&noCold, "no-cold", false, "fail (exit code 3) instead of getting a cold pod when no warm pod is free (the claim's coldStart: Never)")
 	f.StringArrayVar(&files, "file", nil, "LOCAL[:PATH] copied into the sandbox's work directory right after the claim, keeping its mode (PATH default: the base name; repeatable)")
 	f.StringVar(&name, "name", "", "name of the SandboxClaim (default: generated from the pool's name)")
-	f.StringVarP(&output, "output", "o", "text", "output format: text, name (the claim name only) or json")
+	out.addFlags(cmd)
 	return cmd
 }
 
-type claimOutput struct {
-	Claim        string `json:"claim"`
-	Pod          string `json:"pod"`
-	Namespace    string `json:"namespace"`
-	Node         string `json:"node"`
-	Pool         string `json:"pool"`
-	Origin       string `json:"origin"`
-	Address      string `json:"address"`
-	PodIP        string `json:"podIP"`
-	Milliseconds int64  `json:"milliseconds"`
+// showWaiting returns the claim's Progress: while the claim is pending it
+// prints, on stderr, what it waits for (the Bound condition's message, a
+// cold pod starting), each time that changes.
+func (r *root) showWaiting() func(*v1alpha1.SandboxClaim) {
+	last := ""
+	return func(sbc *v1alpha1.SandboxClaim) {
+		cond := meta.FindStatusCondition(sbc.Status.Conditions, v1alpha1.ConditionBound)
+		if cond == nil || cond.Message == "" || cond.Message == last {
+			return
+		}
+		last = cond.Message
+		fmt.Fprintf(r.stderr, "waiting for claim %s: %s\n", sbc.Name, cond.Message)
+	}
+}
+
+// printSandbox is claim's default output.
+func printSandbox(w io.Writer, sb *claim.Sandbox) {
+	origin := string(sb.Origin)
+	if sb.Origin == v1alpha1.OriginColdPod {
+		origin = "COLD (no warm pod was free; a new pod was made)"
+	}
+	expires := "never"
+	if !sb.ExpiresAt.IsZero() {
+		expires = sb.ExpiresAt.Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "claim:     %s\npool:      %s\npod:       %s\nnamespace: %s\nnode:      %s\norigin:    %s\naddress:   %s\nexpires:   %s\ntook:      %s\n",
+		sb.Claim, sb.Pool, sb.Pod, sb.Namespace, sb.Node, origin, sb.Address, expires, sb.Duration.Round(time.Millisecond))
 }
 
 type claimFile struct {

@@ -9,14 +9,18 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// remotePath splits POD:PATH; a local path (with a slash before any colon,
-// or no colon) is not remote.
-func remotePath(arg string) (pod, path string, ok bool) {
-	pod, path, ok = strings.Cut(arg, ":")
-	if !ok || pod == "" || strings.Contains(pod, "/") {
+// remotePath splits CLAIM:PATH, where CLAIM is NAME or sandboxclaim/NAME;
+// a local path (no colon, or a slash before it that is not after a claim
+// type) is not remote.
+func remotePath(arg string) (claim, path string, ok bool) {
+	claim, path, ok = strings.Cut(arg, ":")
+	if !ok || claim == "" {
 		return "", "", false
 	}
-	return pod, path, true
+	if typ, _, typed := strings.Cut(claim, "/"); typed && !isClaimType(typ) {
+		return "", "", false
+	}
+	return claim, path, true
 }
 
 func newCmdCp(r *root) *cobra.Command {
@@ -24,29 +28,36 @@ func newCmdCp(r *root) *cobra.Command {
 		Use:   "cp SRC DST",
 		Short: "Copy a file into or out of a claimed sandbox",
 		Long: `Copy one file between this machine and a claimed sandbox; exactly one of
-SRC and DST is POD:PATH, with PATH relative to the sandbox's work directory.
-A local "-" is standard input or output.`,
+SRC and DST is CLAIM:PATH (CLAIM is NAME or sandboxclaim/NAME), with PATH
+relative to the sandbox's work directory. A local "-" is standard input or
+output. A file copied in keeps its permission bits.`,
 		Example: `  sandboxctl cp main.py python-x7k2p:main.py
-  sandboxctl cp python-x7k2p:out/result.json ./result.json`,
-		Args: cobra.ExactArgs(2),
+  sandboxctl cp python-x7k2p:out/result.json ./result.json
+  sandboxctl cp python-x7k2p:out/log.txt - | less`,
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: r.completeCp,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			srcPod, srcPath, srcRemote := remotePath(args[0])
-			dstPod, dstPath, dstRemote := remotePath(args[1])
+			srcClaim, srcPath, srcRemote := remotePath(args[0])
+			dstClaim, dstPath, dstRemote := remotePath(args[1])
 			if srcRemote == dstRemote {
-				return fmt.Errorf("want exactly one of SRC and DST as POD:PATH, got %q and %q", args[0], args[1])
+				return fmt.Errorf("want exactly one of SRC and DST as CLAIM:PATH, got %q and %q", args[0], args[1])
 			}
-			pod, path := srcPod, srcPath
+			arg, path := srcClaim, srcPath
 			if dstRemote {
-				pod, path = dstPod, dstPath
+				arg, path = dstClaim, dstPath
 			}
 			if path == "" {
-				return fmt.Errorf("%s: the sandbox path is empty", pod)
+				return fmt.Errorf("%s: the sandbox path is empty", arg)
+			}
+			name, err := claimName(arg)
+			if err != nil {
+				return err
 			}
 			cl, ns, err := r.claimer()
 			if err != nil {
 				return err
 			}
-			sb, err := r.open(cmd.Context(), cl, ns, pod)
+			sb, err := r.open(cmd.Context(), cl, ns, name)
 			if err != nil {
 				return err
 			}

@@ -2,18 +2,28 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 )
 
 func newCmdPools(r *root) *cobra.Command {
 	var all bool
+	out := newOutputFlags("", true)
 	cmd := &cobra.Command{
 		Use:   "pools",
-		Short: "List the warm pools and their totals",
-		Long:  "List the SandboxPools of the namespace with their desired, ready, warm and claimed pods, as the claim controller reports them in the pools' status (per-node counts are the node agents' metrics).",
-		Args:  cobra.NoArgs,
+		Short: "List the warm pools and how many sandboxes each has ready",
+		Long: `List the SandboxPools of the namespace (or of all with -A) with their image,
+warm pods per node, and the desired, ready, warm and claimed pods; -o wide
+adds the reason and message of the pool's Ready condition.`,
+		Example: `  sandboxctl pools
+  sandboxctl pools -A -o wide
+  sandboxctl pools -o jsonpath='{.items[*].metadata.name}'`,
+		Args: cobra.NoArgs,
+		PreRunE: func(*cobra.Command, []string) error {
+			_, err := out.printer()
+			return err
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, ns, err := r.claimer()
 			if err != nil {
@@ -26,23 +36,21 @@ func newCmdPools(r *root) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(pools) == 0 {
-				where := "namespace " + ns
-				if all {
-					where = "any namespace"
+			if !out.human() {
+				p, err := out.printer()
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(r.stderr, "no sandbox pools in %s\n", where)
+				return out.printList(p, list(pools, "SandboxPool"), r.stdout)
+			}
+			if len(pools) == 0 {
+				fmt.Fprintf(r.stderr, "No sandbox pools found in %s.\n", where(ns))
 				return nil
 			}
-			w := tabwriter.NewWriter(r.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAMESPACE\tPOOL\tIMAGE\tPER NODE\tDESIRED\tREADY\tWARM\tCLAIMED")
-			for _, p := range pools {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", p.Namespace, p.Name, p.Spec.Template.Image,
-					p.Spec.WarmPodsPerNode(), p.Status.Desired, p.Status.Ready, p.Status.Warm, p.Status.Claimed)
-			}
-			return w.Flush()
+			return out.table(poolTable(pools, time.Now()), all, r.stdout)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the pools of every namespace")
+	out.addFlags(cmd)
 	return cmd
 }

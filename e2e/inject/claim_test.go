@@ -196,7 +196,7 @@ func TestClaimWarmExecCopyRelease(t *testing.T) {
 	if refill := x.waitWarmReady(t, p, 1, v1alpha1.MethodImageVolume)[0]; refill.Name == pod {
 		t.Errorf("the claimed pod %s is counted warm again", pod)
 	}
-	if out := x.mustSandboxctl(t, "release", "-n", ns, name); !strings.Contains(out, "released "+name) {
+	if out := x.mustSandboxctl(t, "release", "-n", ns, name); !strings.Contains(out, "sandboxclaim.sandbox.io/"+name+" released") {
 		t.Errorf("release printed %q", out)
 	}
 	x.waitGone(t, ns, pod)
