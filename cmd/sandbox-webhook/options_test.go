@@ -22,7 +22,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	}{
 		{
 			name: "defaults",
-			args: []string{"--runner-image=r.test/runner:v1"},
+			args: []string{"--runner-image=r.test/runner:v1", "--release-namespace=sys"},
 			want: func(o *options) string {
 				return cmp.Diff(options{
 					certDir: "/tmp/k8s-webhook-server/serving-certs", port: 9443, metricsBindAddress: ":8080",
@@ -32,13 +32,15 @@ func TestFlagsAndEnvironment(t *testing.T) {
 					certMode: "files", certSecret: "sandbox-injector-serving-cert", webhookConfigName: "sandbox-injector",
 					serviceName: "sandbox-injector", caLifetime: 87600 * time.Hour, certLifetime: 8760 * time.Hour,
 					certSyncInterval: 5 * time.Second, caPropagationDelay: 10 * time.Second, caOverlap: 24 * time.Hour,
-					isolation: isolationOptions{poolNetworkPolicies: true},
+					isolation: isolationOptions{poolNetworkPolicies: true}, releaseNamespace: "sys",
+					claims: true, claimKeySecret: "sandbox-injector-claim-key", claimConcurrency: 16, claimFinishedTTL: time.Hour,
+					claimColdTimeout: 3 * time.Minute, leaderLeaseDuration: 10 * time.Second,
 				}, *o, cmp.AllowUnexported(options{}, isolationOptions{}))
 			},
 		},
 		{
 			name: "environment sets flags",
-			env:  map[string]string{"SANDBOX_RUNNER_IMAGE": "r.test/env:v2", "SANDBOX_RUNNER_PORT": "7090"},
+			env:  map[string]string{"SANDBOX_RUNNER_IMAGE": "r.test/env:v2", "SANDBOX_RUNNER_PORT": "7090", "SANDBOX_RELEASE_NAMESPACE": "sys"},
 			want: func(o *options) string {
 				if o.runnerImage != "r.test/env:v2" || o.runnerPort != 7090 {
 					return "environment ignored"
@@ -48,7 +50,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		},
 		{
 			name: "command line wins over environment",
-			args: []string{"--runner-image=r.test/flag:v3"},
+			args: []string{"--runner-image=r.test/flag:v3", "--release-namespace=sys"},
 			env:  map[string]string{"SANDBOX_RUNNER_IMAGE": "r.test/env:v2"},
 			want: func(o *options) string {
 				if o.runnerImage != "r.test/flag:v3" {
@@ -58,6 +60,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 			},
 		},
 		{name: "runner image required", wantErr: "--runner-image is required"},
+		{name: "claims need the release namespace", args: []string{"--runner-image=x"}, wantErr: "--claims needs --release-namespace"},
 		{name: "bad port", args: []string{"--runner-image=x", "--runner-port=0"}, wantErr: "--runner-port 0 is not in 1-65535"},
 		{name: "bad timeout", args: []string{"--runner-image=x", "--entrypoint-timeout=1m"}, wantErr: "--entrypoint-timeout 1m0s"},
 		{name: "bad level", args: []string{"--runner-image=x", "--log-level=loud"}, wantErr: `log level "loud"`},

@@ -28,7 +28,12 @@ import (
 // the webhook configuration exists, then the Secret is there, the caBundle
 // trusts the certificate and /readyz passes.
 func TestServeSelfManagedCertificates(t *testing.T) {
-	env := &envtest.Environment{}
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The whole binary runs, the claim controller with it: it needs the CRDs.
+	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(root, "charts", "sandbox-injector", "crds")}, ErrorIfCRDPathMissing: true}
 	cfg := testenv.Start(t, env)
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
