@@ -95,6 +95,9 @@ func TestBindWarmPod(t *testing.T) {
 		if pl.Status.Desired != 2 || pl.Status.Ready != 1 || pl.Status.Claimed != 1 || pl.Status.Warm != 1 {
 			return fmt.Errorf("status %+v", pl.Status)
 		}
+		if c := meta.FindStatusCondition(pl.Status.Conditions, pool.ConditionPodSecurity); c == nil || c.Status == metav1.ConditionUnknown {
+			return fmt.Errorf("no PodSecurity condition: %+v", pl.Status.Conditions)
+		}
 		return nil
 	})
 }

@@ -47,10 +47,14 @@ type PoolStatusReconciler struct {
 
 	mu        sync.Mutex
 	lastWrite map[types.NamespacedName]time.Time
+	// podSecurity caches each pool's PodSecurity condition by generation:
+	// only the spec changes it.
+	podSecurity map[types.NamespacedName]metav1.Condition
 }
 
 func setupPoolStatus(mgr manager.Manager, c cache.Cache, cl client.Client, opts Options) error {
-	r := &PoolStatusReconciler{client: cl, interval: opts.PoolStatusInterval, lastWrite: map[types.NamespacedName]time.Time{}}
+	r := &PoolStatusReconciler{client: cl, interval: opts.PoolStatusInterval, lastWrite: map[types.NamespacedName]time.Time{},
+		podSecurity: map[types.NamespacedName]metav1.Condition{}}
 	podToPool := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
 		if name := pod.Labels[v1alpha1.LabelPool]; name != "" {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: pod.Namespace, Name: name}}}
@@ -100,6 +104,7 @@ func (r *PoolStatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		if apierrors.IsNotFound(err) {
 			r.mu.Lock()
 			delete(r.lastWrite, req.NamespacedName)
+			delete(r.podSecurity, req.NamespacedName)
 			r.mu.Unlock()
 			return ctrl.Result{}, nil
 		}
@@ -175,7 +180,24 @@ func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxP
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonFilling, fmt.Sprintf("%d of %d warm pods Ready", st.Ready, st.Desired)
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
-	// Entries the node agents wrote before the controller took over stay
-	// until the pool's status is rewritten; they are not kept.
+	meta.SetStatusCondition(&st.Conditions, r.podSecurityOf(p))
 	return st, nil
+}
+
+// podSecurityOf is the pool's PodSecurity condition: the Pod Security
+// level its pods meet, by the API server's own checks (pool.PodSecurityLevel),
+// computed once per generation.
+func (r *PoolStatusReconciler) podSecurityOf(p *v1alpha1.SandboxPool) metav1.Condition {
+	key := types.NamespacedName{Namespace: p.Namespace, Name: p.Name}
+	r.mu.Lock()
+	c, ok := r.podSecurity[key]
+	r.mu.Unlock()
+	if ok && c.ObservedGeneration == p.Generation {
+		return c
+	}
+	c = pool.PodSecurityCondition(p)
+	r.mu.Lock()
+	r.podSecurity[key] = c
+	r.mu.Unlock()
+	return c
 }
