@@ -79,7 +79,7 @@ images-tar: ## Build the project images as tarballs in _out/images (no registry 
 E2E_IMAGE_PLATFORMS ?= $(shell $(GO) env GOOS)/$(shell $(GO) env GOARCH)
 
 e2e: cluster-up ## End-to-end tests against the local cluster (brings it up and pushes the images first); E2E_RUN=regexp runs some
-	@$(MAKE) --no-print-directory images IMAGE_PLATFORMS='$(E2E_IMAGE_PLATFORMS)'
+	@$(MAKE) --no-print-directory images IMAGE_PLATFORMS='$(E2E_IMAGE_PLATFORMS)' VERSION=$(VERSION) IMAGE_TAG=$(IMAGE_TAG)
 	KUBECONFIG=$(CLUSTER_KUBECONFIG) SANDBOX_E2E=1 IMAGE_TAG=$(IMAGE_TAG) $(cluster_env) \
 		$(GO) test -count=1 -p 1 -timeout 30m -v -run '$(E2E_RUN)' ./e2e/...
 

@@ -2,7 +2,7 @@
 
 .PHONY: demo
 demo: cluster-up sandboxctl ## Bring up the local cluster, install the chart, run a command in an injected pod, claim a warm sandbox
-	@$(MAKE) --no-print-directory images IMAGE_PLATFORMS='$(E2E_IMAGE_PLATFORMS)'
+	@$(MAKE) --no-print-directory images IMAGE_PLATFORMS='$(E2E_IMAGE_PLATFORMS)' VERSION=$(VERSION) IMAGE_TAG=$(IMAGE_TAG)
 	@IMAGE_TAG=$(IMAGE_TAG) $(cluster_env) $(ROOT)/e2e/demo.sh
 
 # make test runs the end-to-end suite whenever this machine can host the local
