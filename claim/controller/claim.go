@@ -212,8 +212,10 @@ func (r *ClaimReconciler) forgetClaim(claim types.NamespacedName) {
 }
 
 // adopt makes pod the claim's, conditioned on the resourceVersion the cache
-// saw: state claimed, the claim its controller owner (the pool stays an
-// owner). It returns nil, nil when the pod changed or went away meanwhile.
+// saw: state claimed, the claim its only owner, so that deleting the claim
+// deletes the pod (the garbage collector deletes a dependent only once every
+// owner is gone, so the pool must not stay one). It returns nil, nil when
+// the pod changed or went away meanwhile.
 func (r *ClaimReconciler) adopt(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, origin string) (*corev1.Pod, error) {
 	up := pod.DeepCopy()
 	up.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed
@@ -224,10 +226,7 @@ func (r *ClaimReconciler) adopt(ctx context.Context, sbc *v1alpha1.SandboxClaim,
 	}
 	up.Annotations[v1alpha1.AnnotationClaimedBy] = sbc.Namespace + "/" + sbc.Name
 	up.Annotations[v1alpha1.AnnotationClaimedAt] = time.Now().UTC().Format(time.RFC3339Nano)
-	for i := range up.OwnerReferences {
-		up.OwnerReferences[i].Controller = nil
-	}
-	up.OwnerReferences = append(up.OwnerReferences, claimOwnerRef(sbc))
+	up.OwnerReferences = []metav1.OwnerReference{claimOwnerRef(sbc)}
 	err := r.client.Update(ctx, up)
 	switch {
 	case err == nil:
@@ -256,10 +255,7 @@ func claimOwnerRef(sbc *v1alpha1.SandboxClaim) metav1.OwnerReference {
 func (r *ClaimReconciler) startCold(ctx context.Context, sbc *v1alpha1.SandboxClaim, p *v1alpha1.SandboxPool) (ctrl.Result, error) {
 	pod := pool.ColdPod(p, sbc.Namespace+"/"+sbc.Name, time.Now())
 	pod.Labels[v1alpha1.LabelClaim] = sbc.Name
-	for i := range pod.OwnerReferences {
-		pod.OwnerReferences[i].Controller = nil
-	}
-	pod.OwnerReferences = append(pod.OwnerReferences, claimOwnerRef(sbc))
+	pod.OwnerReferences = []metav1.OwnerReference{claimOwnerRef(sbc)}
 	if err := r.api.Create(ctx, pod); err != nil {
 		return r.fail(ctx, sbc, v1alpha1.OriginCold, v1alpha1.ReasonColdStartFailed, "creating a cold pod: "+err.Error())
 	}

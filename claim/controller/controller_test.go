@@ -72,8 +72,8 @@ func TestBindWarmPod(t *testing.T) {
 	if pod.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || pod.Labels[v1alpha1.LabelClaim] != sbc.Name {
 		t.Errorf("pod labels: %v", pod.Labels)
 	}
-	if ref := metav1.GetControllerOf(&pod); ref == nil || ref.UID != got.UID {
-		t.Errorf("pod controller: %+v, want the claim", ref)
+	if ref := metav1.GetControllerOf(&pod); ref == nil || ref.UID != got.UID || len(pod.OwnerReferences) != 1 {
+		t.Errorf("pod owners: %+v, want the claim alone (the garbage collector deletes a pod only when every owner is gone)", pod.OwnerReferences)
 	}
 	// The claimant's token opens the runner, with the claim's env.
 	rc := runnerclient.New(fmt.Sprintf("http://127.0.0.1:%d", st.RunnerPort), token, nil)
