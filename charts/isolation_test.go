@@ -76,7 +76,7 @@ func TestIsolationRender(t *testing.T) {
 		t.Errorf("pull secret Roles %v, want one per namespace naming its secrets", roles)
 	}
 
-	off := render(t, Release{Values: map[string]any{"claims": map[string]any{"network": map[string]any{"policies": false}}}})
+	off := render(t, Release{Values: map[string]any{"claims": map[string]any{"network": map[string]any{"policies": false}}, "agent": map[string]any{"enabled": false}}})
 	if d := one[appsv1.Deployment](t, off, "Deployment"); !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--pool-network-policies=false") {
 		t.Errorf("claims.network.policies false: args %v", d.Spec.Template.Spec.Containers[0].Args)
 	}
