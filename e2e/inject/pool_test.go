@@ -176,7 +176,7 @@ func TestWarmPool(t *testing.T) {
 	// and leaves the claimed pods alone.
 	var claimed []string
 	for range 2 {
-		out := x.mustSandboxctl(t, "claim", "busybox", "-n", ns, "--claimant", "e2e-pool", "--wait", "30s", "--no-cold")
+		out := x.mustSandboxctl(t, "claim", "busybox", "-n", ns, "--no-cold")
 		claimed = append(claimed, field(out, "pod"))
 	}
 	refilled := x.waitWarmReady(t, p, 3, v1alpha1.MethodImageVolume)
