@@ -101,6 +101,7 @@ var wireTypes = map[string]reflect.Type{
 	"Error":          reflect.TypeFor[api.Error](),
 	"ClaimRequest":   reflect.TypeFor[api.ClaimRequest](),
 	"ClaimStatus":    reflect.TypeFor[api.ClaimStatus](),
+	"ExitStatus":     reflect.TypeFor[api.ExitStatus](),
 }
 
 // strictTypes are decoded with DisallowUnknownFields, so their schemas must
