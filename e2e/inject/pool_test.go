@@ -174,10 +174,11 @@ func TestWarmPool(t *testing.T) {
 
 	// Two claims (sandboxctl, the real claim protocol): the agent refills,
 	// and leaves the claimed pods alone.
-	var claimed []string
+	var claimed, claims []string
 	for range 2 {
 		out := x.mustSandboxctl(t, "claim", "busybox", "-n", ns, "--no-cold")
 		claimed = append(claimed, field(out, "pod"))
+		claims = append(claims, field(out, "claim"))
 	}
 	refilled := x.waitWarmReady(t, p, 3, v1alpha1.MethodImageVolume)
 	for _, name := range claimed {
@@ -255,8 +256,12 @@ func TestWarmPool(t *testing.T) {
 		t.Errorf("kubectl shows desired %q ready %q, want 3 and 3", at("DESIRED"), at("READY"))
 	}
 
-	// Deleting the pool deletes its pods, claimed ones too (they carry the
-	// pool as owner), and the agent creates no more.
+	// Releasing the claims deletes the claimed pods (each claim is its
+	// pod's only owner); deleting the pool deletes its warm pods, and the
+	// agent creates no more.
+	for _, name := range claims {
+		x.mustSandboxctl(t, "release", "-n", ns, name)
+	}
 	if err := c.Delete(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}
