@@ -188,13 +188,13 @@ func TestPrePull(t *testing.T) {
 	}
 	// At least one, three and the runner desired, all present (warm pools
 	// of other tests' terminating namespaces may add their image).
-	var desired, present int
+	var desired, nPresent int
 	for _, line := range strings.Split(string(raw), "\n") {
 		fmt.Sscanf(line, "sandbox_prepuller_images_desired %d", &desired)
-		fmt.Sscanf(line, "sandbox_prepuller_images_present %d", &present)
+		fmt.Sscanf(line, "sandbox_prepuller_images_present %d", &nPresent)
 	}
-	if desired < 3 || present != desired {
-		t.Errorf("the agent's metrics say %d images desired and %d present, want at least 3, all present", desired, present)
+	if desired < 3 || nPresent != desired {
+		t.Errorf("the agent's metrics say %d images desired and %d present, want at least 3, all present", desired, nPresent)
 	}
 	for _, want := range []string{
 		`sandbox_prepuller_pulls_total{result="success"}`, "sandbox_prepuller_pulled_bytes_total", `sandbox_agent_prepull_syncs_total{result="ok"}`,
