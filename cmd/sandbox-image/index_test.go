@@ -30,7 +30,7 @@ import (
 const runnerMaxSize = 6 << 20
 
 // runnerTags and the -s -w below are the shipped runner's build (make/30-runner.mk).
-const runnerTags = "nethttpomithttp2"
+const runnerTags = "nethttpomithttp2,purego"
 
 // crossBuild builds the package pkg (relative to the repository root) for
 // linux/arch the way `make images` does, once per test binary run.
