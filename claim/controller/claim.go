@@ -72,7 +72,7 @@ func (r *ClaimReconciler) bind(ctx context.Context, sbc *v1alpha1.SandboxClaim) 
 		if err != nil {
 			return ctrl.Result{}, err
 		}
-		return r.finishBinding(ctx, sbc, pod)
+		return r.finishBinding(ctx, sbc, pod, "")
 	}
 	var p v1alpha1.SandboxPool
 	if err := r.client.Get(ctx, types.NamespacedName{Namespace: sbc.Namespace, Name: sbc.Spec.PoolName}, &p); err != nil {
@@ -82,7 +82,10 @@ func (r *ClaimReconciler) bind(ctx context.Context, sbc *v1alpha1.SandboxClaim) 
 		}
 		return ctrl.Result{}, err
 	}
-	if _, reason, msg := r.tokenDigest(ctx, sbc); reason != "" {
+	// The digest before a pod is taken: a bad secretRef must not cost a
+	// warm pod. It is handed on, so a Secret is read once per binding.
+	digest, reason, msg := r.tokenDigest(ctx, sbc)
+	if reason != "" {
 		return r.fail(ctx, sbc, "", reason, msg)
 	}
 	taken, err := r.takeWarm(ctx, sbc, &p)
@@ -90,7 +93,7 @@ func (r *ClaimReconciler) bind(ctx context.Context, sbc *v1alpha1.SandboxClaim) 
 		return ctrl.Result{}, err
 	}
 	if taken != nil {
-		return r.finishBinding(ctx, sbc, taken)
+		return r.finishBinding(ctx, sbc, taken, digest)
 	}
 	if !sbc.Spec.ColdStartAllowed() {
 		return r.fail(ctx, sbc, "", v1alpha1.ReasonNoWarmPod,
@@ -266,7 +269,9 @@ func (r *ClaimReconciler) startCold(ctx context.Context, sbc *v1alpha1.SandboxCl
 
 // finishBinding binds the claim to pod, which it controls: once the pod is
 // Ready, its runner takes the claim, then the status says Bound.
-func (r *ClaimReconciler) finishBinding(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod) (ctrl.Result, error) {
+// digest is the claimant token's digest when the caller already has it, ""
+// to work it out here.
+func (r *ClaimReconciler) finishBinding(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, digest string) (ctrl.Result, error) {
 	origin := pod.Labels[v1alpha1.LabelOrigin]
 	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
 		return r.fail(ctx, sbc, origin, v1alpha1.ReasonPodLost, fmt.Sprintf("pod %s ended before the claim was bound (phase %s)", pod.Name, pod.Status.Phase))
@@ -285,10 +290,13 @@ func (r *ClaimReconciler) finishBinding(ctx context.Context, sbc *v1alpha1.Sandb
 		}
 		return r.setPending(ctx, sbc, pod, fmt.Sprintf("waiting for cold pod %s to be Ready (%s)", pod.Name, podSummary(pod)))
 	}
-	digest, reason, msg := r.tokenDigest(ctx, sbc)
-	if reason != "" {
-		_ = r.deletePod(ctx, pod)
-		return r.fail(ctx, sbc, origin, reason, msg)
+	if digest == "" {
+		d, reason, msg := r.tokenDigest(ctx, sbc)
+		if reason != "" {
+			_ = r.deletePod(ctx, pod)
+			return r.fail(ctx, sbc, origin, reason, msg)
+		}
+		digest = d
 	}
 	port, err := runnerPort(pod)
 	if err != nil {
