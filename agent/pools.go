@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -199,8 +198,7 @@ func ptrTo[T any](v T) *T { return &v }
 // labels (node selectors) and taints (tolerations), not its heartbeats.
 var nodeChanged = predicate.TypedFuncs[*corev1.Node]{
 	UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
-		return !equality.Semantic.DeepEqual(e.ObjectOld.Labels, e.ObjectNew.Labels) ||
-			!equality.Semantic.DeepEqual(e.ObjectOld.Spec.Taints, e.ObjectNew.Spec.Taints)
+		return pool.NodeEligibilityChanged(e.ObjectOld, e.ObjectNew)
 	},
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 
@@ -44,4 +45,13 @@ func NodeEligible(p *v1alpha1.SandboxPool, node *corev1.Node) (bool, string) {
 		}
 	}
 	return true, ""
+}
+
+// NodeEligibilityChanged reports whether a node update can change which
+// pools it keeps: its labels (node selectors and affinity), taints
+// (tolerations) or schedulability; heartbeats and status do not.
+func NodeEligibilityChanged(old, updated *corev1.Node) bool {
+	return !equality.Semantic.DeepEqual(old.Labels, updated.Labels) ||
+		!equality.Semantic.DeepEqual(old.Spec.Taints, updated.Spec.Taints) ||
+		old.Spec.Unschedulable != updated.Spec.Unschedulable
 }

@@ -91,9 +91,7 @@ func setupPoolStatus(mgr manager.Manager, c cache.Cache, cl client.Client, opts 
 // labels, taints and schedulability, not heartbeats.
 var nodeChanged = predicate.TypedFuncs[*corev1.Node]{
 	UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
-		o, n := e.ObjectOld, e.ObjectNew
-		return !equality.Semantic.DeepEqual(o.Labels, n.Labels) || !equality.Semantic.DeepEqual(o.Spec.Taints, n.Spec.Taints) ||
-			o.Spec.Unschedulable != n.Spec.Unschedulable
+		return pool.NodeEligibilityChanged(e.ObjectOld, e.ObjectNew)
 	},
 }
 
