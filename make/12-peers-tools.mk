@@ -25,11 +25,16 @@ module_dir = cd $(ROOT)/tools/peers && $(GO) mod download -json $(1)@$(2) | awk 
 tools-peers: tool-agent-sandbox tool-kwok ## Build agent-sandbox's controller (and its CRDs) and kwok into ./bin, for the side-by-side benchmarks
 
 .PHONY: tool-agent-sandbox
-tool-agent-sandbox: ## Build kubernetes-sigs/agent-sandbox's controller into ./bin and its CRDs into ./bin/crds/agent-sandbox
+tool-agent-sandbox: peers-crds ## Build kubernetes-sigs/agent-sandbox's controller into ./bin and its CRDs into ./bin/crds/agent-sandbox
 	@TOOLS_MODULE_DIR=tools/peers $(BUILD_TOOL) agent-sandbox-controller sigs.k8s.io/agent-sandbox/cmd/agent-sandbox-controller $(AGENT_SANDBOX_VERSION) \
 		-ldflags '-s -w -X sigs.k8s.io/agent-sandbox/internal/version.gitVersion=$(AGENT_SANDBOX_VERSION) -X sigs.k8s.io/agent-sandbox/internal/version.gitSHA=release'
+
+# peers-crds copies agent-sandbox's CRDs alone (no build: a module download),
+# for the driver test that make test-go runs against a real API server.
+.PHONY: peers-crds
+peers-crds: ## Copy kubernetes-sigs/agent-sandbox's CRDs from the module cache into ./bin/crds/agent-sandbox
 	@dir=$$($(call module_dir,sigs.k8s.io/agent-sandbox,$(AGENT_SANDBOX_VERSION))); \
-		test -d "$$dir/k8s/crds" || { echo "tool-agent-sandbox: no k8s/crds in the module at '$$dir'" >&2; exit 1; }; \
+		test -d "$$dir/k8s/crds" || { echo "peers-crds: no k8s/crds in the module at '$$dir'" >&2; exit 1; }; \
 		rm -rf $(PEERS_CRDS) && mkdir -p $(PEERS_CRDS) && cp "$$dir"/k8s/crds/*.yaml $(PEERS_CRDS)/ && chmod u+w $(PEERS_CRDS)/*.yaml; \
 		printf 'tools: %-28s %s, %d files from the module\n' "agent-sandbox CRDs" "$(AGENT_SANDBOX_VERSION)" "$$(ls $(PEERS_CRDS) | wc -l)"
 

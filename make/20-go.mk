@@ -12,7 +12,7 @@ GO_TEST_ENV := KUBEBUILDER_ASSETS=$(BIN) HELM=$(BIN)/helm
 GO_TEST_PKGS = $(shell $(GO) list ./... | grep -v -e '/charts$$' -e '/e2e$$' -e '/e2e/inject$$' -e '/security$$')
 
 .PHONY: test-go
-test-go: tools-envtest tool-containerd ## Unit and integration tests (-race), with a real kube-apiserver, etcd and containerd
+test-go: tools-envtest tool-containerd peers-crds ## Unit and integration tests (-race), with a real kube-apiserver, etcd and containerd
 	$(GO_TEST_ENV) $(GO) test -race -count=1 -timeout 20m $(GO_TEST_PKGS)
 
 .PHONY: fuzz

@@ -36,7 +36,7 @@ func TestClaimReady(t *testing.T) {
 }
 
 // TestAgentSandboxDriver runs the driver against a real API server with
-// agent-sandbox's CRDs (from bin/crds/agent-sandbox, make tool-agent-sandbox)
+// agent-sandbox's CRDs (from bin/crds/agent-sandbox, make peers-crds)
 // and, in place of its controller, a loop that marks each new claim Ready.
 func TestAgentSandboxDriver(t *testing.T) {
 	root, err := testenv.RepoRoot()
@@ -45,7 +45,7 @@ func TestAgentSandboxDriver(t *testing.T) {
 	}
 	crds := filepath.Join(root, "bin", "crds", "agent-sandbox")
 	if _, err := os.Stat(crds); err != nil {
-		testenv.Missing(t, "bin/crds/agent-sandbox (run make tool-agent-sandbox)")
+		testenv.Missing(t, "bin/crds/agent-sandbox (run make peers-crds)")
 	}
 	cfg := testenv.Start(t, &envtest.Environment{CRDDirectoryPaths: []string{crds}, ErrorIfCRDPathMissing: true})
 	a, err := NewAgentSandbox(cfg)
