@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -180,7 +181,7 @@ func SetupPools(mgr manager.Manager, cfg PoolConfig) (*PoolReconciler, error) {
 	})
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("sandboxpool").
-		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: ptrTo(true)}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: ptr.To(true)}).
 		WatchesRawSource(source.Kind(c, &v1alpha1.SandboxPool{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.SandboxPool]{},
 			predicate.TypedGenerationChangedPredicate[*v1alpha1.SandboxPool]{})).
 		WatchesRawSource(source.Kind(c, &corev1.Pod{}, podToPool)).
@@ -191,8 +192,6 @@ func SetupPools(mgr manager.Manager, cfg PoolConfig) (*PoolReconciler, error) {
 	}
 	return r, nil
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // nodeChanged passes the node's updates that can change what it keeps: its
 // labels (node selectors) and taints (tolerations), not its heartbeats.
