@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/version"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -29,47 +30,27 @@ var _ VersionClient = runtimeapi.RuntimeServiceClient(nil)
 // minImageVolume is the first release of each runtime that mounts
 // Kubernetes image volumes (KEP-4639). Older containerd fails such pods for
 // ever with "failed to mkdir" instead of refusing them.
-var minImageVolume = map[string][2]int{
-	"containerd": {2, 1},
-	"cri-o":      {1, 31},
+var minImageVolume = map[string]*version.Version{
+	"containerd": version.MajorMinor(2, 1),
+	"cri-o":      version.MajorMinor(1, 31),
 }
 
 // SupportsImageVolumes reports whether a runtime, by the name and version
-// the CRI Version call returns, mounts image volumes. Unknown runtimes and
-// unparsable versions count as unsupported: "auto" then copies, which works
-// everywhere.
+// the CRI Version call returns ("v2.4.2", "2.1.0-rc.1", "1.31"), mounts
+// image volumes. Unknown runtimes and unparsable versions count as
+// unsupported: "auto" then copies, which works everywhere.
 func SupportsImageVolumes(runtimeName, runtimeVersion string) bool {
 	min, ok := minImageVolume[strings.ToLower(runtimeName)]
 	if !ok {
 		return false
 	}
-	major, minor, ok := majorMinor(runtimeVersion)
-	if !ok {
+	v, err := version.ParseGeneric(runtimeVersion)
+	if err != nil {
 		return false
 	}
-	return major > min[0] || major == min[0] && minor >= min[1]
-}
-
-// majorMinor reads "v2.4.2", "2.1.0-rc.1" or "1.31".
-func majorMinor(v string) (int, int, bool) {
-	v = strings.TrimPrefix(v, "v")
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return 0, 0, false
-	}
-	major, err := strconv.Atoi(parts[0])
-	if err != nil {
-		return 0, 0, false
-	}
-	minorDigits := parts[1]
-	if i := strings.IndexFunc(minorDigits, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
-		minorDigits = minorDigits[:i]
-	}
-	minor, err := strconv.Atoi(minorDigits)
-	if err != nil {
-		return 0, 0, false
-	}
-	return major, minor, true
+	// ParseGeneric drops a suffix: a release candidate of the first release
+	// counts as that release.
+	return v.AtLeast(min)
 }
 
 // ImageVolumeLabeler keeps one node's v1alpha1.LabelImageVolume label in
