@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/version"
+	"k8s.io/client-go/tools/events"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -60,10 +59,11 @@ type ImageVolumeLabeler struct {
 	NodeName string
 	// Runtime is the node's CRI runtime service. Required.
 	Runtime VersionClient
-	// Client reads and patches the Node and records Events. Required.
+	// Client reads and patches the Node. Required.
 	Client client.Client
-	// Component names the Events' source. Default "sandbox-agent".
-	Component string
+	// Recorder records the Events on the Node (the manager's
+	// GetEventRecorder); nil records none.
+	Recorder events.EventRecorder
 }
 
 // ErrIncomplete is returned by Sync when a required field is not set.
@@ -106,16 +106,12 @@ func (l *ImageVolumeLabeler) Sync(ctx context.Context) (bool, error) {
 	if had {
 		msg += fmt.Sprintf(" (was %s)", old)
 	}
-	if err := l.event(ctx, &node, msg); err != nil {
-		return true, err
+	// The action tells a first label from a corrected one: the recorder
+	// would fold the second into the first's series otherwise.
+	action := "Label"
+	if had {
+		action = "Relabel"
 	}
+	eventf(l.Recorder, nodeRef(&node), corev1.EventTypeNormal, "ImageVolumeSupport", action, msg)
 	return true, nil
-}
-
-// event records a Normal Event about the node.
-func (l *ImageVolumeLabeler) event(ctx context.Context, node *corev1.Node, msg string) error {
-	return recordEvent(ctx, l.Client, agentEvent{
-		About: nodeRef(node), Namespace: metav1.NamespaceDefault, Component: l.Component, Node: node.Name,
-		Type: corev1.EventTypeNormal, Reason: "ImageVolumeSupport", Message: msg, At: time.Now(),
-	})
 }
