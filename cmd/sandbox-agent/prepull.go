@@ -123,8 +123,5 @@ func addPrePuller(mgr manager.Manager, cfg *rest.Config, o *options, conn grpc.C
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(p); err != nil {
-		return fmt.Errorf("adding the pre-puller: %w", err)
-	}
-	return nil
+	return p.SetupWithManager(mgr)
 }

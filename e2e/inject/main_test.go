@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/testenv"
@@ -221,7 +222,7 @@ func busyboxPod(x *env, ns, name string, annotations map[string]string) *corev1.
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: annotations},
 		Spec: corev1.PodSpec{
-			TerminationGracePeriodSeconds: ptrTo(int64(1)),
+			TerminationGracePeriodSeconds: ptr.To(int64(1)),
 			Containers: []corev1.Container{{
 				Name: "app", Image: x.testImage("busybox"),
 				Command: []string{"/bin/sh", "-c", "echo started; exec sleep 3600"},
@@ -229,8 +230,6 @@ func busyboxPod(x *env, ns, name string, annotations map[string]string) *corev1.
 		},
 	}
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // namespace creates a namespace (with labels) holding the runner token
 // Secret, and deletes it when the test ends.

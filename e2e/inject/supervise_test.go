@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
 	runnerapi "sandbox.io/injector/runner/api"
@@ -165,12 +166,12 @@ func TestCrashingDeploymentRestartsInPlace(t *testing.T) {
 	dep := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "crasher"},
 		Spec: appsv1.DeploymentSpec{
-			Replicas: ptrTo(int32(1)),
+			Replicas: ptr.To(int32(1)),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{v1alpha1.AnnotationInject: "true"}},
 				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: ptrTo(int64(1)),
+					TerminationGracePeriodSeconds: ptr.To(int64(1)),
 					Containers: []corev1.Container{{
 						Name: "app", Image: x.testImage("busybox"), Command: []string{"sh", "-c", "echo up; exit 1"},
 					}},
