@@ -131,13 +131,13 @@ func (s *Server) authorize(r *http.Request) (int, error, grant) {
 	epoch := s.epoch.Load()
 	got, hasBearer := bearer(r)
 	v, hasVerifier, claimed := s.claimState()
-	if hasVerifier && (!claimed || r.URL.Path == "/claim") && hasBearer {
+	if hasVerifier && (!claimed || r.URL.Path == api.PathClaim) && hasBearer {
 		sum := sha256.Sum256([]byte(got))
 		if subtle.ConstantTimeCompare(sum[:], v[:]) == 1 {
 			// The claim credential opens POST /claim and nothing else; after
 			// the claim it may only repeat the same claim (a controller that
 			// lost its leadership mid-claim retries it).
-			if r.Method != http.MethodPost || r.URL.Path != "/claim" {
+			if r.Method != http.MethodPost || r.URL.Path != api.PathClaim {
 				return http.StatusForbidden, errClaimOnly, grant{}
 			}
 			return 0, nil, grant{claimOnly: true, epoch: epoch}
@@ -149,7 +149,7 @@ func (s *Server) authorize(r *http.Request) (int, error, grant) {
 		switch {
 		case !hasBearer:
 			return http.StatusUnauthorized, errMissingBearer, grant{}
-		case r.URL.Path == "/claim":
+		case r.URL.Path == api.PathClaim:
 			return http.StatusUnauthorized, errors.New("invalid claim credential"), grant{}
 		}
 		return http.StatusForbidden, errNotClaimed, grant{}

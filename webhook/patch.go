@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/runner/api"
 )
 
 // ImageCommand is an image's ENTRYPOINT and CMD, as its config says.
@@ -328,7 +329,7 @@ func restrictedSecurityContext() *corev1.SecurityContext {
 func readinessProbe(port string) *corev1.Probe {
 	return &corev1.Probe{
 		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-			Path: ReadinessPath, Port: intstr.FromString(port), Scheme: corev1.URISchemeHTTP,
+			Path: api.PathReadyz, Port: intstr.FromString(port), Scheme: corev1.URISchemeHTTP,
 		}},
 		PeriodSeconds:    1,
 		TimeoutSeconds:   1,
@@ -387,9 +388,9 @@ func (a *portAllocator) next() (string, int32) {
 func portName(n int) string {
 	switch {
 	case n == 1:
-		return PortName
+		return api.PortName
 	case n < 10:
-		return PortName + strconv.Itoa(n)
+		return api.PortName + strconv.Itoa(n)
 	default:
 		return "sandbox-rnr" + strconv.Itoa(n)
 	}

@@ -25,7 +25,7 @@ import (
 // runnerClient talks to a pod's runner directly at its pod IP (an address
 // of the local cluster, on this machine).
 func runnerClient(pod *corev1.Pod, token string) *client.Client {
-	return client.New(fmt.Sprintf("http://%s:%d", pod.Status.PodIP, webhook.DefaultRunnerPort), token, nil)
+	return client.New(fmt.Sprintf("http://%s:%d", pod.Status.PodIP, runnerapi.DefaultPort), token, nil)
 }
 
 // proxiedRunner talks to a pod's runner through the API server's pod proxy:
@@ -38,7 +38,7 @@ func (x *env) proxiedRunner(t *testing.T, pod *corev1.Pod) *client.Client {
 		t.Fatal(err)
 	}
 	c := client.New(fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s:%d/proxy",
-		strings.TrimRight(x.rest.Host, "/"), pod.Namespace, pod.Name, webhook.DefaultRunnerPort), testToken, hc)
+		strings.TrimRight(x.rest.Host, "/"), pod.Namespace, pod.Name, runnerapi.DefaultPort), testToken, hc)
 	c.ViaProxy = true
 	return c
 }

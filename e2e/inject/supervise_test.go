@@ -18,7 +18,6 @@ import (
 	"sandbox.io/injector/api/v1alpha1"
 	runnerapi "sandbox.io/injector/runner/api"
 	"sandbox.io/injector/runner/client"
-	"sandbox.io/injector/webhook"
 )
 
 // waitStatus polls a runner's /status until cond holds.
@@ -77,7 +76,7 @@ func (x *env) waitPod(t *testing.T, ns, name, what string, timeout time.Duration
 func runnerMetrics(t *testing.T, pod *corev1.Pod) string {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet,
-		fmt.Sprintf("http://%s:%d/metrics", pod.Status.PodIP, webhook.DefaultRunnerPort), nil)
+		fmt.Sprintf("http://%s:%d/metrics", pod.Status.PodIP, runnerapi.DefaultPort), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
