@@ -16,12 +16,12 @@ var envSuffix = regexp.MustCompile(` \(env (SANDBOX_[A-Z_]+)\)$`)
 // flag set the binary parses: every flag, its environment variable (which
 // each usage must name, as "(env SANDBOX_...)"), its default and its usage.
 // `make generate-flags` (REFRESH_README=true) rewrites it; `make verify`
-// runs this test. The environment is empty here: the runner's defaults come
-// from it, and the reference must not depend on where it is made.
+// runs this test. The defaults are the code's own: the environment is read
+// only when the flags are parsed, so the reference never depends on it.
 func TestReadmeFlags(t *testing.T) {
 	t.Parallel()
 	fs := flag.NewFlagSet("sandbox-runner run", flag.ContinueOnError)
-	(&options{}).addFlags(fs, func(string) (string, bool) { return "", false })
+	(&options{}).addFlags(fs)
 	env := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) {
 		m := envSuffix.FindStringSubmatch(f.Usage)
