@@ -52,6 +52,7 @@ func claimed(pod *corev1.Pod)                    { pod.Labels[v1alpha1.LabelStat
 func stale(pod *corev1.Pod)                      { pod.Labels[v1alpha1.LabelTemplateHash] = "0123456789" }
 func deleting(pod *corev1.Pod)                   { now := metav1.NewTime(epoch); pod.DeletionTimestamp = &now }
 func onNode(n string) func(*corev1.Pod)          { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
+
 // runner records img as the pod's injected runner, as the webhook does.
 func runner(img string) func(*corev1.Pod) {
 	return func(p *corev1.Pod) {
