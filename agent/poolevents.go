@@ -15,6 +15,12 @@ import (
 // webhook, a quota or the pod's validation refused them).
 const ReasonCreateFailed = "CreateFailed"
 
+// ReasonRunnerBehind is the reason of the Warning Event an agent records on
+// a pool when a warm pod it created to replace one of an older runner came
+// out with an older runner too: the webhook does not inject the agent's
+// runner image (yet).
+const ReasonRunnerBehind = "RunnerBehind"
+
 // warnEvery bounds how often one agent records the same reason on one
 // pool: a refused template fails on every retry.
 const warnEvery = time.Minute
