@@ -89,6 +89,7 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	if o.claims {
 		if err := controller.Setup(mgr, controller.Options{
 			Key:         wcfg.ClaimKey,
+			RunnerImage: wcfg.RunnerImage,
 			Concurrency: o.claimConcurrency,
 			FinishedTTL: o.claimFinishedTTL,
 			ColdTimeout: o.claimColdTimeout,
