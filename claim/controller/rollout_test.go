@@ -39,7 +39,6 @@ func warmPodOf(e *claimtest.Env, p *v1alpha1.SandboxPool, node, image string) *c
 	return e.CreateRunningPod(pod, port)
 }
 
-
 // TestClaimPrefersCurrentRunner: while the node agents replace warm pods
 // of an older runner, claims take the Ready pods of the current runner
 // first, and fall back to an older runner (of the same claim protocol: it
