@@ -144,6 +144,12 @@ func (x *env) installAgent(t *testing.T, extra ...string) {
 	args := append([]string{"upgrade", release, filepath.Join(x.root, "charts", "sandbox-injector")}, x.helmArgs()...)
 	args = append(args, "--set", "agent.enabled=true", "--set", "agent.criSocket="+criSocket(),
 		"--set", "agent.imageFsPath="+x.imageFsPath(), "--set", "agent.labelInterval=1h",
+		// The local cluster's image filesystem is this machine's own root
+		// filesystem, whose use the suite does not control (a CI machine's
+		// disk may well be over the default 80 %): pulls never pause here.
+		// The pause itself is proven against a real containerd by
+		// agent's TestPrePullLoop.
+		"--set", "agent.prepull.diskThreshold=100",
 		"--set", "agent.image.registry="+x.registry, "--set-string", "agent.image.tag="+x.tag)
 	if err := x.helmCmd(t.Context(), append(args, extra...)...); err != nil {
 		t.Fatalf("installing the node agent: %v", err)

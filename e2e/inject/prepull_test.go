@@ -75,12 +75,22 @@ func TestPrePull(t *testing.T) {
 		}
 		return resp.GetImage() != nil
 	}
+	nodes, err := x.kube.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	if err != nil || len(nodes.Items) != 1 {
+		t.Fatalf("nodes: %v (%d), want the one node", err, len(nodes.Items))
+	}
+	node := nodes.Items[0].Name
 	waitPresent := func(what string, refs ...string) {
 		t.Helper()
 		testenv.Eventually(t, 2*time.Minute, what, func() error {
 			for _, r := range refs {
 				if !present(r) {
-					return fmt.Errorf("%s is not on the node", r)
+					// The agent's own account, for a failure report.
+					var said string
+					if n, err := x.kube.CoreV1().Nodes().Get(t.Context(), node, metav1.GetOptions{}); err == nil {
+						said = n.Annotations[v1alpha1.AnnotationPrePull]
+					}
+					return fmt.Errorf("%s is not on the node (node annotation %s=%q)", r, v1alpha1.AnnotationPrePull, said)
 				}
 			}
 			return nil
@@ -109,12 +119,6 @@ func TestPrePull(t *testing.T) {
 		}
 		return n
 	}
-	nodes, err := x.kube.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
-	if err != nil || len(nodes.Items) != 1 {
-		t.Fatalf("nodes: %v (%d), want the one node", err, len(nodes.Items))
-	}
-	node := nodes.Items[0].Name
-
 	for _, r := range []string{one, two, three} {
 		if present(r) {
 			t.Fatalf("%s is on the node before the test", r)
