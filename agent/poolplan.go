@@ -252,15 +252,18 @@ func planOutdated(in PlanInput, plan *Plan, healthy []*corev1.Pod) *corev1.Pod {
 	}
 	var old []*corev1.Pod
 	current, currentStarting := 0, 0
+	var newestCurrent time.Time
 	for _, pod := range healthy {
-		switch {
-		case pool.RunnerOutdated(pod, in.Runner):
+		if pool.RunnerOutdated(pod, in.Runner) {
 			old = append(old, pod)
-		case pool.IsReady(pod):
-			current++
-		default:
-			current++
+			continue
+		}
+		current++
+		if !pool.IsReady(pod) {
 			currentStarting++
+		}
+		if t := pod.CreationTimestamp.Time; t.After(newestCurrent) {
+			newestCurrent = t
 		}
 	}
 	if len(old) == 0 {
@@ -280,23 +283,21 @@ func planOutdated(in PlanInput, plan *Plan, healthy []*corev1.Pod) *corev1.Pod {
 		}
 		// The surge pod came out outdated too: the webhook still injects
 		// the older runner. Keep it a while, then try again.
-		newest := old[len(old)-1]
-		plan.RunnerBehind = true
-		retry := in.OutdatedRetry
-		if retry <= 0 {
-			retry = defaultOutdatedRetry
-		}
-		if age := in.Now.Sub(newest.CreationTimestamp.Time); age < retry {
-			plan.RecheckAfter = retry - age
-			return nil
-		}
-		return newest
+		return behind(in, plan, old[len(old)-1])
 	}
 	// The webhook injects the current runner: an outdated pod that is not
-	// Ready serves no claim and goes at once.
+	// Ready serves no claim and goes at once, unless it is newer than the
+	// newest current pod (a webhook replica still injects the older
+	// runner: replacing it at once could only churn).
 	for _, pod := range old {
-		if !pool.IsReady(pod) {
+		if pool.IsReady(pod) {
+			continue
+		}
+		if pod.CreationTimestamp.Time.Before(newestCurrent) {
 			return pod
+		}
+		if d := behind(in, plan, pod); d != nil {
+			return d
 		}
 	}
 	// A Ready one goes only once every current pod is Ready (the fresh
@@ -305,6 +306,25 @@ func planOutdated(in PlanInput, plan *Plan, healthy []*corev1.Pod) *corev1.Pod {
 		return old[0]
 	}
 	return nil
+}
+
+// behind notes that pod, made to replace an outdated one, came out
+// outdated itself (the webhook does not inject in.Runner yet): it returns
+// pod once it is OutdatedRetry old (to try again), else nil and when to
+// look again.
+func behind(in PlanInput, plan *Plan, pod *corev1.Pod) *corev1.Pod {
+	plan.RunnerBehind = true
+	retry := in.OutdatedRetry
+	if retry <= 0 {
+		retry = defaultOutdatedRetry
+	}
+	if age := in.Now.Sub(pod.CreationTimestamp.Time); age < retry {
+		if wait := retry - age; plan.RecheckAfter == 0 || wait < plan.RecheckAfter {
+			plan.RecheckAfter = wait
+		}
+		return nil
+	}
+	return pod
 }
 
 // unreadySince is when a pod that is not Ready stopped being Ready: the
