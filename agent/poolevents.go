@@ -14,6 +14,12 @@ const ReasonCreateFailed = "CreateFailed"
 // actionCreateWarmPod is the action of the pool's Events.
 const actionCreateWarmPod = "CreateWarmPod"
 
+// ReasonRunnerBehind is the reason of the Warning Event an agent records on
+// a pool when a warm pod it created to replace one of an older runner came
+// out with an older runner too: the webhook does not inject the agent's
+// runner image (yet).
+const ReasonRunnerBehind = "RunnerBehind"
+
 // warn records a Warning Event on the pool; `kubectl describe sandboxpool`
 // shows it. A refused template fails on every retry: the recorder folds
 // the repeats into the first Event's series (one write, then one each

@@ -15,7 +15,8 @@ import (
 // uses controller-runtime's metrics.Registry).
 type PoolMetrics struct {
 	// Pods is the pool's size on the node, by state: desired, warm (of the
-	// current template), ready (warm and Ready) and claimed.
+	// current template), ready (warm and Ready), claimed, and outdated
+	// (warm, of an older runner, still to be replaced).
 	Pods *prometheus.GaugeVec
 	// ObservedGeneration is the pool generation the node's agent last
 	// acted on.
@@ -26,7 +27,7 @@ type PoolMetrics struct {
 	// Created counts warm pods created.
 	Created *prometheus.CounterVec
 	// Deleted counts warm pods deleted, by reason (surplus, failed,
-	// completed, stale, ineligible, stuck).
+	// completed, stale, ineligible, stuck, runner-outdated).
 	Deleted *prometheus.CounterVec
 	// Errors counts failed API calls of the reconciler, by operation
 	// (create, delete).
@@ -38,7 +39,7 @@ func NewPoolMetrics() *PoolMetrics {
 	return &PoolMetrics{
 		Pods: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sandbox_agent_pool_pods",
-			Help: "Pods of a warm pool on this node, by state: desired, warm (unclaimed, current template), ready (warm and Ready) and claimed.",
+			Help: "Pods of a warm pool on this node, by state: desired, warm (unclaimed, current template), ready (warm and Ready), claimed, and outdated (warm, of an older runner than the chart's, still to be replaced).",
 		}, []string{"namespace", "pool", "node", "state"}),
 		ObservedGeneration: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sandbox_agent_pool_observed_generation",
@@ -54,7 +55,7 @@ func NewPoolMetrics() *PoolMetrics {
 		}, []string{"namespace", "pool"}),
 		Deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sandbox_agent_pool_pods_deleted_total",
-			Help: "Warm pods the agent deleted, by reason: surplus, failed, completed, stale (older template), ineligible (node no longer matches) or stuck (not Ready for too long).",
+			Help: "Warm pods the agent deleted, by reason: surplus, failed, completed, stale (older template), ineligible (node no longer matches), stuck (not Ready for too long) or runner-outdated (an older runner than the chart's).",
 		}, []string{"namespace", "pool", "reason"}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sandbox_agent_pool_errors_total",
@@ -78,7 +79,7 @@ func (m *PoolMetrics) Register(reg prometheus.Registerer) error {
 }
 
 func (m *PoolMetrics) set(p *v1alpha1.SandboxPool, node string, plan Plan) {
-	for state, v := range map[string]int32{"desired": plan.Desired, "warm": plan.Warm, "ready": plan.Ready, "claimed": plan.Claimed} {
+	for state, v := range map[string]int32{"desired": plan.Desired, "warm": plan.Warm, "ready": plan.Ready, "claimed": plan.Claimed, "outdated": plan.Outdated} {
 		m.Pods.WithLabelValues(p.Namespace, p.Name, node, state).Set(float64(v))
 	}
 	m.ObservedGeneration.WithLabelValues(p.Namespace, p.Name, node).Set(float64(p.Generation))

@@ -30,7 +30,14 @@ const (
 	// PlanInput.StuckAfter (its runner crash-loops, or it never started):
 	// it would hold a starting slot for ever.
 	DeleteStuck = "stuck"
+	// DeleteRunnerOutdated: the warm pod runs another runner than the one
+	// the chart injects now (PlanInput.Runner); it is replaced one at a
+	// time, once a pod with the current runner is Ready.
+	DeleteRunnerOutdated = "runner-outdated"
 )
+
+// defaultOutdatedRetry is PlanInput.OutdatedRetry when unset.
+const defaultOutdatedRetry = time.Minute
 
 // PlanInput is what PlanPool decides from.
 type PlanInput struct {
@@ -54,8 +61,18 @@ type PlanInput struct {
 	// StuckAfter replaces a warm pod that has not been Ready for this long
 	// (since it was created, or since it was last Ready); zero never does.
 	StuckAfter time.Duration
-	// Now is the time StuckAfter is measured to.
+	// Now is the time StuckAfter and OutdatedRetry are measured to.
 	Now time.Time
+	// Runner is the runner image the webhook injects now (the chart's, the
+	// agent's --runner-image). A warm pod whose sandbox.io/status names
+	// another (pool.RunnerOutdated) is replaced, one at a time, surge
+	// first. Empty: the runner is not compared.
+	Runner string
+	// OutdatedRetry is how long a pod created to replace an outdated one,
+	// that came out outdated itself (the webhook does not inject Runner
+	// yet: it is still rolling out), is kept before the next try. Zero or
+	// less means one minute.
+	OutdatedRetry time.Duration
 }
 
 // Deletion is a pod to delete and why.
@@ -78,6 +95,16 @@ type Plan struct {
 	// will be once the deletions are done (creations not counted): warm
 	// pods of the current template, those of them Ready, and claimed ones.
 	Warm, Ready, Claimed int32
+	// Outdated counts the warm pods (of Warm) whose runner is not
+	// PlanInput.Runner, still to be replaced.
+	Outdated int32
+	// RunnerBehind is set when the pool's newest warm pod came out with an
+	// outdated runner although the agent created it to replace one: the
+	// webhook does not inject PlanInput.Runner yet. Replacements wait.
+	RunnerBehind bool
+	// RecheckAfter, when positive, is how soon to plan again even without
+	// an event (a replacement waits for OutdatedRetry).
+	RecheckAfter time.Duration
 	// Starting is how many warm pods are starting (not Ready yet, or not
 	// in the cache yet).
 	Starting int
@@ -98,8 +125,15 @@ type Plan struct {
 //   - Failed and Succeeded warm pods are deleted and replaced;
 //   - warm pods of an older template (LabelTemplateHash) are replaced;
 //   - warm pods not Ready for longer than StuckAfter are replaced;
-//   - surplus warm pods are deleted, those not Ready first, then the
-//     newest;
+//   - surplus warm pods are deleted, those not Ready first, then those
+//     of an outdated runner, then the newest;
+//   - warm pods of an outdated runner (PlanInput.Runner) are replaced
+//     surge first: while any is left the node keeps one pod more than
+//     PodsPerNode; an outdated pod that is not Ready goes as soon as a pod
+//     shows that the webhook injects the current runner, a Ready one only
+//     once every current pod is Ready, so that the pool never drops to no
+//     Ready warm pod while fresh ones start, and at most one outdated pod
+//     goes per plan;
 //   - on a node that is not eligible every warm pod is surplus;
 //   - creations are bounded by MaxStarting.
 func PlanPool(in PlanInput) Plan {
@@ -144,8 +178,17 @@ func PlanPool(in PlanInput) Plan {
 			healthy = append(healthy, pod)
 		}
 	}
-	if surplus := len(healthy) - int(plan.Desired); surplus > 0 {
-		// Keep the Ready and the oldest (most likely warmed up) pods.
+	outdated := func(pod *corev1.Pod) bool { return pool.RunnerOutdated(pod, in.Runner) }
+	// surge is the one pod more the node keeps while it replaces pods of
+	// an outdated runner.
+	surge := func(pods []*corev1.Pod) int {
+		if plan.Desired > 0 && slices.ContainsFunc(pods, outdated) {
+			return 1
+		}
+		return 0
+	}
+	if len(healthy) > int(plan.Desired)+surge(healthy) {
+		// Keep the Ready, current and oldest (most likely warmed up) pods.
 		slices.SortStableFunc(healthy, func(a, b *corev1.Pod) int {
 			if ra, rb := pool.IsReady(a), pool.IsReady(b); ra != rb {
 				if ra {
@@ -153,32 +196,135 @@ func PlanPool(in PlanInput) Plan {
 				}
 				return -1
 			}
+			if oa, ob := outdated(a), outdated(b); oa != ob {
+				if oa {
+					return -1
+				}
+				return 1
+			}
 			if c := b.CreationTimestamp.Compare(a.CreationTimestamp.Time); c != 0 {
 				return c
 			}
 			return cmp.Compare(a.Name, b.Name)
 		})
+		// The fewest deletions that leave no surplus (the surge slot
+		// closes once no outdated pod is left).
+		surplus := len(healthy) - int(plan.Desired) - 1
+		for len(healthy)-surplus > int(plan.Desired)+surge(healthy[surplus:]) {
+			surplus++
+		}
 		for _, pod := range healthy[:surplus] {
 			plan.Delete = append(plan.Delete, Deletion{Pod: pod, Reason: DeleteSurplus})
 		}
 		healthy = healthy[surplus:]
 	}
+	if d := planOutdated(in, &plan, healthy); d != nil {
+		plan.Delete = append(plan.Delete, Deletion{Pod: d, Reason: DeleteRunnerOutdated})
+		healthy = slices.DeleteFunc(healthy, func(p *corev1.Pod) bool { return p == d })
+	}
 	plan.Starting = in.Unobserved
 	for _, pod := range healthy {
 		plan.Warm++
+		if outdated(pod) {
+			plan.Outdated++
+		}
 		if pool.IsReady(pod) {
 			plan.Ready++
 		} else {
 			plan.Starting++
 		}
 	}
-	need := int(plan.Desired) - len(healthy) - in.Unobserved
+	need := int(plan.Desired) + surge(healthy) - len(healthy) - in.Unobserved
 	if need > 0 {
 		room := max(in.MaxStarting, 1) - plan.Starting
 		plan.Create = max(min(need, room), 0)
 		plan.Short = need - plan.Create
 	}
 	return plan
+}
+
+// planOutdated picks the one pod of an outdated runner to delete now, if
+// any, from the healthy warm pods left after the surplus went; it sets
+// plan.RunnerBehind and plan.RecheckAfter.
+func planOutdated(in PlanInput, plan *Plan, healthy []*corev1.Pod) *corev1.Pod {
+	if in.Runner == "" {
+		return nil
+	}
+	var old []*corev1.Pod
+	current, currentStarting := 0, 0
+	var newestCurrent time.Time
+	for _, pod := range healthy {
+		if pool.RunnerOutdated(pod, in.Runner) {
+			old = append(old, pod)
+			continue
+		}
+		current++
+		if !pool.IsReady(pod) {
+			currentStarting++
+		}
+		if t := pod.CreationTimestamp.Time; t.After(newestCurrent) {
+			newestCurrent = t
+		}
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	// Oldest first: the pods longest on the old runner go first.
+	slices.SortStableFunc(old, func(a, b *corev1.Pod) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Name, b.Name)
+	})
+	if current == 0 {
+		if len(healthy) <= int(plan.Desired) {
+			// The surge pod is still to be created or seen.
+			return nil
+		}
+		// The surge pod came out outdated too: the webhook still injects
+		// the older runner. Keep it a while, then try again.
+		return behind(in, plan, old[len(old)-1])
+	}
+	// The webhook injects the current runner: an outdated pod that is not
+	// Ready serves no claim and goes at once, unless it is newer than the
+	// newest current pod (a webhook replica still injects the older
+	// runner: replacing it at once could only churn).
+	for _, pod := range old {
+		if pool.IsReady(pod) {
+			continue
+		}
+		if pod.CreationTimestamp.Time.Before(newestCurrent) {
+			return pod
+		}
+		if d := behind(in, plan, pod); d != nil {
+			return d
+		}
+	}
+	// A Ready one goes only once every current pod is Ready (the fresh
+	// one included) and the surge pod is there.
+	if currentStarting == 0 && in.Unobserved == 0 && len(healthy) > int(plan.Desired) {
+		return old[0]
+	}
+	return nil
+}
+
+// behind notes that pod, made to replace an outdated one, came out
+// outdated itself (the webhook does not inject in.Runner yet): it returns
+// pod once it is OutdatedRetry old (to try again), else nil and when to
+// look again.
+func behind(in PlanInput, plan *Plan, pod *corev1.Pod) *corev1.Pod {
+	plan.RunnerBehind = true
+	retry := in.OutdatedRetry
+	if retry <= 0 {
+		retry = defaultOutdatedRetry
+	}
+	if age := in.Now.Sub(pod.CreationTimestamp.Time); age < retry {
+		if wait := retry - age; plan.RecheckAfter == 0 || wait < plan.RecheckAfter {
+			plan.RecheckAfter = wait
+		}
+		return nil
+	}
+	return pod
 }
 
 // unreadySince is when a pod that is not Ready stopped being Ready: the

@@ -52,6 +52,24 @@ func claimed(pod *corev1.Pod)                    { pod.Labels[v1alpha1.LabelStat
 func stale(pod *corev1.Pod)                      { pod.Labels[v1alpha1.LabelTemplateHash] = "0123456789" }
 func deleting(pod *corev1.Pod)                   { now := metav1.NewTime(epoch); pod.DeletionTimestamp = &now }
 func onNode(n string) func(*corev1.Pod)          { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
+
+// runner records img as the pod's injected runner, as the webhook does.
+func runner(img string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Annotations[v1alpha1.AnnotationStatus] = `{"state":"injected","runnerImage":"` + img + `"}`
+	}
+}
+
+const (
+	runnerV1 = "images.test/sandbox-runner:v1"
+	runnerV2 = "images.test/sandbox-runner:v2"
+)
+
+var (
+	oldRunner = runner(runnerV1)
+	newRunner = runner(runnerV2)
+)
+
 func inPool(n string) func(*corev1.Pod) {
 	return func(p *corev1.Pod) { p.Labels[v1alpha1.LabelPool] = n }
 }
@@ -70,6 +88,9 @@ func TestPlanPool(t *testing.T) {
 		desired, warm, ready, cl int32
 		create, short            int
 		deleted                  []string // "name:reason", in plan order
+		outdated                 int32
+		behind                   bool
+		recheck                  time.Duration
 	}
 	tests := []struct {
 		name        string
@@ -80,6 +101,8 @@ func TestPlanPool(t *testing.T) {
 		deleted     map[string]bool
 		maxStarting int
 		stuckAfter  time.Duration
+		runner      string
+		retry       time.Duration
 		want        want
 	}{
 		{name: "empty node is filled", pool: p3, node: testNode(nil), maxStarting: 5,
@@ -141,13 +164,73 @@ func TestPlanPool(t *testing.T) {
 		{name: "pool of zero deletes every warm pod", pool: testPool(0), node: testNode(nil), maxStarting: 5,
 			pods: []corev1.Pod{podOf(testPool(0), 1, ready), podOf(testPool(0), 2)},
 			want: want{eligible: true, deleted: []string{"py-2:surplus", "py-1:surplus"}}},
+
+		// Runner upgrades: runnerV2 is current.
+		{name: "runner not compared: older runners stay", pool: p3, node: testNode(nil), maxStarting: 5,
+			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 3}},
+		{name: "all current: nothing to do", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2,
+			pods: []corev1.Pod{podOf(p3, 1, ready, newRunner), podOf(p3, 2, ready, newRunner), podOf(p3, 3, ready, newRunner)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 3}},
+		{name: "outdated runner: surge first, one pod more, nothing deleted", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2,
+			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 3, outdated: 3, create: 1}},
+		{name: "a pod of an earlier release names no runner: outdated", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2,
+			pods: []corev1.Pod{podOf(p3, 1, ready), podOf(p3, 2, ready, newRunner), podOf(p3, 3, ready, newRunner)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 3, outdated: 1, create: 1}},
+		{name: "surge created but not seen yet: wait", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, unobserved: 1,
+			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 3, outdated: 3}},
+		{name: "fresh pod starting: no Ready outdated pod goes", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2,
+			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner), podOf(p3, 4, newRunner)},
+			want: want{eligible: true, desired: 3, warm: 4, ready: 3, outdated: 3}},
+		{name: "fresh pod Ready: the oldest outdated goes and the next fresh one starts", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2,
+			pods: []corev1.Pod{podOf(p3, 2, ready, oldRunner), podOf(p3, 1, ready, oldRunner), podOf(p3, 3, ready, oldRunner), podOf(p3, 4, ready, newRunner)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 3, outdated: 2, create: 1, deleted: []string{"py-1:runner-outdated"}}},
+		{name: "last outdated goes: no more surge", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2,
+			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, newRunner), podOf(p3, 3, ready, newRunner), podOf(p3, 4, ready, newRunner)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 3, deleted: []string{"py-1:runner-outdated"}}},
+		{name: "pool of one keeps its Ready pod until the fresh one is Ready", pool: testPool(1), node: testNode(nil), maxStarting: 5, runner: runnerV2,
+			pods: []corev1.Pod{podOf(testPool(1), 1, ready, oldRunner), podOf(testPool(1), 2, newRunner)},
+			want: want{eligible: true, desired: 1, warm: 2, ready: 1, outdated: 1}},
+		{name: "pool of one: fresh pod Ready, the outdated one goes", pool: testPool(1), node: testNode(nil), maxStarting: 5, runner: runnerV2,
+			pods: []corev1.Pod{podOf(testPool(1), 1, ready, oldRunner), podOf(testPool(1), 2, ready, newRunner)},
+			want: want{eligible: true, desired: 1, warm: 1, ready: 1, deleted: []string{"py-1:runner-outdated"}}},
+		{name: "unready outdated pods go first, once one pod has the current runner", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2,
+			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, oldRunner), podOf(p3, 3, oldRunner), podOf(p3, 4, newRunner)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 1, outdated: 2, create: 1, deleted: []string{"py-2:runner-outdated"}}},
+		{name: "an unready outdated pod newer than every current one is kept until the retry (a webhook replica is behind)", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute,
+			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, newRunner), podOf(p3, 3, newRunner), podOf(p3, 60, oldRunner)},
+			want: want{eligible: true, desired: 3, warm: 4, ready: 2, outdated: 2, behind: true, recheck: 4 * time.Minute}},
+		{name: "an unready outdated pod newer than every current one goes after the retry", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: time.Minute,
+			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, newRunner), podOf(p3, 3, ready, newRunner), podOf(p3, 60, oldRunner)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 3, outdated: 1, behind: true, create: 1, deleted: []string{"py-60:runner-outdated"}}},
+		{name: "claimed pods of an older runner are never touched", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2,
+			pods: []corev1.Pod{podOf(p3, 1, ready, claimed, oldRunner), podOf(p3, 2, ready, newRunner), podOf(p3, 3, ready, newRunner), podOf(p3, 4, ready, newRunner)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 3, cl: 1}},
+		{name: "surplus takes outdated pods before current ones", pool: testPool(2), node: testNode(nil), maxStarting: 5, runner: runnerV2,
+			pods: []corev1.Pod{podOf(testPool(2), 1, ready, oldRunner), podOf(testPool(2), 2, ready, oldRunner), podOf(testPool(2), 3, ready, newRunner), podOf(testPool(2), 4, ready, newRunner), podOf(testPool(2), 5, ready, newRunner)},
+			want: want{eligible: true, desired: 2, warm: 2, ready: 2, deleted: []string{"py-2:surplus", "py-1:surplus", "py-5:surplus"}}},
+		{name: "webhook behind: the surge pod came out outdated, kept until the retry", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute,
+			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner), podOf(p3, 60, ready, oldRunner)},
+			want: want{eligible: true, desired: 3, warm: 4, ready: 4, outdated: 4, behind: true, recheck: 4 * time.Minute}},
+		{name: "webhook behind: after the retry the surge pod goes and another is tried", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: time.Minute,
+			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner), podOf(p3, 60, ready, oldRunner)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 3, outdated: 3, behind: true, create: 1, deleted: []string{"py-60:runner-outdated"}}},
+		{name: "ineligible node: outdated pods go as ineligible", pool: selective, node: testNode(nil), maxStarting: 5, runner: runnerV2,
+			pods: []corev1.Pod{podOf(selective, 1, ready, oldRunner)},
+			want: want{deleted: []string{"py-1:ineligible"}}},
+		{name: "surge bounded by the starting pods", pool: p3, node: testNode(nil), maxStarting: 1, runner: runnerV2,
+			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, newRunner)},
+			want: want{eligible: true, desired: 3, warm: 3, ready: 2, outdated: 2, short: 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			plan := PlanPool(PlanInput{Pool: tc.pool, Node: tc.node, Pods: tc.pods, Unobserved: tc.unobserved, Deleted: tc.deleted, MaxStarting: tc.maxStarting,
-				StuckAfter: tc.stuckAfter, Now: epoch.Add(2 * time.Minute)})
-			got := want{eligible: plan.Eligible, desired: plan.Desired, warm: plan.Warm, ready: plan.Ready, cl: plan.Claimed, create: plan.Create, short: plan.Short}
+				StuckAfter: tc.stuckAfter, Now: epoch.Add(2 * time.Minute), Runner: tc.runner, OutdatedRetry: tc.retry})
+			got := want{eligible: plan.Eligible, desired: plan.Desired, warm: plan.Warm, ready: plan.Ready, cl: plan.Claimed, create: plan.Create, short: plan.Short,
+				outdated: plan.Outdated, behind: plan.RunnerBehind, recheck: plan.RecheckAfter}
 			for _, d := range plan.Delete {
 				got.deleted = append(got.deleted, d.Pod.Name+":"+d.Reason)
 			}

@@ -61,6 +61,17 @@ type PoolConfig struct {
 	// MaxStarting, or creations not yet seen in the cache) is looked at
 	// again even without an event. Defaulted to 5s if unspecified.
 	ShortRetry time.Duration
+	// RunnerImage is the runner image the webhook injects (the chart's; the
+	// agent's --runner-image). Warm pods whose sandbox.io/status names
+	// another are replaced one at a time, surge first, never leaving a
+	// pool without a Ready warm pod (PlanPool). Empty: warm pods keep
+	// whatever runner they have.
+	RunnerImage string
+	// OutdatedRetry is how long a pod created to replace one of an older
+	// runner, that came out with the older runner itself (the webhook is
+	// still rolling out), is kept before the next try. Defaulted to 1m if
+	// unspecified.
+	OutdatedRetry time.Duration
 }
 
 func (c *PoolConfig) setDefaults() {
@@ -78,6 +89,9 @@ func (c *PoolConfig) setDefaults() {
 	}
 	if c.ShortRetry <= 0 {
 		c.ShortRetry = 5 * time.Second
+	}
+	if c.OutdatedRetry <= 0 {
+		c.OutdatedRetry = time.Minute
 	}
 }
 
@@ -233,7 +247,11 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	}
 	unobserved, deleted := r.exp.observe(req.NamespacedName, pods.Items, time.Now())
 	plan := PlanPool(PlanInput{Pool: &p, Node: &node, Pods: pods.Items, Unobserved: unobserved, Deleted: deleted, MaxStarting: r.cfg.MaxStarting,
-		StuckAfter: max(r.cfg.StuckAfter, 0), Now: time.Now()})
+		StuckAfter: max(r.cfg.StuckAfter, 0), Now: time.Now(), Runner: r.cfg.RunnerImage, OutdatedRetry: r.cfg.OutdatedRetry})
+	if plan.RunnerBehind {
+		r.warn(&p, ReasonRunnerBehind, fmt.Sprintf("node %s created a warm pod to replace those of an older runner, but the webhook injected an older runner than %s: "+
+			"it is still rolling out, or its runner image differs from the agent's; trying again every %s", r.cfg.NodeName, r.cfg.RunnerImage, r.cfg.OutdatedRetry))
+	}
 
 	var errs []error
 	for _, d := range plan.Delete {
@@ -249,7 +267,7 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	r.cfg.Metrics.set(&p, r.cfg.NodeName, plan)
 	if len(plan.Delete) > 0 || plan.Create > 0 {
 		log.Debug("pool reconciled", "desired", plan.Desired, "warm", plan.Warm, "ready", plan.Ready,
-			"claimed", plan.Claimed, "created", plan.Create, "deleted", len(plan.Delete), "short", plan.Short)
+			"claimed", plan.Claimed, "outdated", plan.Outdated, "created", plan.Create, "deleted", len(plan.Delete), "short", plan.Short)
 	}
 	if !plan.Eligible {
 		log.Debug("node keeps no warm pods of the pool", "why", plan.Why)
@@ -259,6 +277,9 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	}
 	if plan.Short > 0 || unobserved > 0 || plan.Create > 0 {
 		return reconcile.Result{RequeueAfter: r.cfg.ShortRetry}, nil
+	}
+	if plan.RecheckAfter > 0 {
+		return reconcile.Result{RequeueAfter: plan.RecheckAfter}, nil
 	}
 	if plan.Starting > 0 && r.cfg.StuckAfter > 0 {
 		// A pod that never turns Ready sends no event when it becomes

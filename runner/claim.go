@@ -33,7 +33,7 @@ func (s *Server) claim(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("claim request is larger than the limit of %d bytes", mbe.Limit))
 			return
 		}
-		s.fail(w, r, http.StatusBadRequest, err)
+		s.failClaim(w, r, http.StatusBadRequest, err)
 		return
 	}
 	var digest [32]byte
@@ -53,10 +53,11 @@ func (s *Server) claim(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.mu.Unlock()
-		s.fail(w, r, http.StatusConflict, errAlreadyClaimed)
+		s.failClaim(w, r, http.StatusConflict, errAlreadyClaimed)
 		return
 	}
 	st := &api.ClaimStatus{
+		Protocol:  api.ClaimProtocol,
 		Claimant:  req.Claimant,
 		ClaimedAt: time.Now().UTC(),
 		EnvKeys:   slices.Sorted(maps.Keys(req.Env)),
@@ -71,6 +72,16 @@ func (s *Server) claim(w http.ResponseWriter, r *http.Request) {
 	killed := s.inflight.newEpoch(&s.epoch)
 	s.log.Info("sandbox claimed", "claimant", st.Claimant, "env", st.EnvKeys, "cancelled", killed)
 	s.writeJSON(w, http.StatusOK, st)
+}
+
+// failClaim refuses a POST /claim, naming the claim protocol this runner
+// speaks (api.Error.ClaimProtocol) so that the controller can tell a
+// protocol it cannot talk to from a refused claim.
+func (s *Server) failClaim(w http.ResponseWriter, _ *http.Request, code int, err error) {
+	if rec, ok := w.(*recorder); ok {
+		rec.errMsg = err.Error()
+	}
+	s.writeJSON(w, code, api.Error{Error: err.Error(), ClaimProtocol: api.ClaimProtocol})
 }
 
 // claimStatus is a copy of the accepted claim, nil while unclaimed.

@@ -187,7 +187,7 @@ func TestClaimRefusals(t *testing.T) {
 		req  api.ClaimRequest
 		want string
 	}{
-		{"older protocol", old, "claim protocol 1 is not supported: this runner speaks version 2"},
+		{"older protocol", old, "claim protocol 1 is not supported: this runner speaks claim protocol 2, so the claim controller (sandbox-webhook) is older"},
 		{"not a digest", api.ClaimRequest{Protocol: api.ClaimProtocol, TokenSHA256: freshToken}, "64 lower-case hex"},
 		{"upper-case digest", api.ClaimRequest{Protocol: api.ClaimProtocol, TokenSHA256: strings.ToUpper(sha256Hex(freshToken))}, "64 lower-case hex"},
 		{"bad env key", badEnv, `env key "A=B"`},

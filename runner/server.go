@@ -252,6 +252,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	s.writeJSON(w, http.StatusOK, api.Status{
 		Mode:          s.cfg.Mode,
 		Version:       s.cfg.Version,
+		ClaimProtocol: api.ClaimProtocol,
 		Healthy:       s.healthy(),
 		Child:         s.child(),
 		Executions:    len(s.execSlots),

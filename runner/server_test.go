@@ -368,7 +368,7 @@ func TestStatusAndProbes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(&api.Status{Mode: "server", Version: "v1.2.3", Healthy: true}, st); diff != "" {
+	if diff := cmp.Diff(&api.Status{Mode: "server", Version: "v1.2.3", ClaimProtocol: api.ClaimProtocol, Healthy: true}, st); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}
 	if err := r.client.Healthz(t.Context()); err != nil {

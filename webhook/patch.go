@@ -67,6 +67,7 @@ func (p *Plan) Patch(lookups map[string]Lookup) (*Result, error) {
 	status := v1alpha1.InjectionStatus{
 		State:         v1alpha1.StatusInjected,
 		RunnerVersion: p.cfg.RunnerVersion,
+		RunnerImage:   p.cfg.RunnerImage,
 		Method:        p.Method,
 	}
 	for _, i := range p.targets {

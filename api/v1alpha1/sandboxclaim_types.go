@@ -160,6 +160,11 @@ const (
 	ReasonSecretInvalid = "SecretInvalid"
 	// ReasonRunnerRefused: the runner of the pod did not take the claim.
 	ReasonRunnerRefused = "RunnerRefused"
+	// ReasonRunnerOutdated: the warm pod the claim took runs an older
+	// runner that speaks another claim protocol than the controller (a
+	// rollout in progress); the pod was let go and the claim waits, still
+	// Pending, for a warm pod of the current runner or a cold pod.
+	ReasonRunnerOutdated = "RunnerOutdated"
 	// ReasonColdStartFailed: the cold pod did not become Ready in time.
 	ReasonColdStartFailed = "ColdStartFailed"
 	// ReasonPodLost: the bound pod disappeared.

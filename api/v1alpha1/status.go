@@ -6,6 +6,11 @@ type InjectionStatus struct {
 	State string `json:"state"`
 	// RunnerVersion is the version of the runner image that was injected.
 	RunnerVersion string `json:"runnerVersion,omitempty"`
+	// RunnerImage is the runner image reference that was injected, as the
+	// chart names it (tag, digest or both). The node agent replaces a warm
+	// pod whose RunnerImage is not the chart's current one; pods injected
+	// before this field existed have none and count as outdated.
+	RunnerImage string `json:"runnerImage,omitempty"`
 	// Method is how the runner reaches the containers: MethodCopy or
 	// MethodImageVolume.
 	Method string `json:"method,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -40,6 +41,10 @@ type ClaimReconciler struct {
 	// written, so that a retry before the cache shows the pod as the
 	// claim's does not take a second one.
 	taken map[types.UID]types.NamespacedName
+	// needCurrent marks the claims that lost a pod to a runner of another
+	// claim protocol, with why: they take only pods of Options.RunnerImage
+	// (or a cold pod) from then on.
+	needCurrent map[types.UID]string
 }
 
 // Reconcile moves one claim along: bind it, keep it, end it.
@@ -89,12 +94,18 @@ func (r *ClaimReconciler) bind(ctx context.Context, sbc *v1alpha1.SandboxClaim) 
 	if reason != "" {
 		return r.fail(ctx, sbc, "", reason, msg)
 	}
-	taken, err := r.takeWarm(ctx, sbc, &p)
+	r.mu.Lock()
+	why, onlyCurrent := r.needCurrent[sbc.UID]
+	r.mu.Unlock()
+	taken, err := r.takeWarm(ctx, sbc, &p, onlyCurrent)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if taken != nil {
 		return r.finishBinding(ctx, sbc, taken, digest)
+	}
+	if onlyCurrent && !sbc.Spec.ColdStartAllowed() {
+		return r.setWaiting(ctx, sbc, v1alpha1.ReasonRunnerOutdated, why)
 	}
 	if !sbc.Spec.ColdStartAllowed() {
 		return r.fail(ctx, sbc, "", v1alpha1.ReasonNoWarmPod,
@@ -124,7 +135,10 @@ func (r *ClaimReconciler) ownedPod(ctx context.Context, sbc *v1alpha1.SandboxCla
 		return nil, fmt.Errorf("listing the pods of claim %s/%s from the cache: %w", sbc.Namespace, sbc.Name, err)
 	}
 	for i := range pods.Items {
-		if ref := metav1.GetControllerOf(&pods.Items[i]); ref != nil && ref.UID == sbc.UID {
+		// A pod being deleted is not the claim's any more: one it let go
+		// (dropPod, dropOutdated) stays for its grace period, and the
+		// claim takes another meanwhile.
+		if ref := metav1.GetControllerOf(&pods.Items[i]); ref != nil && ref.UID == sbc.UID && pods.Items[i].DeletionTimestamp == nil {
 			return &pods.Items[i], nil
 		}
 	}
@@ -143,8 +157,9 @@ func claimable(p *v1alpha1.SandboxPool, pod *corev1.Pod) bool {
 }
 
 // takeWarm takes a free warm pod of p for the claim with one conditional
-// update; nil when none is free.
-func (r *ClaimReconciler) takeWarm(ctx context.Context, sbc *v1alpha1.SandboxClaim, p *v1alpha1.SandboxPool) (*corev1.Pod, error) {
+// update; nil when none is free. Pods of the current runner
+// (Options.RunnerImage) come first; with onlyCurrent, no other is taken.
+func (r *ClaimReconciler) takeWarm(ctx context.Context, sbc *v1alpha1.SandboxClaim, p *v1alpha1.SandboxPool, onlyCurrent bool) (*corev1.Pod, error) {
 	var pods corev1.PodList
 	if err := r.client.List(ctx, &pods, client.InNamespace(p.Namespace), client.MatchingFields{indexWarm: p.Namespace + "/" + p.Name}); err != nil {
 		return nil, fmt.Errorf("listing the warm pods of pool %s/%s from the cache: %w", p.Namespace, p.Name, err)
@@ -156,8 +171,13 @@ func (r *ClaimReconciler) takeWarm(ctx context.Context, sbc *v1alpha1.SandboxCla
 		start = rand.IntN(n)
 	}
 	key := types.NamespacedName{Namespace: sbc.Namespace, Name: sbc.Name}
-	for i := range n {
+	// Two passes over the same order: the current runner's pods, then
+	// (unless onlyCurrent) those of an older one.
+	for i := range 2 * n {
 		pod := &pods.Items[(start+i)%n]
+		if outdated := pool.RunnerOutdated(pod, r.opts.RunnerImage); outdated != (i >= n) || outdated && onlyCurrent {
+			continue
+		}
 		if !claimable(p, pod) || !r.reserve(pod.UID, key) {
 			continue
 		}
@@ -305,6 +325,9 @@ func (r *ClaimReconciler) finishBinding(ctx context.Context, sbc *v1alpha1.Sandb
 	}
 	if err := r.handRunner(ctx, sbc, pod, port, digest); err != nil {
 		r.opts.Logger.Info("runner did not take the claim", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name, "error", err)
+		if perr := (*protocolError)(nil); errors.As(err, &perr) && perr.outdated {
+			return r.dropOutdated(ctx, sbc, pod, perr)
+		}
 		return r.dropPod(ctx, sbc, pod, err.Error())
 	}
 	r.unreserve(pod.UID)
@@ -391,6 +414,7 @@ func (r *ClaimReconciler) markBound(ctx context.Context, sbc *v1alpha1.SandboxCl
 	r.mu.Lock()
 	delete(r.attempts, sbc.UID)
 	delete(r.taken, sbc.UID)
+	delete(r.needCurrent, sbc.UID)
 	r.mu.Unlock()
 	took := now.Sub(sbc.CreationTimestamp.Time)
 	r.metrics.claims.WithLabelValues(strings.ToLower(string(origin)), resultBound).Inc()
@@ -445,6 +469,7 @@ func (r *ClaimReconciler) fail(ctx context.Context, sbc *v1alpha1.SandboxClaim, 
 	r.mu.Lock()
 	delete(r.attempts, sbc.UID)
 	delete(r.taken, sbc.UID)
+	delete(r.needCurrent, sbc.UID)
 	r.mu.Unlock()
 	return ctrl.Result{RequeueAfter: r.opts.FinishedTTL}, nil
 }

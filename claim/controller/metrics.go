@@ -17,6 +17,7 @@ type metrics struct {
 	bind     *prometheus.HistogramVec
 	expired  prometheus.Counter
 	reserved prometheus.Gauge
+	outdated prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -38,6 +39,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sandbox_claim_reserved_pods",
 			Help: "Warm pods reserved by a claim in progress.",
 		}),
+		outdated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sandbox_claim_outdated_runners_total",
+			Help: "Warm pods a claim let go because their older runner speaks another claim protocol (a rollout in progress); the claim waited for a current runner.",
+		}),
 	}
 	for _, o := range []string{"warm", "cold", "none"} {
 		for _, r := range []string{resultBound, resultFailed} {
@@ -47,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.claims, m.bind, m.expired, m.reserved} {
+	for _, c := range []prometheus.Collector{m.claims, m.bind, m.expired, m.reserved, m.outdated} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering claim metrics: %w", err)
 		}

@@ -38,7 +38,7 @@ func (r *ClaimReconciler) handRunner(ctx context.Context, sbc *v1alpha1.SandboxC
 	if nonce == "" {
 		return fmt.Errorf("pod %s has no %s annotation: it was not injected as a pool pod", pod.Name, v1alpha1.AnnotationClaimNonce)
 	}
-	req := api.ClaimRequest{Protocol: api.ClaimProtocol, Claimant: sbc.Namespace + "/" + sbc.Name, TokenSHA256: digest}
+	req := api.ClaimRequest{Protocol: r.opts.claimProtocol, Claimant: sbc.Namespace + "/" + sbc.Name, TokenSHA256: digest}
 	if len(sbc.Spec.Env) > 0 {
 		req.Env = make(map[string]string, len(sbc.Spec.Env))
 		for _, e := range sbc.Spec.Env {
@@ -64,6 +64,9 @@ func (r *ClaimReconciler) handRunner(ctx context.Context, sbc *v1alpha1.SandboxC
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if perr := r.protocolMismatch(pod, resp.StatusCode, msg); perr != nil {
+		return perr
+	}
 	if resp.StatusCode != http.StatusOK {
 		var e api.Error
 		if json.Unmarshal(msg, &e) == nil && e.Error != "" {

@@ -28,6 +28,7 @@ import (
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/claimkey"
+	"sandbox.io/injector/runner/api"
 )
 
 // Options configure the controller; the zero value of each field but Key
@@ -60,6 +61,18 @@ type Options struct {
 	// Logger receives one line per bound, failed and expired claim;
 	// default discards.
 	Logger *slog.Logger
+	// RunnerImage is the runner image the webhook injects now (the
+	// chart's). When several warm pods are claimable, a claim takes one
+	// whose sandbox.io/status names it, and only falls back to a pod of an
+	// older runner (which the node agents are replacing) when none is
+	// Ready. A runner of another claim protocol is let go without failing
+	// the claim. Empty: no preference.
+	RunnerImage string
+
+	// claimProtocol is the POST /claim protocol the controller speaks;
+	// default api.ClaimProtocol (tests play a controller of another
+	// release).
+	claimProtocol int
 }
 
 func (o *Options) setDefaults() {
@@ -89,6 +102,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.claimProtocol == 0 {
+		o.claimProtocol = api.ClaimProtocol
 	}
 }
 
@@ -170,7 +186,8 @@ func Setup(mgr manager.Manager, opts Options) error {
 	if err != nil {
 		return err
 	}
-	r := &ClaimReconciler{opts: opts, client: cl, api: api, metrics: m, reserved: map[types.UID]types.NamespacedName{}, attempts: map[types.UID]int{}, taken: map[types.UID]types.NamespacedName{}}
+	r := &ClaimReconciler{opts: opts, client: cl, api: api, metrics: m, reserved: map[types.UID]types.NamespacedName{}, attempts: map[types.UID]int{}, taken: map[types.UID]types.NamespacedName{},
+		needCurrent: map[types.UID]string{}}
 	podToClaim := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
 		if owner := claimOwner(pod); owner != "" {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: pod.Namespace, Name: owner}}}

@@ -55,6 +55,7 @@ func addPools(mgr manager.Manager, o *options, log *slog.Logger) error {
 	_, err := agent.SetupPools(mgr, agent.PoolConfig{
 		NodeName:    o.nodeName,
 		MaxStarting: o.pools.maxCreates,
+		RunnerImage: o.prepull.runnerImage,
 		StuckAfter:  stuckAfter(o.pools.stuckAfter),
 		Metrics:     m,
 		Log:         log.With("component", "pools"),

@@ -39,7 +39,7 @@ func (o *prepullOptions) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.namespace, "namespace", "", "The agent's namespace, where --prepull-configmap lives (env SANDBOX_NAMESPACE, else POD_NAMESPACE, which the chart sets from the downward API).")
 	envflag.Also(fs, "namespace", "POD_NAMESPACE")
 	fs.StringVar(&o.configMap, "prepull-configmap", "", "Name of the ConfigMap holding the image list to pre-pull (key \"images\"), watched for changes; empty for none.")
-	fs.StringVar(&o.runnerImage, "runner-image", "", "The runner image, pre-pulled on every node; empty for none.")
+	fs.StringVar(&o.runnerImage, "runner-image", "", "The runner image the webhook injects: pre-pulled on every node, and warm pods whose runner differs are replaced one at a time; empty for none.")
 	fs.BoolVar(&o.learn, "learn-images", false, "Also pre-pull the images of injected pods seen anywhere in the cluster.")
 	fs.IntVar(&o.learnMax, "learn-max-images", agent.DefaultLearnMax, "The most learned images kept (the most recently seen).")
 	fs.DurationVar(&o.learnForgetAfter, "learn-forget-after", agent.DefaultLearnForgetAfter, "How long a learned image that no pod uses any more stays pre-pulled.")

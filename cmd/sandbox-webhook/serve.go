@@ -120,6 +120,7 @@ func setupRunnables(ctx context.Context, mgr manager.Manager, o *options, wcfg w
 	if o.claims {
 		if err := controller.Setup(mgr, controller.Options{
 			Key:         wcfg.ClaimKey,
+			RunnerImage: wcfg.RunnerImage,
 			Concurrency: o.claimConcurrency,
 			FinishedTTL: o.claimFinishedTTL,
 			ColdTimeout: o.claimColdTimeout,

@@ -73,6 +73,15 @@ func Start(t testing.TB, opts Options) *Env {
 	return e
 }
 
+// Attach is Start against an API server the test already runs (cfg, c),
+// with no controller: the test starts one with StartController.
+func Attach(t testing.TB, cfg *rest.Config, c client.Client) *Env {
+	t.Helper()
+	e := &Env{T: t, Config: cfg, Client: c, Key: claimkey.Key("claimtest-claim-key-0123456789abcdef"), Registry: prometheus.NewRegistry()}
+	t.Cleanup(e.stopRunners)
+	return e
+}
+
 // StartController runs a manager with the claim controller until the test
 // ends; with leaseNamespace set it takes part in leader election there and
 // the returned function stops it (a leader that dies without releasing its

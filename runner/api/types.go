@@ -178,6 +178,10 @@ type StreamEvent struct {
 type Status struct {
 	Mode    string `json:"mode"`
 	Version string `json:"version"`
+	// ClaimProtocol is the POST /claim protocol the runner speaks
+	// (ClaimProtocol). Runners of releases before this field omit it; they
+	// speak protocol 2 or older.
+	ClaimProtocol int `json:"claim_protocol,omitempty"`
 	// Healthy is the runner's one healthy bit: it serves, and where a child
 	// is expected to run (by the restart policy) it runs and its liveness
 	// probe, if any, passed last time.
@@ -226,6 +230,10 @@ type FileInfo struct {
 // Error is the JSON body of every non-2xx answer.
 type Error struct {
 	Error string `json:"error"`
+	// ClaimProtocol, on a refused POST /claim, is the claim protocol the
+	// runner speaks, so that a claim controller of another protocol can
+	// tell a runner it cannot talk to from one that refused the claim.
+	ClaimProtocol int `json:"claim_protocol,omitempty"`
 }
 
 // ClaimProtocol is the version of the POST /claim exchange this runner
@@ -259,7 +267,7 @@ type ClaimRequest struct {
 func (r *ClaimRequest) Validate() error {
 	var errs []error
 	if r.Protocol != ClaimProtocol {
-		errs = append(errs, fmt.Errorf("claim protocol %d is not supported: this runner speaks version %d (upgrade the claim controller or the runner so that they match)", r.Protocol, ClaimProtocol))
+		errs = append(errs, &ProtocolError{Got: r.Protocol, Want: ClaimProtocol})
 	}
 	if !IsSHA256Hex(r.TokenSHA256) {
 		errs = append(errs, errors.New("token_sha256 must be 64 lower-case hex digits"))
@@ -296,7 +304,7 @@ func IsSHA256Hex(s string) bool {
 // DecodeStrict), and validates it.
 func DecodeClaimRequest(r io.Reader) (*ClaimRequest, error) {
 	var req ClaimRequest
-	if err := DecodeStrict(r, &req); err != nil {
+	if err := decodeClaimBody(r, &req); err != nil {
 		return nil, fmt.Errorf("decoding claim request: %w", err)
 	}
 	if err := req.Validate(); err != nil {
@@ -309,6 +317,9 @@ func DecodeClaimRequest(r io.Reader) (*ClaimRequest, error) {
 // POST /claim and the Claim field of /status. It never holds the token or
 // the environment's values.
 type ClaimStatus struct {
+	// Protocol is the claim protocol the runner took the claim with
+	// (ClaimProtocol); runners of releases before this field omit it.
+	Protocol  int       `json:"protocol,omitempty"`
 	Claimant  string    `json:"claimant,omitempty"`
 	ClaimedAt time.Time `json:"claimed_at"`
 	// EnvKeys are the names of the variables the claim added, sorted.
