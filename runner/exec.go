@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -26,6 +27,12 @@ const shellPath = "/bin/sh"
 // drainAfterExit bounds how long output is still read after the command
 // exited, for when a background process it left behind holds the pipes.
 const drainAfterExit = 200 * time.Millisecond
+
+// leftAfterExit bounds what is still read, without waiting, from a pipe
+// that drain cut: the output the command left in it (at most the pipe's
+// capacity, 64 KiB unless the command raised it) is delivered, while a
+// background process writing on cannot hold the request open.
+const leftAfterExit = 1 << 20
 
 // sink receives the output of one execution as it arrives. Calls come from
 // two goroutines (one per stream) and must be safe together.
@@ -342,8 +349,16 @@ func pump(wg *sync.WaitGroup, r *os.File, stream string, s sink) {
 	defer bufPool.Put(bp)
 	buf := *bp
 	held := 0
+	read := r.Read
 	for {
-		n, err := r.Read(buf[held:])
+		n, err := read(buf[held:])
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// drain's cut. The command has exited, but a slow client may
+			// have kept this goroutine in s.write past the deadline
+			// while the command's last output waits in the pipe: take
+			// what is there now, without waiting for more.
+			read, err = pipeLeft(r, leftAfterExit), nil
+		}
 		n += held
 		held = 0
 		if n > 0 {
@@ -358,6 +373,31 @@ func pump(wg *sync.WaitGroup, r *os.File, stream string, s sink) {
 		if err != nil {
 			return
 		}
+	}
+}
+
+// pipeLeft returns a read function that takes what the pipe r holds, never
+// waiting for more, up to limit bytes in all, then io.EOF. It clears r's
+// read deadline: its reads never block.
+func pipeLeft(r *os.File, limit int) func([]byte) (int, error) {
+	_ = r.SetReadDeadline(time.Time{})
+	rc, rcErr := r.SyscallConn()
+	return func(p []byte) (int, error) {
+		if rcErr != nil || limit <= 0 {
+			return 0, io.EOF
+		}
+		var n int
+		var err error
+		// The descriptor is non-blocking: a read of an empty pipe gives
+		// EAGAIN, and returning true never parks on the poller.
+		if cerr := rc.Read(func(fd uintptr) bool {
+			n, err = syscall.Read(int(fd), p[:min(len(p), limit)])
+			return true
+		}); cerr != nil || err != nil || n <= 0 {
+			return 0, io.EOF
+		}
+		limit -= n
+		return n, nil
 	}
 }
 
