@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+
+	"sandbox.io/injector/claim"
 )
 
 // The agent-sandbox resources the benchmark drives, through a dynamic
@@ -37,8 +39,15 @@ type AgentSandbox struct {
 	dyn dynamic.Interface
 }
 
-// NewAgentSandbox returns a driver using cfg.
+// NewAgentSandbox returns a driver using cfg, with the client-side rate
+// limit our own claim client has (claim.DefaultQPS, claim.DefaultBurst)
+// when cfg sets none: client-go's default (5/s) would throttle a burst of
+// agent-sandbox's claims in the harness, not in agent-sandbox.
 func NewAgentSandbox(cfg *rest.Config) (*AgentSandbox, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		cfg.QPS, cfg.Burst = claim.DefaultQPS, claim.DefaultBurst
+	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating a dynamic client for agent-sandbox objects: %w", err)
