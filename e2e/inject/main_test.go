@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/testenv"
@@ -49,6 +51,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e/inject: SKIPPING every end-to-end injection test: SANDBOX_E2E=1 and KUBECONFIG are not set (run `make e2e`)")
 		os.Exit(m.Run())
 	}
+	// The suite's controller-runtime clients log nothing worth reading;
+	// without a logger, the first one prints a stack trace instead.
+	ctrllog.SetLogger(logr.Discard())
 	var err error
 	e, err = setUp()
 	if err != nil {
