@@ -275,7 +275,7 @@ func (p *PrePuller) Start(ctx context.Context) error {
 	}
 	cacheDone := make(chan error, 1)
 	go func() { cacheDone <- p.cfg.Cache.Start(ctx) }()
-	defer func() { cancel(); _ = <-cacheDone }()
+	defer func() { cancel(); <-cacheDone }()
 	syncCtx, syncDone := context.WithTimeout(ctx, cacheSyncTimeout)
 	synced := p.cfg.Cache.WaitForCacheSync(syncCtx)
 	syncDone()

@@ -78,8 +78,6 @@ type liveRunner struct {
 	stderr  *bytes.Buffer
 }
 
-func (r *liveRunner) url() string { return "http://" + r.addr }
-
 // startRunner starts the real binary on loopback with a token and the
 // given extra flags, and waits for it to serve.
 func startRunner(t *testing.T, flags ...string) *liveRunner {

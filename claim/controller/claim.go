@@ -303,7 +303,7 @@ func (r *ClaimReconciler) finishBinding(ctx context.Context, sbc *v1alpha1.Sandb
 		return r.dropPod(ctx, sbc, pod, err.Error())
 	}
 	if err := r.handRunner(ctx, sbc, pod, port, digest); err != nil {
-		r.opts.Logger.Info("runner did not take the claim", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name, "error", err)
+		r.opts.Logger.Info("runner did not take the claim", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name, "err", err)
 		return r.dropPod(ctx, sbc, pod, err.Error())
 	}
 	r.unreserve(pod.UID)

@@ -112,7 +112,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = <-exited
+		<-exited
 		_ = logFile.Close()
 		if t.Failed() {
 			if raw, err := os.ReadFile(logFile.Name()); err == nil {
