@@ -6,12 +6,16 @@
 // with an Event when it changes; the webhook's "auto" injection method reads
 // that label.
 //
-// PrePuller is the pre-pull loop around package prepuller's Puller: the
-// desired set (Desired: the chart's list from a watched ConfigMap, read by
+// PrePuller is the pre-pull loop around package prepuller's Puller, a
+// reconciler with one key, its node (SetupWithManager): the desired set (Desired: the chart's list from a watched ConfigMap, read by
 // ParseImageList; the runner image; the SandboxPools' images; the images a
 // Learner saw in injected pods), pull secrets (ResolveAuth), a Sync on every
-// change and periodically, and the outcome on the Node (Events on changes,
-// the v1alpha1.AnnotationPrePull summary line).
+// change and periodically (RequeueAfter), and the outcome on the Node
+// (Events on changes, the v1alpha1.AnnotationPrePull summary line).
+//
+// Every Event goes through an events.k8s.io recorder (the manager's
+// GetEventRecorder, as package certs does), which folds repeats into a
+// series.
 //
 // PoolReconciler (SetupPools) keeps the node's warm pods of every
 // SandboxPool: PlanPool, a pure function, decides what to create and delete

@@ -1,64 +1,39 @@
 package agent
 
 import (
-	"context"
-	"fmt"
-	"time"
-
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	"k8s.io/client-go/tools/events"
 )
 
-// maxEventMessage caps an Event's message (the API server refuses more
-// than 1 KiB in a message of the events.k8s.io form).
+// maxEventMessage caps an Event's note (the API server refuses more than 1
+// KiB in a note of the events.k8s.io form).
 const maxEventMessage = 1024
 
-// agentEvent is one Event the agent records, as a recorder would: about
-// obj, in namespace (the object's own, or "default" for a Node, as the
-// kubelet's node Events are), from component on node.
-type agentEvent struct {
-	About     corev1.ObjectReference
-	Namespace string
-	Component string
-	Node      string
-	Type      string
-	Reason    string
-	Message   string
-	At        time.Time
+// defaultComponent is the reporting controller of the agent's Events: the
+// name of the manager's recorder when a Config leaves its Recorder unset.
+const defaultComponent = "sandbox-agent"
+
+// eventf records an Event about regarding through rec (an events.k8s.io
+// recorder, which aggregates repeats into a series and writes
+// asynchronously), its note cut to what the API server accepts. A nil rec
+// records none.
+func eventf(rec events.EventRecorder, regarding *corev1.ObjectReference, eventtype, reason, action, note string) {
+	if rec == nil {
+		return
+	}
+	rec.Eventf(regarding, nil, eventtype, reason, action, "%s", truncate(note, maxEventMessage))
 }
 
-// recordEvent creates ev through c. It does not aggregate: callers record
-// only changes, so there is nothing to count.
-func recordEvent(ctx context.Context, c client.Client, ev agentEvent) error {
-	if ev.Component == "" {
-		ev.Component = "sandbox-agent"
-	}
-	msg := ev.Message
-	if len(msg) > maxEventMessage {
-		msg = msg[:maxEventMessage-3] + "..."
-	}
-	at := metav1.NewTime(ev.At)
-	obj := &corev1.Event{
-		ObjectMeta:          metav1.ObjectMeta{GenerateName: ev.About.Name + ".", Namespace: ev.Namespace},
-		InvolvedObject:      ev.About,
-		Reason:              ev.Reason,
-		Message:             msg,
-		Type:                ev.Type,
-		Source:              corev1.EventSource{Component: ev.Component, Host: ev.Node},
-		ReportingController: "sandbox.io/" + ev.Component,
-		ReportingInstance:   ev.Component + "-" + ev.Node,
-		FirstTimestamp:      at,
-		LastTimestamp:       at,
-		Count:               1,
-	}
-	if err := c.Create(ctx, obj); err != nil {
-		return fmt.Errorf("recording event %s on %s %s: %w", ev.Reason, ev.About.Kind, ev.About.Name, err)
-	}
-	return nil
+// nodeRef refers to a Node in an Event (its Events go to namespace
+// default, as the kubelet's do).
+func nodeRef(node *corev1.Node) *corev1.ObjectReference {
+	return &corev1.ObjectReference{Kind: "Node", Name: node.Name, UID: node.UID, APIVersion: "v1"}
 }
 
-// nodeRef refers to a Node in an Event.
-func nodeRef(node *corev1.Node) corev1.ObjectReference {
-	return corev1.ObjectReference{Kind: "Node", Name: node.Name, UID: node.UID, APIVersion: "v1"}
+// imageFieldPath is the part of a Node an Event about one of its images
+// refers to, as the kubelet's container Events name spec.containers{name}.
+// The recorder aggregates the Events of one object, reason and action into
+// one series: without it, the first image's Event would stand for all.
+func imageFieldPath(image string) string {
+	return "status.images{" + image + "}"
 }

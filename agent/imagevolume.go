@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/version"
+	"k8s.io/client-go/tools/events"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -29,47 +29,27 @@ var _ VersionClient = runtimeapi.RuntimeServiceClient(nil)
 // minImageVolume is the first release of each runtime that mounts
 // Kubernetes image volumes (KEP-4639). Older containerd fails such pods for
 // ever with "failed to mkdir" instead of refusing them.
-var minImageVolume = map[string][2]int{
-	"containerd": {2, 1},
-	"cri-o":      {1, 31},
+var minImageVolume = map[string]*version.Version{
+	"containerd": version.MajorMinor(2, 1),
+	"cri-o":      version.MajorMinor(1, 31),
 }
 
 // SupportsImageVolumes reports whether a runtime, by the name and version
-// the CRI Version call returns, mounts image volumes. Unknown runtimes and
-// unparsable versions count as unsupported: "auto" then copies, which works
-// everywhere.
+// the CRI Version call returns ("v2.4.2", "2.1.0-rc.1", "1.31"), mounts
+// image volumes. Unknown runtimes and unparsable versions count as
+// unsupported: "auto" then copies, which works everywhere.
 func SupportsImageVolumes(runtimeName, runtimeVersion string) bool {
 	min, ok := minImageVolume[strings.ToLower(runtimeName)]
 	if !ok {
 		return false
 	}
-	major, minor, ok := majorMinor(runtimeVersion)
-	if !ok {
+	v, err := version.ParseGeneric(runtimeVersion)
+	if err != nil {
 		return false
 	}
-	return major > min[0] || major == min[0] && minor >= min[1]
-}
-
-// majorMinor reads "v2.4.2", "2.1.0-rc.1" or "1.31".
-func majorMinor(v string) (int, int, bool) {
-	v = strings.TrimPrefix(v, "v")
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return 0, 0, false
-	}
-	major, err := strconv.Atoi(parts[0])
-	if err != nil {
-		return 0, 0, false
-	}
-	minorDigits := parts[1]
-	if i := strings.IndexFunc(minorDigits, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
-		minorDigits = minorDigits[:i]
-	}
-	minor, err := strconv.Atoi(minorDigits)
-	if err != nil {
-		return 0, 0, false
-	}
-	return major, minor, true
+	// ParseGeneric drops a suffix: a release candidate of the first release
+	// counts as that release.
+	return v.AtLeast(min)
 }
 
 // ImageVolumeLabeler keeps one node's v1alpha1.LabelImageVolume label in
@@ -79,10 +59,11 @@ type ImageVolumeLabeler struct {
 	NodeName string
 	// Runtime is the node's CRI runtime service. Required.
 	Runtime VersionClient
-	// Client reads and patches the Node and records Events. Required.
+	// Client reads and patches the Node. Required.
 	Client client.Client
-	// Component names the Events' source. Default "sandbox-agent".
-	Component string
+	// Recorder records the Events on the Node (the manager's
+	// GetEventRecorder); nil records none.
+	Recorder events.EventRecorder
 }
 
 // ErrIncomplete is returned by Sync when a required field is not set.
@@ -125,16 +106,12 @@ func (l *ImageVolumeLabeler) Sync(ctx context.Context) (bool, error) {
 	if had {
 		msg += fmt.Sprintf(" (was %s)", old)
 	}
-	if err := l.event(ctx, &node, msg); err != nil {
-		return true, err
+	// The action tells a first label from a corrected one: the recorder
+	// would fold the second into the first's series otherwise.
+	action := "Label"
+	if had {
+		action = "Relabel"
 	}
+	eventf(l.Recorder, nodeRef(&node), corev1.EventTypeNormal, "ImageVolumeSupport", action, msg)
 	return true, nil
-}
-
-// event records a Normal Event about the node.
-func (l *ImageVolumeLabeler) event(ctx context.Context, node *corev1.Node, msg string) error {
-	return recordEvent(ctx, l.Client, agentEvent{
-		About: nodeRef(node), Namespace: metav1.NamespaceDefault, Component: l.Component, Node: node.Name,
-		Type: corev1.EventTypeNormal, Reason: "ImageVolumeSupport", Message: msg, At: time.Now(),
-	})
 }

@@ -2,8 +2,10 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
@@ -64,7 +66,7 @@ func TestImageVolumeLabeler(t *testing.T) {
 	if err := c.Create(ctx, node); err != nil {
 		t.Fatal(err)
 	}
-	l := &ImageVolumeLabeler{NodeName: "node-a", Runtime: cri.Runtime, Client: c}
+	l := &ImageVolumeLabeler{NodeName: "node-a", Runtime: cri.Runtime, Client: c, Recorder: testenv.Recorder(t, cfg, "sandbox-agent")}
 
 	label := func() string {
 		t.Helper()
@@ -97,16 +99,18 @@ func TestImageVolumeLabeler(t *testing.T) {
 	if !changed || label() != "true" {
 		t.Fatalf("after the first sync: changed %v, label %q; want true", changed, label())
 	}
-	if ev := events(); len(ev) != 1 || !strings.Contains(ev[0].Message, "supports image volumes") {
-		t.Fatalf("events %+v, want one saying the runtime supports image volumes", ev)
-	}
+	// The recorder writes asynchronously.
+	testenv.Eventually(t, 30*time.Second, "an event saying the runtime supports image volumes", func() error {
+		if ev := events(); len(ev) != 1 || !strings.Contains(ev[0].Message, "supports image volumes") {
+			return fmt.Errorf("events %+v", ev)
+		}
+		return nil
+	})
 
-	// Nothing to do: no write, no new Event.
+	// Nothing to do: no write, no new Event (nor a repeat of the first,
+	// which would make it a series: checked below).
 	if changed, err := l.Sync(ctx); err != nil || changed {
 		t.Fatalf("second sync: changed %v, err %v; want no change", changed, err)
-	}
-	if n := len(events()); n != 1 {
-		t.Errorf("%d events after a sync that changed nothing, want 1", n)
 	}
 
 	// A wrong label (set by hand, or left from an older runtime) is put right.
@@ -121,8 +125,16 @@ func TestImageVolumeLabeler(t *testing.T) {
 	if changed, err := l.Sync(ctx); err != nil || !changed || label() != "true" {
 		t.Fatalf("after a wrong label: changed %v, err %v, label %q", changed, err, label())
 	}
-	if ev := events(); len(ev) != 2 || !strings.Contains(ev[1].Message+ev[0].Message, "(was false)") {
-		t.Errorf("events %+v, want a second one saying what the label was", ev)
+	testenv.Eventually(t, 30*time.Second, "a second event saying what the label was", func() error {
+		if ev := events(); len(ev) != 2 || !strings.Contains(ev[1].Message+ev[0].Message, "(was false)") {
+			return fmt.Errorf("events %+v", ev)
+		}
+		return nil
+	})
+	for _, e := range events() {
+		if e.Series != nil {
+			t.Errorf("event %q repeated %d times, want once", e.Message, e.Series.Count)
+		}
 	}
 }
 

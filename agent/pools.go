@@ -17,6 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -52,6 +54,9 @@ type PoolConfig struct {
 	// StuckAfter replaces a warm pod that has not been Ready for this long.
 	// Defaulted to 10m if unspecified; negative never replaces one.
 	StuckAfter time.Duration
+	// Recorder records the Warning Events on pools. Defaulted to the
+	// manager's GetEventRecorder("sandbox-agent") if nil.
+	Recorder events.EventRecorder
 	// ShortRetry is how soon a pool that is short (creations held back by
 	// MaxStarting, or creations not yet seen in the cache) is looked at
 	// again even without an event. Defaulted to 5s if unspecified.
@@ -88,9 +93,6 @@ type PoolReconciler struct {
 	cfg    PoolConfig
 	client client.Client // reads from the agent's own cache, writes to the API
 	exp    expectations
-
-	mu     sync.Mutex // guards warned
-	warned warnings
 }
 
 // Scheme is the scheme of the agent's pool cache and client: the built-in
@@ -116,6 +118,9 @@ func SetupPools(mgr manager.Manager, cfg PoolConfig) (*PoolReconciler, error) {
 	cfg.setDefaults()
 	if cfg.NodeName == "" {
 		return nil, errors.New("setting up warm pools: the node name is required")
+	}
+	if cfg.Recorder == nil {
+		cfg.Recorder = mgr.GetEventRecorder(defaultComponent)
 	}
 	scheme, err := Scheme()
 	if err != nil {
@@ -180,7 +185,7 @@ func SetupPools(mgr manager.Manager, cfg PoolConfig) (*PoolReconciler, error) {
 	})
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("sandboxpool").
-		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: ptrTo(true)}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: ptr.To(true)}).
 		WatchesRawSource(source.Kind(c, &v1alpha1.SandboxPool{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.SandboxPool]{},
 			predicate.TypedGenerationChangedPredicate[*v1alpha1.SandboxPool]{})).
 		WatchesRawSource(source.Kind(c, &corev1.Pod{}, podToPool)).
@@ -191,8 +196,6 @@ func SetupPools(mgr manager.Manager, cfg PoolConfig) (*PoolReconciler, error) {
 	}
 	return r, nil
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // nodeChanged passes the node's updates that can change what it keeps: its
 // labels (node selectors) and taints (tolerations), not its heartbeats.
@@ -240,7 +243,7 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	}
 	if createErrs := r.createPods(ctx, &p, plan.Create, log); len(createErrs) > 0 {
 		err := errors.Join(createErrs...)
-		r.warn(ctx, &p, ReasonCreateFailed, fmt.Sprintf("node %s cannot create warm pods: %v", r.cfg.NodeName, err))
+		r.warn(&p, ReasonCreateFailed, fmt.Sprintf("node %s cannot create warm pods: %v", r.cfg.NodeName, err))
 		errs = append(errs, err)
 	}
 	r.cfg.Metrics.set(&p, r.cfg.NodeName, plan)

@@ -18,13 +18,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sandbox.io/injector/api/v1alpha1"
-	"sandbox.io/injector/internal/logging"
 	"sandbox.io/injector/prepuller"
 )
 
@@ -58,12 +57,15 @@ type PrePullConfig struct {
 	// Observer, when set, is the CRI client the Puller pulls through; its
 	// outcomes become the ImagePulled and ImagePullFailed Events.
 	Observer *PullObserver
-	// Client reads the Node and pull Secrets, patches the Node's
-	// annotation and records Events. A direct (uncached) client. Required.
+	// Client reads the Node and pull Secrets and patches the Node's
+	// annotation. A direct (uncached) client. Required.
 	Client client.Client
-	// Cache is the cache NewPrePullCache built for the same settings; the
-	// PrePuller starts it. Required.
+	// Cache is the cache NewPrePullCache built for the same settings;
+	// SetupWithManager adds it to the manager. Required.
 	Cache cache.Cache
+	// Recorder records the Events on the Node. Defaulted by
+	// SetupWithManager to the manager's GetEventRecorder(Component) if nil.
+	Recorder events.EventRecorder
 	// ImageList is the ConfigMap holding the chart's list; an empty Name
 	// means no list.
 	ImageList types.NamespacedName
@@ -80,18 +82,21 @@ type PrePullConfig struct {
 	// an image the kubelet removed, and to follow moved tags). Default
 	// DefaultPrePullInterval.
 	Interval time.Duration
-	// Debounce is how long the loop waits after a change for more changes
-	// before it computes the desired set. Default 1s.
+	// Debounce is how long a change waits in the work queue, gathering the
+	// changes that follow it, before the desired set is computed. Default
+	// 1s.
 	Debounce time.Duration
 	// StatusInterval is how often the Node's status is refreshed while a
 	// Sync runs. Default 2s.
 	StatusInterval time.Duration
-	// Component names the Events' source. Default "sandbox-agent".
+	// Component names the Events' reporting controller when Recorder is
+	// nil. Default "sandbox-agent".
 	Component string
 	// Registerer, when set, registers the loop's metrics.
 	Registerer prometheus.Registerer
-	// Clock is the learner's and the retry timer's clock. Default real.
-	Clock clock.Clock
+	// Clock is the clock of the learner, of the periodic and retry
+	// requeues and of the status refresh during a Sync. Default real.
+	Clock clock.WithTicker
 	// Log is the loop's logger. Default: discard.
 	Log *slog.Logger
 }
@@ -113,7 +118,7 @@ func (c *PrePullConfig) setDefaults() {
 		c.StatusInterval = defaultStatusInterval
 	}
 	if c.Component == "" {
-		c.Component = "sandbox-agent"
+		c.Component = defaultComponent
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}
@@ -188,19 +193,24 @@ func stripPod(obj any) (any, error) {
 	return out, nil
 }
 
-// PrePuller is the node agent's pre-pull loop: it computes the desired set
-// (the chart's list from a watched ConfigMap, the runner image, the
-// SandboxPools' images, the learned images), calls the Puller's Sync on
-// every change and every Interval, and publishes the outcome on its Node:
-// Events on changes, and the one-line summary in the annotation
-// v1alpha1.AnnotationPrePull. It is a controller-runtime Runnable.
+// PrePuller is the node agent's pre-pull loop, a controller-runtime
+// reconciler with one key, its node: it computes the desired set (the
+// chart's list from a watched ConfigMap, the runner image, the
+// SandboxPools' images, the learned images), calls the Puller's Sync when
+// the set changes, every Interval and when a failed image's backoff ends,
+// and publishes the outcome on its Node: Events on changes, and the
+// one-line summary in the annotation v1alpha1.AnnotationPrePull. Add it to
+// a manager with SetupWithManager.
 type PrePuller struct {
 	cfg     PrePullConfig
 	learner *Learner
 	tracker statusTracker
 	metrics *prePullMetrics
-	pokes   chan struct{}
 
+	// Reconcile's state: one key, never two reconciles at once.
+	started        bool
+	last           []prepuller.Image // the set of the last Sync
+	lastSync       time.Time         // when the last Sync started
 	node           *corev1.Node
 	lastAnnotation *string
 	problems       []string
@@ -240,123 +250,7 @@ func NewPrePuller(cfg PrePullConfig) (*PrePuller, error) {
 		cfg:     cfg,
 		learner: &Learner{Max: cfg.LearnMax, ForgetAfter: cfg.LearnForgetAfter},
 		metrics: m,
-		pokes:   make(chan struct{}, 1),
 	}, nil
-}
-
-// Start runs the loop until ctx ends: it starts the cache, waits for it,
-// then syncs at once, on every change and every Interval.
-func (p *PrePuller) Start(ctx context.Context) error {
-	log := p.cfg.Log
-	ctx = logging.NewContext(ctx, log)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	watched := []client.Object{&v1alpha1.SandboxPool{}}
-	if p.cfg.ImageList.Name != "" {
-		watched = append(watched, &corev1.ConfigMap{})
-	}
-	if p.cfg.Learn {
-		watched = append(watched, &corev1.Pod{})
-	}
-	handler := toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { p.poke() },
-		UpdateFunc: func(oldObj, newObj any) { p.pokeIfChanged(oldObj, newObj) },
-		DeleteFunc: func(any) { p.poke() },
-	}
-	for _, obj := range watched {
-		inf, err := p.cfg.Cache.GetInformer(ctx, obj)
-		if err != nil {
-			return fmt.Errorf("watching %T for the pre-puller: %w", obj, err)
-		}
-		if _, err := inf.AddEventHandler(handler); err != nil {
-			return fmt.Errorf("watching %T for the pre-puller: %w", obj, err)
-		}
-	}
-	cacheDone := make(chan error, 1)
-	go func() { cacheDone <- p.cfg.Cache.Start(ctx) }()
-	defer func() { cancel(); <-cacheDone }()
-	syncCtx, syncDone := context.WithTimeout(ctx, cacheSyncTimeout)
-	synced := p.cfg.Cache.WaitForCacheSync(syncCtx)
-	syncDone()
-	if !synced {
-		if ctx.Err() != nil {
-			return nil
-		}
-		// Loud rather than a pre-puller that silently never starts: most
-		// likely RBAC (the ConfigMap, SandboxPools, or pods when learning)
-		// or a missing SandboxPool CRD.
-		return fmt.Errorf("the pre-puller's watches (image list %s, SandboxPools, pods: %v) did not sync within %s; check the agent's RBAC and that the SandboxPool CRD is installed",
-			p.cfg.ImageList, p.cfg.Learn, cacheSyncTimeout)
-	}
-	log.Info("pre-puller started", "node", p.cfg.NodeName, "imageList", p.cfg.ImageList.String(),
-		"runnerImage", p.cfg.RunnerImage, "learn", p.cfg.Learn, "interval", p.cfg.Interval.String())
-
-	tick := time.NewTicker(p.cfg.Interval)
-	defer tick.Stop()
-	var retry clock.Timer
-	var last []prepuller.Image
-	first := true
-	due := true
-	for {
-		desired := p.desired(ctx)
-		if due || first || !imagesEqual(desired, last) {
-			p.sync(ctx, desired)
-			last = desired
-		} else {
-			p.publish(ctx) // a change of the list's errors or of the secrets
-		}
-		first = false
-		if retry != nil {
-			retry.Stop()
-		}
-		var retryC <-chan time.Time
-		if at, ok := nextRetry(p.cfg.Puller.Status()); ok {
-			retry = p.cfg.Clock.NewTimer(max(at.Sub(p.cfg.Clock.Now()), 0) + 10*time.Millisecond)
-			retryC = retry.C()
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-p.pokes:
-			due = false
-			select { // let a burst of changes settle
-			case <-ctx.Done():
-				return nil
-			case <-time.After(p.cfg.Debounce):
-			}
-		case <-tick.C:
-			due = true
-		case <-retryC:
-			due = true
-		}
-	}
-}
-
-// NeedLeaderElection is false: every node's agent pulls for its own node.
-func (p *PrePuller) NeedLeaderElection() bool { return false }
-
-func (p *PrePuller) poke() {
-	select {
-	case p.pokes <- struct{}{}:
-	default:
-	}
-}
-
-// pokeIfChanged ignores the informers' periodic resyncs and status-only
-// updates of pods (same resourceVersion, or same images).
-func (p *PrePuller) pokeIfChanged(oldObj, newObj any) {
-	o, ok1 := oldObj.(client.Object)
-	n, ok2 := newObj.(client.Object)
-	if ok1 && ok2 && o.GetResourceVersion() == n.GetResourceVersion() {
-		return
-	}
-	if op, ok := oldObj.(*corev1.Pod); ok {
-		if np, ok := newObj.(*corev1.Pod); ok && podImagesEqual(op, np) {
-			return
-		}
-	}
-	p.poke()
 }
 
 func podImagesEqual(a, b *corev1.Pod) bool {
@@ -456,7 +350,7 @@ func (p *PrePuller) desired(ctx context.Context) []prepuller.Image {
 func (p *PrePuller) sync(ctx context.Context, desired []prepuller.Image) {
 	done := make(chan error, 1)
 	go func() { done <- p.cfg.Puller.Sync(ctx, desired) }()
-	tick := time.NewTicker(p.cfg.StatusInterval)
+	tick := p.cfg.Clock.NewTicker(p.cfg.StatusInterval)
 	defer tick.Stop()
 	for {
 		select {
@@ -475,7 +369,7 @@ func (p *PrePuller) sync(ctx context.Context, desired []prepuller.Image) {
 				p.publish(ctx)
 			}
 			return
-		case <-tick.C:
+		case <-tick.C():
 			p.publish(ctx)
 		}
 	}
@@ -500,9 +394,7 @@ func (p *PrePuller) publish(ctx context.Context) {
 		syncErr:  p.syncErr,
 	})
 	for _, ev := range events {
-		if err := p.event(ctx, ev); err != nil {
-			p.cfg.Log.Warn("recording a pre-pull event", "node", p.cfg.NodeName, "reason", ev.Reason, "err", err)
-		}
+		p.event(ev)
 	}
 	value := annotationValue(p.cfg.Puller.Summary(), p.cfg.Puller.Paused(), p.syncErr)
 	if p.lastAnnotation == nil {
@@ -530,26 +422,13 @@ func (p *PrePuller) publish(ctx context.Context) {
 
 // event records ev on the Node (in namespace default, as the kubelet's
 // node Events are).
-func (p *PrePuller) event(ctx context.Context, ev nodeEvent) error {
-	if err := recordEvent(ctx, p.cfg.Client, agentEvent{
-		About: nodeRef(p.node), Namespace: metav1.NamespaceDefault, Component: p.cfg.Component, Node: p.cfg.NodeName,
-		Type: ev.Type, Reason: ev.Reason, Message: ev.Message, At: p.cfg.Clock.Now(),
-	}); err != nil {
-		return err
+func (p *PrePuller) event(ev nodeEvent) {
+	ref := nodeRef(p.node)
+	if ev.Image != "" {
+		ref.FieldPath = imageFieldPath(ev.Image)
 	}
+	eventf(p.cfg.Recorder, ref, ev.Type, ev.Reason, ev.Action, ev.Message)
 	p.metrics.events.WithLabelValues(ev.Reason).Inc()
-	return nil
-}
-
-// nextRetry is the earliest time a failed image may be pulled again.
-func nextRetry(status []prepuller.ImageStatus) (time.Time, bool) {
-	var at time.Time
-	for _, s := range status {
-		if s.State == prepuller.StateFailed && !s.NextRetry.IsZero() && (at.IsZero() || s.NextRetry.Before(at)) {
-			at = s.NextRetry
-		}
-	}
-	return at, !at.IsZero()
 }
 
 func imagesEqual(a, b []prepuller.Image) bool {

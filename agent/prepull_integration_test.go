@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/testcri"
@@ -23,6 +25,15 @@ import (
 	"sandbox.io/injector/internal/testregistry"
 	"sandbox.io/injector/prepuller"
 )
+
+// occurrences is how many times an Event happened: the count of its
+// series, or once.
+func occurrences(e corev1.Event) int {
+	if e.Series != nil {
+		return int(e.Series.Count)
+	}
+	return 1
+}
 
 // ppImage is a small random linux image for this machine's architecture.
 func ppImage(t *testing.T) v1.Image { return testregistry.RandomImage(t, 512, 1) }
@@ -95,16 +106,22 @@ func TestPrePullLoop(t *testing.T) {
 		NodeName: "node-a", Puller: puller, Observer: observer, Client: c, Cache: pc,
 		ImageList: list, RunnerImage: runnerRef, Learn: true,
 		Interval: time.Second, Debounce: 100 * time.Millisecond, StatusInterval: 200 * time.Millisecond,
-		Registerer: promReg,
+		Registerer: promReg, Log: testLog(),
 	})
 	must(err)
+	mgr, err := manager.New(cfg, manager.Options{
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	must(err)
+	must(loop.SetupWithManager(mgr))
 	loopCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- loop.Start(loopCtx) }()
+	go func() { done <- mgr.Start(loopCtx) }()
 	t.Cleanup(func() {
 		stop()
 		if err := <-done; err != nil {
-			t.Errorf("the loop ended with %v", err)
+			t.Errorf("the agent's manager ended with %v", err)
 		}
 	})
 
@@ -143,8 +160,8 @@ func TestPrePullLoop(t *testing.T) {
 			var seen []string
 			for _, e := range events() {
 				if e.Reason == reason && strings.Contains(e.Message, text) {
-					if e.Source.Component != "sandbox-agent" || e.Type == "" {
-						return fmt.Errorf("event %+v has no sandbox-agent source or type", e)
+					if e.ReportingController != "sandbox-agent" || e.Type == "" || e.Action == "" {
+						return fmt.Errorf("event %+v has no sandbox-agent reporting controller, type or action", e)
 					}
 					return nil
 				}
@@ -227,11 +244,13 @@ func TestPrePullLoop(t *testing.T) {
 			t.Fatal("the image is still there after RemoveImage")
 		}
 		testenv.Eventually(t, time.Minute, "the removed image back in the runtime", allPresent(listC))
+		// The pull back is the first pull's Event again: the recorder
+		// makes it a series of two.
 		testenv.Eventually(t, time.Minute, "an event for the pull back", func() error {
 			n := 0
 			for _, e := range events() {
 				if e.Reason == ReasonImagePulled && strings.Contains(e.Message, listC) {
-					n++
+					n += occurrences(e)
 				}
 			}
 			if n < 2 {

@@ -32,8 +32,22 @@ const maxPulledEvents = 10
 // maxAnnotation bounds the node annotation (a registry's error can be long).
 const maxAnnotation = 1024
 
+// Actions of the pre-puller's Events (the events.k8s.io action: what the
+// agent was doing).
+const (
+	actionPull      = "Pull"
+	actionPrePull   = "PrePull"
+	actionReadList  = "ReadImageList"
+	actionReadCreds = "ReadPullSecret"
+)
+
+// nodeEvent is one Event on the Node. Image, when set, is the image it is
+// about: the recorder aggregates Events of one reason into a series, so
+// each image's Events go on a part of the Node of their own (see
+// imageFieldPath) to stay apart from the other images'.
 type nodeEvent struct {
-	Type, Reason, Message string
+	Type, Reason, Action, Message string
+	Image                         string
 }
 
 // statusTracker decides which Events to record: only changes. A pull that
@@ -84,8 +98,8 @@ func (s *statusTracker) events(in reportInput) []nodeEvent {
 				continue
 			}
 			s.lastFailure[o.Image] = msg
-			out = append(out, nodeEvent{corev1.EventTypeWarning, ReasonImagePullFailed,
-				fmt.Sprintf("pulling image %s: %s", ref, msg)})
+			out = append(out, nodeEvent{Type: corev1.EventTypeWarning, Reason: ReasonImagePullFailed, Action: actionPull,
+				Message: fmt.Sprintf("pulling image %s: %s", ref, msg), Image: ref})
 		default:
 			delete(s.lastFailure, o.Image)
 			if o.Before == o.After {
@@ -102,12 +116,12 @@ func (s *statusTracker) events(in reportInput) []nodeEvent {
 			if o.Before != "" {
 				msg += fmt.Sprintf("; the tag moved from %s", shortID(o.Before))
 			}
-			out = append(out, nodeEvent{corev1.EventTypeNormal, ReasonImagePulled, msg})
+			out = append(out, nodeEvent{Type: corev1.EventTypeNormal, Reason: ReasonImagePulled, Action: actionPull, Message: msg, Image: ref})
 		}
 	}
 	if pulled > maxPulledEvents {
-		out = append(out, nodeEvent{corev1.EventTypeNormal, ReasonImagePulled,
-			fmt.Sprintf("pulled %d more images", pulled-maxPulledEvents)})
+		out = append(out, nodeEvent{Type: corev1.EventTypeNormal, Reason: ReasonImagePulled, Action: actionPull,
+			Message: fmt.Sprintf("pulled %d more images", pulled-maxPulledEvents)})
 	}
 	// Forget failures of images no longer desired.
 	for n := range s.lastFailure {
@@ -115,36 +129,60 @@ func (s *statusTracker) events(in reportInput) []nodeEvent {
 			delete(s.lastFailure, n)
 		}
 	}
-	if in.paused != s.paused {
-		if in.paused != "" {
-			out = append(out, nodeEvent{corev1.EventTypeWarning, ReasonImagePullsPaused, "image pulls paused: " + in.paused})
-		} else {
-			out = append(out, nodeEvent{corev1.EventTypeNormal, ReasonImagePullsResumed, "image pulls resumed: " + s.paused + " no longer holds"})
+	for _, c := range []change{
+		{&s.paused, in.paused,
+			func(p string) nodeEvent {
+				return nodeEvent{Type: corev1.EventTypeWarning, Reason: ReasonImagePullsPaused, Action: actionPull, Message: "image pulls paused: " + p}
+			},
+			func(was string) nodeEvent {
+				return nodeEvent{Type: corev1.EventTypeNormal, Reason: ReasonImagePullsResumed, Action: actionPull, Message: "image pulls resumed: " + was + " no longer holds"}
+			}},
+		{&s.problems, strings.Join(in.problems, "; "), warning(ReasonPullSecretUnreadable, actionReadCreds, ""), nil},
+		{&s.syncErr, in.syncErr, warning(ReasonPrePullFailing, actionPrePull, "pre-pulling failed, retried every interval: "),
+			func(was string) nodeEvent {
+				return nodeEvent{Type: corev1.EventTypeNormal, Reason: ReasonPrePullRecovered, Action: actionPrePull, Message: "pre-pulling works again after: " + was}
+			}},
+		{&s.listErr, in.listErr, warning(ReasonImageListInvalid, actionReadList, ""), nil},
+	} {
+		if ev, ok := c.event(); ok {
+			out = append(out, ev)
 		}
-		s.paused = in.paused
-	}
-	if p := strings.Join(in.problems, "; "); p != s.problems {
-		if p != "" {
-			out = append(out, nodeEvent{corev1.EventTypeWarning, ReasonPullSecretUnreadable, p})
-		}
-		s.problems = p
-	}
-	if in.syncErr != s.syncErr {
-		switch {
-		case in.syncErr != "":
-			out = append(out, nodeEvent{corev1.EventTypeWarning, ReasonPrePullFailing, "pre-pulling failed, retried every interval: " + in.syncErr})
-		case s.syncErr != "":
-			out = append(out, nodeEvent{corev1.EventTypeNormal, ReasonPrePullRecovered, "pre-pulling works again after: " + s.syncErr})
-		}
-		s.syncErr = in.syncErr
-	}
-	if in.listErr != s.listErr {
-		if in.listErr != "" {
-			out = append(out, nodeEvent{corev1.EventTypeWarning, ReasonImageListInvalid, in.listErr})
-		}
-		s.listErr = in.listErr
 	}
 	return out
+}
+
+// change is one condition the tracker follows as a string ("" when it does
+// not hold): an Event when it starts to hold or changes, and, when cleared
+// is set, one when it ends.
+type change struct {
+	last    *string
+	now     string
+	set     func(now string) nodeEvent
+	cleared func(was string) nodeEvent
+}
+
+// event moves last to now and returns the Event of the change, if any.
+func (c change) event() (nodeEvent, bool) {
+	was := *c.last
+	if c.now == was {
+		return nodeEvent{}, false
+	}
+	*c.last = c.now
+	switch {
+	case c.now != "":
+		return c.set(c.now), true
+	case c.cleared != nil:
+		return c.cleared(was), true
+	}
+	return nodeEvent{}, false
+}
+
+// warning is a change's set: a Warning whose message is prefix and the
+// condition.
+func warning(reason, action, prefix string) func(string) nodeEvent {
+	return func(now string) nodeEvent {
+		return nodeEvent{Type: corev1.EventTypeWarning, Reason: reason, Action: action, Message: prefix + now}
+	}
 }
 
 // errorText is the runtime's message of a gRPC error (which carries the

@@ -316,48 +316,12 @@ func (r *Rotator) Sync(ctx context.Context) error {
 	now := r.opts.Now()
 	key := types.NamespacedName{Namespace: r.cfg.Namespace, Name: r.cfg.SecretName}
 	var sec corev1.Secret
-	var data map[string][]byte
-	switch err := r.opts.Reader.Get(ctx, key, &sec); {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		return fmt.Errorf("reading secret %s: %w", key, err)
-	default:
-		data = sec.Data
-		if data == nil {
-			data = map[string][]byte{}
-		}
-	}
-	next, changes, waiting, err := r.policy.Next(data, now, r.trusted)
+	data, err := r.readSecret(ctx, key, &sec)
 	if err != nil {
 		return err
 	}
-	if waiting != "" {
-		r.log.Info("certificate rotation waiting", "why", waiting, "propagationDelay", r.cfg.PropagationDelay)
-	}
-	if next != nil {
-		if err := r.write(ctx, &sec, data == nil, next); err != nil {
-			return err
-		}
-		for _, c := range changes {
-			switch {
-			case c.Reason == ReasonExpiredCAsPruned, c.Reason == ReasonPreviousCAsRetired:
-			case c.Certificate == "ca" && (c.Reason == ReasonCreated || c.Reason == ReasonReplaced):
-				// A new CA comes with a new serving certificate.
-				r.metrics.Rotations.WithLabelValues("ca").Inc()
-				r.metrics.Rotations.WithLabelValues("serving").Inc()
-			default:
-				r.metrics.Rotations.WithLabelValues(c.Certificate).Inc()
-			}
-			eventType, log := corev1.EventTypeNormal, r.log.Info
-			if c.Warning {
-				eventType, log = corev1.EventTypeWarning, r.log.Warn
-			}
-			log("certificate secret changed", "reason", c.Reason, "note", c.Note)
-			if r.opts.Recorder != nil {
-				r.opts.Recorder.Eventf(&sec, nil, eventType, c.Reason, "Rotate", "%s", c.Note)
-			}
-		}
-		data = next.Data()
+	if data, err = r.convergeSecret(ctx, &sec, data, now); err != nil {
+		return err
 	}
 	st, caErr, servingErr := ParseSecret(data, now)
 	if caErr != nil {
@@ -378,6 +342,71 @@ func (r *Rotator) Sync(ctx context.Context) error {
 		// replica unready at once.
 		return errors.Join(loadErr, err)
 	}
+	r.rememberTrusted(trusted, now)
+	return loadErr
+}
+
+// readSecret reads the certificate Secret into sec and returns its data:
+// nil when the Secret does not exist, never nil when it does.
+func (r *Rotator) readSecret(ctx context.Context, key types.NamespacedName, sec *corev1.Secret) (map[string][]byte, error) {
+	switch err := r.opts.Reader.Get(ctx, key, sec); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading secret %s: %w", key, err)
+	}
+	if sec.Data == nil {
+		return map[string][]byte{}, nil
+	}
+	return sec.Data, nil
+}
+
+// convergeSecret writes the Secret's next state (Policy.Next) when it has
+// one, and returns the data the Secret holds afterwards.
+func (r *Rotator) convergeSecret(ctx context.Context, sec *corev1.Secret, data map[string][]byte, now time.Time) (map[string][]byte, error) {
+	next, changes, waiting, err := r.policy.Next(data, now, r.trusted)
+	if err != nil {
+		return nil, err
+	}
+	if waiting != "" {
+		r.log.Info("certificate rotation waiting", "why", waiting, "propagationDelay", r.cfg.PropagationDelay)
+	}
+	if next == nil {
+		return data, nil
+	}
+	if err := r.write(ctx, sec, data == nil, next); err != nil {
+		return nil, err
+	}
+	for _, c := range changes {
+		r.record(sec, c)
+	}
+	return next.Data(), nil
+}
+
+// record counts, logs and reports as an Event on sec one change written.
+func (r *Rotator) record(sec *corev1.Secret, c Change) {
+	switch {
+	case c.Reason == ReasonExpiredCAsPruned, c.Reason == ReasonPreviousCAsRetired:
+	case c.Certificate == "ca" && (c.Reason == ReasonCreated || c.Reason == ReasonReplaced):
+		// A new CA comes with a new serving certificate.
+		r.metrics.Rotations.WithLabelValues("ca").Inc()
+		r.metrics.Rotations.WithLabelValues("serving").Inc()
+	default:
+		r.metrics.Rotations.WithLabelValues(c.Certificate).Inc()
+	}
+	eventType, log := corev1.EventTypeNormal, r.log.Info
+	if c.Warning {
+		eventType, log = corev1.EventTypeWarning, r.log.Warn
+	}
+	log("certificate secret changed", "reason", c.Reason, "note", c.Note)
+	if r.opts.Recorder != nil {
+		r.opts.Recorder.Eventf(sec, nil, eventType, c.Reason, "Rotate", "%s", c.Note)
+	}
+}
+
+// rememberTrusted keeps the caBundle the webhook configuration holds now,
+// and since when each of its CAs is in it (what trusted measures).
+func (r *Rotator) rememberTrusted(trusted []*x509.Certificate, now time.Time) {
 	r.serving.Lock()
 	r.trustedNow = trusted
 	r.serving.Unlock()
@@ -394,7 +423,6 @@ func (r *Rotator) Sync(ctx context.Context) error {
 			delete(r.trustedSince, fp)
 		}
 	}
-	return loadErr
 }
 
 func (r *Rotator) write(ctx context.Context, sec *corev1.Secret, create bool, next *State) error {

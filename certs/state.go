@@ -148,84 +148,121 @@ func (p Policy) Next(data map[string][]byte, now time.Time, trusted func(*x509.C
 	}
 	st, caErr, servingErr := ParseSecret(data, now)
 	if caErr != nil {
-		// Keep the CAs that still parse in the bundle: replicas may still
-		// serve certificates they signed. They go after the overlap.
-		old, _ := ParseBundle(data[KeyCABundle])
-		st, err := p.fresh(old, now)
-		if err != nil {
-			return nil, nil, "", err
-		}
-		return st, []Change{{Certificate: "ca", Warning: true, Reason: ReasonReplaced,
-			Note: fmt.Sprintf("replaced the CA and serving certificate: %v", caErr)}}, "", nil
+		return p.replaceCA(data, caErr, now)
 	}
+	rotated, err := p.rotateCA(&st, now)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	changes = append(changes, rotated...)
+	changes = append(changes, p.pruneBundle(&st, servingErr, now)...)
+	renewed, waiting, err := p.renewServing(&st, servingErr, now, trusted)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	changes = append(changes, renewed...)
+	if len(changes) == 0 {
+		return nil, nil, waiting, nil
+	}
+	return &st, changes, waiting, nil
+}
 
-	changed := false
-	if !now.Before(RenewAt(st.Signer.Cert, p.CALifetime, p.RenewBefore)) {
-		ca, err := NewCA(p.CAName, p.CALifetime, now)
-		if err != nil {
-			return nil, nil, "", err
-		}
-		st.Signer = ca
-		st.Bundle = MergeBundle(now, []*x509.Certificate{ca.Cert}, st.Bundle)
-		changes = append(changes, Change{Certificate: "ca", Reason: ReasonCARotated,
-			Note: "added a new CA to the bundle; the serving certificate follows once API servers trust it"})
-		changed = true
+// replaceCA starts over from a Secret whose CA part is unusable (caErr).
+func (p Policy) replaceCA(data map[string][]byte, caErr error, now time.Time) (*State, []Change, string, error) {
+	// Keep the CAs that still parse in the bundle: replicas may still
+	// serve certificates they signed. They go after the overlap.
+	old, _ := ParseBundle(data[KeyCABundle])
+	st, err := p.fresh(old, now)
+	if err != nil {
+		return nil, nil, "", err
 	}
+	return st, []Change{{Certificate: "ca", Warning: true, Reason: ReasonReplaced,
+		Note: fmt.Sprintf("replaced the CA and serving certificate: %v", caErr)}}, "", nil
+}
+
+// rotateCA puts a new signing CA first in the bundle once the current one
+// is due for renewal.
+func (p Policy) rotateCA(st *State, now time.Time) ([]Change, error) {
+	if now.Before(RenewAt(st.Signer.Cert, p.CALifetime, p.RenewBefore)) {
+		return nil, nil
+	}
+	ca, err := NewCA(p.CAName, p.CALifetime, now)
+	if err != nil {
+		return nil, err
+	}
+	st.Signer = ca
+	st.Bundle = MergeBundle(now, []*x509.Certificate{ca.Cert}, st.Bundle)
+	return []Change{{Certificate: "ca", Reason: ReasonCARotated,
+		Note: "added a new CA to the bundle; the serving certificate follows once API servers trust it"}}, nil
+}
+
+// pruneBundle drops the expired CAs from the bundle, and the previous ones
+// once they are Retired.
+func (p Policy) pruneBundle(st *State, servingErr error, now time.Time) []Change {
+	var changes []Change
 	if pruned := MergeBundle(now, st.Bundle); len(pruned) != len(st.Bundle) {
 		changes = append(changes, Change{Certificate: "ca", Reason: ReasonExpiredCAsPruned,
 			Note: fmt.Sprintf("removed %d expired CA(s) from the bundle", len(st.Bundle)-len(pruned))})
 		st.Bundle = pruned
-		changed = true
 	}
-
-	if servingErr == nil && len(st.Bundle) > 1 && p.Retired(&st, now) {
+	if servingErr == nil && len(st.Bundle) > 1 && p.Retired(st, now) {
 		changes = append(changes, Change{Certificate: "ca", Reason: ReasonPreviousCAsRetired,
 			Note: fmt.Sprintf("removed %d previous CA(s) from the bundle: the new CA's certificate has been served for the overlap of %s", len(st.Bundle)-1, p.CAOverlap)})
 		st.Bundle = st.Bundle[:1]
-		changed = true
 	}
+	return changes
+}
 
-	var why string
+// renewServing issues a new serving certificate when servingRenewalReason
+// gives one, unless it would be signed by a CA API servers do not trust yet
+// (then it says it is waiting).
+func (p Policy) renewServing(st *State, servingErr error, now time.Time, trusted func(*x509.Certificate) bool) (changes []Change, waiting string, err error) {
+	why := p.servingRenewalReason(st, servingErr, now)
+	if why == "" {
+		return nil, "", nil
+	}
+	signedBySigner := st.Serving != nil && st.Serving.Cert.CheckSignatureFrom(st.Signer.Cert) == nil
+	if servingErr == nil && !signedBySigner && !trusted(st.Signer.Cert) {
+		return nil, "the serving certificate waits until API servers trust the new CA", nil
+	}
+	sans := p.SANs
+	if st.Serving != nil && servingErr == nil && why == reasonLacksName {
+		sans = mergeSANs(sansOf(st.Serving.Cert), p.SANs)
+	}
+	serving, err := NewServing(st.Signer, sans, p.ServingLifetime, now)
+	if err != nil {
+		return nil, "", err
+	}
+	st.Serving = serving
+	c := Change{Certificate: "serving", Reason: ReasonServingRenewed, Note: "issued a new serving certificate: " + why}
+	if servingErr != nil {
+		c.Warning, c.Reason, c.Note = true, ReasonReplaced, "replaced the serving certificate: "+why
+	}
+	return []Change{c}, "", nil
+}
+
+// reasonLacksName is servingRenewalReason's answer for a certificate that
+// misses a name of the policy (the names it has are kept).
+const reasonLacksName = "it lacks a name"
+
+// servingRenewalReason says why st's serving certificate must be replaced;
+// empty when it stays.
+func (p Policy) servingRenewalReason(st *State, servingErr error, now time.Time) string {
 	switch {
 	case servingErr != nil:
 		// Broken already: nothing to keep serving, replace it at once.
-		why = servingErr.Error()
+		return servingErr.Error()
 	case !covers(sansOf(st.Serving.Cert), sortedSANs(p.SANs)):
 		// Only missing names count: replicas of two versions during a
 		// rolling update then agree on a certificate with both sets of
 		// names instead of replacing each other's on every pass.
-		why = "it lacks a name"
+		return reasonLacksName
 	case !now.Before(RenewAt(st.Serving.Cert, p.ServingLifetime, p.RenewBefore)):
-		why = "it is due for renewal"
+		return "it is due for renewal"
 	case st.Serving.Cert.CheckSignatureFrom(st.Signer.Cert) != nil:
-		why = "a new CA signs"
+		return "a new CA signs"
 	}
-	if why != "" {
-		signedBySigner := st.Serving != nil && st.Serving.Cert.CheckSignatureFrom(st.Signer.Cert) == nil
-		if servingErr == nil && !signedBySigner && !trusted(st.Signer.Cert) {
-			waiting = "the serving certificate waits until API servers trust the new CA"
-		} else {
-			sans := p.SANs
-			if st.Serving != nil && servingErr == nil && why == "it lacks a name" {
-				sans = mergeSANs(sansOf(st.Serving.Cert), p.SANs)
-			}
-			serving, err := NewServing(st.Signer, sans, p.ServingLifetime, now)
-			if err != nil {
-				return nil, nil, "", err
-			}
-			st.Serving = serving
-			c := Change{Certificate: "serving", Reason: ReasonServingRenewed, Note: "issued a new serving certificate: " + why}
-			if servingErr != nil {
-				c.Warning, c.Reason, c.Note = true, ReasonReplaced, "replaced the serving certificate: "+why
-			}
-			changes = append(changes, c)
-			changed = true
-		}
-	}
-	if !changed {
-		return nil, nil, waiting, nil
-	}
-	return &st, changes, waiting, nil
+	return ""
 }
 
 // Retired reports whether the CAs before st's signing CA may leave the trust

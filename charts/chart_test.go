@@ -926,7 +926,7 @@ func TestAgentDaemonSet(t *testing.T) {
 	}
 	want := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "patch"}},
-		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create"}},
+		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
 		// The pre-puller (charts/prepull_test.go checks the rest).
 		{APIGroups: []string{"sandbox.io"}, Resources: []string{"sandboxpools"}, Verbs: []string{"get", "list", "watch"}},
 		// No Secret: pull secrets by name, in their namespaces (isolation_test.go).

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
 )
@@ -138,10 +139,10 @@ func basePod(p *v1alpha1.SandboxPool, state string) *corev1.Pod {
 			Tolerations:                   p.Spec.Tolerations,
 			PriorityClassName:             p.Spec.PriorityClassName,
 			RestartPolicy:                 corev1.RestartPolicyAlways,
-			TerminationGracePeriodSeconds: ptr(terminationGracePeriod),
+			TerminationGracePeriodSeconds: ptr.To(terminationGracePeriod),
 			// Thousands of Service variables in every sandbox are noise and
 			// slow the start.
-			EnableServiceLinks: ptr(false),
+			EnableServiceLinks: ptr.To(false),
 		},
 	}
 	if w := t.WorkDir; w != nil {
@@ -163,8 +164,6 @@ func basePod(p *v1alpha1.SandboxPool, state string) *corev1.Pod {
 	}
 	return pod
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // podSecurityContext is the template's, with the RuntimeDefault seccomp
 // profile when neither it nor the container names a profile: what Pod
@@ -196,7 +195,7 @@ func containerSecurityContext(t *v1alpha1.SandboxTemplate) *corev1.SecurityConte
 	privileged := (sc.Privileged != nil && *sc.Privileged) ||
 		slices.ContainsFunc(sc.Capabilities.Add, func(c corev1.Capability) bool { return c == "SYS_ADMIN" || c == "CAP_SYS_ADMIN" })
 	if sc.AllowPrivilegeEscalation == nil && !privileged {
-		sc.AllowPrivilegeEscalation = ptr(false)
+		sc.AllowPrivilegeEscalation = ptr.To(false)
 	}
 	return sc
 }

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
 )
@@ -20,7 +21,7 @@ func testPool() *v1alpha1.SandboxPool {
 				Image: "python:3.13", Env: []corev1.EnvVar{{Name: "A", Value: "b"}},
 				ImagePullSecrets: []corev1.LocalObjectReference{{Name: "regcred"}},
 			},
-			PodsPerNode:       ptr[int32](2),
+			PodsPerNode:       ptr.To[int32](2),
 			NodeSelector:      map[string]string{"pool": "sandbox"},
 			Tolerations:       []corev1.Toleration{{Key: "sandbox", Operator: corev1.TolerationOpExists}},
 			PriorityClassName: "low",
@@ -48,7 +49,7 @@ func TestTemplateHash(t *testing.T) {
 		}
 	}
 	same := map[string]func(p *v1alpha1.SandboxPool){
-		"podsPerNode":  func(p *v1alpha1.SandboxPool) { p.Spec.PodsPerNode = ptr[int32](9) },
+		"podsPerNode":  func(p *v1alpha1.SandboxPool) { p.Spec.PodsPerNode = ptr.To[int32](9) },
 		"nodeSelector": func(p *v1alpha1.SandboxPool) { p.Spec.NodeSelector = nil },
 		"generation":   func(p *v1alpha1.SandboxPool) { p.Generation++ },
 	}
@@ -112,7 +113,7 @@ func TestWarmAndColdPods(t *testing.T) {
 	if *WarmPod(p, "n").Spec.AutomountServiceAccountToken {
 		t.Error("a pool naming a service account but not asking for its token got it mounted")
 	}
-	p.Spec.Template.AutomountServiceAccountToken = ptr(true)
+	p.Spec.Template.AutomountServiceAccountToken = ptr.To(true)
 	if !*WarmPod(p, "n").Spec.AutomountServiceAccountToken {
 		t.Error("a pool asking for its service account token did not get it mounted")
 	}
@@ -134,10 +135,10 @@ func TestIsolationSettings(t *testing.T) {
 			defaults.Spec.RuntimeClassName, defaults.Spec.HostUsers, defaults.Spec.Volumes, defaults.Spec.Containers[0].WorkingDir)
 	}
 
-	p.Spec.Template.RuntimeClassName = ptr("gvisor")
-	p.Spec.Template.HostUsers = ptr(false)
-	p.Spec.Template.PodSecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr[int64](1000), RunAsNonRoot: ptr(true)}
-	p.Spec.Template.SecurityContext = &corev1.SecurityContext{ReadOnlyRootFilesystem: ptr(true)}
+	p.Spec.Template.RuntimeClassName = ptr.To("gvisor")
+	p.Spec.Template.HostUsers = ptr.To(false)
+	p.Spec.Template.PodSecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1000), RunAsNonRoot: ptr.To(true)}
+	p.Spec.Template.SecurityContext = &corev1.SecurityContext{ReadOnlyRootFilesystem: ptr.To(true)}
 	p.Spec.Template.WorkDir = &v1alpha1.WorkDir{SizeLimit: resource.MustParse("64Mi")}
 	p.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{}}
 	for name, pod := range map[string]*corev1.Pod{"warm": WarmPod(p, "n"), "cold": ColdPod(p, "alice", time.Time{})} {

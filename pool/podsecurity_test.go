@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	psaapi "k8s.io/pod-security-admission/api"
+	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
 )
@@ -27,16 +28,16 @@ func TestPodSecurityLevel(t *testing.T) {
 	}, {
 		name: "a non-root user with the defaults: restricted",
 		change: func(p *v1alpha1.SandboxPool) {
-			p.Spec.Template.PodSecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr(true), RunAsUser: ptr[int64](1000),
+			p.Spec.Template.PodSecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](1000),
 				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
 			p.Spec.Template.WorkDir = &v1alpha1.WorkDir{SizeLimit: resourceMust("1Gi")}
-			p.Spec.Template.RuntimeClassName = ptr("gvisor")
+			p.Spec.Template.RuntimeClassName = ptr.To("gvisor")
 		},
 		level: psaapi.LevelRestricted,
 	}, {
 		name: "a container securityContext that keeps capabilities: baseline",
 		change: func(p *v1alpha1.SandboxPool) {
-			p.Spec.Template.PodSecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr(true),
+			p.Spec.Template.PodSecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true),
 				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
 			p.Spec.Template.SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"CHOWN"}}}
 		},
@@ -45,7 +46,7 @@ func TestPodSecurityLevel(t *testing.T) {
 	}, {
 		name: "privileged: below baseline",
 		change: func(p *v1alpha1.SandboxPool) {
-			p.Spec.Template.SecurityContext = &corev1.SecurityContext{Privileged: ptr(true)}
+			p.Spec.Template.SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
 		},
 		level:   psaapi.LevelPrivileged,
 		reasons: []string{"privileged", "runAsNonRoot != true"},
@@ -82,7 +83,7 @@ func TestPodSecurityCondition(t *testing.T) {
 		!strings.Contains(c.Message, "baseline level, not restricted: runAsNonRoot != true") {
 		t.Errorf("default pool: condition %+v", c)
 	}
-	p.Spec.Template.PodSecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr(true)}
+	p.Spec.Template.PodSecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)}
 	if c := PodSecurityCondition(p); c.Status != metav1.ConditionTrue || c.Reason != ReasonPodSecurityRestricted {
 		t.Errorf("non-root pool: condition %+v", c)
 	}

@@ -7,7 +7,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	corev1 "k8s.io/api/core/v1"
 
-	"sandbox.io/injector/webhook/entrypoint"
+	"sandbox.io/injector/internal/keychain"
 )
 
 // AuthFor returns the credentials for ref from pull secrets
@@ -20,7 +20,7 @@ func AuthFor(ref string, secrets []*corev1.Secret) (*AuthConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing reference %q: %w", ref, err)
 	}
-	kc, err := entrypoint.KeychainFromSecrets(secrets)
+	kc, err := keychain.FromSecrets(secrets)
 	if err != nil {
 		return nil, fmt.Errorf("reading pull secrets for %s: %w", ref, err)
 	}

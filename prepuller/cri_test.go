@@ -206,7 +206,7 @@ func TestSyncAgainstContainerd(t *testing.T) {
 	flaky := Image{Ref: reg.push(t, "flaky/app:v1")}
 	private := Image{Ref: reg.push(t, "private/app:v1")}
 
-	clock := clocktesting.NewFakePassiveClock(t0)
+	clock := clocktesting.NewFakeClock(t0)
 	full := atomic.Bool{}
 	var mountpoints sync.Map
 	promReg := prometheus.NewPedanticRegistry()

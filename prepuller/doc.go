@@ -4,7 +4,8 @@
 //
 // A Puller is given the desired set on every Sync: it lists the images the
 // runtime has, pulls the missing ones with bounded concurrency, retries a
-// failed image after a per-image exponential backoff with jitter (never
+// failed image after a per-image exponential backoff with jitter
+// (client-go's flowcontrol.Backoff, on the Puller's clock; never
 // dropping it), pulls a tag again once its refresh interval has passed (so
 // a moved tag is followed), pulls again an image the kubelet's garbage
 // collector removed, and pauses while the image filesystem is used above a

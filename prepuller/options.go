@@ -3,7 +3,6 @@ package prepuller
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +17,7 @@ const (
 	DefaultBackoffBase = 10 * time.Second
 	// DefaultBackoffMax caps the delay between retries of one image.
 	DefaultBackoffMax = 5 * time.Minute
-	// DefaultJitter spreads each delay by up to ±20%.
+	// DefaultJitter lengthens each delay by up to 20%.
 	DefaultJitter = 0.2
 	// DefaultDiskThreshold is the image filesystem use (percent) above which
 	// pulls pause: below the kubelet's default image GC high threshold (85),
@@ -40,10 +39,9 @@ type options struct {
 	jitter        float64
 	diskThreshold float64
 	refresh       time.Duration
-	clock         clock.PassiveClock
+	clock         clock.Clock
 	registerer    prometheus.Registerer
 	fsUsage       FsUsageFunc
-	rand          func() float64
 }
 
 func defaultOptions() options {
@@ -56,7 +54,6 @@ func defaultOptions() options {
 		refresh:       DefaultRefresh,
 		clock:         clock.RealClock{},
 		fsUsage:       StatfsUsage,
-		rand:          rand.Float64,
 	}
 }
 
@@ -72,10 +69,12 @@ func WithConcurrency(n int) Option {
 	}
 }
 
-// WithBackoff sets the retry delay of a failing image: base after the first
-// failure, doubling after each further one up to max, each delay spread by
-// ±jitter (a fraction in [0, 1)). Defaults: DefaultBackoffBase,
-// DefaultBackoffMax, DefaultJitter.
+// WithBackoff sets the retry delay of a failing image
+// (k8s.io/client-go/util/flowcontrol's Backoff): base after the first
+// failure, doubling after each further one up to max, each step lengthened
+// by up to jitter (a fraction in [0, 1)) of the delay before it. An image
+// that did not fail for twice max starts again at base. Defaults:
+// DefaultBackoffBase, DefaultBackoffMax, DefaultJitter.
 func WithBackoff(base, max time.Duration, jitter float64) Option {
 	return func(o *options) error {
 		var errs []error
@@ -124,7 +123,7 @@ func WithRefresh(d time.Duration) Option {
 
 // WithClock sets the clock that backoff, refresh and durations read
 // (default the real clock); tests pass a fake one.
-func WithClock(c clock.PassiveClock) Option {
+func WithClock(c clock.Clock) Option {
 	return func(o *options) error {
 		if c == nil {
 			return errors.New("clock is nil")

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"k8s.io/client-go/util/flowcontrol"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"sandbox.io/injector/internal/logging"
@@ -40,6 +41,8 @@ type Puller struct {
 	mu      sync.Mutex
 	entries []*entry
 	paused  string // why pulls are paused, "" when not
+
+	backoff *flowcontrol.Backoff // per image key; safe for concurrent use
 }
 
 // New returns a Puller pulling through client.
@@ -59,7 +62,9 @@ func New(client runtimeapi.ImageServiceClient, opts ...Option) (*Puller, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Puller{client: client, opts: o, metrics: m}, nil
+	b := flowcontrol.NewBackOffWithJitter(o.backoffBase, o.backoffMax, o.jitter)
+	b.Clock = o.clock // the delays count on the Puller's clock
+	return &Puller{client: client, opts: o, metrics: m, backoff: b}, nil
 }
 
 // Sync makes one round towards desired: it lists the runtime's images,
@@ -92,6 +97,12 @@ func (p *Puller) Sync(ctx context.Context, desired []Image) error {
 		known:   known,
 	})
 	p.entries = entries
+	for _, e := range entries {
+		if e.State == StatePresent {
+			p.backoff.Reset(e.key()) // present again: a new failure starts at the base
+		}
+	}
+	p.backoff.GC()
 	p.updateGaugesLocked()
 	p.mu.Unlock()
 
@@ -166,8 +177,10 @@ func (p *Puller) pull(ctx context.Context, e *entry) {
 		e.Attempts++
 		e.State = StateFailed
 		e.LastError = status.Convert(err).Message()
-		wait := backoff(e.Attempts, p.opts.backoffBase, p.opts.backoffMax, p.opts.jitter, p.opts.rand())
-		e.NextRetry = p.opts.clock.Now().Add(wait)
+		now := p.opts.clock.Now()
+		p.backoff.Next(e.key(), now)
+		wait := p.backoff.Get(e.key())
+		e.NextRetry = now.Add(wait)
 		attempts, next := e.Attempts, e.NextRetry
 		p.mu.Unlock()
 		log.Warn("image pull failed", "image", e.Ref, "attempts", attempts,
@@ -186,6 +199,7 @@ func (p *Puller) pull(ctx context.Context, e *entry) {
 	}
 	e.State, e.Attempts, e.LastError, e.NextRetry = StatePresent, 0, "", time.Time{}
 	e.ImageID, e.Size, e.LastPulled = resp.GetImageRef(), size, p.opts.clock.Now()
+	p.backoff.Reset(e.key())
 	p.mu.Unlock()
 	log.Info("image pulled", "image", e.Ref, "imageID", resp.GetImageRef(), "size", size, "duration", took.String())
 }

@@ -1,7 +1,6 @@
 package prepuller
 
 import (
-	"math"
 	"time"
 )
 
@@ -116,20 +115,6 @@ func plan(in planInput) (entries []*entry, pull []*entry) {
 		pull = append(pull, e)
 	}
 	return entries, pull
-}
-
-// backoff is the delay before the next pull of an image that failed
-// attempts times in a row: base doubling per failure up to max, then
-// spread by ±jitter with u drawn uniformly from [0, 1).
-func backoff(attempts int, base, max time.Duration, jitter, u float64) time.Duration {
-	if attempts < 1 {
-		return 0
-	}
-	d := float64(base) * math.Pow(2, float64(attempts-1))
-	if d > float64(max) {
-		d = float64(max)
-	}
-	return time.Duration(d * (1 + jitter*(2*u-1)))
 }
 
 func authEqual(a, b *AuthConfig) bool {

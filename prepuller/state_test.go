@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -184,32 +185,34 @@ func TestPlan(t *testing.T) {
 	}
 }
 
+// TestBackoff: a failing image waits the base, then twice as long after
+// each failure up to the cap, on the Puller's clock; jitter only lengthens
+// a delay, by at most its fraction.
 func TestBackoff(t *testing.T) {
 	t.Parallel()
 	const base, max = 10 * time.Second, 5 * time.Minute
-	tests := []struct {
-		name     string
-		attempts int
-		jitter   float64
-		u        float64
-		want     time.Duration
-	}{
-		{"no failure, no wait", 0, 0.2, 0.5, 0},
-		{"first failure waits the base", 1, 0, 0, base},
-		{"doubles per failure", 3, 0, 0, 40 * time.Second},
-		{"capped at max", 10, 0, 0, max},
-		{"far past the cap does not overflow", 5000, 0, 0, max},
-		{"jitter at its low end", 2, 0.2, 0, 16 * time.Second},
-		{"jitter in the middle is exact", 2, 0.2, 0.5, 20 * time.Second},
-		{"jitter near its high end", 2, 0.5, 0.75, 25 * time.Second},
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	delays := func(jitter float64, n int) []time.Duration {
+		c := clocktesting.NewFakeClock(t0)
+		p, err := New(runtimeapi.NewImageServiceClient(nil), WithBackoff(base, max, jitter), WithClock(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []time.Duration
+		for range n {
+			p.backoff.Next("img", c.Now())
+			d := p.backoff.Get("img")
+			out = append(out, d)
+			c.Step(d)
+		}
+		return out
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			if got := backoff(tc.attempts, base, max, tc.jitter, tc.u); got != tc.want {
-				t.Errorf("backoff(%d, jitter %g, u %g) = %s, want %s", tc.attempts, tc.jitter, tc.u, got, tc.want)
-			}
-		})
+	want := []time.Duration{base, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, max, max}
+	if diff := cmp.Diff(want, delays(0, len(want))); diff != "" {
+		t.Errorf("delays without jitter (-want +got):\n%s", diff)
+	}
+	if d := delays(0.2, 1)[0]; d < base || d > base+base/5 {
+		t.Errorf("first delay with 20%% jitter %s, want in [%s, %s]", d, base, base+base/5)
 	}
 }
 

@@ -131,13 +131,13 @@ func (s *Server) authorize(r *http.Request) (int, grant, error) {
 	epoch := s.epoch.Load()
 	got, hasBearer := bearer(r)
 	v, hasVerifier, claimed := s.claimState()
-	if hasVerifier && (!claimed || r.URL.Path == "/claim") && hasBearer {
+	if hasVerifier && (!claimed || r.URL.Path == api.PathClaim) && hasBearer {
 		sum := sha256.Sum256([]byte(got))
 		if subtle.ConstantTimeCompare(sum[:], v[:]) == 1 {
 			// The claim credential opens POST /claim and nothing else; after
 			// the claim it may only repeat the same claim (a controller that
 			// lost its leadership mid-claim retries it).
-			if r.Method != http.MethodPost || r.URL.Path != "/claim" {
+			if r.Method != http.MethodPost || r.URL.Path != api.PathClaim {
 				return http.StatusForbidden, grant{}, errClaimOnly
 			}
 			return 0, grant{claimOnly: true, epoch: epoch}, nil
@@ -149,7 +149,7 @@ func (s *Server) authorize(r *http.Request) (int, grant, error) {
 		switch {
 		case !hasBearer:
 			return http.StatusUnauthorized, grant{}, errMissingBearer
-		case r.URL.Path == "/claim":
+		case r.URL.Path == api.PathClaim:
 			return http.StatusUnauthorized, grant{}, errors.New("invalid claim credential")
 		}
 		return http.StatusForbidden, grant{}, errNotClaimed

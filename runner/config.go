@@ -18,7 +18,8 @@ import (
 type Config struct {
 	// Mode is api.ModeServer (default) or api.ModeWrap.
 	Mode string
-	// Listen is the TCP address of the API; default ":7080".
+	// Listen is the TCP address of the API; default api.DefaultListen
+	// (":7080").
 	Listen string
 	// TokenFile holds the bearer token. Missing, empty or unset means no
 	// token: the API is then closed (only /healthz and /readyz answer),
@@ -83,11 +84,17 @@ type Config struct {
 	clock clock // time; tests set a fake one
 }
 
-// Defaults and bounds of the upload timeouts.
+// Defaults of Config (the runner binary's flags start from them too), and
+// the bound of the upload timeout.
 const (
-	DefaultUploadTimeout     = time.Hour
-	DefaultUploadIdleTimeout = time.Minute
-	MaxUploadTimeout         = 24 * time.Hour
+	DefaultGracePeriod             = 10 * time.Second
+	DefaultMaxRequestBytes   int64 = 8 << 20
+	DefaultMaxUploadBytes    int64 = 4 << 30
+	DefaultMaxOutputBytes          = 1 << 20
+	DefaultMaxConcurrent           = 64
+	DefaultUploadTimeout           = time.Hour
+	DefaultUploadIdleTimeout       = time.Minute
+	MaxUploadTimeout               = 24 * time.Hour
 )
 
 func (c *Config) setDefaults() {
@@ -95,10 +102,10 @@ func (c *Config) setDefaults() {
 		c.Mode = api.ModeServer
 	}
 	if c.Listen == "" {
-		c.Listen = ":7080"
+		c.Listen = api.DefaultListen
 	}
 	if c.GracePeriod == 0 {
-		c.GracePeriod = 10 * time.Second
+		c.GracePeriod = DefaultGracePeriod
 	}
 	if c.RestartPolicy == "" {
 		c.RestartPolicy = api.RestartNever
@@ -113,10 +120,10 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.MaxRequestBytes == 0 {
-		c.MaxRequestBytes = 8 << 20
+		c.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	if c.MaxUploadBytes == 0 {
-		c.MaxUploadBytes = 4 << 30
+		c.MaxUploadBytes = DefaultMaxUploadBytes
 	}
 	if c.UploadTimeout == 0 {
 		c.UploadTimeout = DefaultUploadTimeout
@@ -125,10 +132,10 @@ func (c *Config) setDefaults() {
 		c.UploadIdleTimeout = min(DefaultUploadIdleTimeout, c.UploadTimeout)
 	}
 	if c.MaxOutputBytes == 0 {
-		c.MaxOutputBytes = 1 << 20
+		c.MaxOutputBytes = DefaultMaxOutputBytes
 	}
 	if c.MaxConcurrent == 0 {
-		c.MaxConcurrent = 64
+		c.MaxConcurrent = DefaultMaxConcurrent
 	}
 	if c.Workdir == "" {
 		if wd, err := os.Getwd(); err == nil {

@@ -182,104 +182,156 @@ func (e *executor) run(ctx context.Context, x execution, argv []string, dir stri
 	var res api.ExecuteResult
 	bin, err := lookPath(argv[0], dir, env)
 	if err != nil {
-		res.ExitCode = 126
-		if errors.Is(err, fs.ErrNotExist) {
-			res.ExitCode = 127
-			res.Error = fmt.Sprintf("%s: command not found", argv[0])
-		} else {
-			res.Error = fmt.Sprintf("%s: %v", argv[0], err)
-		}
-		return res
+		return notFound(argv[0], err)
 	}
-
-	// Only the runner's read ends join the poller; the child's ends are
-	// plain descriptors (fewer syscalls per execution).
-	outR, outW, err := pipe()
+	pipes, err := e.openStdio(x.req.Stdin != "")
 	if err != nil {
-		return startError(res, argv, fmt.Errorf("creating stdout pipe: %w", err))
-	}
-	errR, errW, err := pipe()
-	if err != nil {
-		closeAll(outR, outW)
-		return startError(res, argv, fmt.Errorf("creating stderr pipe: %w", err))
-	}
-	stdin := e.devNull
-	var stdinW *os.File
-	if x.req.Stdin != "" || stdin == nil {
-		var fds [2]int
-		if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
-			closeAll(outR, outW, errR, errW)
-			return startError(res, argv, fmt.Errorf("creating stdin pipe: %w", err))
-		}
-		stdin, stdinW = os.NewFile(uintptr(fds[0]), "stdin"), os.NewFile(uintptr(fds[1]), "stdin")
+		return startError(res, argv, err)
 	}
 	p, err := e.procs.start(bin, argv, &os.ProcAttr{
 		Dir:   dir,
 		Env:   env,
-		Files: []*os.File{stdin, outW, errW},
+		Files: []*os.File{pipes.stdin, pipes.outW, pipes.errW},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	})
-	closeAll(outW, errW)
-	if stdin != e.devNull {
-		stdin.Close()
-	}
+	pipes.closeChildEnds()
 	if err != nil {
-		closeAll(outR, errR)
-		if stdinW != nil {
-			stdinW.Close()
-		}
+		pipes.abandon()
 		return startError(res, argv, err)
 	}
 	pid := p.Pid
-
-	if stdinW != nil {
-		go func() {
-			// A command that does not read its input gets EPIPE here; that
-			// is its choice, not an error of the request.
-			_, _ = stdinW.WriteString(x.req.Stdin)
-			stdinW.Close()
-		}()
-	}
-
-	var readers sync.WaitGroup
-	readers.Add(2)
-	go pump(&readers, outR, api.StreamStdout, x.sink)
-	go pump(&readers, errR, api.StreamStderr, x.sink)
-
-	// A timeout or the client going away kills the whole group; this
-	// goroutine meanwhile waits for the command itself.
-	stopOnCancel := context.AfterFunc(ctx, func() { _ = killGroup(pid, syscall.SIGKILL) })
-	var timer *time.Timer
-	if x.req.TimeoutMs > 0 {
-		timer = time.AfterFunc(time.Duration(x.req.TimeoutMs)*time.Millisecond, func() { _ = killGroup(pid, syscall.SIGKILL) })
-	}
-	ws := e.procs.wait(p)
-	stopOnCancel()
-	if timer != nil && !timer.Stop() {
-		res.TimedOut = true
-	}
-	res.ExitCode = exitCode(ws)
+	pipes.feedStdin(x.req.Stdin)
+	readers := pipes.pumpTo(x.sink)
+	res.TimedOut, res.ExitCode = e.wait(ctx, p, x.req.TimeoutMs)
 	res.DurationMs = float64(time.Since(start).Microseconds()) / 1000
 	if res.TimedOut || ctx.Err() != nil {
 		// Anything the group left running is killed with it (the command
 		// may have exited before the kill reached its children).
 		_ = killGroup(pid, syscall.SIGKILL)
 	}
+	pipes.drain(readers)
+	return res
+}
 
-	// The output already written is in the pipes; EOF comes at once unless a
-	// background process still holds them, which then loses its output.
+// notFound is the result of a command lookPath could not resolve.
+func notFound(name string, err error) api.ExecuteResult {
+	res := api.ExecuteResult{ExitCode: 126}
+	if errors.Is(err, fs.ErrNotExist) {
+		res.ExitCode = 127
+		res.Error = fmt.Sprintf("%s: command not found", name)
+	} else {
+		res.Error = fmt.Sprintf("%s: %v", name, err)
+	}
+	return res
+}
+
+// stdio are the pipes between the runner and one command.
+type stdio struct {
+	outR, outW, errR, errW *os.File
+	// stdin is the command's: the shared /dev/null, or the read end of a
+	// pipe whose write end, stdinW, the runner feeds the request's input.
+	stdin, stdinW *os.File
+}
+
+// openStdio opens the command's output pipes and, when it has input (or
+// there is no /dev/null to give it), its input pipe.
+func (e *executor) openStdio(withInput bool) (*stdio, error) {
+	// Only the runner's read ends join the poller; the child's ends are
+	// plain descriptors (fewer syscalls per execution).
+	outR, outW, err := pipe()
+	if err != nil {
+		return nil, fmt.Errorf("creating stdout pipe: %w", err)
+	}
+	errR, errW, err := pipe()
+	if err != nil {
+		closeAll(outR, outW)
+		return nil, fmt.Errorf("creating stderr pipe: %w", err)
+	}
+	pipes := &stdio{outR: outR, outW: outW, errR: errR, errW: errW, stdin: e.devNull}
+	if withInput || pipes.stdin == nil {
+		var fds [2]int
+		if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
+			closeAll(outR, outW, errR, errW)
+			return nil, fmt.Errorf("creating stdin pipe: %w", err)
+		}
+		pipes.stdin, pipes.stdinW = os.NewFile(uintptr(fds[0]), "stdin"), os.NewFile(uintptr(fds[1]), "stdin")
+	}
+	return pipes, nil
+}
+
+// closeChildEnds closes the runner's copies of the command's ends, once
+// the command has them (or failed to start).
+func (st *stdio) closeChildEnds() {
+	closeAll(st.outW, st.errW)
+	if st.stdinW != nil { // stdin is the pipe's, not the shared /dev/null
+		st.stdin.Close()
+	}
+}
+
+// abandon closes the runner's ends of a command that did not start.
+func (st *stdio) abandon() {
+	closeAll(st.outR, st.errR)
+	if st.stdinW != nil {
+		st.stdinW.Close()
+	}
+}
+
+// feedStdin writes the request's input to the command, in the background.
+func (st *stdio) feedStdin(input string) {
+	if st.stdinW == nil {
+		return
+	}
+	go func() {
+		// A command that does not read its input gets EPIPE here; that
+		// is its choice, not an error of the request.
+		_, _ = st.stdinW.WriteString(input)
+		st.stdinW.Close()
+	}()
+}
+
+// pumpTo copies both output pipes to s until EOF (or drain's deadline).
+func (st *stdio) pumpTo(s sink) *sync.WaitGroup {
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go pump(&readers, st.outR, api.StreamStdout, s)
+	go pump(&readers, st.errR, api.StreamStderr, s)
+	return &readers
+}
+
+// wait waits for the command to exit, killing its whole group on timeout
+// (timeoutMs, 0 for none) or when ctx is done. timedOut says the timeout
+// fired.
+func (e *executor) wait(ctx context.Context, p *os.Process, timeoutMs int64) (timedOut bool, exitStatus int) {
+	pid := p.Pid
+	// A timeout or the client going away kills the whole group; this
+	// goroutine meanwhile waits for the command itself.
+	stopOnCancel := context.AfterFunc(ctx, func() { _ = killGroup(pid, syscall.SIGKILL) })
+	var timer *time.Timer
+	if timeoutMs > 0 {
+		timer = time.AfterFunc(time.Duration(timeoutMs)*time.Millisecond, func() { _ = killGroup(pid, syscall.SIGKILL) })
+	}
+	ws := e.procs.wait(p)
+	stopOnCancel()
+	timedOut = timer != nil && !timer.Stop()
+	return timedOut, exitCode(ws)
+}
+
+// drain waits for the readers to deliver the output the command left in
+// the pipes, then closes them.
+func (st *stdio) drain(readers *sync.WaitGroup) {
+	// EOF comes at once unless a background process still holds the pipes,
+	// which then loses its output.
 	done := make(chan struct{})
 	go func() { readers.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(drainAfterExit):
 		deadline := time.Now()
-		_ = outR.SetReadDeadline(deadline)
-		_ = errR.SetReadDeadline(deadline)
+		_ = st.outR.SetReadDeadline(deadline)
+		_ = st.errR.SetReadDeadline(deadline)
 		<-done
 	}
-	closeAll(outR, errR)
-	return res
+	closeAll(st.outR, st.errR)
 }
 
 // pump copies one pipe to the sink in chunks that end on UTF-8 boundaries

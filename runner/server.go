@@ -81,16 +81,16 @@ func New(cfg Config) (*Server, error) {
 	if f, err := os.Open(os.DevNull); err == nil {
 		s.exec.devNull = f
 	}
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.HandleFunc("GET /status", s.status)
-	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
-	s.mux.HandleFunc("POST /execute", s.execute)
-	s.mux.HandleFunc("POST /claim", s.claim)
-	s.mux.HandleFunc("PUT /files/{path...}", s.putFile)
-	s.mux.HandleFunc("GET /files/{path...}", s.getFile)
-	s.mux.HandleFunc("DELETE /files/{path...}", s.deleteFile)
-	s.mux.HandleFunc("GET /files", s.listFiles)
+	s.mux.HandleFunc("GET "+api.PathHealthz, s.healthz)
+	s.mux.HandleFunc("GET "+api.PathReadyz, s.readyz)
+	s.mux.HandleFunc("GET "+api.PathStatus, s.status)
+	s.mux.HandleFunc("GET "+api.PathMetrics, s.serveMetrics)
+	s.mux.HandleFunc("POST "+api.PathExecute, s.execute)
+	s.mux.HandleFunc("POST "+api.PathClaim, s.claim)
+	s.mux.HandleFunc("PUT "+api.PathFiles+"/{path...}", s.putFile)
+	s.mux.HandleFunc("GET "+api.PathFiles+"/{path...}", s.getFile)
+	s.mux.HandleFunc("DELETE "+api.PathFiles+"/{path...}", s.deleteFile)
+	s.mux.HandleFunc("GET "+api.PathFiles, s.listFiles)
 	return s, nil
 }
 
@@ -118,9 +118,9 @@ func (s *Server) TokenConfigured() bool {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+	if r.URL.Path != api.PathHealthz && r.URL.Path != api.PathReadyz {
 		code, g, err := s.authorize(r)
-		if code == http.StatusUnauthorized && r.Method == http.MethodPost && r.URL.Path == "/claim" && s.claimStatus() != nil {
+		if code == http.StatusUnauthorized && r.Method == http.MethodPost && r.URL.Path == api.PathClaim && s.claimStatus() != nil {
 			// The claim switched the token, so a later claimant's (pool)
 			// token fails: say why, so that it knows this sandbox is taken
 			// rather than its token wrong. Who holds it stays private.
@@ -153,7 +153,7 @@ func (s *Server) logRequest(r *http.Request, rec *recorder, start time.Time, pat
 	}
 	s.metrics.request(route, rec.status)
 	level := slog.LevelInfo
-	if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
+	if r.URL.Path == api.PathHealthz || r.URL.Path == api.PathReadyz || r.URL.Path == api.PathMetrics {
 		level = slog.LevelDebug
 	}
 	attrs := []slog.Attr{

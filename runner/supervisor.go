@@ -388,75 +388,108 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
-	auth := "token"
-	switch {
-	case cfg.ClaimVerifier != "":
-		auth = "waitingForClaim"
-	case s.TokenConfigured():
-	case cfg.InsecureLoopback:
-		auth = "loopbackOnly"
-		log.Warn("no API token configured: the API answers loopback clients only (insecure loopback opt-in), probes answer everyone", "tokenFile", cfg.TokenFile)
-	default:
-		auth = "closed"
-		log.Warn("no API token configured: the API is closed, only the probes answer, until the token file appears", "tokenFile", cfg.TokenFile)
-	}
-	log.Info("serving", "addr", ln.Addr().String(), "mode", cfg.Mode, "auth", auth, "workdir", cfg.Workdir, "version", cfg.Version, "pid", os.Getpid())
+	log.Info("serving", "addr", ln.Addr().String(), "mode", cfg.Mode, "auth", s.authState(), "workdir", cfg.Workdir, "version", cfg.Version, "pid", os.Getpid())
 
-	srv := &http.Server{
+	rl := &running{mode: cfg.Mode, log: log, srv: &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	}}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- rl.srv.Serve(ln) }()
 
 	sigc := make(chan os.Signal, 16)
 	signal.Notify(sigc, forwarded...)
 	defer signal.Stop(sigc)
 
-	var sup *supervisor
-	var childDone <-chan struct{}
 	if len(cfg.Command) > 0 {
-		sup = newSupervisor(s, cfg.Command)
-		s.mu.Lock()
-		s.sup = sup
-		s.mu.Unlock()
-		go sup.run(sup.start())
-		childDone = sup.done
+		rl.sup = s.supervise(cfg.Command)
 	}
-	stop := func(sig syscall.Signal) error {
-		if sup != nil {
-			sup.stop(sig)
-		}
-		shutdown(srv, log)
-		if cfg.Mode == api.ModeWrap && sup != nil {
-			return exitErr(sup.exitCode())
-		}
-		return nil
+	return rl.wait(ctx, sigc, serveErr)
+}
+
+// authState names how the API authenticates at start, for the log, and
+// warns when no token is configured.
+func (s *Server) authState() string {
+	cfg, log := &s.cfg, s.log
+	switch {
+	case cfg.ClaimVerifier != "":
+		return "waitingForClaim"
+	case s.TokenConfigured():
+		return "token"
+	case cfg.InsecureLoopback:
+		log.Warn("no API token configured: the API answers loopback clients only (insecure loopback opt-in), probes answer everyone", "tokenFile", cfg.TokenFile)
+		return "loopbackOnly"
+	default:
+		log.Warn("no API token configured: the API is closed, only the probes answer, until the token file appears", "tokenFile", cfg.TokenFile)
+		return "closed"
+	}
+}
+
+// supervise starts the command and its supervisor, which /status and the
+// probes then report on.
+func (s *Server) supervise(argv []string) *supervisor {
+	sup := newSupervisor(s, argv)
+	s.mu.Lock()
+	s.sup = sup
+	s.mu.Unlock()
+	go sup.run(sup.start())
+	return sup
+}
+
+// running is a started runner: its API server and, when it has a command,
+// the command's supervisor.
+type running struct {
+	mode string
+	log  *slog.Logger
+	srv  *http.Server
+	sup  *supervisor // nil without a command
+}
+
+// wait handles the process's signals and the command's end until the
+// runner should exit (see Run), and returns what Run returns.
+func (rl *running) wait(ctx context.Context, sigc <-chan os.Signal, serveErr <-chan error) error {
+	var childDone <-chan struct{}
+	if rl.sup != nil {
+		childDone = rl.sup.done
 	}
 	for {
 		select {
 		case <-childDone:
 			childDone = nil
-			if cfg.Mode == api.ModeWrap {
-				shutdown(srv, log)
-				return exitErr(sup.exitCode())
+			if rl.mode == api.ModeWrap {
+				shutdown(rl.srv, rl.log)
+				return exitErr(rl.sup.exitCode())
 			}
 		case sig := <-sigc:
 			ssig := sig.(syscall.Signal)
-			running := sup != nil && sup.signal(ssig)
-			if ssig == syscall.SIGTERM || (!running && (ssig == syscall.SIGINT || ssig == syscall.SIGQUIT)) {
-				log.Info("stopping", "signal", signalName(ssig))
-				return stop(ssig)
+			delivered := rl.sup != nil && rl.sup.signal(ssig)
+			if ssig == syscall.SIGTERM || (!delivered && (ssig == syscall.SIGINT || ssig == syscall.SIGQUIT)) {
+				rl.log.Info("stopping", "signal", signalName(ssig))
+				return rl.stop(ssig)
 			}
 		case <-ctx.Done():
-			log.Info("stopping", "reason", context.Cause(ctx).Error())
-			return stop(syscall.SIGINT)
+			rl.log.Info("stopping", "reason", context.Cause(ctx).Error())
+			return rl.stop(syscall.SIGINT)
 		case err := <-serveErr:
 			return fmt.Errorf("serving the API: %w", err)
 		}
 	}
+}
+
+// stop stops the command's group with sig (SIGKILL after the grace
+// period) and the API server; in wrap mode the command's exit code is the
+// runner's.
+func (rl *running) stop(sig syscall.Signal) error {
+	if rl.sup != nil {
+		rl.sup.stop(sig)
+	}
+	shutdown(rl.srv, rl.log)
+	if rl.mode == api.ModeWrap && rl.sup != nil {
+		return exitErr(rl.sup.exitCode())
+	}
+	return nil
 }
 
 func exitErr(code int) error {

@@ -14,6 +14,7 @@ import (
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/version"
+	"sandbox.io/injector/runner/api"
 )
 
 // Config is what the mutation and the handler need to know. The zero value
@@ -26,10 +27,11 @@ type Config struct {
 	// build's version.
 	RunnerVersion string
 	// RunnerPort is the port of the first wrapped container's runner; later
-	// ones take the next free numbers. Default 7080.
+	// ones take the next free numbers. Default api.DefaultPort (7080).
 	RunnerPort int32
 	// TokenSecret is the Secret (in the pod's namespace) with the API token,
-	// when the pod does not name one. Default "sandbox-runner-token".
+	// when the pod does not name one. Default api.DefaultTokenSecret
+	// ("sandbox-runner-token").
 	TokenSecret string
 	// ExcludedNamespaces are never injected, whatever their labels or their
 	// pods' annotations say. Default kube-system, kube-public and
@@ -66,9 +68,7 @@ type encodedParts struct {
 
 // Defaults of Config.
 const (
-	DefaultRunnerPort        int32 = 7080
-	DefaultTokenSecret             = "sandbox-runner-token"
-	DefaultEntrypointTimeout       = 2 * time.Second
+	DefaultEntrypointTimeout = 2 * time.Second
 )
 
 // DefaultExcludedNamespaces are the namespaces that are never injected.
@@ -79,10 +79,10 @@ func (c *Config) setDefaults() {
 		c.RunnerVersion = version.Version
 	}
 	if c.RunnerPort == 0 {
-		c.RunnerPort = DefaultRunnerPort
+		c.RunnerPort = api.DefaultPort
 	}
 	if c.TokenSecret == "" {
-		c.TokenSecret = DefaultTokenSecret
+		c.TokenSecret = api.DefaultTokenSecret
 	}
 	if c.NewNonce == nil {
 		c.NewNonce = claimkey.NewNonce

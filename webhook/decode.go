@@ -15,6 +15,8 @@ import (
 // built into Go values, and the patch never needs it. Whatever the webhook
 // reasons about must be here: a field left out looks absent (a container's
 // own probes, which are never changed, are seen as present or not).
+// TestMutationReadsOnlyDecodedFields fails when the package reads a field
+// of the pod that is not listed here.
 type podView struct {
 	Metadata struct {
 		Name         string            `json:"name"`

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"sandbox.io/injector/internal/keychain"
 	"sandbox.io/injector/webhook/entrypoint"
 )
 
@@ -246,7 +247,7 @@ func (h *Handler) keychain(ctx context.Context, pod *corev1.Pod, ns string) (aut
 		}
 		secrets = append(secrets, &s)
 	}
-	kc, err := entrypoint.KeychainFromSecrets(secrets)
+	kc, err := keychain.FromSecrets(secrets)
 	if err != nil {
 		errs = append(errs, err)
 		return nil, errors.Join(errs...)

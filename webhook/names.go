@@ -1,7 +1,10 @@
 package webhook
 
 // Names of what the mutation adds to a pod. The chart's guard policy and the
-// documentation refer to them, so they are part of the contract.
+// documentation refer to them, so they are part of the contract. The runner's
+// own contract (its port, port name, probe paths and default token Secret)
+// lives in runner/api: the first wrapped container's runner port is named
+// api.PortName, further ones api.PortName and their position (see portName).
 const (
 	// VolumeName is the volume that holds the runner binary.
 	VolumeName = "sandbox-runner"
@@ -22,11 +25,6 @@ const (
 	TokenVolumeName = "sandbox-runner-token"
 	// TokenMountPath is where TokenVolumeName is mounted.
 	TokenMountPath = "/.sandbox-runner-token"
-	// PortName is the name of the first wrapped container's runner port;
-	// further ones are PortName followed by their position (see portName).
-	PortName = "sandbox-runner"
-	// ReadinessPath is the runner's readiness endpoint.
-	ReadinessPath = "/readyz"
 	// Path is the URL path the admission handler is served at.
 	Path = "/mutate-v1-pod"
 )

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/runner/api"
 )
 
 // ImageCommand is an image's ENTRYPOINT and CMD, as its config says.
@@ -60,23 +61,8 @@ func (p *Plan) Patch(lookups map[string]Lookup) (*Result, error) {
 		res.AlreadyInjected = true
 		return res, nil
 	}
-	spec := &p.pod.Spec
 	ops := make([]jsonpatch.Operation, 0, 8+6*len(p.targets))
-
-	imageVolume := p.Method == v1alpha1.MethodImageVolume
-	ops = appendOp(ops, "/spec/volumes", spec.Volumes == nil, p.volumes()...)
-	switch {
-	case imageVolume: // the kubelet mounts the runner image itself
-	case spec.InitContainers == nil:
-		ops = append(ops, add("/spec/initContainers", []any{p.initContainer()}))
-	default:
-		ops = append(ops, add("/spec/initContainers/0", p.initContainer()))
-	}
-	runnerMount := corev1.VolumeMount{Name: VolumeName, MountPath: MountPath, ReadOnly: true}
-	if imageVolume {
-		runnerMount.SubPath = ImageRunnerDir
-	}
-
+	ops = p.podOps(ops)
 	ports := newPortAllocator(p.pod, p.cfg.RunnerPort)
 	status := v1alpha1.InjectionStatus{
 		State:         v1alpha1.StatusInjected,
@@ -84,60 +70,119 @@ func (p *Plan) Patch(lookups map[string]Lookup) (*Result, error) {
 		Method:        p.Method,
 	}
 	for _, i := range p.targets {
-		c := &spec.Containers[i]
-		base := "/spec/containers/" + strconv.Itoa(i)
-		status.Containers = append(status.Containers, c.Name)
-
+		status.Containers = append(status.Containers, p.pod.Spec.Containers[i].Name)
 		name, number := ports.next()
-		child, setArgs, warning, err := p.childCommand(c, lookups)
+		var warning string
+		var err error
+		ops, warning, err = p.containerOps(ops, i, name, number, lookups)
 		if err != nil {
 			return nil, err
-		}
-		cmd := []string{RunnerPath, "run",
-			"--mode=" + string(p.mode),
-			"--listen=:" + strconv.Itoa(int(number)),
-		}
-		switch {
-		case p.pool:
-			cmd = append(cmd, "--claim-verifier="+p.cfg.ClaimKey.Verifier(p.pod.Namespace, p.nonce))
-		default:
-			cmd = append(cmd, "--token-file="+TokenMountPath+"/"+v1alpha1.TokenSecretKey)
-		}
-		if p.insecureLoopback {
-			cmd = append(cmd, "--insecure-loopback")
 		}
 		if warning != "" {
 			res.Warnings = append(res.Warnings, warning)
 			status.Warnings = append(status.Warnings, warning)
-			if c.Args != nil {
-				ops = append(ops, jsonpatch.Operation{Operation: "remove", Path: base + "/args"})
-			}
-		} else {
-			if !p.noChild {
-				flags, err := p.supervisionFlags(c)
-				if err != nil {
-					return nil, err
-				}
-				cmd = append(cmd, flags...)
-			}
-			cmd = append(append(cmd, "--"), child...)
-		}
-		ops = append(ops, add(base+"/command", cmd))
-		if setArgs != nil {
-			ops = append(ops, add(base+"/args", setArgs))
-		}
-		mounts := []any{runnerMount}
-		if !p.pool {
-			mounts = append(mounts, corev1.VolumeMount{Name: TokenVolumeName, MountPath: TokenMountPath, ReadOnly: true})
-		}
-		ops = appendOp(ops, base+"/volumeMounts", c.VolumeMounts == nil, mounts...)
-		ops = appendOp(ops, base+"/ports", c.Ports == nil,
-			corev1.ContainerPort{Name: name, ContainerPort: number, Protocol: corev1.ProtocolTCP})
-		if c.ReadinessProbe == nil {
-			ops = append(ops, add(base+"/readinessProbe", readinessProbe(name)))
 		}
 	}
+	ops, err := p.annotationOps(ops, status)
+	if err != nil {
+		return nil, err
+	}
+	res.Patch = ops
+	res.Status = status
+	return res, nil
+}
 
+// podOps adds the runner's volumes and, unless the kubelet mounts the
+// runner image itself, the init container that copies the runner.
+func (p *Plan) podOps(ops []jsonpatch.Operation) []jsonpatch.Operation {
+	spec := &p.pod.Spec
+	ops = appendOp(ops, "/spec/volumes", spec.Volumes == nil, p.volumes()...)
+	switch {
+	case p.Method == v1alpha1.MethodImageVolume: // the kubelet mounts the runner image itself
+	case spec.InitContainers == nil:
+		ops = append(ops, add("/spec/initContainers", []any{p.initContainer()}))
+	default:
+		ops = append(ops, add("/spec/initContainers/0", p.initContainer()))
+	}
+	return ops
+}
+
+// containerOps adds what wraps container i in the runner, listening on the
+// port named portName: its command (and args), mounts, port and readiness
+// probe. warning is set when the runner starts with no child (childCommand).
+func (p *Plan) containerOps(ops []jsonpatch.Operation, i int, portName string, port int32, lookups map[string]Lookup) (_ []jsonpatch.Operation, warning string, err error) {
+	c := &p.pod.Spec.Containers[i]
+	base := "/spec/containers/" + strconv.Itoa(i)
+	child, setArgs, warning, err := p.childCommand(c, lookups)
+	if err != nil {
+		return nil, "", err
+	}
+	cmd, err := p.runnerCommand(c, port, child, warning == "")
+	if err != nil {
+		return nil, "", err
+	}
+	if warning != "" && c.Args != nil {
+		ops = append(ops, jsonpatch.Operation{Operation: "remove", Path: base + "/args"})
+	}
+	ops = append(ops, add(base+"/command", cmd))
+	if setArgs != nil {
+		ops = append(ops, add(base+"/args", setArgs))
+	}
+	ops = appendOp(ops, base+"/volumeMounts", c.VolumeMounts == nil, p.runnerMounts()...)
+	ops = appendOp(ops, base+"/ports", c.Ports == nil,
+		corev1.ContainerPort{Name: portName, ContainerPort: port, Protocol: corev1.ProtocolTCP})
+	if c.ReadinessProbe == nil {
+		ops = append(ops, add(base+"/readinessProbe", readinessProbe(portName)))
+	}
+	return ops, warning, nil
+}
+
+// runnerCommand is the container's new command: the runner with its flags,
+// then, when withChild, "--" and the child's argv prefix.
+func (p *Plan) runnerCommand(c *corev1.Container, port int32, child []string, withChild bool) ([]string, error) {
+	cmd := []string{RunnerPath, "run",
+		"--mode=" + string(p.mode),
+		"--listen=:" + strconv.Itoa(int(port)),
+	}
+	switch {
+	case p.pool:
+		cmd = append(cmd, "--claim-verifier="+p.cfg.ClaimKey.Verifier(p.pod.Namespace, p.nonce))
+	default:
+		cmd = append(cmd, "--token-file="+TokenMountPath+"/"+v1alpha1.TokenSecretKey)
+	}
+	if p.insecureLoopback {
+		cmd = append(cmd, "--insecure-loopback")
+	}
+	if !withChild {
+		return cmd, nil
+	}
+	if !p.noChild {
+		flags, err := p.supervisionFlags(c)
+		if err != nil {
+			return nil, err
+		}
+		cmd = append(cmd, flags...)
+	}
+	return append(append(cmd, "--"), child...), nil
+}
+
+// runnerMounts are the mounts of a wrapped container: the runner, and the
+// token Secret unless the pod is a pool's (whose runner holds no token).
+func (p *Plan) runnerMounts() []any {
+	runner := corev1.VolumeMount{Name: VolumeName, MountPath: MountPath, ReadOnly: true}
+	if p.Method == v1alpha1.MethodImageVolume {
+		runner.SubPath = ImageRunnerDir
+	}
+	mounts := []any{runner}
+	if !p.pool {
+		mounts = append(mounts, corev1.VolumeMount{Name: TokenVolumeName, MountPath: TokenMountPath, ReadOnly: true})
+	}
+	return mounts
+}
+
+// annotationOps writes the status annotation (and the claim nonce, when the
+// plan made a new one).
+func (p *Plan) annotationOps(ops []jsonpatch.Operation, status v1alpha1.InjectionStatus) ([]jsonpatch.Operation, error) {
 	raw, err := json.Marshal(status)
 	if err != nil {
 		return nil, fmt.Errorf("encoding status annotation: %w", err)
@@ -147,16 +192,13 @@ func (p *Plan) Patch(lookups map[string]Lookup) (*Result, error) {
 		if p.addNonce {
 			annotations[v1alpha1.AnnotationClaimNonce] = p.nonce
 		}
-		ops = append(ops, add("/metadata/annotations", annotations))
-	} else {
-		ops = append(ops, add("/metadata/annotations/"+escapePointer(v1alpha1.AnnotationStatus), string(raw)))
-		if p.addNonce {
-			ops = append(ops, add("/metadata/annotations/"+escapePointer(v1alpha1.AnnotationClaimNonce), p.nonce))
-		}
+		return append(ops, add("/metadata/annotations", annotations)), nil
 	}
-	res.Patch = ops
-	res.Status = status
-	return res, nil
+	ops = append(ops, add("/metadata/annotations/"+escapePointer(v1alpha1.AnnotationStatus), string(raw)))
+	if p.addNonce {
+		ops = append(ops, add("/metadata/annotations/"+escapePointer(v1alpha1.AnnotationClaimNonce), p.nonce))
+	}
+	return ops, nil
 }
 
 // childCommand works out what the runner runs after "--". It returns the
@@ -287,7 +329,7 @@ func restrictedSecurityContext() *corev1.SecurityContext {
 func readinessProbe(port string) *corev1.Probe {
 	return &corev1.Probe{
 		ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-			Path: ReadinessPath, Port: intstr.FromString(port), Scheme: corev1.URISchemeHTTP,
+			Path: api.PathReadyz, Port: intstr.FromString(port), Scheme: corev1.URISchemeHTTP,
 		}},
 		PeriodSeconds:    1,
 		TimeoutSeconds:   1,
@@ -346,9 +388,9 @@ func (a *portAllocator) next() (string, int32) {
 func portName(n int) string {
 	switch {
 	case n == 1:
-		return PortName
+		return api.PortName
 	case n < 10:
-		return PortName + strconv.Itoa(n)
+		return api.PortName + strconv.Itoa(n)
 	default:
 		return "sandbox-rnr" + strconv.Itoa(n)
 	}

@@ -2,7 +2,9 @@
 // sandbox.io/* annotation and label key, the values each one allows, and
 // their defaults. The webhook, the node agent, the chart tests and sandboxctl
 // import it; the runner does not (it stays free of Kubernetes libraries) and
-// gets its settings from its command line instead.
+// gets its settings from its command line instead. The values that reach the
+// runner's command line unchanged (the modes and restart policies) are
+// defined by the runner's contract, runner/api, and only named here.
 //
 // It also holds the SandboxPool custom resource (sandboxpool_types.go); its
 // deep-copy functions and the CRD in charts/sandbox-injector/crds are

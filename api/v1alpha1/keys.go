@@ -1,6 +1,10 @@
 package v1alpha1
 
-import "strings"
+import (
+	"strings"
+
+	"sandbox.io/injector/runner/api"
+)
 
 // Group is the API group and the prefix of every annotation and label key.
 const Group = "sandbox.io"
@@ -44,11 +48,13 @@ const (
 	AnnotationLivenessProbe = KeyPrefix + "liveness-probe"
 )
 
-// Values of AnnotationRestartPolicy, as a pod's spec.restartPolicy.
+// Values of AnnotationRestartPolicy, as a pod's spec.restartPolicy. The
+// webhook hands the value to the runner's --restart-policy, so they are the
+// runner's own (runner/api).
 const (
-	RestartAlways    = "Always"
-	RestartOnFailure = "OnFailure"
-	RestartNever     = "Never"
+	RestartAlways    = api.RestartAlways
+	RestartOnFailure = api.RestartOnFailure
+	RestartNever     = api.RestartNever
 )
 
 // RestartPolicies lists every value of AnnotationRestartPolicy.
@@ -146,14 +152,16 @@ const (
 )
 
 // Mode is how the runner treats the original command of a wrapped container.
+// The webhook hands it to the runner's --mode, so its values are the runner's
+// own (runner/api).
 type Mode string
 
 const (
 	// ModeServer runs the original command as a supervised child and keeps
 	// serving the API after it exits. The default.
-	ModeServer Mode = "server"
+	ModeServer Mode = api.ModeServer
 	// ModeWrap exits with the child's exit code, for Jobs.
-	ModeWrap Mode = "wrap"
+	ModeWrap Mode = api.ModeWrap
 )
 
 // DefaultMode is the mode of a pod without AnnotationMode.

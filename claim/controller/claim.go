@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -248,7 +249,7 @@ func claimOwnerRef(sbc *v1alpha1.SandboxClaim) metav1.OwnerReference {
 		Kind:       "SandboxClaim",
 		Name:       sbc.Name,
 		UID:        sbc.UID,
-		Controller: ptrTo(true),
+		Controller: ptr.To(true),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -75,7 +76,7 @@ func setupPoolStatus(mgr manager.Manager, c cache.Cache, cl client.Client, opts 
 	})
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("sandboxpool-status").
-		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: ptrTo(true)}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: ptr.To(true)}).
 		WatchesRawSource(source.Kind(c, &v1alpha1.SandboxPool{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.SandboxPool]{},
 			predicate.TypedGenerationChangedPredicate[*v1alpha1.SandboxPool]{})).
 		WatchesRawSource(source.Kind(c, &corev1.Pod{}, podToPool)).

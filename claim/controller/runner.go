@@ -16,20 +16,18 @@ import (
 	"sandbox.io/injector/runner/api"
 )
 
-// RunnerPortName is the name of the container port the webhook gives the
-// runner of a pod's first wrapped container.
-const RunnerPortName = "sandbox-runner"
-
-// runnerPort is the pod's runner port.
+// runnerPort is the pod's runner port: the container port named
+// api.PortName, which the webhook gives the runner of its first wrapped
+// container.
 func runnerPort(pod *corev1.Pod) (int32, error) {
 	for _, c := range pod.Spec.Containers {
 		for _, p := range c.Ports {
-			if p.Name == RunnerPortName {
+			if p.Name == api.PortName {
 				return p.ContainerPort, nil
 			}
 		}
 	}
-	return 0, fmt.Errorf("pod %s/%s has no container port named %s (was it injected?)", pod.Namespace, pod.Name, RunnerPortName)
+	return 0, fmt.Errorf("pod %s/%s has no container port named %s (was it injected?)", pod.Namespace, pod.Name, api.PortName)
 }
 
 // handRunner gives the pod's runner to the claimant: POST /claim with the
@@ -53,7 +51,7 @@ func (r *ClaimReconciler) handRunner(ctx context.Context, sbc *v1alpha1.SandboxC
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.RunnerTimeout)
 	defer cancel()
-	url := "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(port))) + "/claim"
+	url := "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(port))) + api.PathClaim
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("building the claim request: %w", err)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -178,7 +179,7 @@ func Setup(mgr manager.Manager, opts Options) error {
 	})
 	err = ctrl.NewControllerManagedBy(mgr).
 		Named("sandboxclaim").
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrency, SkipNameValidation: ptrTo(true)}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrency, SkipNameValidation: ptr.To(true)}).
 		WatchesRawSource(source.Kind(c, &v1alpha1.SandboxClaim{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.SandboxClaim]{})).
 		WatchesRawSource(source.Kind(c, &corev1.Pod{}, podToClaim)).
 		Complete(r)
@@ -237,5 +238,3 @@ func claimOwner(pod *corev1.Pod) string {
 	}
 	return ""
 }
-
-func ptrTo[T any](v T) *T { return &v }

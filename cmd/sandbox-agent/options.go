@@ -21,6 +21,7 @@ type options struct {
 	metricsBindAddress string
 	healthProbeAddress string
 	logLevel           string
+	level              slog.Level     // parsed from logLevel by Validate
 	prepull            prepullOptions // prepull.go
 	pools              poolOptions    // pools.go
 }
@@ -48,15 +49,15 @@ func (o *options) Validate() error {
 	if o.labelInterval < time.Second {
 		errs = append(errs, fmt.Errorf("--label-interval %s is under 1s", o.labelInterval))
 	}
-	if _, err := logging.ParseLevel(o.logLevel); err != nil {
+	if l, err := logging.ParseLevel(o.logLevel); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	} else {
+		o.level = l
 	}
 	errs = append(errs, o.prepull.validate())
 	errs = append(errs, o.pools.validate())
 	return errors.Join(errs...)
 }
 
-func (o *options) LogLevel() slog.Level {
-	l, _ := logging.ParseLevel(o.logLevel)
-	return l
-}
+// LogLevel is the level Validate parsed.
+func (o *options) LogLevel() slog.Level { return o.level }

@@ -29,6 +29,15 @@ func TestAgentFlags(t *testing.T) {
 			return ""
 		}},
 		{name: "node required", wantErr: "--node-name is required"},
+		{name: "log level parsed once, from the environment", env: map[string]string{"SANDBOX_NODE_NAME": "a", "SANDBOX_LOG_LEVEL": "debug"}, check: func(o *options) string {
+			if o.LogLevel() != slog.LevelDebug {
+				return "log level " + o.LogLevel().String() + ", want DEBUG"
+			}
+			return ""
+		}},
+		{name: "bad log level", args: []string{"--node-name=a"}, env: map[string]string{"SANDBOX_LOG_LEVEL": "loud"}, wantErr: `--log-level: log level "loud"`},
+		{name: "bad value in the environment names the variable", args: []string{"--node-name=a"}, env: map[string]string{"SANDBOX_LABEL_INTERVAL": "soon"},
+			wantErr: `environment variable SANDBOX_LABEL_INTERVAL="soon"`},
 		{name: "interval too short", args: []string{"--node-name=a", "--label-interval=10ms"}, wantErr: "--label-interval"},
 	}
 	for _, tc := range tests {

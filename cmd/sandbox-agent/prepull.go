@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -19,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"sandbox.io/injector/agent"
+	"sandbox.io/injector/internal/envflag"
 	"sandbox.io/injector/prepuller"
 )
 
@@ -36,7 +36,8 @@ type prepullOptions struct {
 }
 
 func (o *prepullOptions) addFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "The agent's namespace, where --prepull-configmap lives (default $POD_NAMESPACE, which the chart sets).")
+	fs.StringVar(&o.namespace, "namespace", "", "The agent's namespace, where --prepull-configmap lives (env SANDBOX_NAMESPACE, else POD_NAMESPACE, which the chart sets from the downward API).")
+	envflag.Also(fs, "namespace", "POD_NAMESPACE")
 	fs.StringVar(&o.configMap, "prepull-configmap", "", "Name of the ConfigMap holding the image list to pre-pull (key \"images\"), watched for changes; empty for none.")
 	fs.StringVar(&o.runnerImage, "runner-image", "", "The runner image, pre-pulled on every node; empty for none.")
 	fs.BoolVar(&o.learn, "learn-images", false, "Also pre-pull the images of injected pods seen anywhere in the cluster.")
@@ -123,8 +124,5 @@ func addPrePuller(mgr manager.Manager, cfg *rest.Config, o *options, conn grpc.C
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(p); err != nil {
-		return fmt.Errorf("adding the pre-puller: %w", err)
-	}
-	return nil
+	return p.SetupWithManager(mgr)
 }

@@ -42,6 +42,15 @@ func TestPrePullFlags(t *testing.T) {
 				}
 				return ""
 			}},
+		{name: "SANDBOX_NAMESPACE wins over POD_NAMESPACE", env: map[string]string{"POD_NAMESPACE": "a", "SANDBOX_NAMESPACE": "b"},
+			check: func(o *prepullOptions) string {
+				if o.namespace != "b" {
+					return "namespace " + o.namespace + ", want b"
+				}
+				return ""
+			}},
+		{name: "an empty POD_NAMESPACE is no namespace", env: map[string]string{"POD_NAMESPACE": ""}, args: []string{"--prepull-configmap=l"},
+			wantErr: []string{"--prepull-configmap needs --namespace (or POD_NAMESPACE)"}},
 		{name: "a list without a namespace", args: []string{"--prepull-configmap=list"}, wantErr: []string{"--prepull-configmap needs --namespace"}},
 		{
 			name: "every bad value is named",

@@ -59,6 +59,7 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 		NodeName: o.nodeName,
 		Runtime:  runtimeapi.NewRuntimeServiceClient(conn),
 		Client:   direct,
+		Recorder: mgr.GetEventRecorder("sandbox-agent"),
 	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		labelLoop(ctx, labeler, o.labelInterval, log)

@@ -614,8 +614,9 @@ func TestDepcheck(t *testing.T) {
 		if !strings.HasPrefix(dep, "sandbox.io/injector/") {
 			t.Errorf("sandbox-runner imports %s, which is not the standard library", dep)
 		}
-		if dep != "sandbox.io/injector/cmd/sandbox-runner" && !strings.HasPrefix(dep, "sandbox.io/injector/runner") && dep != "sandbox.io/injector/internal/version" {
-			t.Errorf("sandbox-runner imports %s; it may only use runner/... and internal/version", dep)
+		if dep != "sandbox.io/injector/cmd/sandbox-runner" && !strings.HasPrefix(dep, "sandbox.io/injector/runner") &&
+			dep != "sandbox.io/injector/internal/version" && dep != "sandbox.io/injector/internal/envflag" {
+			t.Errorf("sandbox-runner imports %s; it may only use runner/..., internal/version and internal/envflag", dep)
 		}
 	}
 }

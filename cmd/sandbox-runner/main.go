@@ -63,11 +63,7 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, env l
 		if err != nil {
 			return err
 		}
-		cfg, err := o.config(stderr)
-		if err != nil {
-			return err
-		}
-		return start(ctx, cfg)
+		return start(ctx, o.config(stderr))
 	}
 	return fmt.Errorf("unknown subcommand %q: want install, run or version", args[0])
 }

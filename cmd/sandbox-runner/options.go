@@ -10,14 +10,15 @@ import (
 	"strconv"
 	"time"
 
+	"sandbox.io/injector/internal/envflag"
 	"sandbox.io/injector/internal/version"
 	"sandbox.io/injector/runner"
 	"sandbox.io/injector/runner/api"
 )
 
 // options are the flags of "sandbox-runner run". Each flag has a SANDBOX_*
-// environment variable, which the webhook sets; a flag on the command line
-// wins over its variable.
+// environment variable (internal/envflag); a flag on the command line wins
+// over its variable.
 type options struct {
 	mode           string
 	listen         string
@@ -27,6 +28,7 @@ type options struct {
 	workdir        string
 	gracePeriod    time.Duration
 	logLevel       string
+	level          slog.Level // parsed from logLevel by validate
 	maxOutputBytes int
 	maxUploadBytes int64
 	maxConcurrent  int
@@ -40,59 +42,28 @@ type options struct {
 
 type lookupEnv func(string) (string, bool)
 
-func (o *options) addFlags(fs *flag.FlagSet, env lookupEnv) {
-	str := func(p *string, name, envName, def, usage string) {
-		if v, ok := env(envName); ok {
-			def = v
-		}
-		fs.StringVar(p, name, def, usage+" (env "+envName+")")
-	}
-	str(&o.mode, "mode", "SANDBOX_MODE", api.ModeServer, "server: serve the API and keep serving after the command exits; wrap: exit with the command's exit code")
-	str(&o.listen, "listen", "SANDBOX_LISTEN", ":7080", "TCP address of the API")
-	str(&o.tokenFile, "token-file", "SANDBOX_TOKEN_FILE", "", "file holding the API bearer token; missing or empty: the API is closed (see --insecure-loopback)")
-	str(&o.claimVerifier, "claim-verifier", "SANDBOX_CLAIM_VERIFIER", "", "sha256:<hex> of the claim credential: the runner waits for POST /claim and answers nothing else until then (set by the webhook on pool pods)")
-	loop := false
-	if v, ok := env("SANDBOX_INSECURE_LOOPBACK"); ok {
-		loop = v == "true"
-	}
-	fs.BoolVar(&o.insecureLoop, "insecure-loopback", loop, "without a token, answer loopback clients (kubectl port-forward); off: a runner without a token answers only its probes (env SANDBOX_INSECURE_LOOPBACK)")
-	str(&o.workdir, "workdir", "SANDBOX_WORKDIR", "", "directory of /files and default cwd of /execute (default the current directory)")
-	str(&o.restartPolicy, "restart-policy", "SANDBOX_RESTART_POLICY", api.RestartNever, "Always, OnFailure or Never: what the runner does, in place, when the command exits (server mode; back-off 1s doubling to 60s)")
-	str(&o.livenessProbe, "liveness-probe", "SANDBOX_LIVENESS_PROBE", "", "Kubernetes core/v1 Probe as JSON (exec, httpGet, tcpSocket) for the command; failing it kills the command's process group")
-	str(&o.logLevel, "log-level", "SANDBOX_LOG_LEVEL", "info", "debug, info, warn or error")
-	o.gracePeriod = 10 * time.Second
-	fs.Var(durationValue{&o.gracePeriod}, "grace-period", "time the command gets after SIGTERM before its group is killed (env SANDBOX_GRACE_PERIOD)")
-	o.maxOutputBytes = 1 << 20
-	fs.IntVar(&o.maxOutputBytes, "max-output-bytes", o.maxOutputBytes, "output captured per stream by a JSON /execute (env SANDBOX_MAX_OUTPUT_BYTES)")
-	o.maxUploadBytes = 4 << 30
-	fs.Int64Var(&o.maxUploadBytes, "max-upload-bytes", o.maxUploadBytes, "largest PUT /files body (env SANDBOX_MAX_UPLOAD_BYTES)")
-	o.maxConcurrent = 64
-	fs.IntVar(&o.maxConcurrent, "max-concurrent", o.maxConcurrent, "most /execute commands at once (env SANDBOX_MAX_CONCURRENT)")
+// addFlags registers every flag with its default; envflag.Parse applies the
+// SANDBOX_* variables, and each usage names its variable.
+func (o *options) addFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.mode, "mode", api.ModeServer, "server: serve the API and keep serving after the command exits; wrap: exit with the command's exit code")
+	fs.StringVar(&o.listen, "listen", api.DefaultListen, "TCP address of the API")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the API bearer token; missing or empty: the API is closed (see --insecure-loopback)")
+	fs.StringVar(&o.claimVerifier, "claim-verifier", "", "sha256:<hex> of the claim credential: the runner waits for POST /claim and answers nothing else until then (set by the webhook on pool pods)")
+	fs.BoolVar(&o.insecureLoop, "insecure-loopback", false, "without a token, answer loopback clients (kubectl port-forward); off: a runner without a token answers only its probes")
+	fs.StringVar(&o.workdir, "workdir", "", "directory of /files and default cwd of /execute (default the current directory)")
+	fs.StringVar(&o.restartPolicy, "restart-policy", api.RestartNever, "Always, OnFailure or Never: what the runner does, in place, when the command exits (server mode; back-off 1s doubling to 60s)")
+	fs.StringVar(&o.livenessProbe, "liveness-probe", "", "Kubernetes core/v1 Probe as JSON (exec, httpGet, tcpSocket) for the command; failing it kills the command's process group")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.gracePeriod = runner.DefaultGracePeriod
+	fs.Var(durationValue{&o.gracePeriod}, "grace-period", "time the command gets after SIGTERM before its group is killed")
+	fs.IntVar(&o.maxOutputBytes, "max-output-bytes", runner.DefaultMaxOutputBytes, "output captured per stream by a JSON /execute")
+	fs.Int64Var(&o.maxUploadBytes, "max-upload-bytes", runner.DefaultMaxUploadBytes, "largest PUT /files body")
+	fs.IntVar(&o.maxConcurrent, "max-concurrent", runner.DefaultMaxConcurrent, "most /execute commands at once")
 	o.uploadTimeout = runner.DefaultUploadTimeout
-	fs.Var(durationValue{&o.uploadTimeout}, "upload-timeout", "most time a PUT /files body may take, up to 24h (env SANDBOX_UPLOAD_TIMEOUT)")
+	fs.Var(durationValue{&o.uploadTimeout}, "upload-timeout", "most time a PUT /files body may take, up to 24h")
 	o.uploadIdle = runner.DefaultUploadIdleTimeout
-	fs.Var(durationValue{&o.uploadIdle}, "upload-idle-timeout", "most time a PUT /files body may send nothing (env SANDBOX_UPLOAD_IDLE_TIMEOUT)")
-}
-
-// envDefaults applies the variables of the non-string flags; a bad value
-// is an error that names the variable.
-func (o *options) envDefaults(fs *flag.FlagSet, env lookupEnv) error {
-	var errs []error
-	for flagName, envName := range map[string]string{
-		"grace-period":        "SANDBOX_GRACE_PERIOD",
-		"max-output-bytes":    "SANDBOX_MAX_OUTPUT_BYTES",
-		"max-upload-bytes":    "SANDBOX_MAX_UPLOAD_BYTES",
-		"max-concurrent":      "SANDBOX_MAX_CONCURRENT",
-		"upload-timeout":      "SANDBOX_UPLOAD_TIMEOUT",
-		"upload-idle-timeout": "SANDBOX_UPLOAD_IDLE_TIMEOUT",
-	} {
-		if v, ok := env(envName); ok && v != "" {
-			if err := fs.Set(flagName, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", envName, v, err))
-			}
-		}
-	}
-	return errors.Join(errs...)
+	fs.Var(durationValue{&o.uploadIdle}, "upload-idle-timeout", "most time a PUT /files body may send nothing")
+	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envflag.Name(f.Name) + ")" })
 }
 
 type durationValue struct{ d *time.Duration }
@@ -122,11 +93,8 @@ func parseOptions(args []string, env lookupEnv, stderr io.Writer) (*options, err
 	fs := flag.NewFlagSet("sandbox-runner run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := &options{}
-	o.addFlags(fs, env)
-	if err := o.envDefaults(fs, env); err != nil {
-		return nil, err
-	}
-	if err := fs.Parse(args); err != nil {
+	o.addFlags(fs)
+	if err := envflag.Parse(fs, args, env); err != nil {
 		return nil, fmt.Errorf("parsing flags: %w", err)
 	}
 	o.command = fs.Args()
@@ -175,19 +143,15 @@ func (o *options) validate() error {
 	if o.uploadIdle <= 0 || o.uploadIdle > o.uploadTimeout {
 		errs = append(errs, fmt.Errorf("--upload-idle-timeout %s must be positive and at most --upload-timeout %s", o.uploadIdle, o.uploadTimeout))
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
+	if err := o.level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %q is not one of debug, info, warn, error", o.logLevel))
 	}
 	return errors.Join(errs...)
 }
 
-// config builds the runner's config; the logger writes JSON to stderr.
-func (o *options) config(stderr io.Writer) (runner.Config, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return runner.Config{}, fmt.Errorf("parsing --log-level: %w", err)
-	}
+// config builds the runner's config from validated options; the logger
+// writes JSON to stderr at the level validate parsed.
+func (o *options) config(stderr io.Writer) runner.Config {
 	return runner.Config{
 		Mode:              o.mode,
 		Listen:            o.listen,
@@ -200,12 +164,12 @@ func (o *options) config(stderr io.Writer) (runner.Config, error) {
 		RestartPolicy:     o.restartPolicy,
 		LivenessProbe:     o.probe,
 		Version:           version.Version,
-		Logger:            slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})),
+		Logger:            slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: o.level})),
 		MaxOutputBytes:    o.maxOutputBytes,
 		MaxUploadBytes:    o.maxUploadBytes,
 		MaxConcurrent:     o.maxConcurrent,
 		UploadTimeout:     o.uploadTimeout,
 		UploadIdleTimeout: o.uploadIdle,
 		Reap:              true,
-	}, nil
+	}
 }

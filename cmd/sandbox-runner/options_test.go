@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,26 @@ func TestRunFlagsAndEnv(t *testing.T) {
 		{name: "bad mode", args: []string{"run", "--mode=daemon"}, wantErr: `--mode "daemon" is not one of server, wrap`},
 		{name: "wrap needs a command", args: []string{"run", "--mode=wrap"}, wantErr: "needs a command"},
 		{name: "bad grace period in env", args: []string{"run"}, env: map[string]string{"SANDBOX_GRACE_PERIOD": "soon"}, wantErr: "SANDBOX_GRACE_PERIOD"},
+		{
+			name: "every flag has its variable",
+			args: []string{"run", "app"},
+			env: map[string]string{
+				"SANDBOX_INSECURE_LOOPBACK": "true", "SANDBOX_CLAIM_VERIFIER": "sha256:" + strings.Repeat("ab", 32), "SANDBOX_LOG_LEVEL": "debug",
+				"SANDBOX_MAX_OUTPUT_BYTES": "10", "SANDBOX_MAX_UPLOAD_BYTES": "20", "SANDBOX_UPLOAD_TIMEOUT": "2h",
+			},
+			want: runner.Config{Mode: "server", Listen: ":7080", GracePeriod: 10 * time.Second, InsecureLoopback: true, ClaimVerifier: "sha256:" + strings.Repeat("ab", 32),
+				MaxOutputBytes: 10, MaxUploadBytes: 20, UploadTimeout: 2 * time.Hour, Command: []string{"app"}},
+		},
+		{
+			name: "flag wins over environment, for every kind of flag",
+			args: []string{"run", "--insecure-loopback=false", "--max-concurrent=5", "--listen=:9", "--log-level=error"},
+			env:  map[string]string{"SANDBOX_INSECURE_LOOPBACK": "true", "SANDBOX_MAX_CONCURRENT": "3", "SANDBOX_LISTEN": ":8", "SANDBOX_LOG_LEVEL": "loud"},
+			want: runner.Config{Mode: "server", Listen: ":9", GracePeriod: 10 * time.Second, MaxConcurrent: 5},
+		},
+		{name: "bad number in env", args: []string{"run"}, env: map[string]string{"SANDBOX_MAX_CONCURRENT": "many"}, wantErr: `environment variable SANDBOX_MAX_CONCURRENT="many"`},
+		{name: "bad bool in env", args: []string{"run"}, env: map[string]string{"SANDBOX_INSECURE_LOOPBACK": "yes"}, wantErr: `environment variable SANDBOX_INSECURE_LOOPBACK="yes"`},
+		{name: "empty number in env", args: []string{"run"}, env: map[string]string{"SANDBOX_MAX_UPLOAD_BYTES": ""}, wantErr: `environment variable SANDBOX_MAX_UPLOAD_BYTES=""`},
+		{name: "bad log level in env", args: []string{"run"}, env: map[string]string{"SANDBOX_LOG_LEVEL": "loud"}, wantErr: `--log-level "loud"`},
 		{name: "bad log level", args: []string{"run", "--log-level=loud"}, wantErr: "--log-level"},
 		{name: "unknown flag", args: []string{"run", "--port=1"}, wantErr: "flag provided but not defined"},
 		{name: "unknown subcommand", args: []string{"serve"}, wantErr: `unknown subcommand "serve"`},
@@ -115,7 +136,12 @@ func TestRunFlagsAndEnv(t *testing.T) {
 			if tc.want.MaxConcurrent == 0 {
 				tc.want.MaxConcurrent = 64
 			}
-			tc.want.MaxOutputBytes, tc.want.MaxUploadBytes = 1<<20, 4<<30
+			if tc.want.MaxOutputBytes == 0 {
+				tc.want.MaxOutputBytes = 1 << 20
+			}
+			if tc.want.MaxUploadBytes == 0 {
+				tc.want.MaxUploadBytes = 4 << 30
+			}
 			if tc.want.RestartPolicy == "" {
 				tc.want.RestartPolicy = "Never"
 			}
@@ -130,5 +156,44 @@ func TestRunFlagsAndEnv(t *testing.T) {
 				t.Errorf("config (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestLogLevel checks that the level validate parsed is the logger's.
+func TestLogLevel(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args  []string
+		env   map[string]string
+		debug bool
+	}{
+		{args: []string{"run"}},
+		{args: []string{"run", "--log-level=debug"}, debug: true},
+		{args: []string{"run"}, env: map[string]string{"SANDBOX_LOG_LEVEL": "DEBUG"}, debug: true},
+	} {
+		var got *runner.Config
+		fake := func(_ context.Context, cfg runner.Config) error { got = &cfg; return nil }
+		env := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
+		if err := runWith(t.Context(), tc.args, &bytes.Buffer{}, &bytes.Buffer{}, env, fake); err != nil {
+			t.Fatal(err)
+		}
+		if d := got.Logger.Enabled(t.Context(), slog.LevelDebug); d != tc.debug {
+			t.Errorf("%v %v: debug enabled %v, want %v", tc.args, tc.env, d, tc.debug)
+		}
+	}
+}
+
+// TestHelpNamesVariables checks that every flag's help names its variable.
+func TestHelpNamesVariables(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	err := runWith(t.Context(), []string{"run", "--help"}, &bytes.Buffer{}, &stderr, func(string) (string, bool) { return "", false }, nil)
+	if err == nil {
+		t.Fatal("--help ran the runner")
+	}
+	for _, want := range []string{"(env SANDBOX_MODE)", "(env SANDBOX_INSECURE_LOOPBACK)", "(env SANDBOX_UPLOAD_IDLE_TIMEOUT)", `(default ":7080")`} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("help lacks %s:\n%s", want, stderr.String())
+		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/pool/netpol"
 	"sandbox.io/injector/pool/secretaccess"
-	"sandbox.io/injector/webhook"
+	"sandbox.io/injector/runner/api"
 )
 
 // isolationOptions are the flags of the controllers that keep pools
@@ -92,7 +92,7 @@ func setupIsolation(mgr ctrl.Manager, o *isolationOptions, log *slog.Logger) err
 		if err != nil {
 			return err
 		}
-		if err := netpol.Setup(mgr, netpol.Options{RunnerPort: intstr.FromString(webhook.PortName), RunnerFrom: peers, Logger: log}); err != nil {
+		if err := netpol.Setup(mgr, netpol.Options{RunnerPort: intstr.FromString(api.PortName), RunnerFrom: peers, Logger: log}); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/certs"
 	"sandbox.io/injector/internal/logging"
+	"sandbox.io/injector/runner/api"
 	"sandbox.io/injector/webhook"
 )
 
@@ -73,8 +74,8 @@ func (o *options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
 	fs.StringVar(&o.healthProbeAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
 	fs.StringVar(&o.runnerImage, "runner-image", "", "Image holding the runner at "+webhook.ImageRunnerPath+" (required).")
-	fs.IntVar(&o.runnerPort, "runner-port", int(webhook.DefaultRunnerPort), "Port of the first wrapped container's runner.")
-	fs.StringVar(&o.tokenSecret, "token-secret", webhook.DefaultTokenSecret, "Default Secret holding the runner API token, in each pod's namespace.")
+	fs.IntVar(&o.runnerPort, "runner-port", api.DefaultPort, "Port of the first wrapped container's runner.")
+	fs.StringVar(&o.tokenSecret, "token-secret", api.DefaultTokenSecret, "Default Secret holding the runner API token, in each pod's namespace.")
 	fs.StringVar(&o.releaseNamespace, "release-namespace", "", "The webhook's own namespace; never injected.")
 	fs.StringVar(&o.excludedNamespaces, "excluded-namespaces", strings.Join(webhook.DefaultExcludedNamespaces, ","), "Comma-separated namespaces that are never injected.")
 	fs.StringVar(&o.insecureRegistries, "insecure-registries", "", "Comma-separated registries (host:port) read over plain HTTP when looking up image entrypoints; they may also be on private and loopback addresses.")

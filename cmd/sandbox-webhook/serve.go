@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -37,55 +38,85 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return fmt.Errorf("building scheme: %w", err)
-	}
-	serverOpts := crwebhook.Options{Port: o.port, CertDir: o.certDir}
-	var rotator *certs.Rotator
-	if o.certMode == certModeSelf {
-		// The certificate comes from memory, kept by the rotator; CertDir is unused.
-		rotator, err = certs.New(o.certsConfig(), certs.Options{Registerer: metrics.Registry, Logger: log})
-		if err != nil {
-			return err
-		}
-		serverOpts.TLSOpts = []func(*tls.Config){rotator.TLSOpt}
-	}
-	mopts := manager.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: o.metricsBindAddress},
-		HealthProbeBindAddress: o.healthProbeAddress,
-		WebhookServer:          crwebhook.NewServer(serverOpts),
+	mopts, rotator, err := managerOptions(o, log)
+	if err != nil {
+		return err
 	}
 	wcfg := o.config()
 	if o.claims {
 		// Every replica serves admissions; the elected one also runs the
 		// claim controller.
-		lease := o.leaderLeaseDuration
-		renew := lease * 2 / 3
-		retry := lease / 5
-		mopts.LeaderElection = true
-		mopts.LeaderElectionID = claimLeaseName
-		mopts.LeaderElectionNamespace = o.releaseNamespace
-		mopts.LeaderElectionReleaseOnCancel = true
-		mopts.LeaseDuration, mopts.RenewDeadline, mopts.RetryPeriod = &lease, &renew, &retry
-		kube, err := kubernetes.NewForConfig(restCfg)
-		if err != nil {
-			return fmt.Errorf("building kubernetes client: %w", err)
-		}
-		kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		key, err := claimkey.Load(kctx, kube, o.releaseNamespace, o.claimKeySecret)
-		cancel()
-		if err != nil {
+		electClaimLeader(&mopts, o)
+		if wcfg.ClaimKey, err = loadClaimKey(ctx, restCfg, o); err != nil {
 			return err
 		}
-		wcfg.ClaimKey = key
 	}
 	mgr, err := ctrl.NewManager(restCfg, mopts)
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
+	if err := setupRunnables(ctx, mgr, o, wcfg, rotator, log); err != nil {
+		return err
+	}
+	log.Info("starting sandbox-webhook", "version", version.Version, "port", o.port, "runnerImage", o.runnerImage, "certMode", o.certMode, "claims", o.claims)
+	return mgr.Start(ctx)
+}
+
+// managerOptions are the manager's options but leader election, and the
+// certificate rotator when the webhook makes its own certificates.
+func managerOptions(o *options, log *slog.Logger) (manager.Options, *certs.Rotator, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return manager.Options{}, nil, fmt.Errorf("building scheme: %w", err)
+	}
+	serverOpts := crwebhook.Options{Port: o.port, CertDir: o.certDir}
+	var rotator *certs.Rotator
+	if o.certMode == certModeSelf {
+		// The certificate comes from memory, kept by the rotator; CertDir is unused.
+		var err error
+		rotator, err = certs.New(o.certsConfig(), certs.Options{Registerer: metrics.Registry, Logger: log})
+		if err != nil {
+			return manager.Options{}, nil, err
+		}
+		serverOpts.TLSOpts = []func(*tls.Config){rotator.TLSOpt}
+	}
+	return manager.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: o.metricsBindAddress},
+		HealthProbeBindAddress: o.healthProbeAddress,
+		WebhookServer:          crwebhook.NewServer(serverOpts),
+	}, rotator, nil
+}
+
+// electClaimLeader makes the replicas elect the one that runs the claim
+// controller, on the Lease claimLeaseName.
+func electClaimLeader(mopts *manager.Options, o *options) {
+	lease := o.leaderLeaseDuration
+	renew := lease * 2 / 3
+	retry := lease / 5
+	mopts.LeaderElection = true
+	mopts.LeaderElectionID = claimLeaseName
+	mopts.LeaderElectionNamespace = o.releaseNamespace
+	mopts.LeaderElectionReleaseOnCancel = true
+	mopts.LeaseDuration, mopts.RenewDeadline, mopts.RetryPeriod = &lease, &renew, &retry
+}
+
+// loadClaimKey reads the claim key Secret, which both the webhook (pool
+// pods' verifiers) and the claim controller need.
+func loadClaimKey(ctx context.Context, restCfg *rest.Config, o *options) (claimkey.Key, error) {
+	kube, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return nil, fmt.Errorf("building kubernetes client: %w", err)
+	}
+	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return claimkey.Load(kctx, kube, o.releaseNamespace, o.claimKeySecret)
+}
+
+// setupRunnables adds to mgr the claim controller (with --claims), the
+// certificate rotator (when there is one), the admission webhook and the
+// isolation controllers.
+func setupRunnables(ctx context.Context, mgr manager.Manager, o *options, wcfg webhook.Config, rotator *certs.Rotator, log *slog.Logger) error {
 	if o.claims {
 		if err := controller.Setup(mgr, controller.Options{
 			Key:         wcfg.ClaimKey,
@@ -112,9 +143,5 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	}); err != nil {
 		return err
 	}
-	if err := setupIsolation(mgr, &o.isolation, log); err != nil {
-		return err
-	}
-	log.Info("starting sandbox-webhook", "version", version.Version, "port", o.port, "runnerImage", o.runnerImage, "certMode", o.certMode, "claims", o.claims)
-	return mgr.Start(ctx)
+	return setupIsolation(mgr, &o.isolation, log)
 }

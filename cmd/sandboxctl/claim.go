@@ -18,16 +18,19 @@ import (
 	"sandbox.io/injector/claim"
 )
 
+// claimOptions are claim's flags.
+type claimOptions struct {
+	env      []string
+	lifetime time.Duration
+	timeout  time.Duration
+	noCold   bool
+	name     string
+	files    []string
+	out      *outputFlags
+}
+
 func newCmdClaim(r *root) *cobra.Command {
-	var (
-		env      []string
-		lifetime time.Duration
-		timeout  time.Duration
-		noCold   bool
-		name     string
-		files    []string
-	)
-	out := newOutputFlags("", false)
+	o := &claimOptions{out: newOutputFlags("", false)}
 	cmd := &cobra.Command{
 		Use:   "claim POOL",
 		Short: "Claim a sandbox from a warm pool",
@@ -49,82 +52,105 @@ Exits with 3 when no warm pod was free and --no-cold forbade a cold one.`,
   sandboxctl claim python -o jsonpath='{.status.podName}'`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: r.completePools,
-		PreRunE: func(*cobra.Command, []string) error {
-			if _, err := out.printer(); err != nil {
-				return err
-			}
-			if lifetime < 0 {
-				return fmt.Errorf("--lifetime %s is negative", lifetime)
-			}
-			_, err := parseEnv(env)
-			return err
-		},
+		PreRunE:           func(*cobra.Command, []string) error { return o.validate() },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			envMap, _ := parseEnv(env)
-			given, err := readClaimFiles(files)
-			if err != nil {
-				return err
-			}
-			cl, ns, err := r.claimer()
-			if err != nil {
-				return err
-			}
-			token, err := claim.NewToken()
-			if err != nil {
-				return err
-			}
-			secrets.add(token)
-			sb, err := cl.Claim(cmd.Context(), claim.Request{
-				Namespace: ns, Pool: args[0], Name: name, Env: envMap, Lifetime: lifetime,
-				NoCold: noCold, Token: token, Timeout: timeout, Progress: r.showWaiting(),
-			})
-			if err != nil {
-				return err
-			}
-			release := func(err error) error {
-				return errors.Join(err, cl.Release(context.WithoutCancel(cmd.Context()), ns, sb.Claim))
-			}
-			if err := r.tokens.save(ns, sb.Claim, token); err != nil {
-				return release(err)
-			}
-			for _, f := range given {
-				if err := sb.CopyTo(cmd.Context(), bytes.NewReader(f.data), f.path, f.mode); err != nil {
-					r.tokens.remove(ns, sb.Claim)
-					return release(err)
-				}
-			}
-			cold := sb.Origin == v1alpha1.OriginColdPod
-			if cold {
-				fmt.Fprintf(r.stderr, "WARNING: no warm sandbox of pool %s was free: the claim got a COLD pod (%s, claim took %s). The pool may be too small.\n",
-					args[0], sb.Pod, sb.Duration.Round(time.Millisecond))
-			}
-			if out.format() == outputDefault {
-				printSandbox(r.stdout, sb)
-				return nil
-			}
-			sbc, err := cl.Get(cmd.Context(), ns, sb.Claim)
-			if err != nil {
-				return err
-			}
-			if out.format() == outputWide {
-				return out.table(claimTable([]v1alpha1.SandboxClaim{*sbc}, time.Now()), false, r.stdout)
-			}
-			p, err := out.printer()
-			if err != nil {
-				return err
-			}
-			return p.PrintObj(sbc, r.stdout)
+			return o.run(cmd.Context(), r, args[0])
 		},
 	}
-	f := cmd.Flags()
-	f.StringArrayVarP(&env, "env", "e", nil, "K=V added to the environment of every command run in the sandbox (repeatable)")
-	f.DurationVar(&lifetime, "lifetime", 0, "the sandbox's lifetime from binding; it is deleted at its end (0: none; see extend)")
-	f.DurationVar(&timeout, "timeout", claim.DefaultTimeout, "how long to wait for the claim to bind")
-	f.BoolVar(&noCold, "no-cold", false, "fail (exit code 3) instead of getting a cold pod when no warm pod is free (the claim's coldStart: Never)")
-	f.StringArrayVar(&files, "file", nil, "LOCAL[:PATH] copied into the sandbox's work directory right after the claim, keeping its mode (PATH default: the base name; repeatable)")
-	f.StringVar(&name, "name", "", "name of the SandboxClaim (default: generated from the pool's name)")
-	out.addFlags(cmd)
+	o.addFlags(cmd)
 	return cmd
+}
+
+func (o *claimOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.env, "env", "e", nil, "K=V added to the environment of every command run in the sandbox (repeatable)")
+	f.DurationVar(&o.lifetime, "lifetime", 0, "the sandbox's lifetime from binding; it is deleted at its end (0: none; see extend)")
+	f.DurationVar(&o.timeout, "timeout", claim.DefaultTimeout, "how long to wait for the claim to bind")
+	f.BoolVar(&o.noCold, "no-cold", false, "fail (exit code 3) instead of getting a cold pod when no warm pod is free (the claim's coldStart: Never)")
+	f.StringArrayVar(&o.files, "file", nil, "LOCAL[:PATH] copied into the sandbox's work directory right after the claim, keeping its mode (PATH default: the base name; repeatable)")
+	f.StringVar(&o.name, "name", "", "name of the SandboxClaim (default: generated from the pool's name)")
+	o.out.addFlags(cmd)
+}
+
+func (o *claimOptions) validate() error {
+	if _, err := o.out.printer(); err != nil {
+		return err
+	}
+	if o.lifetime < 0 {
+		return fmt.Errorf("--lifetime %s is negative", o.lifetime)
+	}
+	_, err := parseEnv(o.env)
+	return err
+}
+
+// run claims a sandbox of pool, hands it its token and files, and prints it.
+func (o *claimOptions) run(ctx context.Context, r *root, pool string) error {
+	envMap, _ := parseEnv(o.env)
+	given, err := readClaimFiles(o.files)
+	if err != nil {
+		return err
+	}
+	cl, ns, err := r.claimer()
+	if err != nil {
+		return err
+	}
+	token, err := claim.NewToken()
+	if err != nil {
+		return err
+	}
+	secrets.add(token)
+	sb, err := cl.Claim(ctx, claim.Request{
+		Namespace: ns, Pool: pool, Name: o.name, Env: envMap, Lifetime: o.lifetime,
+		NoCold: o.noCold, Token: token, Timeout: o.timeout, Progress: r.showWaiting(),
+	})
+	if err != nil {
+		return err
+	}
+	if err := prepareSandbox(ctx, r, ns, sb, token, given); err != nil {
+		return errors.Join(err, cl.Release(context.WithoutCancel(ctx), ns, sb.Claim))
+	}
+	if sb.Origin == v1alpha1.OriginColdPod {
+		fmt.Fprintf(r.stderr, "WARNING: no warm sandbox of pool %s was free: the claim got a COLD pod (%s, claim took %s). The pool may be too small.\n",
+			pool, sb.Pod, sb.Duration.Round(time.Millisecond))
+	}
+	return o.print(ctx, r, cl, ns, sb)
+}
+
+// prepareSandbox keeps the token of a sandbox just claimed in the token
+// store and copies the given files into it. On an error the caller releases
+// the claim, which no one could use.
+func prepareSandbox(ctx context.Context, r *root, ns string, sb *claim.Sandbox, token string, given []claimFile) error {
+	if err := r.tokens.save(ns, sb.Claim, token); err != nil {
+		return err
+	}
+	for _, f := range given {
+		if err := sb.CopyTo(ctx, bytes.NewReader(f.data), f.path, f.mode); err != nil {
+			r.tokens.remove(ns, sb.Claim)
+			return err
+		}
+	}
+	return nil
+}
+
+// print writes the claimed sandbox in the --output format: the default
+// summary, or the SandboxClaim read back.
+func (o *claimOptions) print(ctx context.Context, r *root, cl *claim.Client, ns string, sb *claim.Sandbox) error {
+	if o.out.format() == outputDefault {
+		printSandbox(r.stdout, sb)
+		return nil
+	}
+	sbc, err := cl.Get(ctx, ns, sb.Claim)
+	if err != nil {
+		return err
+	}
+	if o.out.format() == outputWide {
+		return o.out.table(claimTable([]v1alpha1.SandboxClaim{*sbc}, time.Now()), false, r.stdout)
+	}
+	p, err := o.out.printer()
+	if err != nil {
+		return err
+	}
+	return p.PrintObj(sbc, r.stdout)
 }
 
 // showWaiting returns the claim's Progress: while the claim is pending it

@@ -23,7 +23,6 @@ import (
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim"
 	"sandbox.io/injector/runner/api"
-	"sandbox.io/injector/webhook"
 )
 
 // sandboxctl runs bin/sandboxctl (built by make e2e) with the cluster's
@@ -336,7 +335,7 @@ func TestAttackPlantedProcess(t *testing.T) {
 	// Every warm pod of the pool (the agent refilled it): the victim will
 	// get one of them.
 	for _, target := range x.waitWarmReady(t, p, 2, "") {
-		url := fmt.Sprintf("http://%s:%d", target.Status.PodIP, webhook.DefaultRunnerPort)
+		url := fmt.Sprintf("http://%s:%d", target.Status.PodIP, api.DefaultPort)
 		for _, cred := range []string{verifier, "", "guess-0123456789abcdef"} {
 			script := fmt.Sprintf("wget -q -T 5 -O - --header 'X-Sandbox-Token: %s' --post-data '{\"argv\":[\"sh\",\"-c\",\"sleep 600\"]}' %s/execute 2>&1; echo \"exit=$?\"", cred, url)
 			out, _, _ := x.sandboxctl(t, "", "exec", "-n", ns, aName, "--", "sh", "-c", script)

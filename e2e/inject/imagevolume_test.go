@@ -3,6 +3,7 @@ package inject
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/internal/testenv"
 	runnerapi "sandbox.io/injector/runner/api"
 )
 
@@ -84,13 +86,19 @@ func (x *env) agentLabelsNode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("the agent did not label node %s %s=true (label %q)", n.Name, v1alpha1.LabelImageVolume, last)
 		}
-		events, err := x.kube.CoreV1().Events(metav1.NamespaceDefault).List(t.Context(), metav1.ListOptions{
-			FieldSelector: "involvedObject.name=" + n.Name + ",reason=ImageVolumeSupport"})
-		if err != nil || len(events.Items) == 0 {
-			t.Errorf("no ImageVolumeSupport event on node %s (%v)", n.Name, err)
-		} else {
+		// The agent's recorder writes the Event asynchronously.
+		testenv.Eventually(t, 30*time.Second, "an ImageVolumeSupport event on node "+n.Name, func() error {
+			events, err := x.kube.CoreV1().Events(metav1.NamespaceDefault).List(t.Context(), metav1.ListOptions{
+				FieldSelector: "involvedObject.name=" + n.Name + ",reason=ImageVolumeSupport"})
+			if err != nil {
+				return err
+			}
+			if len(events.Items) == 0 {
+				return errors.New("none yet")
+			}
 			t.Logf("node %s: %s", n.Name, events.Items[len(events.Items)-1].Message)
-		}
+			return nil
+		})
 	}
 	if err := x.install(); err != nil {
 		t.Fatalf("going back to the chart without the agent: %v", err)

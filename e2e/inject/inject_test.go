@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
 	runnerapi "sandbox.io/injector/runner/api"
@@ -24,7 +25,7 @@ import (
 // runnerClient talks to a pod's runner directly at its pod IP (an address
 // of the local cluster, on this machine).
 func runnerClient(pod *corev1.Pod, token string) *client.Client {
-	return client.New(fmt.Sprintf("http://%s:%d", pod.Status.PodIP, webhook.DefaultRunnerPort), token, nil)
+	return client.New(fmt.Sprintf("http://%s:%d", pod.Status.PodIP, runnerapi.DefaultPort), token, nil)
 }
 
 // proxiedRunner talks to a pod's runner through the API server's pod proxy:
@@ -37,7 +38,7 @@ func (x *env) proxiedRunner(t *testing.T, pod *corev1.Pod) *client.Client {
 		t.Fatal(err)
 	}
 	c := client.New(fmt.Sprintf("%s/api/v1/namespaces/%s/pods/%s:%d/proxy",
-		strings.TrimRight(x.rest.Host, "/"), pod.Namespace, pod.Name, webhook.DefaultRunnerPort), testToken, hc)
+		strings.TrimRight(x.rest.Host, "/"), pod.Namespace, pod.Name, runnerapi.DefaultPort), testToken, hc)
 	c.ViaProxy = true
 	return c
 }
@@ -113,7 +114,7 @@ func TestScratchImageEntrypointFromRegistry(t *testing.T) {
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "hello", Annotations: map[string]string{v1alpha1.AnnotationInject: "true"}},
 		Spec: corev1.PodSpec{
-			TerminationGracePeriodSeconds: ptrTo(int64(1)),
+			TerminationGracePeriodSeconds: ptr.To(int64(1)),
 			Containers:                    []corev1.Container{{Name: "hello", Image: x.testImage("hello")}},
 		},
 	}
@@ -188,7 +189,7 @@ func TestWrapModeJobExitCode(t *testing.T) {
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: "exit3"},
 		Spec: batchv1.JobSpec{
-			BackoffLimit: ptrTo(int32(0)),
+			BackoffLimit: ptr.To(int32(0)),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
 					v1alpha1.AnnotationInject: "true", v1alpha1.AnnotationMode: string(v1alpha1.ModeWrap),
@@ -243,11 +244,11 @@ func TestRestrictedNamespace(t *testing.T) {
 	ns := x.namespace(t, "restricted", map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
 	pod := busyboxPod(x, ns, "strict", map[string]string{v1alpha1.AnnotationInject: "true"})
 	pod.Spec.SecurityContext = &corev1.PodSecurityContext{
-		RunAsNonRoot: ptrTo(true), RunAsUser: ptrTo(int64(1000)),
+		RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To(int64(1000)),
 		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
 	pod.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{
-		AllowPrivilegeEscalation: ptrTo(false),
+		AllowPrivilegeEscalation: ptr.To(false),
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 	}
 	if _, err := x.kube.CoreV1().Pods(ns).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
 )
@@ -105,7 +106,7 @@ func TestGuardRefusesUninjectedOptedInPod(t *testing.T) {
 	}
 	open := orig.DeepCopy()
 	for i := range open.Webhooks {
-		open.Webhooks[i].FailurePolicy = ptrTo(admissionIgnore)
+		open.Webhooks[i].FailurePolicy = ptr.To(admissionIgnore)
 	}
 	if _, err := mwcs.Update(t.Context(), open, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/testenv"
@@ -144,6 +145,12 @@ func (x *env) installAgent(t *testing.T, extra ...string) {
 	args := append([]string{"upgrade", release, filepath.Join(x.root, "charts", "sandbox-injector")}, x.helmArgs()...)
 	args = append(args, "--set", "agent.enabled=true", "--set", "agent.criSocket="+criSocket(),
 		"--set", "agent.imageFsPath="+x.imageFsPath(), "--set", "agent.labelInterval=1h",
+		// The local cluster's image filesystem is this machine's own root
+		// filesystem, whose use the suite does not control (a CI machine's
+		// disk may well be over the default 80 %): pulls never pause here.
+		// The pause itself is proven against a real containerd by
+		// agent's TestPrePullLoop.
+		"--set", "agent.prepull.diskThreshold=100",
 		"--set", "agent.image.registry="+x.registry, "--set-string", "agent.image.tag="+x.tag)
 	if err := x.helmCmd(t.Context(), append(args, extra...)...); err != nil {
 		t.Fatalf("installing the node agent: %v", err)
@@ -218,7 +225,7 @@ func busyboxPod(x *env, ns, name string, annotations map[string]string) *corev1.
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: annotations},
 		Spec: corev1.PodSpec{
-			TerminationGracePeriodSeconds: ptrTo(int64(1)),
+			TerminationGracePeriodSeconds: ptr.To(int64(1)),
 			Containers: []corev1.Container{{
 				Name: "app", Image: x.testImage("busybox"),
 				Command: []string{"/bin/sh", "-c", "echo started; exec sleep 3600"},
@@ -226,8 +233,6 @@ func busyboxPod(x *env, ns, name string, annotations map[string]string) *corev1.
 		},
 	}
 }
-
-func ptrTo[T any](v T) *T { return &v }
 
 // namespace creates a namespace (with labels) holding the runner token
 // Secret, and deletes it when the test ends.

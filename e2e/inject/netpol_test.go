@@ -23,7 +23,7 @@ import (
 	"sandbox.io/injector/internal/testenv"
 	"sandbox.io/injector/pool"
 	"sandbox.io/injector/pool/netpol"
-	"sandbox.io/injector/webhook"
+	runnerapi "sandbox.io/injector/runner/api"
 )
 
 // TestPoolNetworkPolicy proves the per-pool NetworkPolicy for real, with
@@ -103,7 +103,7 @@ func TestPoolNetworkPolicy(t *testing.T) {
 	}
 
 	for name, sb := range sandboxes {
-		runner := net.JoinHostPort(sb.Status.PodIP, strconv.Itoa(int(webhook.DefaultRunnerPort)))
+		runner := net.JoinHostPort(sb.Status.PodIP, strconv.Itoa(runnerapi.DefaultPort))
 		// From the node (this test): the runner answers its health probe.
 		testenv.Eventually(t, time.Minute, "the runner of pool "+name+" answering the node", func() error {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)

@@ -13,11 +13,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
 	runnerapi "sandbox.io/injector/runner/api"
 	"sandbox.io/injector/runner/client"
-	"sandbox.io/injector/webhook"
 )
 
 // waitStatus polls a runner's /status until cond holds.
@@ -76,7 +76,7 @@ func (x *env) waitPod(t *testing.T, ns, name, what string, timeout time.Duration
 func runnerMetrics(t *testing.T, pod *corev1.Pod) string {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet,
-		fmt.Sprintf("http://%s:%d/metrics", pod.Status.PodIP, webhook.DefaultRunnerPort), nil)
+		fmt.Sprintf("http://%s:%d/metrics", pod.Status.PodIP, runnerapi.DefaultPort), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,12 +165,12 @@ func TestCrashingDeploymentRestartsInPlace(t *testing.T) {
 	dep := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "crasher"},
 		Spec: appsv1.DeploymentSpec{
-			Replicas: ptrTo(int32(1)),
+			Replicas: ptr.To(int32(1)),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{v1alpha1.AnnotationInject: "true"}},
 				Spec: corev1.PodSpec{
-					TerminationGracePeriodSeconds: ptrTo(int64(1)),
+					TerminationGracePeriodSeconds: ptr.To(int64(1)),
 					Containers: []corev1.Container{{
 						Name: "app", Image: x.testImage("busybox"), Command: []string{"sh", "-c", "echo up; exit 1"},
 					}},

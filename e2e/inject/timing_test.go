@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
 )
@@ -36,7 +37,7 @@ func TestStartupLatency(t *testing.T) {
 				t.Fatalf("%s: %v", name, err)
 			}
 			out = append(out, d)
-			_ = x.kube.CoreV1().Pods(ns).Delete(t.Context(), name, metav1.DeleteOptions{GracePeriodSeconds: ptrTo(int64(0))})
+			_ = x.kube.CoreV1().Pods(ns).Delete(t.Context(), name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To(int64(0))})
 		}
 		return out
 	}

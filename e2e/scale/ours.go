@@ -24,7 +24,7 @@ import (
 	"sandbox.io/injector/claim/controller"
 	"sandbox.io/injector/internal/claimkey"
 	"sandbox.io/injector/pool"
-	"sandbox.io/injector/webhook"
+	"sandbox.io/injector/runner/api"
 )
 
 // DialFunc is the dialer the controller must reach runners with.
@@ -49,14 +49,14 @@ var OursController = func(mgr manager.Manager, dial DialFunc) error {
 // more.
 var PreparePod = func(pod *corev1.Pod) {
 	c := &pod.Spec.Containers[0]
-	c.Ports = append(c.Ports, corev1.ContainerPort{Name: controller.RunnerPortName, ContainerPort: SimRunnerPort})
+	c.Ports = append(c.Ports, corev1.ContainerPort{Name: api.PortName, ContainerPort: SimRunnerPort})
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
 	pod.Annotations[v1alpha1.AnnotationClaimNonce] = hex.EncodeToString(nonce)
 }
 
 // SimRunnerPort is the runner port of simulated warm pods.
-const SimRunnerPort = webhook.DefaultRunnerPort
+const SimRunnerPort int32 = api.DefaultPort
 
 // RealAgents is how many nodes run a real node agent (agent.SetupPools,
 // in-process); the harness stands in for the others' agents. 0 until the

@@ -36,6 +36,7 @@ import (
 	"sandbox.io/injector/internal/claimkey"
 	"sandbox.io/injector/internal/testenv"
 	"sandbox.io/injector/pool"
+	"sandbox.io/injector/runner/api"
 )
 
 // Env is an API server with the claim controller running against it.
@@ -190,7 +191,7 @@ func (e *Env) WarmPod(p *v1alpha1.SandboxPool, node string) *corev1.Pod {
 func (e *Env) CreateRunningPod(pod *corev1.Pod, port int32) *corev1.Pod {
 	e.T.Helper()
 	ctx := context.Background()
-	pod.Spec.Containers[0].Ports = append(pod.Spec.Containers[0].Ports, corev1.ContainerPort{Name: controller.RunnerPortName, ContainerPort: port})
+	pod.Spec.Containers[0].Ports = append(pod.Spec.Containers[0].Ports, corev1.ContainerPort{Name: api.PortName, ContainerPort: port})
 	if err := e.Client.Create(ctx, pod); err != nil {
 		e.T.Fatalf("creating pod: %v", err)
 	}

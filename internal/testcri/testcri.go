@@ -57,20 +57,40 @@ func Start(t testing.TB, registries ...string) *Containerd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	writeHostsTOML(t, filepath.Join(dir, "certs.d"), registries)
+	c := &Containerd{Root: filepath.Join(dir, "root"), Socket: filepath.Join(dir, "c.sock")}
+	cfgPath := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfgPath, []byte(c.config(dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exited := run(t, bin, dir, cfgPath)
+	c.connect(t)
+	c.waitServing(t, exited)
+	return c
+}
+
+// writeHostsTOML writes a hosts.toml under certsDir for each registry
+// (plain HTTP, pull and resolve) and a default that sends every other host
+// to a closed loopback port.
+func writeHostsTOML(t testing.TB, certsDir string, registries []string) {
+	t.Helper()
 	hosts := map[string]string{"_default": "server = \"http://127.0.0.1:9\"\n"}
 	for _, r := range registries {
 		hosts[r] = fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+r, "http://"+r)
 	}
 	for h, body := range hosts {
-		if err := os.MkdirAll(filepath.Join(dir, "certs.d", h), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(certsDir, h), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "certs.d", h, "hosts.toml"), []byte(body), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(certsDir, h, "hosts.toml"), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c := &Containerd{Root: filepath.Join(dir, "root"), Socket: filepath.Join(dir, "c.sock")}
-	config := fmt.Sprintf(`version = 3
+}
+
+// config is containerd's config.toml, with everything it writes under dir.
+func (c *Containerd) config(dir string) string {
+	return fmt.Sprintf(`version = 3
 root = %[1]q
 state = %[2]q
 disabled_plugins = ["io.containerd.nri.v1.nri"]
@@ -92,10 +112,13 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
     # No CAP_SYS_RESOURCE here (see e2e/cluster/up.sh).
     restrict_oom_score_adj = true
 `, c.Root, filepath.Join(dir, "state"), c.Socket, c.Socket+".ttrpc", filepath.Join(dir, "opt"), filepath.Join(dir, "certs.d"))
-	cfgPath := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
+}
+
+// run starts containerd in dir, logging to dir/containerd.log (printed
+// when the test failed), and kills it when the test ends. The channel
+// receives its exit.
+func run(t testing.TB, bin, dir, cfgPath string) <-chan error {
+	t.Helper()
 	logFile, err := os.Create(filepath.Join(dir, "containerd.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +143,12 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 			}
 		}
 	})
+	return exited
+}
 
+// connect makes c's CRI clients.
+func (c *Containerd) connect(t testing.TB) {
+	t.Helper()
 	conn, err := grpc.NewClient("unix://"+c.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -128,12 +156,18 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 	t.Cleanup(func() { _ = conn.Close() })
 	c.Images = runtimeapi.NewImageServiceClient(conn)
 	c.Runtime = runtimeapi.NewRuntimeServiceClient(conn)
-	// Ready once the CRI image service answers; generous for a loaded machine.
+}
+
+// waitServing waits until the CRI image service answers, failing the test
+// if containerd exits first.
+func (c *Containerd) waitServing(t testing.TB, exited <-chan error) {
+	t.Helper()
+	// Generous for a loaded machine.
 	deadline := time.Now().Add(time.Minute)
 	for {
 		_, err := c.Images.ListImages(t.Context(), &runtimeapi.ListImagesRequest{})
 		if err == nil {
-			return c
+			return
 		}
 		select {
 		case err := <-exited:

@@ -18,13 +18,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/runner/api"
 )
 
 // Options configure the reconciler.
 type Options struct {
 	// RunnerPort is the pods' port that ingress may reach: a port name or
 	// number. Default: the name the webhook gives the runner's port,
-	// "sandbox-runner".
+	// api.PortName ("sandbox-runner").
 	RunnerPort intstr.IntOrString
 	// RunnerFrom are the sources that may reach RunnerPort: the claim
 	// controller's pods and where claimants come from (the chart's
@@ -35,7 +36,7 @@ type Options struct {
 }
 
 // DefaultRunnerPort is Options.RunnerPort's default.
-var DefaultRunnerPort = intstr.FromString("sandbox-runner")
+var DefaultRunnerPort = intstr.FromString(api.PortName)
 
 func (o *Options) setDefaults() {
 	if o.RunnerPort.Type == intstr.Int && o.RunnerPort.IntVal == 0 || o.RunnerPort.Type == intstr.String && o.RunnerPort.StrVal == "" {

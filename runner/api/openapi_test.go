@@ -305,8 +305,20 @@ func TestOpenAPISchemasMatchGoTypes(t *testing.T) {
 	}
 }
 
+// paths are the path constants of contract.go, by name, for routes.
+var paths = map[string]string{
+	"PathHealthz": api.PathHealthz,
+	"PathReadyz":  api.PathReadyz,
+	"PathStatus":  api.PathStatus,
+	"PathMetrics": api.PathMetrics,
+	"PathExecute": api.PathExecute,
+	"PathClaim":   api.PathClaim,
+	"PathFiles":   api.PathFiles,
+}
+
 // routes are the runner's ServeMux patterns, read from its source so that a
-// route added there without a path here fails this test.
+// route added there without a path here fails this test. A pattern is
+// written "METHOD "+api.PathX, with an optional +"/rest" after it.
 func routes(t *testing.T) []string {
 	t.Helper()
 	src, err := os.ReadFile("../server.go")
@@ -314,8 +326,19 @@ func routes(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	var out []string
-	for _, m := range regexp.MustCompile(`mux\.HandleFunc\("([A-Z]+) (/[^"]*)"`).FindAllStringSubmatch(string(src), -1) {
-		out = append(out, m[1]+" "+strings.ReplaceAll(m[2], "...}", "}"))
+	used := map[string]bool{}
+	for _, m := range regexp.MustCompile(`mux\.HandleFunc\("([A-Z]+) "\s*\+\s*api\.(\w+)(?:\s*\+\s*"([^"]*)")?,`).FindAllStringSubmatch(string(src), -1) {
+		p, ok := paths[m[2]]
+		if !ok {
+			t.Fatalf("../server.go routes api.%s, which is not a path constant of contract.go", m[2])
+		}
+		out = append(out, m[1]+" "+strings.ReplaceAll(p+m[3], "...}", "}"))
+		used[m[2]] = true
+	}
+	for name := range paths {
+		if !used[name] {
+			t.Errorf("api.%s is a path the runner does not route", name)
+		}
 	}
 	if len(out) < 5 {
 		t.Fatalf("found only %d routes in ../server.go: %v", len(out), out)

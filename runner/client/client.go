@@ -117,7 +117,7 @@ func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 
 // Healthz returns nil when the runner answers its liveness probe.
 func (c *Client) Healthz(ctx context.Context) error {
-	resp, err := c.do(ctx, http.MethodGet, "/healthz", nil, nil)
+	resp, err := c.do(ctx, http.MethodGet, api.PathHealthz, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -128,7 +128,7 @@ func (c *Client) Healthz(ctx context.Context) error {
 // Status returns the runner's mode, version and supervised command.
 func (c *Client) Status(ctx context.Context) (*api.Status, error) {
 	var st api.Status
-	if err := c.getJSON(ctx, "/status", &st); err != nil {
+	if err := c.getJSON(ctx, api.PathStatus, &st); err != nil {
 		return nil, err
 	}
 	return &st, nil
@@ -140,7 +140,7 @@ func (c *Client) Execute(ctx context.Context, req api.ExecuteRequest) (*api.Exec
 	if err != nil {
 		return nil, fmt.Errorf("encoding execute request: %w", err)
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/execute", bytes.NewReader(b), http.Header{"Content-Type": {api.ContentTypeJSON}})
+	resp, err := c.do(ctx, http.MethodPost, api.PathExecute, bytes.NewReader(b), http.Header{"Content-Type": {api.ContentTypeJSON}})
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ func (c *Client) Claim(ctx context.Context, req api.ClaimRequest) (*api.ClaimSta
 	if err != nil {
 		return nil, fmt.Errorf("encoding claim request: %w", err)
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/claim", bytes.NewReader(b), http.Header{"Content-Type": {api.ContentTypeJSON}})
+	resp, err := c.do(ctx, http.MethodPost, api.PathClaim, bytes.NewReader(b), http.Header{"Content-Type": {api.ContentTypeJSON}})
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +182,7 @@ func (c *Client) ExecuteStream(ctx context.Context, req api.ExecuteRequest, stdo
 	if err != nil {
 		return nil, fmt.Errorf("encoding execute request: %w", err)
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/execute", bytes.NewReader(b), http.Header{
+	resp, err := c.do(ctx, http.MethodPost, api.PathExecute, bytes.NewReader(b), http.Header{
 		"Content-Type": {api.ContentTypeJSON},
 		"Accept":       {api.ContentTypeNDJSON},
 	})
@@ -222,7 +222,7 @@ func filePath(p string) string {
 	for i, e := range elems {
 		elems[i] = url.PathEscape(e)
 	}
-	return "/files/" + strings.Join(elems, "/")
+	return api.PathFiles + "/" + strings.Join(elems, "/")
 }
 
 // PutFile uploads r to path (relative to the runner's work directory),
@@ -267,7 +267,7 @@ func (c *Client) DeleteFile(ctx context.Context, path string, recursive bool) er
 // List returns the entries of dir ("" for the work directory).
 func (c *Client) List(ctx context.Context, dir string) ([]api.FileInfo, error) {
 	var out []api.FileInfo
-	if err := c.getJSON(ctx, "/files?dir="+url.QueryEscape(dir), &out); err != nil {
+	if err := c.getJSON(ctx, api.PathFiles+"?dir="+url.QueryEscape(dir), &out); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -5,7 +5,7 @@
 // none for a digest), then reads the config of the image for the pod's
 // platform, and caches the result by digest, platform and credentials.
 // Credentials come from the pod's image pull secrets through
-// KeychainFromSecrets, which matches registries the way the kubelet does.
+// internal/keychain, which matches registries the way the kubelet does.
 // The webhook's admission handler is its caller; it bounds every lookup with
 // a short timeout.
 package entrypoint

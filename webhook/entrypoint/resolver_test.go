@@ -21,6 +21,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"sandbox.io/injector/internal/keychain"
 )
 
 // push writes an image with the given command to repo:v1 and returns its
@@ -149,7 +151,7 @@ func TestResolveWithPullSecret(t *testing.T) {
 	if _, err := r.Resolve(t.Context(), ref, amd64, nil); err == nil {
 		t.Fatal("anonymous lookup of a private image succeeded")
 	}
-	kc, err := KeychainFromSecrets([]*corev1.Secret{dockerConfigSecret(t, reg.Host, "robot", "s3cret")})
+	kc, err := keychain.FromSecrets([]*corev1.Secret{dockerConfigSecret(t, reg.Host, "robot", "s3cret")})
 	if err != nil {
 		t.Fatal(err)
 	}

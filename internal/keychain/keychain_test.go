@@ -1,4 +1,4 @@
-package entrypoint
+package keychain
 
 import (
 	"encoding/json"
@@ -24,7 +24,7 @@ func TestKeychainMatching(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kc, err := KeychainFromSecrets([]*corev1.Secret{{
+	kc, err := FromSecrets([]*corev1.Secret{{
 		ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns"},
 		Type:       corev1.SecretTypeDockerConfigJson,
 		Data:       map[string][]byte{corev1.DockerConfigJsonKey: raw},
@@ -87,13 +87,13 @@ func TestKeychainRejectsMalformedSecrets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.secret.Name, tc.secret.Namespace = "bad", "ns"
-			if _, err := KeychainFromSecrets([]*corev1.Secret{tc.secret}); err == nil {
+			if _, err := FromSecrets([]*corev1.Secret{tc.secret}); err == nil {
 				t.Error("malformed secret accepted")
 			}
 		})
 	}
 	// Secrets of other types are ignored, as the kubelet ignores them.
-	if _, err := KeychainFromSecrets([]*corev1.Secret{{Type: corev1.SecretTypeOpaque}}); err != nil {
+	if _, err := FromSecrets([]*corev1.Secret{{Type: corev1.SecretTypeOpaque}}); err != nil {
 		t.Errorf("opaque secret: %v", err)
 	}
 }

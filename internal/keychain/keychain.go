@@ -1,4 +1,4 @@
-package entrypoint
+package keychain
 
 import (
 	"encoding/base64"
@@ -34,10 +34,10 @@ type Keychain struct {
 
 var _ authn.Keychain = (*Keychain)(nil)
 
-// KeychainFromSecrets reads kubernetes.io/dockerconfigjson and
+// FromSecrets reads kubernetes.io/dockerconfigjson and
 // kubernetes.io/dockercfg Secrets. Secrets of other types are ignored, as
 // the kubelet ignores them; a malformed one is an error naming it.
-func KeychainFromSecrets(secrets []*corev1.Secret) (*Keychain, error) {
+func FromSecrets(secrets []*corev1.Secret) (*Keychain, error) {
 	kc := &Keychain{}
 	for _, s := range secrets {
 		var auths map[string]dockerAuth
