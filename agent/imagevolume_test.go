@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -139,7 +140,7 @@ func TestImageVolumeLabeler(t *testing.T) {
 
 func TestImageVolumeLabelerNeedsItsParts(t *testing.T) {
 	t.Parallel()
-	if _, err := (&ImageVolumeLabeler{}).Sync(t.Context()); err != ErrIncomplete {
+	if _, err := (&ImageVolumeLabeler{}).Sync(t.Context()); !errors.Is(err, ErrIncomplete) {
 		t.Errorf("err = %v, want ErrIncomplete", err)
 	}
 }

@@ -295,7 +295,10 @@ func TestWarmPools(t *testing.T) {
 			if apierrors.IsNotFound(err) || err == nil && got.DeletionTimestamp != nil {
 				return nil
 			}
-			return fmt.Errorf("still there (err %v)", err)
+			if err != nil {
+				return fmt.Errorf("reading the failed pod: %w", err)
+			}
+			return errors.New("still there")
 		})
 		pods = x.waitWarm(t, ns, "py", node, 3)
 		x.markReady(t, pods)

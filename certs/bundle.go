@@ -26,10 +26,7 @@ var ErrNoCertificate = errors.New("no PEM certificate")
 func ParseBundle(data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	rest := data
-	for {
-		if len(bytes.TrimSpace(rest)) == 0 {
-			break
-		}
+	for len(bytes.TrimSpace(rest)) > 0 {
 		start := bytes.Index(rest, []byte("-----BEGIN "))
 		if start < 0 || len(bytes.TrimSpace(rest[:start])) > 0 {
 			return nil, fmt.Errorf("text that is not PEM after certificate %d", len(certs))

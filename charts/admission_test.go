@@ -161,8 +161,10 @@ func TestGuardPolicy(t *testing.T) {
 			testPod(ns.plain, "probe", map[string]string{"sandbox.io/inject": "true"}, nil),
 			testPod(ns.enabled, "probe", nil, nil),
 		} {
-			if err := create(p); !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) {
-				return fmt.Errorf("an uninjected opted-in pod in %s was answered %v", p.Namespace, err)
+			if err := create(p); err == nil {
+				return fmt.Errorf("an uninjected opted-in pod in %s was admitted", p.Namespace)
+			} else if !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) {
+				return fmt.Errorf("an uninjected opted-in pod in %s was answered: %w", p.Namespace, err)
 			}
 		}
 		return nil

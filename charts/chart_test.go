@@ -55,16 +55,17 @@ func TestRenderValueSets(t *testing.T) {
 					t.Errorf("%s rendered twice", key)
 				}
 				seen[key] = true
-				if slices.Contains(clusterScoped, o.GetKind()) {
+				switch {
+				case slices.Contains(clusterScoped, o.GetKind()):
 					if o.GetNamespace() != "" {
 						t.Errorf("%s: cluster-scoped object has namespace %q", key, o.GetNamespace())
 					}
-				} else if o.GetAnnotations()["helm.sh/hook"] == "test" && (o.GetKind() == "Role" || o.GetKind() == "RoleBinding") {
+				case o.GetAnnotations()["helm.sh/hook"] == "test" && (o.GetKind() == "Role" || o.GetKind() == "RoleBinding"):
 					// The helm test's permission to dry-run pods where they are injected.
 					if o.GetNamespace() != "default" {
 						t.Errorf("%s: namespace %q, want tests.namespace (default)", key, o.GetNamespace())
 					}
-				} else if o.GetNamespace() != ns {
+				case o.GetNamespace() != ns:
 					t.Errorf("%s: namespace %q, want the release namespace %q", key, o.GetNamespace(), ns)
 				}
 				if o.GetLabels()["app.kubernetes.io/instance"] != DefaultReleaseName {

@@ -158,7 +158,7 @@ func refusedSaying(err error, want string) error {
 		return fmt.Errorf("admitted, want a refusal saying %q", want)
 	}
 	if !strings.Contains(err.Error(), want) {
-		return fmt.Errorf("refused with %v, want %q", err, want)
+		return fmt.Errorf("refused with %w, want %q", err, want)
 	}
 	return nil
 }

@@ -35,7 +35,11 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	defer c.Release(ctx, sb.Namespace, sb.Claim)
+	defer func() {
+		if err := c.Release(ctx, sb.Namespace, sb.Claim); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+	}()
 	fmt.Printf("claim %s bound to %s (%s) in %s\n", sb.Claim, sb.Pod, sb.Origin, sb.Duration)
 
 	res, err := sb.Exec(ctx, api.ExecuteRequest{Argv: []string{"python3", "-c", "print(6*7)"}}, os.Stdout, os.Stderr)

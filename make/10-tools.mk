@@ -29,7 +29,7 @@ CLUSTER_TOOLS := kube-controller-manager kube-scheduler kubelet kube-proxy \
 tools-envtest: $(addprefix tool-,$(ENVTEST_TOOLS)) ## Build etcd, kube-apiserver, helm, kubectl into ./bin (KUBEBUILDER_ASSETS=./bin)
 
 .PHONY: tools
-tools: tools-envtest $(addprefix tool-,$(CLUSTER_TOOLS)) ## Build every cluster tool into ./bin (Kubernetes, etcd, containerd, helm)
+tools: tools-envtest $(addprefix tool-,$(CLUSTER_TOOLS)) ## Build every cluster tool into ./bin (Kubernetes, etcd, containerd, helm) and golangci-lint
 
 .PHONY: tool-etcd
 tool-etcd:

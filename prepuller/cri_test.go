@@ -278,7 +278,7 @@ func TestSyncAgainstContainerd(t *testing.T) {
 
 	t.Run("a 5xx is retried after its backoff and recovers", func(t *testing.T) {
 		reg.failing.Store(true)
-		desired := append(public[:1:1], flaky)
+		desired := []Image{public[0], flaky}
 		if err := p.Sync(syncCtx(t), desired); err != nil {
 			t.Fatal(err)
 		}
@@ -360,7 +360,7 @@ func TestSyncAgainstContainerd(t *testing.T) {
 
 	t.Run("pulls pause while the image filesystem is full, and resume", func(t *testing.T) {
 		extra := Image{Ref: reg.push(t, "public/six:v1")}
-		desired := append(public[:1:1], extra)
+		desired := []Image{public[0], extra}
 		full.Store(true)
 		if err := p.Sync(syncCtx(t), desired); err != nil {
 			t.Fatal(err)

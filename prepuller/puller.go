@@ -184,7 +184,7 @@ func (p *Puller) pull(ctx context.Context, e *entry) {
 		attempts, next := e.Attempts, e.NextRetry
 		p.mu.Unlock()
 		log.Warn("image pull failed", "image", e.Ref, "attempts", attempts,
-			"retryAfter", wait.Round(time.Second).String(), "nextRetry", next, "error", err)
+			"retryAfter", wait.Round(time.Second).String(), "nextRetry", next, "err", err)
 		return
 	}
 	p.metrics.pulls.WithLabelValues(ResultSuccess).Inc()
@@ -214,14 +214,14 @@ func (p *Puller) diskFull(ctx context.Context) string {
 	log := logging.FromContext(ctx)
 	info, err := p.client.ImageFsInfo(ctx, &runtimeapi.ImageFsInfoRequest{})
 	if err != nil {
-		log.Warn("reading the image filesystem use", "error", err)
+		log.Warn("reading the image filesystem use", "err", err)
 		return ""
 	}
 	for _, fs := range info.GetImageFilesystems() {
 		mp := fs.GetFsId().GetMountpoint()
 		used, capacity, err := p.opts.fsUsage(mp)
 		if err != nil {
-			log.Warn("reading the image filesystem use", "mountpoint", mp, "error", err)
+			log.Warn("reading the image filesystem use", "mountpoint", mp, "err", err)
 			continue
 		}
 		if capacity == 0 {

@@ -127,7 +127,7 @@ type grantKey struct{}
 
 // authorize checks a request that needs a credential. It returns the HTTP
 // status to refuse with and why, or 0 and what the request may do.
-func (s *Server) authorize(r *http.Request) (int, error, grant) {
+func (s *Server) authorize(r *http.Request) (int, grant, error) {
 	epoch := s.epoch.Load()
 	got, hasBearer := bearer(r)
 	v, hasVerifier, claimed := s.claimState()
@@ -138,9 +138,9 @@ func (s *Server) authorize(r *http.Request) (int, error, grant) {
 			// the claim it may only repeat the same claim (a controller that
 			// lost its leadership mid-claim retries it).
 			if r.Method != http.MethodPost || r.URL.Path != api.PathClaim {
-				return http.StatusForbidden, errClaimOnly, grant{}
+				return http.StatusForbidden, grant{}, errClaimOnly
 			}
-			return 0, nil, grant{claimOnly: true, epoch: epoch}
+			return 0, grant{claimOnly: true, epoch: epoch}, nil
 		}
 	}
 	if hasVerifier && !claimed {
@@ -148,28 +148,28 @@ func (s *Server) authorize(r *http.Request) (int, error, grant) {
 		// works.
 		switch {
 		case !hasBearer:
-			return http.StatusUnauthorized, errMissingBearer, grant{}
+			return http.StatusUnauthorized, grant{}, errMissingBearer
 		case r.URL.Path == api.PathClaim:
-			return http.StatusUnauthorized, errors.New("invalid claim credential"), grant{}
+			return http.StatusUnauthorized, grant{}, errors.New("invalid claim credential")
 		}
-		return http.StatusForbidden, errNotClaimed, grant{}
+		return http.StatusForbidden, grant{}, errNotClaimed
 	}
 	want, ok := s.token.current()
 	if !ok {
 		if s.cfg.InsecureLoopback && isLoopback(r.RemoteAddr) {
-			return 0, nil, grant{epoch: epoch}
+			return 0, grant{epoch: epoch}, nil
 		}
-		return http.StatusForbidden, errNoToken, grant{}
+		return http.StatusForbidden, grant{}, errNoToken
 	}
 	if !hasBearer {
-		return http.StatusUnauthorized, errMissingBearer, grant{}
+		return http.StatusUnauthorized, grant{}, errMissingBearer
 	}
 	// Comparing digests keeps the time independent of the token's length too.
 	sum := sha256.Sum256([]byte(got))
 	if subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-		return http.StatusUnauthorized, errors.New("invalid bearer token"), grant{}
+		return http.StatusUnauthorized, grant{}, errors.New("invalid bearer token")
 	}
-	return 0, nil, grant{epoch: epoch}
+	return 0, grant{epoch: epoch}, nil
 }
 
 var errMissingBearer = errors.New("missing bearer token (Authorization: Bearer, or " + api.TokenHeader + ")")

@@ -119,7 +119,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	if r.URL.Path != api.PathHealthz && r.URL.Path != api.PathReadyz {
-		code, err, g := s.authorize(r)
+		code, g, err := s.authorize(r)
 		if code == http.StatusUnauthorized && r.Method == http.MethodPost && r.URL.Path == api.PathClaim && s.claimStatus() != nil {
 			// The claim switched the token, so a later claimant's (pool)
 			// token fails: say why, so that it knows this sandbox is taken
@@ -165,7 +165,7 @@ func (s *Server) logRequest(r *http.Request, rec *recorder, start time.Time, pat
 		slog.String("remote", r.RemoteAddr),
 	}
 	if rec.errMsg != "" {
-		attrs = append(attrs, slog.String("error", rec.errMsg))
+		attrs = append(attrs, slog.String("err", rec.errMsg))
 	}
 	if rec.exit != nil {
 		attrs = append(attrs, slog.Int("exitCode", *rec.exit))

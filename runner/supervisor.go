@@ -166,7 +166,7 @@ func (s *supervisor) start() <-chan childExit {
 		if errors.Is(err, os.ErrNotExist) {
 			code = 127
 		}
-		s.log.Error("command cannot be started", "argv", argv, "error", err)
+		s.log.Error("command cannot be started", "argv", argv, "err", err)
 		exitc <- childExit{code: code, noStart: true}
 		return exitc
 	}
@@ -185,7 +185,7 @@ func (s *supervisor) start() <-chan childExit {
 		p, err = s.procs.start(bin, argv, attr)
 	}
 	if err != nil {
-		s.log.Error("command cannot be started", "argv", argv, "error", err)
+		s.log.Error("command cannot be started", "argv", argv, "err", err)
 		exitc <- childExit{code: 126, noStart: true}
 		return exitc
 	}
@@ -376,7 +376,7 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	if cfg.Reap && os.Getpid() != 1 {
 		if err := setChildSubreaper(); err != nil {
-			log.Warn("cannot become child subreaper; orphans will not be reaped", "error", err)
+			log.Warn("cannot become child subreaper; orphans will not be reaped", "err", err)
 		}
 	}
 	s, err := New(cfg)
@@ -505,7 +505,7 @@ func shutdown(srv *http.Server, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
-		log.Debug("closing remaining connections", "error", err)
+		log.Debug("closing remaining connections", "err", err)
 		_ = srv.Close()
 	}
 }

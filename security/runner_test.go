@@ -78,8 +78,6 @@ type liveRunner struct {
 	stderr  *bytes.Buffer
 }
 
-func (r *liveRunner) url() string { return "http://" + r.addr }
-
 // startRunner starts the real binary on loopback with a token and the
 // given extra flags, and waits for it to serve.
 func startRunner(t *testing.T, flags ...string) *liveRunner {
@@ -195,8 +193,10 @@ func TestRunnerAttacks(t *testing.T) {
 		errs := make(chan error, 200)
 		for range 200 {
 			wg.Go(func() {
-				if code, body, err := r.raw(t, "GET", "/files/fifo", "", true); err != nil || code != http.StatusBadRequest {
-					errs <- fmt.Errorf("GET /files/fifo: %d %s %v", code, body, err)
+				if code, body, err := r.raw(t, "GET", "/files/fifo", "", true); err != nil {
+					errs <- fmt.Errorf("GET /files/fifo: %w", err)
+				} else if code != http.StatusBadRequest {
+					errs <- fmt.Errorf("GET /files/fifo: %d %s", code, body)
 				}
 			})
 		}
@@ -308,8 +308,10 @@ func TestRunnerAttacks(t *testing.T) {
 			if resp.StatusCode != http.StatusUnauthorized {
 				return fmt.Errorf("answered %d, not 401", resp.StatusCode)
 			}
-			if _, err := br.ReadByte(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
-				return fmt.Errorf("the connection stayed open after the 401 (%v)", err)
+			if _, err := br.ReadByte(); err == nil {
+				return errors.New("the connection stayed open after the 401 (and sent more)")
+			} else if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("the connection stayed open after the 401: %w", err)
 			}
 			return nil
 		})

@@ -114,8 +114,10 @@ func TestWebhookAttacks(t *testing.T) {
 		p := entrypoint.AddressPolicy{AllowPrivate: true, AllowedHosts: []string{"169.254.169.254", "169.254.169.254:80", "100.100.100.200"}}
 		for _, addr := range []string{"169.254.169.254:443", "169.254.169.254:80", "[fe80::a9fe:a9fe]:80",
 			"[::ffff:169.254.169.254]:80", "[64:ff9b::a9fe:a9fe]:80", "100.100.100.200:443", "[fd00:ec2::254]:80"} {
-			if err := p.Check("169.254.169.254:80", addr); !errors.Is(err, entrypoint.ErrAddressRefused) {
-				return fmt.Errorf("a connection to %s would be made: %v", addr, err)
+			if err := p.Check("169.254.169.254:80", addr); err == nil {
+				return fmt.Errorf("a connection to %s would be made", addr)
+			} else if !errors.Is(err, entrypoint.ErrAddressRefused) {
+				return fmt.Errorf("a connection to %s: %w, want %w", addr, err, entrypoint.ErrAddressRefused)
 			}
 		}
 		return nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -143,7 +144,7 @@ func (h *Handler) handle(ctx context.Context, req admission.Request, log *slog.L
 	if err != nil {
 		return h.refused(err, log)
 	}
-	warnings := append(decision.Warnings, res.Warnings...)
+	warnings := slices.Concat(decision.Warnings, res.Warnings)
 	if res.AlreadyInjected {
 		return admission.Allowed("already injected").WithWarnings(warnings...), ResultSkipped
 	}

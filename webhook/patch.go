@@ -243,8 +243,8 @@ func (p *Plan) childCommand(c *corev1.Container, lookups map[string]Lookup) (chi
 func (p *Plan) volumes() []any {
 	enc := p.cfg.encoded
 	var runner, token any
-	switch {
-	case enc == nil: // a Config that did not go through Complete
+	switch enc {
+	case nil: // a Config that did not go through Complete
 		runner = runnerVolume()
 		if p.Method == v1alpha1.MethodImageVolume {
 			runner = runnerImageVolume(p.cfg.RunnerImage)

@@ -56,7 +56,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {
-		slog.Error("certmanager-harness stopped", "error", err)
+		slog.Error("certmanager-harness stopped", "err", err)
 		os.Exit(1)
 	}
 }

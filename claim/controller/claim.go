@@ -324,7 +324,7 @@ func (r *ClaimReconciler) finishBinding(ctx context.Context, sbc *v1alpha1.Sandb
 		return r.dropPod(ctx, sbc, pod, err.Error())
 	}
 	if err := r.handRunner(ctx, sbc, pod, port, digest); err != nil {
-		r.opts.Logger.Info("runner did not take the claim", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name, "error", err)
+		r.opts.Logger.Info("runner did not take the claim", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name, "err", err)
 		if perr := (*protocolError)(nil); errors.As(err, &perr) && perr.outdated {
 			return r.dropOutdated(ctx, sbc, pod, perr)
 		}

@@ -65,7 +65,7 @@ func setupPoolStatus(mgr manager.Manager, c cache.Cache, cl client.Client, opts 
 	nodeToPools := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, _ *corev1.Node) []reconcile.Request {
 		var list v1alpha1.SandboxPoolList
 		if err := cl.List(ctx, &list); err != nil {
-			opts.Logger.Error("listing pools after a node change", "error", err)
+			opts.Logger.Error("listing pools after a node change", "err", err)
 			return nil
 		}
 		reqs := make([]reconcile.Request, 0, len(list.Items))

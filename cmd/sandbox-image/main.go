@@ -28,7 +28,7 @@ import (
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
-		slog.Error("sandbox-image", "error", err)
+		slog.Error("sandbox-image", "err", err)
 		os.Exit(1)
 	}
 }

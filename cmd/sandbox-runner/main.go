@@ -27,7 +27,7 @@ func main() {
 		if ee := (*runner.ExitError)(nil); errors.As(err, &ee) {
 			os.Exit(ee.Code)
 		}
-		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("sandbox-runner", "error", err)
+		slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error("sandbox-runner", "err", err)
 		os.Exit(1)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	sigsjson "sigs.k8s.io/json"
+	kjson "sigs.k8s.io/json"
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/pool/netpol"
@@ -40,7 +40,7 @@ func (o *isolationOptions) peers() ([]networkingv1.NetworkPolicyPeer, error) {
 	}
 	var peers []networkingv1.NetworkPolicyPeer
 	// Strict: a misspelled or miscased field is an error, not ignored.
-	strict, err := sigsjson.UnmarshalStrict([]byte(o.runnerFrom), &peers)
+	strict, err := kjson.UnmarshalStrict([]byte(o.runnerFrom), &peers)
 	if err == nil {
 		err = errors.Join(strict...)
 	}

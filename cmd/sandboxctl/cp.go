@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -62,7 +61,7 @@ output. A file copied in keeps its permission bits.`,
 				return err
 			}
 			if dstRemote {
-				var in io.Reader = r.stdin
+				in := r.stdin
 				var mode uint32
 				if args[0] != "-" {
 					f, err := os.Open(args[0])

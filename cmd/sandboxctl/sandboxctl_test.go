@@ -421,8 +421,10 @@ func (h *harness) testRelease(t *testing.T) {
 	}
 	for _, name := range []string{a, b} {
 		testenv.Eventually(t, bindTimeout, "claim "+name+" deleted", func() error {
-			if _, err := h.get(ns, name); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("get: %v", err)
+			if _, err := h.get(ns, name); err == nil {
+				return errors.New("still there")
+			} else if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("get: %w", err)
 			}
 			return nil
 		})

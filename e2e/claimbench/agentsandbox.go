@@ -119,7 +119,10 @@ func (a *AgentSandbox) WaitReady(ctx context.Context, ns, name string, n int64, 
 		last = got
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting %s for %d ready sandboxes in SandboxWarmPool %s/%s: %d (last error: %v)", timeout, n, ns, name, last, err)
+			if err != nil {
+				return fmt.Errorf("waiting %s for %d ready sandboxes in SandboxWarmPool %s/%s: %w", timeout, n, ns, name, err)
+			}
+			return fmt.Errorf("waiting %s for %d ready sandboxes in SandboxWarmPool %s/%s: %d ready", timeout, n, ns, name, last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -240,10 +243,14 @@ func Start(name, binary string, args, env []string, out io.Writer) (*Process, er
 	return p, nil
 }
 
-// Exited reports whether the process has ended, and how.
+// Exited reports whether the process has ended, and how (an exit with
+// status 0 too is an error: "exit status 0").
 func (p *Process) Exited() (bool, error) {
 	select {
 	case <-p.done:
+		if p.err == nil {
+			return true, errors.New("exit status 0")
+		}
 		return true, p.err
 	default:
 		return false, nil

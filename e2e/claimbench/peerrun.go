@@ -64,7 +64,7 @@ func (r PeerRun) Run(ctx context.Context, cfg *rest.Config) (seq, burst []time.D
 	}
 	ready := func(n int) error {
 		if exited, perr := proc.Exited(); exited {
-			return fmt.Errorf("agent-sandbox's controller exited: %v", perr)
+			return fmt.Errorf("agent-sandbox's controller exited: %w", perr)
 		}
 		return a.WaitReady(ctx, r.Namespace, pool, int64(n), 3*time.Minute)
 	}

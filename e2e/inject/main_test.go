@@ -208,7 +208,10 @@ func (x *env) waitForWebhook(ctx context.Context) error {
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for the webhook to answer the API server: %w (last: %v)", err, last)
+		if last != nil {
+			err = fmt.Errorf("%w (last: %w)", err, last)
+		}
+		return fmt.Errorf("waiting for the webhook to answer the API server: %w", err)
 	}
 	return nil
 }

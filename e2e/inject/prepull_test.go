@@ -204,8 +204,9 @@ func TestPrePull(t *testing.T) {
 	// of other tests' terminating namespaces may add their image).
 	var desired, nPresent int
 	for _, line := range strings.Split(string(raw), "\n") {
-		fmt.Sscanf(line, "sandbox_prepuller_images_desired %d", &desired)
-		fmt.Sscanf(line, "sandbox_prepuller_images_present %d", &nPresent)
+		// Lines that are not these metrics fail to scan and change nothing.
+		_, _ = fmt.Sscanf(line, "sandbox_prepuller_images_desired %d", &desired)
+		_, _ = fmt.Sscanf(line, "sandbox_prepuller_images_present %d", &nPresent)
 	}
 	if desired < 3 || nPresent != desired {
 		t.Errorf("the agent's metrics say %d images desired and %d present, want at least 3, all present", desired, nPresent)

@@ -14,7 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -95,7 +95,7 @@ func setUpOurs(ctx context.Context, t *testing.T, s *Sim) (pools, error) {
 	if err := s.MapRunners(ctx, SimRunnerPort); err != nil {
 		return nil, err
 	}
-	c, err := ctrl.New(s.Admin, ctrl.Options{Scheme: scheme})
+	c, err := client.New(s.Admin, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func startManager(ctx context.Context, t *testing.T, mgr manager.Manager, what s
 // harness keeps the other nodes' as their agents would.
 type oursPools struct {
 	s      *Sim
-	c      ctrl.Client
+	c      client.Client
 	cl     *claim.Client
 	p      *v1alpha1.SandboxPool
 	agents []string
@@ -162,7 +162,7 @@ func (o *oursPools) Size(ctx context.Context, n int) error {
 	perNode := int32((n + len(nodes) - 1) / len(nodes))
 	if o.p.Spec.WarmPodsPerNode() != perNode {
 		// A merge patch: the controller writes the pool's status meanwhile.
-		patch := ctrl.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"podsPerNode":%d}}`, perNode))
+		patch := client.RawPatch("application/merge-patch+json", fmt.Appendf(nil, `{"spec":{"podsPerNode":%d}}`, perNode))
 		if err := o.c.Patch(ctx, o.p, patch); err != nil {
 			return fmt.Errorf("setting podsPerNode of %s/%s to %d: %w", o.p.Namespace, o.p.Name, perNode, err)
 		}
@@ -173,7 +173,7 @@ func (o *oursPools) Size(ctx context.Context, n int) error {
 	}
 	return poll(ctx, 4*time.Minute, fmt.Sprintf("%d warm pods of %s/%s Ready", int(perNode)*len(nodes), o.p.Namespace, o.p.Name), func() error {
 		var list corev1.PodList
-		if err := o.c.List(ctx, &list, ctrl.InNamespace(o.p.Namespace), ctrl.MatchingLabelsSelector{Selector: pool.WarmSelector(o.p.Name)}); err != nil {
+		if err := o.c.List(ctx, &list, client.InNamespace(o.p.Namespace), client.MatchingLabelsSelector{Selector: pool.WarmSelector(o.p.Name)}); err != nil {
 			return err
 		}
 		have, ready := map[string]int{}, 0

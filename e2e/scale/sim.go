@@ -190,7 +190,7 @@ func (s *Sim) AddNodes(ctx context.Context, n int) error {
 		}
 		if ready < n {
 			if exited, err := s.kwok.Exited(); exited {
-				return fmt.Errorf("kwok exited: %v", err)
+				return fmt.Errorf("kwok exited: %w", err)
 			}
 			return fmt.Errorf("%d of %d Ready", ready, n)
 		}

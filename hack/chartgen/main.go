@@ -33,7 +33,7 @@ func run(args []string) error {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return errors.New("usage: chartgen [-check] readme|schema...")
+		return errors.New("usage: chartgen [-check] readme|schema [readme|schema]")
 	}
 	var errs []error
 	for _, what := range fs.Args() {

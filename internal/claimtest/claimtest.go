@@ -296,7 +296,7 @@ func RunnerBinary(t testing.TB) string {
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building the runner: %v\n%s", err, out)
+			buildErr = fmt.Errorf("building the runner: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

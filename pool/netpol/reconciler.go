@@ -89,7 +89,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		// The API validates the shape, not the CIDRs: say so on the pool
 		// and wait for its next change.
 		r.recorder.Eventf(&p, nil, corev1.EventTypeWarning, ReasonInvalidNetwork, "NetworkPolicy", "%s", err.Error())
-		r.opts.Logger.Warn("pool network cannot become a NetworkPolicy", "namespace", p.Namespace, "pool", p.Name, "error", err)
+		r.opts.Logger.Warn("pool network cannot become a NetworkPolicy", "namespace", p.Namespace, "pool", p.Name, "err", err)
 		return reconcile.Result{}, reconcile.TerminalError(err)
 	}
 	np := &networkingv1.NetworkPolicy{}

@@ -121,8 +121,10 @@ func TestAgentReadsOnlyPoolPullSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 30*time.Second, "the access revoked with the pool", func() error {
-		if err := readable("team", "regcred"); !errors.Is(err, errForbidden) {
-			return fmt.Errorf("reading team/regcred: %v, want forbidden", err)
+		if err := readable("team", "regcred"); err == nil {
+			return errors.New("team/regcred is still readable, want forbidden")
+		} else if !errors.Is(err, errForbidden) {
+			return fmt.Errorf("reading team/regcred: %w, want forbidden", err)
 		}
 		return nil
 	})

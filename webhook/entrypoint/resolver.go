@@ -92,7 +92,7 @@ func (r *Resolver) Resolve(ctx context.Context, image string, platform v1.Platfo
 	if err != nil {
 		return Command{}, fmt.Errorf("resolving credentials for %s: %w", ref.Context(), err)
 	}
-	authKey, err := credentialKey(auth)
+	authKey, err := credentialKey(ctx, auth)
 	if err != nil {
 		return Command{}, err
 	}
@@ -168,11 +168,11 @@ func (r *Resolver) evictIfFull(n int, drop func()) {
 
 // credentialKey identifies credentials in cache keys without keeping them,
 // so that a pod cannot read what another pod's credentials fetched.
-func credentialKey(auth authn.Authenticator) (string, error) {
+func credentialKey(ctx context.Context, auth authn.Authenticator) (string, error) {
 	if auth == authn.Anonymous {
 		return "anonymous", nil
 	}
-	cfg, err := authn.Authorization(context.Background(), auth)
+	cfg, err := authn.Authorization(ctx, auth)
 	if err != nil {
 		return "", fmt.Errorf("reading credentials: %w", err)
 	}
