@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	admissionv1 "k8s.io/api/admissionregistration/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,35 +31,35 @@ func (x *poolEnv) standInWebhook(t *testing.T, ns, image string) {
 	status := fmt.Sprintf(`{"state":"injected","runnerImage":%q}`, image)
 	expr := fmt.Sprintf(`Object{metadata: Object.metadata{annotations: {%q: %q}}}`, v1alpha1.AnnotationStatus, status)
 	name := "stand-in-webhook-" + ns
-	policy := &admissionv1.MutatingAdmissionPolicy{
+	policy := &admissionregistrationv1.MutatingAdmissionPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: admissionv1.MutatingAdmissionPolicySpec{
-			MatchConstraints: &admissionv1.MatchResources{
+		Spec: admissionregistrationv1.MutatingAdmissionPolicySpec{
+			MatchConstraints: &admissionregistrationv1.MatchResources{
 				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
-				ResourceRules: []admissionv1.NamedRuleWithOperations{{RuleWithOperations: admissionv1.RuleWithOperations{
-					Operations: []admissionv1.OperationType{admissionv1.Create},
-					Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+				ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
 				}}},
 			},
-			MatchConditions: []admissionv1.MatchCondition{{Name: "pool-pod",
+			MatchConditions: []admissionregistrationv1.MatchCondition{{Name: "pool-pod",
 				Expression: fmt.Sprintf(`has(object.metadata.labels) && %q in object.metadata.labels`, v1alpha1.LabelPool)}},
-			FailurePolicy:      ptr.To(admissionv1.Fail),
-			ReinvocationPolicy: admissionv1.NeverReinvocationPolicy,
-			Mutations: []admissionv1.Mutation{{
-				PatchType:          admissionv1.PatchTypeApplyConfiguration,
-				ApplyConfiguration: &admissionv1.ApplyConfiguration{Expression: expr},
+			FailurePolicy:      ptr.To(admissionregistrationv1.Fail),
+			ReinvocationPolicy: admissionregistrationv1.NeverReinvocationPolicy,
+			Mutations: []admissionregistrationv1.Mutation{{
+				PatchType:          admissionregistrationv1.PatchTypeApplyConfiguration,
+				ApplyConfiguration: &admissionregistrationv1.ApplyConfiguration{Expression: expr},
 			}},
 		},
 	}
-	var existing admissionv1.MutatingAdmissionPolicy
+	var existing admissionregistrationv1.MutatingAdmissionPolicy
 	switch err := x.c.Get(t.Context(), client.ObjectKey{Name: name}, &existing); {
 	case apierrors.IsNotFound(err):
 		if err := x.c.Create(t.Context(), policy); err != nil {
 			t.Fatalf("creating the stand-in webhook: %v", err)
 		}
-		binding := &admissionv1.MutatingAdmissionPolicyBinding{
+		binding := &admissionregistrationv1.MutatingAdmissionPolicyBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: name},
-			Spec:       admissionv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name},
+			Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name},
 		}
 		if err := x.c.Create(t.Context(), binding); err != nil {
 			t.Fatalf("binding the stand-in webhook: %v", err)
