@@ -45,6 +45,10 @@ type ClaimReconciler struct {
 	// claim protocol, with why: they take only pods of Options.RunnerImage
 	// (or a cold pod) from then on.
 	needCurrent map[types.UID]string
+	// names are the claims attempts, taken and needCurrent hold state of,
+	// so that a claim deleted while Pending (only its name is left then)
+	// is forgotten too.
+	names map[types.UID]types.NamespacedName
 }
 
 // Reconcile moves one claim along: bind it, keep it, end it.
@@ -74,6 +78,9 @@ func (r *ClaimReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 // a bind an earlier leader began), else to a free warm pod, else to a new
 // cold pod.
 func (r *ClaimReconciler) bind(ctx context.Context, sbc *v1alpha1.SandboxClaim) (ctrl.Result, error) {
+	r.mu.Lock()
+	r.names[sbc.UID] = types.NamespacedName{Namespace: sbc.Namespace, Name: sbc.Name}
+	r.mu.Unlock()
 	if pod, err := r.ownedPod(ctx, sbc); err != nil || pod != nil {
 		if err != nil {
 			return ctrl.Result{}, err
@@ -233,6 +240,20 @@ func (r *ClaimReconciler) forgetClaim(claim types.NamespacedName) {
 		}
 	}
 	r.metrics.reserved.Set(float64(len(r.reserved)))
+	for uid, name := range r.names {
+		if name == claim {
+			r.dropState(uid)
+		}
+	}
+}
+
+// dropState forgets the binding state of claim uid (r.mu held): it is
+// bound, failed or gone.
+func (r *ClaimReconciler) dropState(uid types.UID) {
+	delete(r.attempts, uid)
+	delete(r.taken, uid)
+	delete(r.needCurrent, uid)
+	delete(r.names, uid)
 }
 
 // adopt makes pod the claim's, conditioned on the resourceVersion the cache
@@ -412,9 +433,7 @@ func (r *ClaimReconciler) markBound(ctx context.Context, sbc *v1alpha1.SandboxCl
 		return ctrl.Result{}, fmt.Errorf("writing the Bound status of claim %s/%s: %w", sbc.Namespace, sbc.Name, err)
 	}
 	r.mu.Lock()
-	delete(r.attempts, sbc.UID)
-	delete(r.taken, sbc.UID)
-	delete(r.needCurrent, sbc.UID)
+	r.dropState(sbc.UID)
 	r.mu.Unlock()
 	took := now.Sub(sbc.CreationTimestamp.Time)
 	r.metrics.claims.WithLabelValues(strings.ToLower(string(origin)), resultBound).Inc()
@@ -467,9 +486,7 @@ func (r *ClaimReconciler) fail(ctx context.Context, sbc *v1alpha1.SandboxClaim, 
 	r.metrics.claims.WithLabelValues(origin, resultFailed).Inc()
 	r.opts.Logger.Info("claim failed", "namespace", sbc.Namespace, "claim", sbc.Name, "reason", reason, "message", msg)
 	r.mu.Lock()
-	delete(r.attempts, sbc.UID)
-	delete(r.taken, sbc.UID)
-	delete(r.needCurrent, sbc.UID)
+	r.dropState(sbc.UID)
 	r.mu.Unlock()
 	return ctrl.Result{RequeueAfter: r.opts.FinishedTTL}, nil
 }

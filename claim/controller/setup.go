@@ -187,7 +187,7 @@ func Setup(mgr manager.Manager, opts Options) error {
 		return err
 	}
 	r := &ClaimReconciler{opts: opts, client: cl, api: api, metrics: m, reserved: map[types.UID]types.NamespacedName{}, attempts: map[types.UID]int{}, taken: map[types.UID]types.NamespacedName{},
-		needCurrent: map[types.UID]string{}}
+		needCurrent: map[types.UID]string{}, names: map[types.UID]types.NamespacedName{}}
 	podToClaim := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
 		if owner := claimOwner(pod); owner != "" {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: pod.Namespace, Name: owner}}}
