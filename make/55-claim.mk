@@ -16,3 +16,13 @@ e2e: sandboxctl
 .PHONY: test-claim
 test-claim: ## Claim protocol and sandboxctl tests alone (-race, verbose): 20 racing claimers, tokens, cold fallback, the CLI
 	$(GO) test -race -count=1 -timeout 10m -v ./claim/... ./cmd/sandboxctl/... | grep -E '^(=== RUN|--- |\s+--- |\s+\S+_test\.go:|PASS|FAIL|ok )'
+
+BENCH_PARTS += bench-claim-controller
+.PHONY: bench-claim-controller
+bench-claim-controller: tools-envtest ## Claim to first /execute on envtest (real API server, controller, runners; no kubelet), sequential and a burst of 20, beside the same count of bare API writes in the same run
+	@echo "== claims on envtest: claim created to first /execute, beside three dependent API writes per claimant (the floor)"
+	@$(GO_TEST_ENV) $(GO) test -count=1 -run '^$$' -bench '^BenchmarkClaimToExecute$$' -benchtime 5x ./claim/controller/ \
+		| awk '/^Benchmark/ { n = $$1; sub(/^BenchmarkClaimToExecute\//, "", n); sub(/-[0-9]+$$/, "", n); \
+			for (i = 3; i < NF; i++) { if ($$(i+1) == "p50-ms") p50[n] = $$i; if ($$(i+1) == "p99-ms") p99[n] = $$i }; \
+			printf "%-28s p50 %8.1f ms   p99 %8.1f ms\n", n, p50[n], p99[n] } \
+			END { for (k in p50) if (k !~ /^writes-only/) { f = "writes-only/" k; if (p50[f] > 0) printf "ratio %-22s ours / API writes alone: p50 %.1fx, p99 %.1fx\n", k, p50[k] / p50[f], p99[k] / p99[f] } }'

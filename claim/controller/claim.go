@@ -32,8 +32,11 @@ type ClaimReconciler struct {
 	metrics *metrics
 
 	mu sync.Mutex
-	// reserved are the warm pods a claim is taking right now, so that
-	// concurrent claims pick different pods instead of racing on one.
+	// reserved are the warm pods a claim is taking or has taken, so that
+	// concurrent claims pick different pods instead of racing on one. A
+	// reservation lasts until the cache shows the pod taken, deleted or
+	// gone (releaseWhenTaken), or the adoption failed: a claim that reads
+	// a cache behind the writes never tries a pod another claim holds.
 	reserved map[types.UID]types.NamespacedName
 	// attempts counts, per claim, the pods whose runner did not take it.
 	attempts map[types.UID]int
@@ -45,10 +48,40 @@ type ClaimReconciler struct {
 	// claim protocol, with why: they take only pods of Options.RunnerImage
 	// (or a cold pod) from then on.
 	needCurrent map[types.UID]string
-	// names are the claims attempts, taken and needCurrent hold state of,
-	// so that a claim deleted while Pending (only its name is left then)
-	// is forgotten too.
+	// names are the claims attempts, taken, needCurrent and seen hold
+	// state of, so that a claim deleted while Pending (only its name is
+	// left then) is forgotten too.
 	names map[types.UID]types.NamespacedName
+	// seen is when the controller first tried to bind each pending claim:
+	// the bind duration counts from there (creationTimestamp has
+	// one-second precision).
+	seen map[types.UID]time.Time
+	// justBound are the claims whose Bound status this controller wrote
+	// and whose cached copy may still say Pending: a reconcile in between
+	// (their pod's update queues one) waits for the cache instead of
+	// handing the runner the claim again.
+	justBound map[types.UID]justBound
+}
+
+type justBound struct {
+	name types.NamespacedName
+	at   time.Time
+}
+
+// justBoundWait bounds how long a claim's cached copy may lag its Bound
+// status write before binding is tried again (it finds its own pod and the
+// runner answers the repeated claim as before).
+const justBoundWait = 10 * time.Second
+
+// newClaimReconciler is a ClaimReconciler with empty state.
+func newClaimReconciler(opts Options, cached, uncached client.Client, m *metrics) *ClaimReconciler {
+	return &ClaimReconciler{
+		opts: opts, client: cached, api: uncached, metrics: m,
+		reserved: map[types.UID]types.NamespacedName{}, attempts: map[types.UID]int{},
+		taken: map[types.UID]types.NamespacedName{}, needCurrent: map[types.UID]string{},
+		names: map[types.UID]types.NamespacedName{}, seen: map[types.UID]time.Time{},
+		justBound: map[types.UID]justBound{},
+	}
 }
 
 // Reconcile moves one claim along: bind it, keep it, end it.
@@ -63,6 +96,9 @@ func (r *ClaimReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	}
 	if sbc.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
+	}
+	if r.waitForBoundCopy(&sbc) {
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	switch sbc.Status.Phase {
 	case v1alpha1.ClaimFailed, v1alpha1.ClaimExpired:
@@ -80,6 +116,9 @@ func (r *ClaimReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 func (r *ClaimReconciler) bind(ctx context.Context, sbc *v1alpha1.SandboxClaim) (ctrl.Result, error) {
 	r.mu.Lock()
 	r.names[sbc.UID] = types.NamespacedName{Namespace: sbc.Namespace, Name: sbc.Name}
+	if _, ok := r.seen[sbc.UID]; !ok {
+		r.seen[sbc.UID] = time.Now()
+	}
 	r.mu.Unlock()
 	if pod, err := r.ownedPod(ctx, sbc); err != nil || pod != nil {
 		if err != nil {
@@ -223,11 +262,37 @@ func (r *ClaimReconciler) reserve(uid types.UID, claim types.NamespacedName) boo
 	return true
 }
 
+// releaseWhenTaken ends the reservation of a pod the cache shows is no
+// longer free: taken by a claim, being deleted, or (deleted) gone.
+func (r *ClaimReconciler) releaseWhenTaken(pod *corev1.Pod, deleted bool) {
+	if deleted || pod.DeletionTimestamp != nil || pod.Labels[v1alpha1.LabelState] != v1alpha1.StateWarm {
+		r.unreserve(pod.UID)
+	}
+}
+
 func (r *ClaimReconciler) unreserve(uid types.UID) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.reserved, uid)
 	r.metrics.reserved.Set(float64(len(r.reserved)))
+}
+
+// waitForBoundCopy reports whether sbc is a stale cached copy of a claim
+// this controller bound moments ago; it forgets the claim once the cache
+// shows it bound, or after justBoundWait.
+func (r *ClaimReconciler) waitForBoundCopy(sbc *v1alpha1.SandboxClaim) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.justBound[sbc.UID]
+	if !ok {
+		return false
+	}
+	pending := sbc.Status.Phase == "" || sbc.Status.Phase == v1alpha1.ClaimPending
+	if pending && time.Since(b.at) < justBoundWait {
+		return true
+	}
+	delete(r.justBound, sbc.UID)
+	return false
 }
 
 // forgetClaim drops what memory holds of a claim that is gone.
@@ -245,6 +310,11 @@ func (r *ClaimReconciler) forgetClaim(claim types.NamespacedName) {
 			r.dropState(uid)
 		}
 	}
+	for uid, b := range r.justBound {
+		if b.name == claim {
+			delete(r.justBound, uid)
+		}
+	}
 }
 
 // dropState forgets the binding state of claim uid (r.mu held): it is
@@ -254,6 +324,7 @@ func (r *ClaimReconciler) dropState(uid types.UID) {
 	delete(r.taken, uid)
 	delete(r.needCurrent, uid)
 	delete(r.names, uid)
+	delete(r.seen, uid)
 }
 
 // adopt makes pod the claim's, conditioned on the resourceVersion the cache
@@ -272,7 +343,9 @@ func (r *ClaimReconciler) adopt(ctx context.Context, sbc *v1alpha1.SandboxClaim,
 	up.Annotations[v1alpha1.AnnotationClaimedBy] = sbc.Namespace + "/" + sbc.Name
 	up.Annotations[v1alpha1.AnnotationClaimedAt] = time.Now().UTC().Format(time.RFC3339Nano)
 	up.OwnerReferences = []metav1.OwnerReference{claimOwnerRef(sbc)}
+	start := time.Now()
 	err := r.client.Update(ctx, up)
+	r.metrics.step.WithLabelValues(stepTake).Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:
 		r.setTaken(sbc.UID, up)
@@ -344,14 +417,16 @@ func (r *ClaimReconciler) finishBinding(ctx context.Context, sbc *v1alpha1.Sandb
 	if err != nil {
 		return r.dropPod(ctx, sbc, pod, err.Error())
 	}
-	if err := r.handRunner(ctx, sbc, pod, port, digest); err != nil {
+	start := time.Now()
+	err = r.handRunner(ctx, sbc, pod, port, digest)
+	r.metrics.step.WithLabelValues(stepRunner).Observe(time.Since(start).Seconds())
+	if err != nil {
 		r.opts.Logger.Info("runner did not take the claim", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name, "err", err)
 		if perr := (*protocolError)(nil); errors.As(err, &perr) && perr.outdated {
 			return r.dropOutdated(ctx, sbc, pod, perr)
 		}
 		return r.dropPod(ctx, sbc, pod, err.Error())
 	}
-	r.unreserve(pod.UID)
 	return r.markBound(ctx, sbc, pod, port)
 }
 
@@ -361,7 +436,7 @@ func (r *ClaimReconciler) dropPod(ctx context.Context, sbc *v1alpha1.SandboxClai
 	if err := r.deletePod(ctx, pod); err != nil {
 		return ctrl.Result{}, err
 	}
-	r.unreserve(pod.UID)
+	// Its reservation ends when the cache shows the deletion.
 	r.setTaken(sbc.UID, nil)
 	r.mu.Lock()
 	r.attempts[sbc.UID]++
@@ -424,7 +499,10 @@ func (r *ClaimReconciler) markBound(ctx context.Context, sbc *v1alpha1.SandboxCl
 		Type: v1alpha1.ConditionBound, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonBound,
 		Message: fmt.Sprintf("bound to %s pod %s on node %s", strings.ToLower(string(origin)), pod.Name, pod.Spec.NodeName),
 	})
-	if err := r.client.Status().Update(ctx, up); err != nil {
+	start := time.Now()
+	err := r.client.Status().Update(ctx, up)
+	r.metrics.step.WithLabelValues(stepStatus).Observe(time.Since(start).Seconds())
+	if err != nil {
 		if apierrors.IsConflict(err) {
 			// A newer claim arrives in the cache and requeues it; the runner
 			// answers the repeated claim as before.
@@ -433,12 +511,17 @@ func (r *ClaimReconciler) markBound(ctx context.Context, sbc *v1alpha1.SandboxCl
 		return ctrl.Result{}, fmt.Errorf("writing the Bound status of claim %s/%s: %w", sbc.Namespace, sbc.Name, err)
 	}
 	r.mu.Lock()
+	seen, ok := r.seen[sbc.UID]
 	r.dropState(sbc.UID)
+	r.justBound[sbc.UID] = justBound{name: types.NamespacedName{Namespace: sbc.Namespace, Name: sbc.Name}, at: time.Now()}
 	r.mu.Unlock()
-	took := now.Sub(sbc.CreationTimestamp.Time)
+	if !ok {
+		seen = sbc.CreationTimestamp.Time
+	}
+	took := time.Since(seen)
 	r.metrics.claims.WithLabelValues(strings.ToLower(string(origin)), resultBound).Inc()
 	r.metrics.bind.WithLabelValues(strings.ToLower(string(origin))).Observe(took.Seconds())
-	r.opts.Logger.Info("claim bound", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name, "node", pod.Spec.NodeName, "origin", origin, "sinceCreated", took)
+	r.opts.Logger.Info("claim bound", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name, "node", pod.Spec.NodeName, "origin", origin, "took", took)
 	if up.Status.ExpiresAt != nil {
 		return ctrl.Result{RequeueAfter: time.Until(up.Status.ExpiresAt.Time)}, nil
 	}

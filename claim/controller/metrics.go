@@ -6,6 +6,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Values of the step label of sandbox_claim_bind_step_duration_seconds.
+const (
+	stepTake   = "take"
+	stepRunner = "runner"
+	stepStatus = "status"
+)
+
 // Values of the result label of sandbox_claims_total.
 const (
 	resultBound  = "bound"
@@ -15,6 +22,7 @@ const (
 type metrics struct {
 	claims   *prometheus.CounterVec
 	bind     *prometheus.HistogramVec
+	step     *prometheus.HistogramVec
 	expired  prometheus.Counter
 	reserved prometheus.Gauge
 	outdated prometheus.Counter
@@ -28,9 +36,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"origin", "result"}),
 		bind: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sandbox_claim_bind_duration_seconds",
-			Help:    "Time from a SandboxClaim's creation to its Bound status write, by origin.",
+			Help:    "Time from when the controller first saw a pending SandboxClaim to its Bound status write, by origin.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 180},
 		}, []string{"origin"}),
+		step: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sandbox_claim_bind_step_duration_seconds",
+			Help:    "Time of each step of binding a claim to a warm pod: take (the pod's conditional update), runner (its POST /claim), status (the Bound status write).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"step"}),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sandbox_claims_expired_total",
 			Help: "SandboxClaims whose lifetime ended (their pods deleted).",
@@ -52,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.claims, m.bind, m.expired, m.reserved, m.outdated} {
+	for _, c := range []prometheus.Collector{m.claims, m.bind, m.step, m.expired, m.reserved, m.outdated} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering claim metrics: %w", err)
 		}

@@ -98,7 +98,7 @@ func (r *ClaimReconciler) dropOutdated(ctx context.Context, sbc *v1alpha1.Sandbo
 	if err := r.deletePod(ctx, pod); err != nil {
 		return ctrl.Result{}, err
 	}
-	r.unreserve(pod.UID)
+	// Its reservation ends when the cache shows the deletion.
 	r.setTaken(sbc.UID, nil)
 	r.mu.Lock()
 	r.needCurrent[sbc.UID] = perr.Error() + fmt.Sprintf(" (the claim waits for a Ready warm pod with runner %s, or a cold pod where the claim allows one)", r.opts.RunnerImage)

@@ -16,11 +16,13 @@ import (
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -31,12 +33,19 @@ import (
 	"sandbox.io/injector/runner/api"
 )
 
+// DefaultConcurrency is how many claims the controller binds at once unless
+// told otherwise: more than a burst of claims usually holds, since a claim
+// mostly waits on the API server and a runner, and one that waits for a
+// worker waits for another claim's three round trips.
+const DefaultConcurrency = 64
+
 // Options configure the controller; the zero value of each field but Key
 // means its documented default.
 type Options struct {
 	// Key derives the claim credentials of pool pods. Required.
 	Key claimkey.Key
-	// Concurrency is how many claims are bound at once; default 16.
+	// Concurrency is how many claims are bound at once; default
+	// DefaultConcurrency.
 	Concurrency int
 	// FinishedTTL is how long a Failed or Expired claim is kept before it
 	// is deleted; default 1h.
@@ -77,7 +86,7 @@ type Options struct {
 
 func (o *Options) setDefaults() {
 	if o.Concurrency <= 0 {
-		o.Concurrency = 16
+		o.Concurrency = DefaultConcurrency
 	}
 	if o.FinishedTTL <= 0 {
 		o.FinishedTTL = time.Hour
@@ -186,8 +195,7 @@ func Setup(mgr manager.Manager, opts Options) error {
 	if err != nil {
 		return err
 	}
-	r := &ClaimReconciler{opts: opts, client: cl, api: api, metrics: m, reserved: map[types.UID]types.NamespacedName{}, attempts: map[types.UID]int{}, taken: map[types.UID]types.NamespacedName{},
-		needCurrent: map[types.UID]string{}, names: map[types.UID]types.NamespacedName{}}
+	r := newClaimReconciler(opts, cl, api, m)
 	podToClaim := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
 		if owner := claimOwner(pod); owner != "" {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: pod.Namespace, Name: owner}}}
@@ -199,11 +207,25 @@ func Setup(mgr manager.Manager, opts Options) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.Concurrency, SkipNameValidation: ptr.To(true)}).
 		WatchesRawSource(source.Kind(c, &v1alpha1.SandboxClaim{}, &handler.TypedEnqueueRequestForObject[*v1alpha1.SandboxClaim]{})).
 		WatchesRawSource(source.Kind(c, &corev1.Pod{}, podToClaim)).
+		WatchesRawSource(source.Kind(c, &corev1.Pod{}, releaseReservations(r))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("creating the claim controller: %w", err)
 	}
 	return setupPoolStatus(mgr, c, cl, opts)
+}
+
+// releaseReservations ends a pod's reservation once the cache shows it is
+// no longer free; it queues nothing.
+func releaseReservations(r *ClaimReconciler) handler.TypedEventHandler[*corev1.Pod, reconcile.Request] {
+	return handler.TypedFuncs[*corev1.Pod, reconcile.Request]{
+		UpdateFunc: func(_ context.Context, e event.TypedUpdateEvent[*corev1.Pod], _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.releaseWhenTaken(e.ObjectNew, false)
+		},
+		DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[*corev1.Pod], _ workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			r.releaseWhenTaken(e.Object, true)
+		},
+	}
 }
 
 // leaderCache runs the claim cache on the leader only: a standby replica
