@@ -413,7 +413,12 @@ func appendOp(ops []jsonpatch.Operation, path string, create bool, values ...any
 	return ops
 }
 
+// pointerEscaper escapes a JSON pointer token. It is built once: a
+// Replacer builds its lookup table on first use, 6 KiB that were allocated
+// on every admission when the Replacer was made per call.
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
 // escapePointer escapes a JSON pointer token (RFC 6901).
 func escapePointer(s string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+	return pointerEscaper.Replace(s)
 }
