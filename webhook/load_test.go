@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -27,6 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -58,7 +60,9 @@ func TestAdmissionLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = logFile.Close() })
-	cl := startClusterLogging(t, slog.New(logging.NewHandler(logFile, slog.LevelInfo)))
+	logs := logging.NewHandler(logFile, slog.LevelInfo)
+	ctrl.SetLogger(logr.FromSlogHandler(logs)) // as cmd/sandbox-webhook does
+	cl := startClusterLogging(t, slog.New(logs))
 	cl.server.Register("/noop", webhook.LimitRequests(&admission.Webhook{Handler: admission.HandlerFunc(
 		func(_ context.Context, _ admission.Request) admission.Response { return admission.Allowed("") })}))
 	ns := cl.namespace(t, "load", nil)
