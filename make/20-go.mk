@@ -23,9 +23,19 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
 		done; done
 
 .PHONY: bench-webhook
-bench-webhook: tools-envtest ## Webhook benchmarks: in-process mutation vs a diff-based patch, HTTPS admissions vs a no-op webhook
+bench-webhook: tools-envtest ## Webhook benchmarks: in-process mutation vs a diff-based patch, the HTTP path and its CPU profile, HTTPS admissions vs a no-op webhook
 	@echo "== webhook: in-process admission (BenchmarkMutate) vs diff-based patch (BenchmarkCreatePatch)"
 	@$(GO) test -run '^$$' -bench 'BenchmarkMutate|BenchmarkCreatePatch' -benchmem -benchtime 3000x ./webhook \
 		| awk '/^Benchmark/ { n = $$1; sub(/-[0-9]+$$/, "", n); t[n] = $$3; printf "%-36s %12s ns/op %10s B/op %8s allocs/op\n", n, $$3, $$7, $$9 } \
 		END { for (s in t) if (s ~ /^BenchmarkMutate/) { b = s; sub(/Mutate/, "CreatePatch", b); if (t[b] > 0) printf "ratio %-30s diff-based / ours = %.1fx\n", s, t[b] / t[s] } }'
+	@echo "== webhook: one admission through the HTTP handler, TLS and HTTP/2 aside (BenchmarkServeHTTP): a no-op vs ours"
+	@$(GO) test -run '^$$' -bench 'BenchmarkServeHTTP' -benchmem -benchtime 3000x ./webhook \
+		| awk '/^Benchmark/ { n = $$1; sub(/-[0-9]+$$/, "", n); sub(/^BenchmarkServeHTTP\//, "", n); t[n] = $$3; b[n] = $$5; a[n] = $$7; \
+			printf "%-36s %12s ns/op %10s B/op %8s allocs/op\n", n, $$3, $$5, $$7 } \
+		END { if (t["noop"] > 0) printf "%-36s %12d ns/op %10d B/op %8d allocs/op\n", "ours - noop", t["ours"] - t["noop"], b["ours"] - b["noop"], a["ours"] - a["noop"] }'
+	@echo "== webhook: where ours spends its CPU in that path (pprof -top -cum, runtime and test frames hidden)"
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && \
+		$(GO) test -run '^$$' -bench 'BenchmarkServeHTTP/ours$$' -benchtime 20000x -cpuprofile $$d/cpu.out -o $$d/webhook.test ./webhook >/dev/null && \
+		$(GO) tool pprof -top -cum -nodecount=16 -focus 'LimitRequests' -hide '^runtime\.|^testing\.|HandlerFunc.ServeHTTP|BenchmarkServeHTTP|inline' \
+			$$d/webhook.test $$d/cpu.out 2>/dev/null | sed -n '/flat%/,$$p'
 	@SANDBOX_BENCH_LOAD=1 $(GO_TEST_ENV) $(GO) test -count=1 -run '^TestAdmissionLoad$$' -v ./webhook | grep -v -E '^(=== RUN|--- PASS|PASS|ok )'

@@ -1,6 +1,7 @@
 package security
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -73,7 +75,13 @@ func answerText(resp admission.Response) string {
 	if resp.Result != nil {
 		text += "\n" + resp.Result.Message
 	}
-	for _, p := range resp.Patches {
+	// The handler answers with the encoded patch; its values are read
+	// decoded, as the pod author sees them in the mutated pod.
+	var ops []jsonpatch.Operation
+	if err := json.Unmarshal(resp.Patch, &ops); len(resp.Patch) > 0 && err != nil {
+		text += "\nundecodable patch: " + string(resp.Patch)
+	}
+	for _, p := range ops {
 		text += fmt.Sprintf("\n%v", p.Value)
 	}
 	return text

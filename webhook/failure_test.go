@@ -109,7 +109,7 @@ func TestHandlerFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp := h.Handle(t.Context(), podRequest("default", noCommandPod))
-		if !resp.Allowed || len(resp.Patches) == 0 {
+		if !resp.Allowed || len(resp.Patch) == 0 {
 			t.Fatalf("response %+v, want the pod injected", resp.AdmissionResponse)
 		}
 		if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "no child process") {

@@ -143,6 +143,23 @@ func outcome(head string, warnings []string) string {
 	return b.String()
 }
 
+// checkEncodePatch asserts that EncodePatch, which the handler answers
+// with, writes exactly what json.Marshal does.
+func checkEncodePatch(t *testing.T, ops []jsonpatch.Operation) {
+	t.Helper()
+	want, err := json.Marshal(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := EncodePatch(ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("EncodePatch differs from json.Marshal:\n got %s\nwant %s", got, want)
+	}
+}
+
 // applyPatch applies ops to doc the way the API server does, and decodes
 // the result strictly, so that a patch producing unknown fields fails.
 func applyPatch(doc []byte, ops []jsonpatch.Operation) ([]byte, *corev1.Pod, error) {
@@ -211,6 +228,7 @@ func TestGolden(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				checkEncodePatch(t, res.Patch)
 				mutated, pod, err := applyPatch(c.podJSON, res.Patch)
 				if err != nil {
 					t.Fatal(err)

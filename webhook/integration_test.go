@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -70,6 +71,13 @@ func (cl *cluster) admissions(t *testing.T, result string) float64 {
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
+	return startClusterLogging(t, nil)
+}
+
+// startClusterLogging is startCluster with the handler logging to log (nil
+// discards).
+func startClusterLogging(t *testing.T, log *slog.Logger) *cluster {
+	t.Helper()
 	helm, err := charts.HelmPath()
 	if err != nil {
 		testenv.Missing(t, err.Error())
@@ -106,7 +114,7 @@ func startCluster(t *testing.T) *cluster {
 	err = webhook.SetupWithManager(t.Context(), mgr, webhook.Config{
 		RunnerImage:      runnerImage,
 		ReleaseNamespace: charts.DefaultNamespace,
-	}, webhook.SetupOptions{Resolver: entrypoint.NewResolver(entrypoint.Config{AllowPrivate: true}), Registerer: reg})
+	}, webhook.SetupOptions{Resolver: entrypoint.NewResolver(entrypoint.Config{AllowPrivate: true}), Registerer: reg, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

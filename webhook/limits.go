@@ -34,7 +34,7 @@ func LimitRequests(next http.Handler) http.Handler {
 				http.StatusRequestEntityTooLarge)
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBytes))
+		body, err := readBody(http.MaxBytesReader(w, r.Body, MaxRequestBytes), r.ContentLength)
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
@@ -50,4 +50,16 @@ func LimitRequests(next http.Handler) http.Handler {
 		r.Header.Set("Content-Type", "application/json") // controller-runtime compares the exact string
 		next.ServeHTTP(w, r)
 	})
+}
+
+// readBody reads a request body whose declared length is n (-1 or 0:
+// unknown) into one buffer of that size, where io.ReadAll would grow one
+// from 512 bytes, doubling.
+func readBody(r io.Reader, n int64) ([]byte, error) {
+	if n <= 0 {
+		return io.ReadAll(r)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
 }

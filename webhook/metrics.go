@@ -16,6 +16,9 @@ const (
 type Metrics struct {
 	// Admissions counts admission requests by result.
 	Admissions *prometheus.CounterVec
+	// Injections counts injected pods by method and mode (what the log
+	// line of each injected pod said at Info; it is at Debug now).
+	Injections *prometheus.CounterVec
 	// Latency is the handler's time per request, by result.
 	Latency *prometheus.HistogramVec
 	// LookupFailures counts image ENTRYPOINT/CMD lookups that failed.
@@ -32,6 +35,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sandbox_webhook_admissions_total",
 			Help: "Pod admission requests handled, by result (injected, skipped, refused, error).",
 		}, []string{"result"}),
+		Injections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sandbox_webhook_injections_total",
+			Help: "Pods injected, by injection method (copy, imageVolume) and runner mode (server, wrap).",
+		}, []string{"method", "mode"}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sandbox_webhook_admission_duration_seconds",
 			Help:    "Time the handler spent on one admission request, by result.",
@@ -50,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.Admissions.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.Admissions, m.Latency, m.LookupFailures, m.Panics)
+		reg.MustRegister(m.Admissions, m.Injections, m.Latency, m.LookupFailures, m.Panics)
 	}
 	return m
 }

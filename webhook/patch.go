@@ -413,7 +413,94 @@ func appendOp(ops []jsonpatch.Operation, path string, create bool, values ...any
 	return ops
 }
 
+// pointerEscaper escapes a JSON pointer token. It is built once: a
+// Replacer builds its lookup table on first use, 6 KiB that were allocated
+// on every admission when the Replacer was made per call.
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
 // escapePointer escapes a JSON pointer token (RFC 6901).
 func escapePointer(s string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+	return pointerEscaper.Replace(s)
+}
+
+// EncodePatch is json.Marshal(ops), byte for byte, at a fraction of its
+// cost: json.Marshal calls each Operation's MarshalJSON, which marshals the
+// operation again, and validates and compacts every value twice over,
+// including the parts Config.Complete encoded once. Here each operation is
+// written out directly and a json.RawMessage value, which must be the
+// output of json.Marshal (compact, HTML-escaped), is copied as it is.
+func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
+	if ops == nil {
+		return []byte("null"), nil
+	}
+	buf := make([]byte, 0, 256*len(ops)+2)
+	buf = append(buf, '[')
+	for i, op := range ops {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"op":`...)
+		buf = appendJSONString(buf, op.Operation)
+		buf = append(buf, `,"path":`...)
+		buf = appendJSONString(buf, op.Path)
+		if op.Value == nil && op.Operation != "add" && op.Operation != "replace" {
+			buf = append(buf, '}')
+			continue
+		}
+		buf = append(buf, `,"value":`...)
+		var err error
+		if buf, err = appendJSONValue(buf, op.Value); err != nil {
+			return nil, fmt.Errorf("encoding patch operation %s %s: %w", op.Operation, op.Path, err)
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, ']'), nil
+}
+
+// appendJSONValue appends v as json.Marshal encodes it, copying
+// json.RawMessage values (also inside a []any) as they are.
+func appendJSONValue(buf []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case json.RawMessage:
+		if len(v) == 0 {
+			return append(buf, "null"...), nil
+		}
+		return append(buf, v...), nil
+	case string:
+		return appendJSONString(buf, v), nil
+	case []any:
+		if v == nil {
+			return append(buf, "null"...), nil
+		}
+		buf = append(buf, '[')
+		for i, e := range v {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			var err error
+			if buf, err = appendJSONValue(buf, e); err != nil {
+				return nil, err
+			}
+		}
+		return append(buf, ']'), nil
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(buf, raw...), nil
+}
+
+// appendJSONString appends s as json.Marshal encodes it: directly when it
+// holds nothing that needs escaping (always, for the paths we write).
+func appendJSONString(buf []byte, s string) []byte {
+	for i := range len(s) {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			raw, _ := json.Marshal(s) // a string always encodes
+			return append(buf, raw...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
 }
