@@ -17,7 +17,6 @@ packages=(
 	docker-registry             # the local image registry
 	util-linux                  # mount, nsenter, unshare
 	iproute2                    # ip: node address, bridge, namespaces
-	openssl                     # the cluster's certificates
 	ca-certificates             # CA bundle copied into scratch images
 	curl                        # readiness checks of the bring-up
 )

@@ -22,14 +22,14 @@ BUILD_TOOL := BIN=$(BIN) GO=$(GO) $(ROOT)/hack/build-tool.sh
 # The envtest set: what the integration tests against a real API server need.
 # KUBEBUILDER_ASSETS=$(BIN) points envtest at them.
 ENVTEST_TOOLS := etcd kube-apiserver helm kubectl
-CLUSTER_TOOLS := kube-controller-manager kube-scheduler kubelet kube-proxy \
+CLUSTER_TOOLS := kube-controller-manager kube-scheduler kubelet kube-proxy kubeadm \
 	containerd containerd-shim-runc-v2 ctr kube-router
 
 .PHONY: tools-envtest
 tools-envtest: $(addprefix tool-,$(ENVTEST_TOOLS)) ## Build etcd, kube-apiserver, helm, kubectl into ./bin (KUBEBUILDER_ASSETS=./bin)
 
 .PHONY: tools
-tools: tools-envtest $(addprefix tool-,$(CLUSTER_TOOLS)) ## Build every cluster tool into ./bin (Kubernetes, etcd, containerd, helm) and golangci-lint
+tools: tools-envtest $(addprefix tool-,$(CLUSTER_TOOLS)) ## Build every cluster tool into ./bin (Kubernetes with kubeadm, etcd, containerd, helm) and golangci-lint
 
 .PHONY: tool-etcd
 tool-etcd:
@@ -46,7 +46,9 @@ tool-helm:
 	@$(BUILD_TOOL) helm helm.sh/helm/v3/cmd/helm $(HELM_VERSION) \
 		-ldflags '$(HELM_LDFLAGS)'
 
-KUBE_CMDS := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl
+# kubeadm makes the local cluster's certificates and kubeconfigs (its certs and
+# kubeconfig phases only; e2e/cluster/up.sh starts the components itself).
+KUBE_CMDS := kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl kubeadm
 .PHONY: $(addprefix tool-,$(KUBE_CMDS))
 $(addprefix tool-,$(KUBE_CMDS)): tool-%:
 	@$(BUILD_TOOL) $* k8s.io/kubernetes/cmd/$* $(KUBE_VERSION) -ldflags '$(KUBE_LDFLAGS)'
@@ -59,9 +61,10 @@ $(addprefix tool-,$(CONTAINERD_CMDS)): tool-%:
 
 .PHONY: tools-versions
 tools-versions: ## Print the version each built tool reports
-	@for t in etcd kube-apiserver kubectl helm kube-controller-manager kube-scheduler kubelet kube-proxy containerd ctr; do \
+	@for t in etcd kube-apiserver kubectl helm kube-controller-manager kube-scheduler kubelet kube-proxy kubeadm containerd ctr; do \
 		if [ -x $(BIN)/$$t ]; then printf '%-24s ' $$t; case $$t in \
 			kubectl) $(BIN)/$$t version --client 2>&1 | head -1;; \
+			kubeadm) $(BIN)/$$t version -o short;; \
 			helm) $(BIN)/$$t version --short;; \
 			*) $(BIN)/$$t --version 2>&1 | head -1;; esac; \
 		else printf '%-24s missing\n' $$t; fi; done

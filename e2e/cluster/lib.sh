@@ -36,11 +36,15 @@ BUSYBOX_IMAGE=$REGISTRY/busybox:$TEST_IMAGE_TAG
 HELLO_IMAGE=$REGISTRY/hello:$TEST_IMAGE_TAG
 
 PKI=$STATE/pki
+# The components' kubeconfigs (kubeadm's names: controller-manager.conf, ...).
+KUBECONFIGS=$STATE/kubeconfigs
 LOGS=$STATE/logs
 PIDS=$STATE/pids
 KUBECONFIG_FILE=$STATE/kubeconfig
 CONTAINERD_SOCK=$RUN_DIR/containerd.sock
 CNI_BIN_DIR=${SANDBOX_CLUSTER_CNI_BIN_DIR:-/usr/lib/cni}
+# The components' configuration files, filled in by render.
+TEMPLATES=$ROOT/e2e/cluster/templates
 # Every iptables rule of the network guard carries this comment.
 GUARD_COMMENT=sandbox-injector-guard
 
@@ -102,6 +106,19 @@ wait_for() {
 		fi
 		sleep 0.2
 	done
+}
+
+# render TEMPLATE prints $TEMPLATES/TEMPLATE with every ${NAME} replaced by
+# the value of the shell variable NAME; a NAME that is not set is an error.
+render() {
+	local text name re='\$\{([A-Za-z_][A-Za-z0-9_]*)\}'
+	text=$(<"$TEMPLATES/$1")
+	while [[ $text =~ $re ]]; do
+		name=${BASH_REMATCH[1]}
+		[[ -v $name ]] || die "template $1: \${$name} is not set"
+		text=${text//"\${$name}"/"${!name}"}
+	done
+	printf '%s\n' "$text"
 }
 
 # has_node_ip succeeds when the node address is on lo. (No `| grep -q`:

@@ -4,12 +4,14 @@
 # and kube-proxy; waits until the node is Ready and a test pod runs. Prints
 # how long each step took. Run as root; idempotent (a running cluster is left
 # alone, a stopped one is started again with its data, so pods survive).
+# The components' configuration files are rendered from templates/ (render
+# in lib.sh); the certificates and kubeconfigs are kubeadm's.
 set -euo pipefail
 # shellcheck source=e2e/cluster/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 ((EUID == 0)) || die "must run as root (mounts, iptables, network namespaces)"
-for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl containerd containerd-shim-runc-v2 ctr kube-router; do
+for b in etcd kubeadm kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl containerd containerd-shim-runc-v2 ctr kube-router; do
 	[[ -x $BIN/$b ]] || die "$BIN/$b is missing: run make tools"
 done
 
@@ -71,68 +73,55 @@ host_setup() {
 	mkdir -p /var/run/netns
 }
 
-# --- 3. certificates and kubeconfigs, made once per state directory.
-mkcert() { # name CN O [subjectAltName]
-	local name=$1 cn=$2 o=$3 san=${4:-} ext
-	[[ -f $PKI/$name.crt ]] && return 0
-	ext="basicConstraints=CA:FALSE
-keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=${san:+serverAuth,}clientAuth"
-	[[ -n $san ]] && ext+=$'\n'"subjectAltName=$san"
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-		-keyout "$PKI/$name.key" -subj "/CN=$cn${o:+/O=$o}" -out "$PKI/$name.csr" 2>/dev/null
-	openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
-		-days 3650 -extfile <(echo "$ext") -out "$PKI/$name.crt" 2>/dev/null
-	rm -f "$PKI/$name.csr"
+# --- 3. certificates and kubeconfigs: kubeadm's certs and kubeconfig phases,
+# from templates/kubeadm.yaml. Each file is made once per state directory and
+# kept after (a second run, or the data of an older bring-up, reuses it).
+# kubeadm_once FILE ARGS...: runs kubeadm ARGS unless FILE exists; its output
+# goes to $LOGS/kubeadm.log.
+kubeadm_once() {
+	local file=$1
+	shift
+	[[ -f $file ]] && return 0
+	"$BIN/kubeadm" "$@" --config "$STATE/kubeadm.yaml" >>"$LOGS/kubeadm.log" 2>&1 ||
+		fail_component kubeadm "kubeadm $* failed"
 }
 
-kubeconfig() { # file cert
-	local file=$1 cert=$2
-	cat >"$file" <<KC
-apiVersion: v1
-kind: Config
-clusters:
-- name: sandbox
-  cluster:
-    server: https://$NODE_IP:$APISERVER_PORT
-    certificate-authority-data: $(base64 -w0 "$PKI/ca.crt")
-users:
-- name: $cert
-  user:
-    client-certificate-data: $(base64 -w0 "$PKI/$cert.crt")
-    client-key-data: $(base64 -w0 "$PKI/$cert.key")
-contexts:
-- name: sandbox
-  context: {cluster: sandbox, user: $cert}
-current-context: sandbox
-KC
-	chmod 600 "$file"
+# kubeconfig_user FILE CN [O]: a kubeconfig with a client certificate kubeadm
+# has no phase for, valid as long as the others.
+kubeconfig_user() {
+	local file=$1 cn=$2 o=${3:-}
+	[[ -f $file ]] && return 0
+	"$BIN/kubeadm" kubeconfig user --config "$STATE/kubeadm.yaml" --client-name "$cn" ${o:+--org "$o"} \
+		--validity-period "$CERT_VALIDITY" >"$file.tmp" 2>>"$LOGS/kubeadm.log" ||
+		fail_component kubeadm "kubeadm kubeconfig user $cn failed"
+	mv "$file.tmp" "$file"
 }
+
+# Every certificate is valid for ten years (the CA too).
+CERT_VALIDITY=87600h
 
 make_pki() {
+	local KUBE_VERSION cert conf
+	# Given to kubeadm, so that it asks no one for the latest release.
+	# shellcheck disable=SC2034 # read by render (templates/kubeadm.yaml)
+	KUBE_VERSION=$("$BIN/kubeadm" version -o short)
+	render kubeadm.yaml >"$STATE/kubeadm.yaml"
 	umask 077
-	if [[ ! -f $PKI/ca.crt ]]; then
-		openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-			-keyout "$PKI/ca.key" -subj "/CN=sandbox-cluster-ca" -days 3650 -out "$PKI/ca.crt" 2>/dev/null
-	fi
-	[[ -f $PKI/sa.key ]] || {
-		openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
-		openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
-	}
-	mkcert apiserver kube-apiserver "" \
-		"IP:$NODE_IP,IP:127.0.0.1,IP:$KUBERNETES_SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
-	mkcert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters
-	mkcert admin kubernetes-admin system:masters
-	mkcert controller-manager system:kube-controller-manager ""
-	mkcert scheduler system:kube-scheduler ""
-	mkcert kubelet "system:node:$NODE_NAME" system:nodes
-	mkcert kube-proxy system:kube-proxy ""
+	mkdir -p "$KUBECONFIGS"
+	# The CA, the API server's serving certificate, its client certificate
+	# for the kubelet, and the service-account signing key.
+	for cert in ca apiserver apiserver-kubelet-client; do
+		kubeadm_once "$PKI/$cert.crt" init phase certs "$cert"
+	done
+	kubeadm_once "$PKI/sa.key" init phase certs sa
+	for conf in controller-manager scheduler kubelet; do
+		kubeadm_once "$KUBECONFIGS/$conf.conf" init phase kubeconfig "$conf" --kubeconfig-dir "$KUBECONFIGS"
+	done
+	kubeconfig_user "$KUBECONFIGS/kube-proxy.conf" system:kube-proxy
+	# The admin's: kubeadm's admin.conf would need a ClusterRoleBinding
+	# first; this one is in system:masters from the start.
+	kubeconfig_user "$KUBECONFIG_FILE" kubernetes-admin system:masters
 	umask 022
-	kubeconfig "$KUBECONFIG_FILE" admin
-	kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager
-	kubeconfig "$STATE/scheduler.kubeconfig" scheduler
-	kubeconfig "$STATE/kubelet.kubeconfig" kubelet
-	kubeconfig "$STATE/kube-proxy.kubeconfig" kube-proxy
 }
 
 # start NAME CMD...: starts a component in its own session, logging to
@@ -158,20 +147,7 @@ start() {
 # --- 4. the registry (Debian's docker-registry) on the node IP.
 start_registry() {
 	mkdir -p "$STATE/registry"
-	cat >"$STATE/registry/config.yml" <<CFG
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $STATE/registry/data
-  delete:
-    enabled: true
-http:
-  addr: $REGISTRY
-CFG
+	render registry.yml >"$STATE/registry/config.yml"
 	start registry docker-registry serve "$STATE/registry/config.yml"
 	wait_for registry 30 curl -fsS "http://$REGISTRY/v2/"
 }
@@ -198,77 +174,10 @@ start_etcd() {
 start_containerd() {
 	local c=$STATE/containerd
 	mkdir -p "$c/certs.d/$REGISTRY" "$c/certs.d/_default" "$STATE/cni/net.d" "$STATE/cni/ipam"
-	# Every other registry resolves to a closed loopback port: a pod naming
-	# an image from the internet fails fast (ErrImagePull) instead of making
-	# containerd send traffic out of the machine.
-	cat >"$c/certs.d/_default/hosts.toml" <<CFG
-server = "http://127.0.0.1:9"
-CFG
-	cat >"$c/certs.d/$REGISTRY/hosts.toml" <<CFG
-server = "http://$REGISTRY"
-
-[host."http://$REGISTRY"]
-  capabilities = ["pull", "resolve", "push"]
-  skip_verify = true
-CFG
-	cat >"$STATE/cni/net.d/10-sandbox.conflist" <<CFG
-{
-  "cniVersion": "1.0.0",
-  "name": "sandbox",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$BRIDGE",
-      "isGateway": true,
-      "ipMasq": false,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$POD_GATEWAY"}]],
-        "routes": [{"dst": "0.0.0.0/0"}],
-        "dataDir": "$STATE/cni/ipam"
-      }
-    },
-    {"type": "portmap", "capabilities": {"portMappings": true}}
-  ]
-}
-CFG
-	cat >"$c/config.toml" <<CFG
-version = 3
-root = "$c/root"
-state = "$RUN_DIR/containerd"
-
-[grpc]
-  address = "$CONTAINERD_SOCK"
-
-[ttrpc]
-  address = "$CONTAINERD_SOCK.ttrpc"
-
-[plugins]
-  [plugins.'io.containerd.cri.v1.images']
-    snapshotter = 'overlayfs'
-    [plugins.'io.containerd.cri.v1.images'.pinned_images]
-      sandbox = '$PAUSE_IMAGE'
-    [plugins.'io.containerd.cri.v1.images'.registry]
-      config_path = '$c/certs.d'
-
-  [plugins.'io.containerd.cri.v1.runtime']
-    # No CAP_SYS_RESOURCE here: without this every sandbox fails with
-    # "can't get final child's PID from pipe: EOF".
-    restrict_oom_score_adj = true
-    [plugins.'io.containerd.cri.v1.runtime'.containerd]
-      default_runtime_name = 'runc'
-      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
-        runtime_type = 'io.containerd.runc.v2'
-        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-          SystemdCgroup = false
-    [plugins.'io.containerd.cri.v1.runtime'.cni]
-      bin_dirs = ['$CNI_BIN_DIR']
-      conf_dir = '$STATE/cni/net.d'
-
-  [plugins.'io.containerd.nri.v1.nri']
-    disable = true
-CFG
+	render hosts-default.toml >"$c/certs.d/_default/hosts.toml"
+	render hosts-registry.toml >"$c/certs.d/$REGISTRY/hosts.toml"
+	render cni.conflist >"$STATE/cni/net.d/10-sandbox.conflist"
+	render containerd.toml >"$c/config.toml"
 	# The shim and runc must be found on PATH.
 	PATH=$BIN:$PATH start containerd "$BIN/containerd" --config "$c/config.toml"
 	wait_for containerd 60 "$BIN/ctr" --address "$CONTAINERD_SOCK" version
@@ -293,22 +202,23 @@ start_apiserver() {
 		--profiling=false \
 		--v=1
 	wait_for kube-apiserver 120 kctl get --raw /readyz
+	render kubelet-api-admin.yaml | kctl apply -f - >/dev/null
 }
 
 start_controllers() {
 	start kube-controller-manager "$BIN/kube-controller-manager" \
-		--kubeconfig "$STATE/controller-manager.kubeconfig" \
-		--authentication-kubeconfig "$STATE/controller-manager.kubeconfig" \
-		--authorization-kubeconfig "$STATE/controller-manager.kubeconfig" \
+		--kubeconfig "$KUBECONFIGS/controller-manager.conf" \
+		--authentication-kubeconfig "$KUBECONFIGS/controller-manager.conf" \
+		--authorization-kubeconfig "$KUBECONFIGS/controller-manager.conf" \
 		--bind-address 127.0.0.1 --leader-elect=false \
 		--service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
 		--cluster-signing-cert-file "$PKI/ca.crt" --cluster-signing-key-file "$PKI/ca.key" \
 		--use-service-account-credentials=true \
 		--service-cluster-ip-range "$SERVICE_CIDR" --cluster-name sandbox --v=1
 	start kube-scheduler "$BIN/kube-scheduler" \
-		--kubeconfig "$STATE/scheduler.kubeconfig" \
-		--authentication-kubeconfig "$STATE/scheduler.kubeconfig" \
-		--authorization-kubeconfig "$STATE/scheduler.kubeconfig" \
+		--kubeconfig "$KUBECONFIGS/scheduler.conf" \
+		--authentication-kubeconfig "$KUBECONFIGS/scheduler.conf" \
+		--authorization-kubeconfig "$KUBECONFIGS/scheduler.conf" \
 		--bind-address 127.0.0.1 --leader-elect=false --v=1
 }
 
@@ -317,35 +227,10 @@ start_kubelet() {
 	mkdir -p "$k/root" "$k/pki"
 	# No cluster DNS: a resolv.conf that keeps name lookups on the machine.
 	printf 'nameserver 127.0.0.1\noptions ndots:1 timeout:1 attempts:1\n' >"$k/resolv.conf"
-	cat >"$k/config.yaml" <<CFG
-apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-address: $NODE_IP
-healthzBindAddress: 127.0.0.1
-readOnlyPort: 0
-authentication:
-  anonymous: {enabled: false}
-  webhook: {enabled: true}
-  x509: {clientCAFile: $PKI/ca.crt}
-authorization: {mode: Webhook}
-cgroupDriver: cgroupfs
-failCgroupV1: false
-failSwapOn: false
-containerRuntimeEndpoint: unix://$CONTAINERD_SOCK
-resolvConf: $k/resolv.conf
-clusterDomain: cluster.local
-serializeImagePulls: false
-imageGCHighThresholdPercent: 99
-imageGCLowThresholdPercent: 98
-evictionHard:
-  memory.available: 100Mi
-  nodefs.available: 1%
-  imagefs.available: 1%
-  nodefs.inodesFree: 1%
-CFG
+	render kubelet.yaml >"$k/config.yaml"
 	# Heartbeats have a precision of one second.
 	KUBELET_STARTED=$(date -u +%FT%TZ)
-	start kubelet "$BIN/kubelet" --config "$k/config.yaml" --kubeconfig "$STATE/kubelet.kubeconfig" \
+	start kubelet "$BIN/kubelet" --config "$k/config.yaml" --kubeconfig "$KUBECONFIGS/kubelet.conf" \
 		--root-dir "$k/root" --cert-dir "$k/pki" \
 		--hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v=1
 	wait_for kubelet 60 kctl get node "$NODE_NAME"
@@ -354,22 +239,7 @@ CFG
 # kube-proxy starts once the Node exists: it exits when the node's IPs
 # change after it started.
 start_kube_proxy() {
-	cat >"$STATE/kube-proxy.yaml" <<CFG
-apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-mode: iptables
-clientConnection:
-  kubeconfig: $STATE/kube-proxy.kubeconfig
-hostnameOverride: $NODE_NAME
-clusterCIDR: $POD_CIDR
-healthzBindAddress: 127.0.0.1:10256
-metricsBindAddress: 127.0.0.1:10249
-nodePortAddresses: ["$NODE_IP/32"]
-conntrack:
-  maxPerCore: 0
-  tcpEstablishedTimeout: 0s
-  tcpCloseWaitTimeout: 0s
-CFG
+	render kube-proxy.yaml >"$STATE/kube-proxy.yaml"
 	start kube-proxy "$BIN/kube-proxy" --config "$STATE/kube-proxy.yaml" --v=1
 	wait_for kube-proxy 60 curl -fsS http://127.0.0.1:10256/healthz
 }
@@ -405,18 +275,7 @@ wait_node_ready() {
 # registry pull and a container start.
 smoke_pod() {
 	kctl -n default delete pod cluster-smoke --ignore-not-found --wait=false >/dev/null
-	kctl apply -f - >/dev/null <<POD
-apiVersion: v1
-kind: Pod
-metadata: {name: cluster-smoke, namespace: default}
-spec:
-  terminationGracePeriodSeconds: 0
-  automountServiceAccountToken: false
-  containers:
-  - name: sh
-    image: $BUSYBOX_IMAGE
-    command: ["sh", "-c", "echo ok; exec sleep 3600"]
-POD
+	render smoke-pod.yaml | kctl apply -f - >/dev/null
 	if ! kctl -n default wait --for=condition=Ready pod/cluster-smoke --timeout=120s >/dev/null; then
 		kctl -n default describe pod cluster-smoke | tail -20 >&2 || true
 		log_tail containerd
