@@ -151,7 +151,7 @@ func (r *ClaimReconciler) bind(ctx context.Context, sbc *v1alpha1.SandboxClaim) 
 		return r.finishBinding(ctx, sbc, taken, digest)
 	}
 	if onlyCurrent && !sbc.Spec.ColdStartAllowed() {
-		return r.setWaiting(ctx, sbc, v1alpha1.ReasonRunnerOutdated, why)
+		return r.setWaiting(ctx, sbc, v1alpha1.ReasonRunnerOutdated, why, outdatedRetry)
 	}
 	if !sbc.Spec.ColdStartAllowed() {
 		return r.fail(ctx, sbc, "", v1alpha1.ReasonNoWarmPod,
@@ -375,11 +375,46 @@ func (r *ClaimReconciler) startCold(ctx context.Context, sbc *v1alpha1.SandboxCl
 	pod.Labels[v1alpha1.LabelClaim] = sbc.Name
 	pod.OwnerReferences = []metav1.OwnerReference{claimOwnerRef(sbc)}
 	if err := r.api.Create(ctx, pod); err != nil {
+		if waited := r.pendingFor(sbc); transient(err) && waited < r.opts.ColdTimeout {
+			// The webhook rolling out, the API server busy: the claim waits
+			// and tries again, up to the cold timeout.
+			return r.setWaiting(ctx, sbc, v1alpha1.ReasonWaitingForPod,
+				fmt.Sprintf("creating a cold pod failed for now (%v); retrying for up to %s", err, r.opts.ColdTimeout-waited.Truncate(time.Second)), coldCreateRetry)
+		}
 		return r.fail(ctx, sbc, v1alpha1.OriginCold, v1alpha1.ReasonColdStartFailed, "creating a cold pod: "+err.Error())
 	}
 	r.setTaken(sbc.UID, pod)
 	r.opts.Logger.Info("no warm pod free: created a cold pod", "namespace", sbc.Namespace, "claim", sbc.Name, "pool", p.Name, "pod", pod.Name)
 	return r.setPending(ctx, sbc, pod, fmt.Sprintf("no warm pod of pool %s was free: pod %s was created for the claim and is starting", p.Name, pod.Name))
+}
+
+// coldCreateRetry is how soon a cold pod whose creation failed for now is
+// tried again.
+const coldCreateRetry = 2 * time.Second
+
+// transient reports whether a failed API call may well work when tried
+// again: the server (or a webhook it calls, failing closed) is unavailable,
+// overloaded or slow, or the request never got an answer. A refusal (the
+// pod is invalid, forbidden, over quota) is not.
+func transient(err error) bool {
+	if apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsServerTimeout(err) ||
+		apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) {
+		return true
+	}
+	var status apierrors.APIStatus
+	return !errors.As(err, &status)
+}
+
+// pendingFor is how long the controller has been binding sbc: since it
+// first saw the claim, else since its creation.
+func (r *ClaimReconciler) pendingFor(sbc *v1alpha1.SandboxClaim) time.Duration {
+	r.mu.Lock()
+	seen, ok := r.seen[sbc.UID]
+	r.mu.Unlock()
+	if !ok {
+		seen = sbc.CreationTimestamp.Time
+	}
+	return time.Since(seen)
 }
 
 // finishBinding binds the claim to pod, which it controls: once the pod is

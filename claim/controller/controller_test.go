@@ -9,9 +9,11 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sandbox.io/injector/api/v1alpha1"
@@ -387,4 +389,54 @@ func TestMetricsCountClaims(t *testing.T) {
 	if !strings.Contains(b.String(), `value:"warm"`) || !strings.Contains(b.String(), `value:"bound"`) {
 		t.Errorf("sandbox_claims_total: %s", b.String())
 	}
+}
+
+// TestColdPodRetriedWhileWebhookDown: a cold pod whose creation fails only
+// because a webhook the API server must call (failing closed) is down, as
+// during a rollout, leaves the claim Pending saying so; once the webhook
+// answers again the claim gets its cold pod instead of failing for good.
+func TestColdPodRetriedWhileWebhookDown(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{})
+	ns := e.Namespace()
+	e.Node("node-a")
+	e.Pool(ns, "empty", 0)
+	down := &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "down-" + ns},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    "down.sandbox.io",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://127.0.0.1:1/validate")},
+			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}},
+			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}},
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+			AdmissionReviewVersions: []string{"v1"},
+			TimeoutSeconds:          ptr.To(int32(2)),
+		}},
+	}
+	create(t, e, down)
+	sbc := newClaim(ns, "empty", "cold-token-0123456789abcdef")
+	create(t, e, sbc)
+	var got v1alpha1.SandboxClaim
+	testenv.Eventually(t, bindTimeout, "the claim waiting for the webhook", func() error {
+		if err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(sbc), &got); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBound)
+		if got.Status.Phase != v1alpha1.ClaimPending || c == nil || c.Reason != v1alpha1.ReasonWaitingForPod || !strings.Contains(c.Message, "retrying") {
+			return fmt.Errorf("status %+v", got.Status)
+		}
+		return nil
+	})
+	if err := e.Client.Delete(context.Background(), down); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, bindTimeout, "a cold pod once the webhook is gone", func() error {
+		if err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(sbc), &got); err != nil {
+			return err
+		}
+		if got.Status.Phase != v1alpha1.ClaimPending || got.Status.PodName == "" || got.Status.Origin != v1alpha1.OriginColdPod {
+			return fmt.Errorf("status %+v", got.Status)
+		}
+		return nil
+	})
 }

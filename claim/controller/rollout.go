@@ -104,12 +104,12 @@ func (r *ClaimReconciler) dropOutdated(ctx context.Context, sbc *v1alpha1.Sandbo
 	r.needCurrent[sbc.UID] = perr.Error() + fmt.Sprintf(" (the claim waits for a Ready warm pod with runner %s, or a cold pod where the claim allows one)", r.opts.RunnerImage)
 	r.mu.Unlock()
 	r.metrics.outdated.Inc()
-	return r.setWaiting(ctx, sbc, v1alpha1.ReasonRunnerOutdated, r.needCurrent[sbc.UID])
+	return r.setWaiting(ctx, sbc, v1alpha1.ReasonRunnerOutdated, r.needCurrent[sbc.UID], outdatedRetry)
 }
 
 // setWaiting says the claim is Pending for reason, with no pod yet, and
 // looks again after outdatedRetry.
-func (r *ClaimReconciler) setWaiting(ctx context.Context, sbc *v1alpha1.SandboxClaim, reason, msg string) (ctrl.Result, error) {
+func (r *ClaimReconciler) setWaiting(ctx context.Context, sbc *v1alpha1.SandboxClaim, reason, msg string, retry time.Duration) (ctrl.Result, error) {
 	up := sbc.DeepCopy()
 	up.Status.Phase = v1alpha1.ClaimPending
 	up.Status.PodName = ""
@@ -118,7 +118,7 @@ func (r *ClaimReconciler) setWaiting(ctx context.Context, sbc *v1alpha1.SandboxC
 	meta.SetStatusCondition(&up.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionBound, Status: metav1.ConditionFalse, Reason: reason, Message: msg,
 	})
-	requeue := ctrl.Result{RequeueAfter: outdatedRetry}
+	requeue := ctrl.Result{RequeueAfter: retry}
 	if equalStatus(&sbc.Status, &up.Status) {
 		return requeue, nil
 	}
