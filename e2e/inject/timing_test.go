@@ -185,6 +185,10 @@ func TestStartupLatency(t *testing.T) {
 		prev = teardown(names)
 	}
 	t.Logf("one at a time: %d pods in %s", rounds*len(startupbench.Kinds), time.Since(began).Round(time.Second))
+	seq.Table(os.Stdout)
+	if !metricsOK {
+		fmt.Println("(the kubelet's /metrics were not reachable through the node proxy: no kubelet timings)")
+	}
 
 	bursts := &startupbench.Run{Title: fmt.Sprintf(
 		"Pod start-up, a burst of %d of one kind at once (plain, then copy, then image volume), images present", burst)}
@@ -214,11 +218,7 @@ func TestStartupLatency(t *testing.T) {
 		teardown(names)
 	}
 
-	seq.Table(os.Stdout)
 	bursts.Table(os.Stdout)
-	if !metricsOK {
-		fmt.Println("(the kubelet's /metrics were not reachable through the node proxy: no kubelet timings)")
-	}
 }
 
 func kindSlug(k startupbench.Kind) string {
