@@ -88,6 +88,13 @@ lint-shell: ## shellcheck the cluster, install and tools scripts (when shellchec
 	@if command -v shellcheck >/dev/null; then shellcheck -x -P SCRIPTDIR -S warning e2e/cluster/*.sh e2e/demo.sh hack/*.sh tools/gen-replaces.sh && echo "lint-shell: clean"; \
 	else echo "lint-shell: shellcheck not installed (apt-get install shellcheck), skipped"; fi
 
+# Pod start-up on the local cluster (issue 17): a short smoke of the same
+# test runs in every `make e2e`; E2E_BENCH=1 makes it the benchmark.
+BENCH_PARTS += bench-startup
+.PHONY: bench-startup
+bench-startup: ## On the local cluster, one run: pod create-to-Ready uninjected, copy and image volume (50 each one at a time, interleaved; bursts of 20), every phase from watches and the kubelet's own timings, vs plain
+	E2E_BENCH=1 $(MAKE) e2e E2E_RUN='^TestStartupLatency$$'
+
 BENCH_PARTS += bench-images
 .PHONY: bench-images
 bench-images: ## Benchmark building an image around a runner-sized binary
