@@ -30,14 +30,20 @@ import (
 // The upgrade test's sizes and times: bounded, so that it fits the single
 // node of 2 cores and a few minutes of CI.
 const (
-	upgradeWarmPerPool  = 3               // warm pods of each of the two pools
-	loadPodsPerSecond   = 10              // annotated pods created per second
-	loadClaimsPerSecond = 5               // SandboxClaims created per second
-	loadLead            = 5 * time.Second // the load runs this long before helm starts
-	loadAtLeast         = time.Minute     // and at least this long in all
-	loadTail            = 5 * time.Second // and at least this long after helm returns
-	claimSettle         = 2 * time.Minute // how long claims created under load may take to bind
-	rolloutWait         = 4 * time.Minute // how long warm pods may take to follow the runner
+	upgradeWarmPerPool  = 3  // warm pods of each of the two pools
+	loadPodsPerSecond   = 10 // annotated pods created per second
+	loadClaimsPerSecond = 5  // SandboxClaims created per second
+	// claimsInFlight bounds the claims created and not yet bound: each
+	// takes a pod, and the single node of 2 cores starts far fewer than 5
+	// a second (unbounded, cold pods filled its 110 pods, and the
+	// webhook's surge pod could not be scheduled). A tick that finds this
+	// many in flight creates nothing and is counted as deferred.
+	claimsInFlight = 5
+	loadLead       = 5 * time.Second // the load runs this long before helm starts
+	loadAtLeast    = time.Minute     // and at least this long in all
+	loadTail       = 5 * time.Second // and at least this long after helm returns
+	claimSettle    = 2 * time.Minute // how long claims created under load may take to bind
+	rolloutWait    = 4 * time.Minute // how long warm pods may take to follow the runner
 	// loadLabel marks the load's claims with the phase that made them.
 	loadLabel = "e2e.sandbox.io/upgrade-phase"
 	// unschedulable is a node label no node has: the load's pods are
@@ -81,7 +87,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	// The previous release, installed fresh with its own CRDs, as on a
 	// cluster that runs it.
 	start := time.Now()
-	if err := x.helmCmd(ctx, "uninstall", release, "--namespace", releaseNS, "--wait", "--ignore-not-found"); err != nil {
+	if err := x.helmCmd(ctx, "uninstall", release, "--namespace", releaseNS, "--wait"); err != nil {
 		t.Fatal(err)
 	}
 	if err := x.applyCRDs(ctx, filepath.Join(prev.chart, "crds")); err != nil {
@@ -138,8 +144,8 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	rollback := u.phase(t, "rollback", []string{"rollback", release, strconv.Itoa(prevRevision), "--namespace", releaseNS, "--wait", "--timeout", "3m"}, oldRunner)
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "upgrade from %s (runner %s) to the working tree (runner %s) and back; 2 webhook replicas, 2 pools of %d warm pods; load %d pods/s, %d claims/s\n",
-		prev.commit[:7], prev.tag, x.tag, upgradeWarmPerPool, loadPodsPerSecond, loadClaimsPerSecond)
+	fmt.Fprintf(&b, "upgrade from %s (runner %s) to the working tree (runner %s) and back; 2 webhook replicas, 2 pools of %d warm pods; load %d pods/s, %d claims/s (at most %d in flight)\n",
+		prev.commit[:7], prev.tag, x.tag, upgradeWarmPerPool, loadPodsPerSecond, loadClaimsPerSecond, claimsInFlight)
 	writePhases(&b, []upgradePhase{upgrade, rollback})
 	fmt.Print("\n" + b.String())
 	t.Log("\n" + b.String())
@@ -260,6 +266,7 @@ type upgradePhase struct {
 	helm             time.Duration // the helm command, --wait included
 	pods             loadCount     // created (tried) and admitted with the injection (ok)
 	claims           loadCount     // attempted (tried) and bound (ok)
+	claimsDeferred   int           // claim ticks skipped with claimsInFlight in flight
 	bindP50, bindMax time.Duration // creation to seen Bound
 	rollout          time.Duration // from helm's start until every warm pod runs the target runner; < 0: not within rolloutWait
 	sandboxVersion   string        // the runner version the sandbox claimed before answered with
@@ -288,9 +295,10 @@ func (u *upgradeRun) phase(t *testing.T, name string, args []string, target stri
 	}
 	close(stop)
 	ph.pods = pods.wait()
-	ph.claims, ph.bindP50, ph.bindMax = claims.wait()
+	ph.claims, ph.claimsDeferred, ph.bindP50, ph.bindMax = claims.wait()
 	if helmErr != nil {
-		t.Fatalf("%s: %v", name, helmErr)
+		t.Fatalf("%s: %v (meanwhile pods %d/%d, claims %d/%d, %d deferred, lost: %v %v)", name, helmErr,
+			ph.pods.ok, ph.pods.tried, ph.claims.ok, ph.claims.tried, ph.claimsDeferred, ph.pods.errs, ph.claims.errs)
 	}
 	ph.rollout = <-rolled
 	ph.sandboxVersion, ph.sandboxErr = u.sandboxAnswers(ctx)
@@ -423,6 +431,8 @@ type claimLoad struct {
 	mu       sync.Mutex
 	c        loadCount
 	pending  map[string]time.Time // created, neither bound nor finished: when created
+	inFlight int                  // being created or pending
+	deferred int                  // ticks that found claimsInFlight in flight
 	bind     []time.Duration
 }
 
@@ -442,7 +452,13 @@ func (u *upgradeRun) startClaimLoad(ctx context.Context, phase string, stop <-ch
 			case <-tick.C:
 			}
 			l.mu.Lock()
+			if l.inFlight >= claimsInFlight {
+				l.deferred++
+				l.mu.Unlock()
+				continue
+			}
 			l.c.tried++
+			l.inFlight++
 			l.mu.Unlock()
 			l.creators.Add(1)
 			go func() {
@@ -468,6 +484,7 @@ func (l *claimLoad) one(ctx context.Context, u *upgradeRun, phase string) {
 	defer l.mu.Unlock()
 	if err != nil {
 		l.c.fail("creating: " + err.Error())
+		l.inFlight--
 		return
 	}
 	l.pending[sbc.Name] = at
@@ -529,6 +546,7 @@ func (l *claimLoad) account(ctx context.Context, u *upgradeRun, claims []v1alpha
 		}
 		if done {
 			delete(l.pending, sbc.Name)
+			l.inFlight--
 		}
 		l.mu.Unlock()
 		// Released at once, so that the node holds few claimed pods; one
@@ -546,7 +564,7 @@ func (l *claimLoad) account(ctx context.Context, u *upgradeRun, claims []v1alpha
 // wait waits, once stop is closed, for the creations in flight, then for
 // every claim to bind or fail (at most claimSettle), and returns the counts
 // and the times to bind.
-func (l *claimLoad) wait() (loadCount, time.Duration, time.Duration) {
+func (l *claimLoad) wait() (loadCount, int, time.Duration, time.Duration) {
 	l.creators.Wait()
 	close(l.created)
 	<-l.swept
@@ -557,12 +575,12 @@ func (l *claimLoad) wait() (loadCount, time.Duration, time.Duration) {
 	if n := len(l.bind); n > 0 {
 		p50, top = l.bind[n/2], l.bind[n-1]
 	}
-	return l.c, p50, top
+	return l.c, l.deferred, p50, top
 }
 
 // writePhases prints the phases as one table, then why anything was lost.
 func writePhases(w io.Writer, phases []upgradePhase) {
-	fmt.Fprintf(w, "%-9s %8s %18s %18s %16s %22s  %s\n", "phase", "helm", "pods created/adm.", "claims tried/bound", "bind p50/max", "all warm pods on it", "claimed-before sandbox")
+	fmt.Fprintf(w, "%-9s %8s %18s %18s %9s %16s %22s  %s\n", "phase", "helm", "pods created/adm.", "claims tried/bound", "deferred", "bind p50/max", "all warm pods on it", "claimed-before sandbox")
 	for _, ph := range phases {
 		rollout := "not in " + rolloutWait.String()
 		if ph.rollout >= 0 {
@@ -572,8 +590,8 @@ func writePhases(w io.Writer, phases []upgradePhase) {
 		if ph.sandboxErr != nil {
 			sandbox = "FAILED: " + ph.sandboxErr.Error()
 		}
-		fmt.Fprintf(w, "%-9s %8s %18s %18s %16s %22s  %s\n", ph.name, ph.helm.Round(100*time.Millisecond),
-			fmt.Sprintf("%d/%d", ph.pods.tried, ph.pods.ok), fmt.Sprintf("%d/%d", ph.claims.tried, ph.claims.ok),
+		fmt.Fprintf(w, "%-9s %8s %18s %18s %9d %16s %22s  %s\n", ph.name, ph.helm.Round(100*time.Millisecond),
+			fmt.Sprintf("%d/%d", ph.pods.tried, ph.pods.ok), fmt.Sprintf("%d/%d", ph.claims.tried, ph.claims.ok), ph.claimsDeferred,
 			ph.bindP50.Round(10*time.Millisecond).String()+"/"+ph.bindMax.Round(10*time.Millisecond).String(), rollout, sandbox)
 	}
 	for _, ph := range phases {
