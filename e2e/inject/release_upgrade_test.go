@@ -250,8 +250,11 @@ func (u *upgradeRun) sandboxAnswers(ctx context.Context) (string, error) {
 	}
 	body, err := io.ReadAll(f)
 	_ = f.Close()
-	if err != nil || string(body) != keptFile {
-		return "", fmt.Errorf("kept.txt holds %q (%v), want %q", body, err, keptFile)
+	if err != nil {
+		return "", fmt.Errorf("reading kept.txt: %w", err)
+	}
+	if string(body) != keptFile {
+		return "", fmt.Errorf("kept.txt holds %q, want %q", body, keptFile)
 	}
 	st, err := r.Status(ctx)
 	if err != nil {
