@@ -277,6 +277,12 @@ func TestDeployment(t *testing.T) {
 		t.Errorf("rolling update %+v, want maxUnavailable 0", ru)
 	}
 	pod := dep.Spec.Template.Spec
+	// A stopping replica serves on until the Service no longer sends it
+	// admissions (TestUpgradeFromPreviousRelease, e2e/inject, found them
+	// refused during a helm upgrade without it).
+	if got := ptr.Deref(pod.TerminationGracePeriodSeconds, 0); got != 35 {
+		t.Errorf("terminationGracePeriodSeconds = %d, want 35 (the 5 s delay and 30 s to finish)", got)
+	}
 	wantPodSC := &corev1.PodSecurityContext{
 		RunAsNonRoot:   ptr.To(true),
 		RunAsUser:      ptr.To[int64](65532),
@@ -291,6 +297,9 @@ func TestDeployment(t *testing.T) {
 		t.Fatalf("%d containers, want 1", len(pod.Containers))
 	}
 	c := pod.Containers[0]
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds != 5 {
+		t.Errorf("webhook container lifecycle %+v, want a preStop sleep of 5 s", c.Lifecycle)
+	}
 	wantSC := &corev1.SecurityContext{
 		AllowPrivilegeEscalation: ptr.To(false),
 		ReadOnlyRootFilesystem:   ptr.To(true),

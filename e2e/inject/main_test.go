@@ -148,18 +148,23 @@ func (x *env) imageFsPath() string {
 func (x *env) installAgent(t *testing.T, extra ...string) {
 	t.Helper()
 	args := append([]string{"upgrade", release, filepath.Join(x.root, "charts", "sandbox-injector")}, x.helmArgs()...)
-	args = append(args, "--set", "agent.enabled=true", "--set", "agent.criSocket="+criSocket(),
-		"--set", "agent.imageFsPath="+x.imageFsPath(), "--set", "agent.labelInterval=1h",
+	args = append(args, x.agentArgs()...)
+	if err := x.helmCmd(t.Context(), append(args, extra...)...); err != nil {
+		t.Fatalf("installing the node agent: %v", err)
+	}
+}
+
+// agentArgs are the helm args that add the node agent to helmArgs.
+func (x *env) agentArgs() []string {
+	return []string{"--set", "agent.enabled=true", "--set", "agent.criSocket=" + criSocket(),
+		"--set", "agent.imageFsPath=" + x.imageFsPath(), "--set", "agent.labelInterval=1h",
 		// The local cluster's image filesystem is this machine's own root
 		// filesystem, whose use the suite does not control (a CI machine's
 		// disk may well be over the default 80 %): pulls never pause here.
 		// The pause itself is proven against a real containerd by
 		// agent's TestPrePullLoop.
 		"--set", "agent.prepull.diskThreshold=100",
-		"--set", "agent.image.registry="+x.registry, "--set-string", "agent.image.tag="+x.tag)
-	if err := x.helmCmd(t.Context(), append(args, extra...)...); err != nil {
-		t.Fatalf("installing the node agent: %v", err)
-	}
+		"--set", "agent.image.registry=" + x.registry, "--set-string", "agent.image.tag=" + x.tag}
 }
 
 func (x *env) helmCmd(ctx context.Context, args ...string) error {
@@ -177,15 +182,24 @@ func (x *env) install() error {
 	// Helm installs crds/ only on the first install: apply them, as the
 	// README's Upgrading section tells users to, so that a kept cluster
 	// gets the CRDs of this tree.
-	crds := exec.CommandContext(ctx, x.kubectl, "apply", "--server-side", "--force-conflicts", "-f", filepath.Join(x.root, "charts", "sandbox-injector", "crds"))
-	if out, err := crds.CombinedOutput(); err != nil {
-		return fmt.Errorf("applying the CRDs: %w\n%s", err, out)
+	if err := x.applyCRDs(ctx, filepath.Join(x.root, "charts", "sandbox-injector", "crds")); err != nil {
+		return err
 	}
 	args := append([]string{"upgrade", "--install", release, filepath.Join(x.root, "charts", "sandbox-injector")}, x.helmArgs()...)
 	if err := x.helmCmd(ctx, args...); err != nil {
 		return err
 	}
 	return x.waitForWebhook(ctx)
+}
+
+// applyCRDs applies the CRDs in dir server-side, taking over fields another
+// manager set (the README's Upgrading section).
+func (x *env) applyCRDs(ctx context.Context, dir string) error {
+	crds := exec.CommandContext(ctx, x.kubectl, "apply", "--server-side", "--force-conflicts", "-f", dir)
+	if out, err := crds.CombinedOutput(); err != nil {
+		return fmt.Errorf("applying the CRDs of %s: %w\n%s", dir, err, out)
+	}
+	return nil
 }
 
 // waitForWebhook waits until the API server really reaches the webhook (a
