@@ -103,3 +103,7 @@ bench-images: ## Benchmark building an image around a runner-sized binary
 .PHONY: test-cluster-restart
 test-cluster-restart: cluster-up ## Down + up keeps pods and down leaves the host clean (stops the cluster in between: run alone)
 	@$(cluster_env) $(ROOT)/e2e/cluster/restart-test.sh
+
+.PHONY: test-upgrade
+test-upgrade: ## The upgrade proof on the local cluster: the previous release's chart and images, helm upgrade and rollback under load (not part of make test yet: it still loses a few admissions while webhook pods stop)
+	SANDBOX_E2E_UPGRADE=1 $(MAKE) --no-print-directory e2e E2E_RUN='^TestUpgradeFromPreviousRelease$$'
