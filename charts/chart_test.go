@@ -297,8 +297,11 @@ func TestDeployment(t *testing.T) {
 		t.Fatalf("%d containers, want 1", len(pod.Containers))
 	}
 	c := pod.Containers[0]
-	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds != 5 {
-		t.Errorf("webhook container lifecycle %+v, want a preStop sleep of 5 s", c.Lifecycle)
+	// The webhook drains itself after SIGTERM (--shutdown-delay); a
+	// preStop sleep would only delay the drain.
+	if c.Lifecycle != nil || !slices.Contains(c.Args, "--shutdown-delay=5s") ||
+		pod.TerminationGracePeriodSeconds == nil || *pod.TerminationGracePeriodSeconds != 35 {
+		t.Errorf("webhook container lifecycle %+v, args %v, grace %v: want no preStop, --shutdown-delay=5s and a grace period of 35 s", c.Lifecycle, c.Args, pod.TerminationGracePeriodSeconds)
 	}
 	wantSC := &corev1.SecurityContext{
 		AllowPrivilegeEscalation: ptr.To(false),
@@ -328,9 +331,10 @@ func TestDeployment(t *testing.T) {
 		"--entrypoint-timeout=3s",
 		"--injection-method=auto",
 		"--release-namespace=sbx",
+		"--shutdown-delay=5s",
 		"--claims=true",
 		"--claim-key-secret=sandbox-injector-claim-key",
-		"--claim-concurrency=16",
+		"--claim-concurrency=64",
 		"--claim-finished-ttl=1h",
 		"--claim-cold-timeout=3m",
 		"--leader-lease-duration=10s",

@@ -23,6 +23,10 @@ type SetupOptions struct {
 	Registerer prometheus.Registerer
 	// Logger: nil discards.
 	Logger *slog.Logger
+	// Drain, when set, closes every connection after its answer once
+	// started, and fails /readyz: the caller starts it when the pod is
+	// told to stop and stops the manager after a delay.
+	Drain *Drain
 }
 
 // SetupWithManager registers the admission handler at Path on mgr's webhook
@@ -53,7 +57,14 @@ func SetupWithManager(ctx context.Context, mgr manager.Manager, cfg Config, opts
 		return err
 	}
 	srv := mgr.GetWebhookServer()
-	srv.Register(Path, LimitRequests(&admission.Webhook{Handler: h}))
+	handler := LimitRequests(&admission.Webhook{Handler: h})
+	if opts.Drain != nil {
+		handler = opts.Drain.Wrap(handler)
+		if err := mgr.AddReadyzCheck("drain", opts.Drain.Checker); err != nil {
+			return fmt.Errorf("adding readiness check: %w", err)
+		}
+	}
+	srv.Register(Path, handler)
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return fmt.Errorf("adding health check: %w", err)
 	}

@@ -59,6 +59,8 @@ type options struct {
 
 	// Pool isolation controllers (isolation.go).
 	isolation isolationOptions
+	// shutdownDelay is how long the webhook drains after SIGTERM.
+	shutdownDelay time.Duration
 }
 
 // Values of --cert-mode.
@@ -74,6 +76,7 @@ func (o *options) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.port, "port", 9443, "HTTPS port of the admission webhook.")
 	fs.StringVar(&o.metricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
 	fs.StringVar(&o.healthProbeAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
+	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "After SIGTERM, how long the webhook keeps answering, closing each connection after its answer (HTTP/2: GOAWAY) and failing /readyz, before it stops: the API server moves to other replicas without losing an admission.")
 	fs.StringVar(&o.runnerImage, "runner-image", "", "Image holding the runner at "+webhook.ImageRunnerPath+" (required).")
 	fs.IntVar(&o.runnerPort, "runner-port", api.DefaultPort, "Port of the first wrapped container's runner.")
 	fs.StringVar(&o.tokenSecret, "token-secret", api.DefaultTokenSecret, "Default Secret holding the runner API token, in each pod's namespace.")
@@ -145,6 +148,9 @@ func (o *options) Validate() error {
 		if o.claimConcurrency < 1 {
 			errs = append(errs, fmt.Errorf("--claim-concurrency %d is not positive", o.claimConcurrency))
 		}
+	}
+	if o.shutdownDelay < 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-delay %s is negative", o.shutdownDelay))
 	}
 	switch o.certMode {
 	case certModeFiles:

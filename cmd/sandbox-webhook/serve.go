@@ -31,7 +31,8 @@ import (
 // leader with.
 const claimLeaseName = "sandbox-injector-claims"
 
-// serve runs the manager with the admission webhook until ctx ends.
+// serve runs the manager with the admission webhook until ctx ends, then
+// drains for --shutdown-delay before it stops.
 func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
 	restCfg, err := kubeconfig.Load(o.kubeconfig, "sandbox-webhook/"+version.Version)
@@ -55,11 +56,30 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	if err := setupRunnables(ctx, mgr, o, wcfg, rotator, log); err != nil {
+	drain := &webhook.Drain{}
+	if err := setupRunnables(ctx, mgr, o, wcfg, rotator, drain, log); err != nil {
 		return err
 	}
 	log.Info("starting sandbox-webhook", "version", version.Version, "port", o.port, "runnerImage", o.runnerImage, "certMode", o.certMode, "claims", o.claims)
-	return mgr.Start(ctx)
+	return mgr.Start(drainAfter(ctx, drain, o.shutdownDelay, log))
+}
+
+// drainAfter is a context that ends delay after ctx does; meanwhile drain
+// is started, so that the webhook answers on while the API server moves
+// its connections to other replicas.
+func drainAfter(ctx context.Context, drain *webhook.Drain, delay time.Duration, log *slog.Logger) context.Context {
+	if delay <= 0 {
+		return ctx
+	}
+	run, stop := context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		<-ctx.Done()
+		drain.Start()
+		log.Info("stopping: draining connections before the server closes", "delay", delay)
+		time.Sleep(delay)
+		stop()
+	}()
+	return run
 }
 
 // managerOptions are the manager's options but leader election, and the
@@ -116,7 +136,7 @@ func loadClaimKey(ctx context.Context, restCfg *rest.Config, o *options) (claimk
 // setupRunnables adds to mgr the claim controller (with --claims), the
 // certificate rotator (when there is one), the admission webhook and the
 // isolation controllers.
-func setupRunnables(ctx context.Context, mgr manager.Manager, o *options, wcfg webhook.Config, rotator *certs.Rotator, log *slog.Logger) error {
+func setupRunnables(ctx context.Context, mgr manager.Manager, o *options, wcfg webhook.Config, rotator *certs.Rotator, drain *webhook.Drain, log *slog.Logger) error {
 	if o.claims {
 		if err := controller.Setup(mgr, controller.Options{
 			Key:         wcfg.ClaimKey,
@@ -140,7 +160,7 @@ func setupRunnables(ctx context.Context, mgr manager.Manager, o *options, wcfg w
 		resolver = entrypoint.NewResolver(entrypoint.Config{Insecure: splitList(o.insecureRegistries), AllowPrivate: o.registryPrivate})
 	}
 	if err := webhook.SetupWithManager(ctx, mgr, wcfg, webhook.SetupOptions{
-		Resolver: resolver, Registerer: metrics.Registry, Logger: log,
+		Resolver: resolver, Registerer: metrics.Registry, Logger: log, Drain: drain,
 	}); err != nil {
 		return err
 	}
