@@ -68,15 +68,13 @@ const (
 // still answers its claimant. The suite's chart of this tree is installed
 // again at the end.
 //
-// It runs only with SANDBOX_E2E_UPGRADE=1 (make test-upgrade): it still
-// loses a few admissions while webhook pods stop (the first full run:
-// 2 of 645 in the upgrade, "connection refused" from the previous
-// release's pods, which stop without a delay; 5 of 684 in the rollback,
-// "broken pipe" on connections the stopping pods closed), so it would fail
-// make test until the webhook drains its connections before it stops.
+// It runs only with SANDBOX_E2E_UPGRADE=1 (make test-upgrade): since the
+// webhook drains before it stops, no admission is lost (654/654 and
+// 599/599 when last measured), but one claim of the rollback failed with
+// PodLost (26 of 27 bound), not yet understood.
 func TestUpgradeFromPreviousRelease(t *testing.T) {
 	if os.Getenv("SANDBOX_E2E_UPGRADE") != "1" {
-		t.Skip("SKIPPING THE UPGRADE PROOF: it runs with SANDBOX_E2E_UPGRADE=1 (make test-upgrade); it still loses a few admissions while webhook pods stop (README, Upgrading)")
+		t.Skip("SKIPPING THE UPGRADE PROOF: it runs with SANDBOX_E2E_UPGRADE=1 (make test-upgrade); a claim can still be lost in the rollback (README, Upgrading)")
 	}
 	x := requireE2E(t)
 	prev := x.previousRelease(t)
