@@ -378,8 +378,12 @@ func (r *ClaimReconciler) startCold(ctx context.Context, sbc *v1alpha1.SandboxCl
 		if waited := r.pendingFor(sbc); transient(err) && waited < r.opts.ColdTimeout {
 			// The webhook rolling out, the API server busy: the claim waits
 			// and tries again, up to the cold timeout.
+			// The message stays the same from one try to the next (the
+			// error's text names ephemeral ports), so that the status is
+			// written once, not every coldCreateRetry; the log has the error.
+			r.opts.Logger.Info("creating a cold pod failed for now; retrying", "namespace", sbc.Namespace, "claim", sbc.Name, "waited", waited, "err", err)
 			return r.setWaiting(ctx, sbc, v1alpha1.ReasonWaitingForPod,
-				fmt.Sprintf("creating a cold pod failed for now (%v); retrying for up to %s", err, r.opts.ColdTimeout-waited.Truncate(time.Second)), coldCreateRetry)
+				fmt.Sprintf("creating a cold pod failed for now (%s); retrying until the cold timeout (%s) has passed", failureKind(err), r.opts.ColdTimeout), coldCreateRetry)
 		}
 		return r.fail(ctx, sbc, v1alpha1.OriginCold, v1alpha1.ReasonColdStartFailed, "creating a cold pod: "+err.Error())
 	}
@@ -403,6 +407,15 @@ func transient(err error) bool {
 	}
 	var status apierrors.APIStatus
 	return !errors.As(err, &status)
+}
+
+// failureKind names a transient failure in a few stable words: the API
+// status reason, or that no answer came.
+func failureKind(err error) string {
+	if reason := apierrors.ReasonForError(err); reason != metav1.StatusReasonUnknown {
+		return "the API server answered " + string(reason)
+	}
+	return "no answer from the API server"
 }
 
 // pendingFor is how long the controller has been binding sbc: since it

@@ -427,6 +427,15 @@ func TestColdPodRetriedWhileWebhookDown(t *testing.T) {
 		}
 		return nil
 	})
+	// Retries every 2 s write the status once: it says the same each time.
+	waiting := got.ResourceVersion
+	time.Sleep(5 * time.Second)
+	if err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(sbc), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ResourceVersion != waiting {
+		t.Errorf("the waiting claim was rewritten while the webhook stayed down: %+v", got.Status.Conditions)
+	}
 	if err := e.Client.Delete(context.Background(), down); err != nil {
 		t.Fatal(err)
 	}
