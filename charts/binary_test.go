@@ -139,6 +139,7 @@ func TestWebhookBinaryWithChart(t *testing.T) {
 					t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
 				}
 			}
+			installsWholeChart(t)
 			helmRun("install", release, chart, "--namespace", ns, "--create-namespace", "--values", valuesFile)
 			t.Cleanup(func() {
 				helmRun("uninstall", release, "--namespace", ns)

@@ -97,6 +97,7 @@ func TestCertManagerIssuesServingCertificate(t *testing.T) {
 			t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
+	installsWholeChart(t)
 	helmRun("install", release, filepath.Join(root, "charts", ChartName), "--namespace", ns, "--create-namespace", "--set", set)
 	t.Cleanup(func() { helmRun("uninstall", release, "--namespace", ns) })
 

@@ -107,6 +107,42 @@ func certManagerCRDs(ctx context.Context) (string, error) {
 	return filepath.Join(mod.Dir, "deploy", "crds"), nil
 }
 
+// clusterWide keeps the tests that install the whole chart apart from the
+// tests that create pods labelled sandbox.io/pool. An installed release's
+// pool-pods ValidatingAdmissionPolicy is bound in every namespace, as it
+// must be in a cluster, and refuses every creator but its own release's, so
+// it would refuse the creators the pool tests admit. Installs share the
+// read side (they may run together); a pool test takes the write side.
+var clusterWide sync.RWMutex
+
+// installsWholeChart marks a test that installs the chart with helm: no pool
+// test runs until its uninstall (registered after this call) is done.
+func installsWholeChart(t *testing.T) {
+	t.Helper()
+	clusterWide.RLock()
+	t.Cleanup(clusterWide.RUnlock)
+}
+
+// createsPoolPods marks a test that creates pool-labelled pods: it waits
+// until no installed release's pool-pods policy is in force any more (the
+// API server's admission drops a deleted policy a moment after the
+// uninstall), probing a namespace no test scopes a policy to.
+func createsPoolPods(t *testing.T, admin client.Client) {
+	t.Helper()
+	clusterWide.Lock()
+	t.Cleanup(clusterWide.Unlock)
+	const ns = "pool-policy-probe"
+	createNamespace(t, admin, ns, nil)
+	if err := admin.Create(t.Context(), &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	eventually(t, "no installed release's pool-pods policy in force", func() error {
+		return admin.Create(t.Context(), testPod(ns, "probe", nil, func(p *corev1.Pod) {
+			p.Labels = map[string]string{"sandbox.io/pool": "probe"}
+		}), client.DryRunAll)
+	})
+}
+
 // createNamespace creates a namespace with labels, or fails the test.
 func createNamespace(t *testing.T, c client.Client, name string, labels map[string]string) {
 	t.Helper()

@@ -54,6 +54,7 @@ func TestHelmInstallUpgrade(t *testing.T) {
 		return out.String()
 	}
 
+	installsWholeChart(t)
 	out := helmRun("install", release, chart, "--namespace", ns, "--create-namespace", "--set", set)
 	t.Cleanup(func() { helmRun("uninstall", release, "--namespace", ns) })
 	for _, want := range []string{

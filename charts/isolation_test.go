@@ -224,6 +224,7 @@ func TestAgentNodePolicy(t *testing.T) {
 func TestPoolPodCreatorsPolicy(t *testing.T) {
 	t.Parallel()
 	admin := requireAPIServer(t)
+	createsPoolPods(t, admin)
 	const ns = "poolcreators"
 	createNamespace(t, admin, ns, nil)
 	objs := render(t, Release{Name: "pc", Namespace: "pc-system", Values: map[string]any{
@@ -290,6 +291,7 @@ func TestPoolPodCreatorsPolicy(t *testing.T) {
 func TestAgentPodShapePolicy(t *testing.T) {
 	t.Parallel()
 	admin := requireAPIServer(t)
+	createsPoolPods(t, admin)
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

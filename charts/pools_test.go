@@ -177,6 +177,7 @@ func TestChartPools(t *testing.T) {
 func TestAgentPodPolicy(t *testing.T) {
 	t.Parallel()
 	admin := requireAPIServer(t)
+	createsPoolPods(t, admin)
 	const releaseNS, ns = "poolpolicy-system", "poolpolicy"
 	createNamespace(t, admin, releaseNS, nil)
 	createNamespace(t, admin, ns, nil)
