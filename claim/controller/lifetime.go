@@ -28,14 +28,23 @@ func expiry(sbc *v1alpha1.SandboxClaim) *metav1.Time {
 // keepBound watches over a bound claim: it fails it when its pod is gone,
 // follows a changed deadline, and ends it when the deadline passes.
 func (r *ClaimReconciler) keepBound(ctx context.Context, sbc *v1alpha1.SandboxClaim) (ctrl.Result, error) {
+	key := types.NamespacedName{Namespace: sbc.Namespace, Name: sbc.Status.PodName}
 	var pod corev1.Pod
-	err := r.client.Get(ctx, types.NamespacedName{Namespace: sbc.Namespace, Name: sbc.Status.PodName}, &pod)
-	switch {
-	case apierrors.IsNotFound(err) || err == nil && (pod.DeletionTimestamp != nil || metav1.GetControllerOf(&pod) == nil || metav1.GetControllerOf(&pod).UID != sbc.UID):
-		return r.fail(ctx, sbc, string(sbc.Status.Origin), v1alpha1.ReasonPodLost,
-			fmt.Sprintf("pod %s of the claim was deleted or replaced; create a new claim", sbc.Status.PodName))
-	case err != nil:
-		return ctrl.Result{}, err
+	err := r.client.Get(ctx, key, &pod)
+	if podLost(sbc, &pod, err) {
+		// The cache may lag the take that bound the claim: the pod's and
+		// the claim's watch events come in no set order, so a claim just
+		// bound can meet its pod still free, or not yet there. Only the
+		// API server says the pod is lost.
+		pod = corev1.Pod{}
+		err = r.api.Get(ctx, key, &pod)
+		if podLost(sbc, &pod, err) {
+			return r.fail(ctx, sbc, string(sbc.Status.Origin), v1alpha1.ReasonPodLost,
+				fmt.Sprintf("pod %s of the claim was deleted or replaced; create a new claim", sbc.Status.PodName))
+		}
+	}
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("reading pod %s of claim %s/%s: %w", key.Name, sbc.Namespace, sbc.Name, err)
 	}
 	want := expiry(sbc)
 	if want == nil {
@@ -51,6 +60,16 @@ func (r *ClaimReconciler) keepBound(ctx context.Context, sbc *v1alpha1.SandboxCl
 		return ctrl.Result{RequeueAfter: left}, nil
 	}
 	return r.expire(ctx, sbc, &pod, want)
+}
+
+// podLost reports whether pod, read with err, is no longer the bound
+// claim's: gone, being deleted, or controlled by something else.
+func podLost(sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, err error) bool {
+	if err != nil {
+		return apierrors.IsNotFound(err)
+	}
+	ref := metav1.GetControllerOf(pod)
+	return pod.DeletionTimestamp != nil || ref == nil || ref.UID != sbc.UID
 }
 
 // writeExpiry records a changed deadline (the claimant raised it).

@@ -552,7 +552,7 @@ func (l *claimLoad) account(ctx context.Context, u *upgradeRun, claims []v1alpha
 			case v1alpha1.ClaimFailed, v1alpha1.ClaimExpired:
 				reason := string(sbc.Status.Phase)
 				if cond := meta.FindStatusCondition(sbc.Status.Conditions, v1alpha1.ConditionBound); cond != nil {
-					reason += " " + cond.Reason
+					reason += " " + cond.Reason + ": " + cond.Message
 				}
 				l.c.fail(reason)
 				done = true

@@ -1,0 +1,110 @@
+package controller_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/claim/controller"
+	"sandbox.io/injector/internal/claimtest"
+)
+
+// laggingCache is the controller's cache behind the API server: for the
+// pods it holds it answers with an older copy (nil: not seen yet), as an
+// informer whose pod events arrive after the claim's.
+type laggingCache struct {
+	client.Client
+	mu   sync.Mutex
+	pods map[types.NamespacedName]*corev1.Pod
+}
+
+func (c *laggingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if pod, ok := obj.(*corev1.Pod); ok {
+		c.mu.Lock()
+		old, held := c.pods[key]
+		c.mu.Unlock()
+		if held {
+			if old == nil {
+				return apierrors.NewNotFound(corev1.Resource("pods"), key.Name)
+			}
+			old.DeepCopyInto(pod)
+			return nil
+		}
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+func (c *laggingCache) hold(key types.NamespacedName, pod *corev1.Pod) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pods[key] = pod
+}
+
+// TestBoundClaimMeetsALaggingCache: a claim just bound, reconciled while the
+// cache still shows its pod free in the pool or not at all, stays Bound
+// (the pod's and the claim's watch events come in no set order: the
+// rollback of the upgrade proof lost a claim so). Once the API server
+// agrees that the pod is being deleted, the claim fails PodLost.
+func TestBoundClaimMeetsALaggingCache(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{NoController: true})
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, "python", 1)
+	free := e.WarmPod(p, "node-a").DeepCopy()
+	stop := e.StartController(controller.Options{}, "")
+	sbc := newClaim(ns, "python", "claimant-token-0123456789abcdef")
+	create(t, e, sbc)
+	bound := e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimBound, v1alpha1.ClaimFailed)
+	if bound.Status.Phase != v1alpha1.ClaimBound || bound.Status.PodName != free.Name {
+		t.Fatalf("claim %s on pod %q, want Bound on %s: %+v", bound.Status.Phase, bound.Status.PodName, free.Name, bound.Status.Conditions)
+	}
+	stop()
+
+	cache := &laggingCache{Client: e.Client, pods: map[types.NamespacedName]*corev1.Pod{}}
+	r, err := controller.NewReconciler(controller.Options{Key: e.Key}, cache, e.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	podKey := types.NamespacedName{Namespace: ns, Name: free.Name}
+	reconcile := func() *v1alpha1.SandboxClaim {
+		t.Helper()
+		if _, err := r.Reconcile(t.Context(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: sbc.Name}}); err != nil {
+			t.Fatalf("reconcile: %v", err)
+		}
+		var got v1alpha1.SandboxClaim
+		if err := e.Client.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: sbc.Name}, &got); err != nil {
+			t.Fatal(err)
+		}
+		return &got
+	}
+	for what, cached := range map[string]*corev1.Pod{"still free in its pool": free, "not seen yet": nil} {
+		cache.hold(podKey, cached)
+		if got := reconcile(); got.Status.Phase != v1alpha1.ClaimBound {
+			t.Errorf("the cache showing the pod %s: claim %s %+v, want it kept Bound", what, got.Status.Phase, meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBound))
+		}
+	}
+
+	// Deleted for real (no kubelet here: it stays terminating), while the
+	// cache still shows it free: the API server has the last word.
+	var pod corev1.Pod
+	if err := e.Client.Get(t.Context(), podKey, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Client.Delete(t.Context(), &pod); err != nil {
+		t.Fatal(err)
+	}
+	cache.hold(podKey, free)
+	got := reconcile()
+	cond := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBound)
+	if got.Status.Phase != v1alpha1.ClaimFailed || cond == nil || cond.Reason != v1alpha1.ReasonPodLost {
+		t.Errorf("its pod deleted: claim %s %+v, want Failed PodLost", got.Status.Phase, cond)
+	}
+}
