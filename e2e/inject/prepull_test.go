@@ -141,12 +141,11 @@ func TestPrePull(t *testing.T) {
 			before.UID, restarts(before), after.UID, restarts(after))
 	}
 
-	// Removed by hand through the CRI: pulled again.
+	// Removed by hand through the CRI: pulled again. The agent looks every
+	// 2 s, so the image may be back before the test can see it gone: the
+	// second ImagePulled event below is what proves the pull back.
 	if _, err := images.RemoveImage(t.Context(), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: three}}); err != nil {
 		t.Fatal(err)
-	}
-	if present(three) {
-		t.Fatalf("%s is still on the node after RemoveImage", three)
 	}
 	waitPresent("the removed image back on the node", three)
 
