@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"sandbox.io/injector/claim"
 )
 
 func newCmdList(r *root) *cobra.Command {
@@ -26,34 +31,45 @@ node, the runner's address and the reason of the Bound condition.`,
 			return err
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, ns, err := r.claimer()
-			if err != nil {
-				return err
-			}
-			if all {
-				ns = ""
-			}
-			claims, err := cl.List(cmd.Context(), ns)
-			if err != nil {
-				return err
-			}
-			if !out.human() {
-				p, err := out.printer()
-				if err != nil {
-					return err
-				}
-				return out.printList(p, list(claims, "SandboxClaim"), r.stdout)
-			}
-			if len(claims) == 0 {
-				fmt.Fprintf(r.stderr, "No sandbox claims found in %s.\n", where(ns))
-				return nil
-			}
-			return out.table(claimTable(claims, time.Now()), all, r.stdout)
+			return runList(cmd, r, out, all, "SandboxClaim", "sandbox claims", (*claim.Client).List, claimTable)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the claims of every namespace")
 	out.addFlags(cmd)
 	return cmd
+}
+
+// runList shows the objects of one kind (kind "SandboxClaim", noun
+// "sandbox claims") in the namespace, or in all: as a table, or in the
+// format -o names.
+func runList[T any, P interface {
+	*T
+	runtime.Object
+}](cmd *cobra.Command, r *root, out *outputFlags, all bool, kind, noun string,
+	fetch func(*claim.Client, context.Context, string) ([]T, error), table func([]T, time.Time) *metav1.Table) error {
+	cl, ns, err := r.claimer()
+	if err != nil {
+		return err
+	}
+	if all {
+		ns = ""
+	}
+	items, err := fetch(cl, cmd.Context(), ns)
+	if err != nil {
+		return err
+	}
+	if !out.human() {
+		p, err := out.printer()
+		if err != nil {
+			return err
+		}
+		return out.printList(p, list[T, P](items, kind), r.stdout)
+	}
+	if len(items) == 0 {
+		fmt.Fprintf(r.stderr, "No %s found in %s.\n", noun, where(ns))
+		return nil
+	}
+	return out.table(table(items, time.Now()), all, r.stdout)
 }
 
 // where names the namespace a list looked in, as kubectl says it.

@@ -1,10 +1,9 @@
 package main
 
 import (
-	"fmt"
-	"time"
-
 	"github.com/spf13/cobra"
+
+	"sandbox.io/injector/claim"
 )
 
 func newCmdPools(r *root) *cobra.Command {
@@ -25,29 +24,7 @@ adds the reason and message of the pool's Ready condition.`,
 			return err
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, ns, err := r.claimer()
-			if err != nil {
-				return err
-			}
-			if all {
-				ns = ""
-			}
-			pools, err := cl.Pools(cmd.Context(), ns)
-			if err != nil {
-				return err
-			}
-			if !out.human() {
-				p, err := out.printer()
-				if err != nil {
-					return err
-				}
-				return out.printList(p, list(pools, "SandboxPool"), r.stdout)
-			}
-			if len(pools) == 0 {
-				fmt.Fprintf(r.stderr, "No sandbox pools found in %s.\n", where(ns))
-				return nil
-			}
-			return out.table(poolTable(pools, time.Now()), all, r.stdout)
+			return runList(cmd, r, out, all, "SandboxPool", "sandbox pools", (*claim.Client).Pools, poolTable)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the pools of every namespace")
