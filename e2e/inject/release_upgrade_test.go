@@ -376,16 +376,7 @@ func (u *upgradeRun) startPodLoad(ctx context.Context, stop <-chan struct{}) *po
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		tick := time.NewTicker(time.Second / loadPodsPerSecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+		everyTick(ctx, stop, loadPodsPerSecond, func() {
 			l.mu.Lock()
 			l.c.tried++
 			l.mu.Unlock()
@@ -394,9 +385,26 @@ func (u *upgradeRun) startPodLoad(ctx context.Context, stop <-chan struct{}) *po
 				defer l.wg.Done()
 				l.one(ctx, u)
 			}()
-		}
+		})
 	}()
 	return l
+}
+
+// everyTick calls each perSecond times a second until stop is closed or
+// ctx is done.
+func everyTick(ctx context.Context, stop <-chan struct{}, perSecond int, each func()) {
+	tick := time.NewTicker(time.Second / time.Duration(perSecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		each()
+	}
 }
 
 func (l *podLoad) one(ctx context.Context, u *upgradeRun) {
@@ -448,21 +456,12 @@ func (u *upgradeRun) startClaimLoad(ctx context.Context, phase string, stop <-ch
 	l.creators.Add(1)
 	go func() {
 		defer l.creators.Done()
-		tick := time.NewTicker(time.Second / loadClaimsPerSecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
+		everyTick(ctx, stop, loadClaimsPerSecond, func() {
 			l.mu.Lock()
 			if l.inFlight >= claimsInFlight {
 				l.deferred++
 				l.mu.Unlock()
-				continue
+				return
 			}
 			l.c.tried++
 			l.inFlight++
@@ -472,7 +471,7 @@ func (u *upgradeRun) startClaimLoad(ctx context.Context, phase string, stop <-ch
 				defer l.creators.Done()
 				l.one(ctx, u, phase)
 			}()
-		}
+		})
 	}()
 	go l.sweep(ctx, u, phase)
 	return l
