@@ -371,8 +371,19 @@ func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code
 // *ExitError with its code when that is not 0), in server mode after SIGTERM
 // (or SIGINT with no command running) or when ctx is done. On SIGTERM the
 // command's group gets SIGTERM, then SIGKILL after the grace period.
+//
+// The kubelet sends a wrapped container's first readiness probe as soon as
+// it sees the container running, so Run listens before anything else (a
+// probe that finds no listener fails, and the next comes a period later),
+// and accepts connections only once the command's first start is done: the
+// kernel's backlog holds a probe for those milliseconds, and its answer is
+// the started command's, not "command not running".
 func Run(ctx context.Context, cfg Config) error {
 	cfg.setDefaults()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
 	log := cfg.Logger
 	if cfg.Reap && os.Getpid() != 1 {
 		if err := setChildSubreaper(); err != nil {
@@ -381,13 +392,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	s, err := New(cfg)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer s.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
-	}
 	log.Info("serving", "addr", ln.Addr().String(), "mode", cfg.Mode, "auth", s.authState(), "workdir", cfg.Workdir, "version", cfg.Version, "pid", os.Getpid())
 
 	rl := &running{mode: cfg.Mode, log: log, srv: &http.Server{
@@ -396,8 +404,6 @@ func Run(ctx context.Context, cfg Config) error {
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- rl.srv.Serve(ln) }()
 
 	sigc := make(chan os.Signal, 16)
 	signal.Notify(sigc, forwarded...)
@@ -406,6 +412,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if len(cfg.Command) > 0 {
 		rl.sup = s.supervise(cfg.Command)
 	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- rl.srv.Serve(ln) }()
 	return rl.wait(ctx, sigc, serveErr)
 }
 
@@ -428,7 +436,7 @@ func (s *Server) authState() string {
 }
 
 // supervise starts the command and its supervisor, which /status and the
-// probes then report on.
+// probes then report on. The first start is done when it returns.
 func (s *Server) supervise(argv []string) *supervisor {
 	sup := newSupervisor(s, argv)
 	s.mu.Lock()
