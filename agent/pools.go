@@ -110,8 +110,9 @@ type PoolReconciler struct {
 	cfg    PoolConfig
 	client client.Client // reads from the agent's own cache, writes to the API
 	exp    expectations
-	// answers holds, per pool that is RunnerBehind, the webhook's last
-	// answer to a dry-run create (PlanInput.Webhook).
+	// answers holds, per pool whose warm pods on the node are moving to
+	// RunnerImage, the webhook's last answer to a dry-run create
+	// (PlanInput.Webhook).
 	answers answers
 }
 
