@@ -30,9 +30,17 @@ type PoolMetrics struct {
 	// completed, stale, ineligible, stuck, runner-outdated).
 	Deleted *prometheus.CounterVec
 	// Errors counts failed API calls of the reconciler, by operation
-	// (create, delete).
+	// (create, delete, probe).
 	Errors *prometheus.CounterVec
+	// RunnerProbes counts the dry-run creates that ask the webhook which
+	// runner it injects while a pool is RunnerBehind, by result: current,
+	// older (another runner, or none) or error (the dry-run failed).
+	RunnerProbes *prometheus.CounterVec
 }
+
+// probeError is the result RunnerProbes counts for a failed dry-run (the
+// others are InjectsCurrent and InjectsOlder).
+const probeError = "error"
 
 // NewPoolMetrics returns unregistered pool metrics.
 func NewPoolMetrics() *PoolMetrics {
@@ -59,15 +67,19 @@ func NewPoolMetrics() *PoolMetrics {
 		}, []string{"namespace", "pool", "reason"}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sandbox_agent_pool_errors_total",
-			Help: "Failed API calls of the warm pool reconciler, by operation: create, delete.",
+			Help: "Failed API calls of the warm pool reconciler, by operation: create, delete, probe (a dry-run create asking the webhook which runner it injects).",
 		}, []string{"op"}),
+		RunnerProbes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sandbox_agent_pool_runner_probes_total",
+			Help: "Dry-run creates of a warm pod by which the agent asks the webhook which runner it injects, while a replacement came out with an older runner than the chart's, by result: current (the chart's runner: the replacement is retried at once), older (another runner, or none) or error (the dry-run failed).",
+		}, []string{"namespace", "pool", "result"}),
 	}
 }
 
 // Register registers the metrics with reg.
 func (m *PoolMetrics) Register(reg prometheus.Registerer) error {
 	var errs []error
-	for _, c := range []prometheus.Collector{m.Pods, m.ObservedGeneration, m.Reconciles, m.Created, m.Deleted, m.Errors} {
+	for _, c := range []prometheus.Collector{m.Pods, m.ObservedGeneration, m.Reconciles, m.Created, m.Deleted, m.Errors, m.RunnerProbes} {
 		if err := reg.Register(c); err != nil {
 			errs = append(errs, err)
 		}

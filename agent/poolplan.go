@@ -39,6 +39,40 @@ const (
 // defaultOutdatedRetry is PlanInput.OutdatedRetry when unset.
 const defaultOutdatedRetry = time.Minute
 
+// RunnerProbeInterval is how often, at most, the agent asks the webhook
+// which runner it injects (a dry-run create of a warm pod of the pool) while
+// a pool is RunnerBehind.
+const RunnerProbeInterval = 5 * time.Second
+
+// Injects is what a dry-run create of a warm pod said about the runner the
+// webhook injects now.
+type Injects string
+
+const (
+	// InjectsUnknown: not asked yet, or the dry-run failed.
+	InjectsUnknown Injects = ""
+	// InjectsCurrent: the dry-run pod came back with PlanInput.Runner.
+	InjectsCurrent Injects = "current"
+	// InjectsOlder: the dry-run pod came back with another runner, or none.
+	InjectsOlder Injects = "older"
+)
+
+// WebhookAnswer is what the agent last learned by asking the webhook which
+// runner it injects now: the API server runs the mutating webhooks for a
+// dry-run create (they declare no side effects) and returns the pod as they
+// made it.
+type WebhookAnswer struct {
+	// Injects is the answer.
+	Injects Injects
+	// At is when the agent asked, on the clock of PlanInput.Now.
+	At time.Time
+	// Pods names the pool's pods the agent's cache showed when it asked:
+	// they were created before the dry-run, so an answer of InjectsCurrent
+	// means the webhook caught up since they came out outdated. (Names, not
+	// creation times: those are the API server's, in whole seconds.)
+	Pods []string
+}
+
 // PlanInput is what PlanPool decides from.
 type PlanInput struct {
 	// Pool is the SandboxPool.
@@ -71,8 +105,13 @@ type PlanInput struct {
 	// OutdatedRetry is how long a pod created to replace an outdated one,
 	// that came out outdated itself (the webhook does not inject Runner
 	// yet: it is still rolling out), is kept before the next try. Zero or
-	// less means one minute.
+	// less means one minute. It is the bound: a pod the webhook is known
+	// (Webhook) to have caught up with goes at once.
 	OutdatedRetry time.Duration
+	// Webhook is what the agent last learned, by a dry-run create, about
+	// the runner the webhook injects now (Plan.ProbeWebhook asks for it);
+	// zero: nothing.
+	Webhook WebhookAnswer
 }
 
 // Deletion is a pod to delete and why.
@@ -100,10 +139,17 @@ type Plan struct {
 	Outdated int32
 	// RunnerBehind is set when the pool's newest warm pod came out with an
 	// outdated runner although the agent created it to replace one: the
-	// webhook does not inject PlanInput.Runner yet. Replacements wait.
+	// webhook did not inject PlanInput.Runner. Replacements wait until a
+	// dry-run create made since shows that the webhook injects it now
+	// (PlanInput.Webhook), or for OutdatedRetry.
 	RunnerBehind bool
+	// ProbeWebhook asks the caller to learn which runner the webhook
+	// injects now (a dry-run create of a warm pod of the pool) and to plan
+	// again with the answer in PlanInput.Webhook. Set while RunnerBehind,
+	// at most every RunnerProbeInterval (from PlanInput.Webhook.At).
+	ProbeWebhook bool
 	// RecheckAfter, when positive, is how soon to plan again even without
-	// an event (a replacement waits for OutdatedRetry).
+	// an event (a replacement waits for the next probe or OutdatedRetry).
 	RecheckAfter time.Duration
 	// Starting is how many warm pods are starting (not Ready yet, or not
 	// in the cache yet).
@@ -130,7 +176,10 @@ type Plan struct {
 //   - warm pods of an outdated runner (PlanInput.Runner) are replaced
 //     surge first: while any is left the node keeps one pod more than
 //     PodsPerNode; an outdated pod that is not Ready goes as soon as a pod
-//     shows that the webhook injects the current runner, a Ready one only
+//     shows that the webhook injects the current runner; a replacement
+//     that came out outdated (the webhook is behind) goes once a dry-run
+//     made after it shows that the webhook caught up, or after
+//     OutdatedRetry; a Ready one only
 //     once every current pod is Ready, so that the pool never drops to no
 //     Ready warm pod while fresh ones start, and at most one outdated pod
 //     goes per plan;
@@ -281,8 +330,9 @@ func planOutdated(in PlanInput, plan *Plan, healthy []*corev1.Pod) *corev1.Pod {
 			// The surge pod is still to be created or seen.
 			return nil
 		}
-		// The surge pod came out outdated too: the webhook still injects
-		// the older runner. Keep it a while, then try again.
+		// The surge pod came out outdated too: the webhook still injected
+		// the older runner. Keep it until the webhook injects the current
+		// one, then try again.
 		return behind(in, plan, old[len(old)-1])
 	}
 	// The webhook injects the current runner: an outdated pod that is not
@@ -309,22 +359,36 @@ func planOutdated(in PlanInput, plan *Plan, healthy []*corev1.Pod) *corev1.Pod {
 }
 
 // behind notes that pod, made to replace an outdated one, came out
-// outdated itself (the webhook does not inject in.Runner yet): it returns
-// pod once it is OutdatedRetry old (to try again), else nil and when to
-// look again.
+// outdated itself (the webhook did not inject in.Runner): it returns pod
+// (to try again) once a dry-run made after the pod existed got in.Runner,
+// or once the pod is OutdatedRetry old; else nil, whether to ask the
+// webhook now, and when to look again.
 func behind(in PlanInput, plan *Plan, pod *corev1.Pod) *corev1.Pod {
 	plan.RunnerBehind = true
+	if in.Webhook.Injects == InjectsCurrent && slices.Contains(in.Webhook.Pods, pod.Name) {
+		return pod
+	}
 	retry := in.OutdatedRetry
 	if retry <= 0 {
 		retry = defaultOutdatedRetry
 	}
-	if age := in.Now.Sub(pod.CreationTimestamp.Time); age < retry {
-		if wait := retry - age; plan.RecheckAfter == 0 || wait < plan.RecheckAfter {
-			plan.RecheckAfter = wait
-		}
-		return nil
+	age := in.Now.Sub(pod.CreationTimestamp.Time)
+	if age >= retry {
+		return pod
 	}
-	return pod
+	wait := retry - age
+	// Ask the webhook once the last answer is RunnerProbeInterval old (at
+	// once with none, or with one from the future: the clock moved back).
+	probe := in.Webhook.At.Add(RunnerProbeInterval).Sub(in.Now)
+	if in.Webhook.At.IsZero() || probe <= 0 || probe > RunnerProbeInterval {
+		plan.ProbeWebhook = true
+		probe = RunnerProbeInterval
+	}
+	wait = min(wait, probe)
+	if plan.RecheckAfter == 0 || wait < plan.RecheckAfter {
+		plan.RecheckAfter = wait
+	}
+	return nil
 }
 
 // unreadySince is when a pod that is not Ready stopped being Ready: the

@@ -70,6 +70,15 @@ var (
 	newRunner = runner(runnerV2)
 )
 
+// planNow is PlanInput.Now in TestPlanPool.
+var planNow = epoch.Add(2 * time.Minute)
+
+// answer is the webhook's answer to a dry-run create made ago before
+// planNow, when the pool's pods on the node were pods.
+func answer(injects Injects, ago time.Duration, pods ...string) WebhookAnswer {
+	return WebhookAnswer{Injects: injects, At: planNow.Add(-ago), Pods: pods}
+}
+
 func inPool(n string) func(*corev1.Pod) {
 	return func(p *corev1.Pod) { p.Labels[v1alpha1.LabelPool] = n }
 }
@@ -89,7 +98,7 @@ func TestPlanPool(t *testing.T) {
 		create, short            int
 		deleted                  []string // "name:reason", in plan order
 		outdated                 int32
-		behind                   bool
+		behind, probe            bool
 		recheck                  time.Duration
 	}
 	tests := []struct {
@@ -103,6 +112,7 @@ func TestPlanPool(t *testing.T) {
 		stuckAfter  time.Duration
 		runner      string
 		retry       time.Duration
+		webhook     WebhookAnswer
 		want        want
 	}{
 		{name: "empty node is filled", pool: p3, node: testNode(nil), maxStarting: 5,
@@ -199,9 +209,13 @@ func TestPlanPool(t *testing.T) {
 		{name: "unready outdated pods go first, once one pod has the current runner", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2,
 			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, oldRunner), podOf(p3, 3, oldRunner), podOf(p3, 4, newRunner)},
 			want: want{eligible: true, desired: 3, warm: 3, ready: 1, outdated: 2, create: 1, deleted: []string{"py-2:runner-outdated"}}},
-		{name: "an unready outdated pod newer than every current one is kept until the retry (a webhook replica is behind)", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute,
+		{name: "an unready outdated pod newer than every current one is kept, and the webhook asked (a webhook replica is behind)", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute,
 			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, newRunner), podOf(p3, 3, newRunner), podOf(p3, 60, oldRunner)},
-			want: want{eligible: true, desired: 3, warm: 4, ready: 2, outdated: 2, behind: true, recheck: 4 * time.Minute}},
+			want: want{eligible: true, desired: 3, warm: 4, ready: 2, outdated: 2, behind: true, probe: true, recheck: RunnerProbeInterval}},
+		{name: "an unready outdated pod newer than every current one goes at once when the webhook answered current since", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute,
+			webhook: answer(InjectsCurrent, time.Second, "py-1", "py-2", "py-3", "py-60"),
+			pods:    []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, newRunner), podOf(p3, 3, newRunner), podOf(p3, 60, oldRunner)},
+			want:    want{eligible: true, desired: 3, warm: 3, ready: 2, outdated: 1, behind: true, create: 1, deleted: []string{"py-60:runner-outdated"}}},
 		{name: "an unready outdated pod newer than every current one goes after the retry", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: time.Minute,
 			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, newRunner), podOf(p3, 3, ready, newRunner), podOf(p3, 60, oldRunner)},
 			want: want{eligible: true, desired: 3, warm: 3, ready: 3, outdated: 1, behind: true, create: 1, deleted: []string{"py-60:runner-outdated"}}},
@@ -211,9 +225,41 @@ func TestPlanPool(t *testing.T) {
 		{name: "surplus takes outdated pods before current ones", pool: testPool(2), node: testNode(nil), maxStarting: 5, runner: runnerV2,
 			pods: []corev1.Pod{podOf(testPool(2), 1, ready, oldRunner), podOf(testPool(2), 2, ready, oldRunner), podOf(testPool(2), 3, ready, newRunner), podOf(testPool(2), 4, ready, newRunner), podOf(testPool(2), 5, ready, newRunner)},
 			want: want{eligible: true, desired: 2, warm: 2, ready: 2, deleted: []string{"py-2:surplus", "py-1:surplus", "py-5:surplus"}}},
-		{name: "webhook behind: the surge pod came out outdated, kept until the retry", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute,
+		{name: "webhook behind: the surge pod came out outdated, kept, and the webhook asked", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute,
 			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner), podOf(p3, 60, ready, oldRunner)},
-			want: want{eligible: true, desired: 3, warm: 4, ready: 4, outdated: 4, behind: true, recheck: 4 * time.Minute}},
+			want: want{eligible: true, desired: 3, warm: 4, ready: 4, outdated: 4, behind: true, probe: true, recheck: RunnerProbeInterval}},
+		{name: "webhook behind: it answered older 2 s ago, asked again in 3 s", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute,
+			webhook: answer(InjectsOlder, 2*time.Second, "py-1", "py-2", "py-3", "py-60"),
+			pods:    []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner), podOf(p3, 60, ready, oldRunner)},
+			want:    want{eligible: true, desired: 3, warm: 4, ready: 4, outdated: 4, behind: true, recheck: 3 * time.Second}},
+		{name: "webhook behind: the dry-run failed 2 s ago (unknown), asked again in 3 s", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute,
+			webhook: answer(InjectsUnknown, 2*time.Second, "py-1", "py-2", "py-3", "py-60"),
+			pods:    []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner), podOf(p3, 60, ready, oldRunner)},
+			want:    want{eligible: true, desired: 3, warm: 4, ready: 4, outdated: 4, behind: true, recheck: 3 * time.Second}},
+		{name: "webhook behind: its answer is 10 s old, asked again", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute,
+			webhook: answer(InjectsOlder, 10*time.Second, "py-1", "py-2", "py-3", "py-60"),
+			pods:    []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner), podOf(p3, 60, ready, oldRunner)},
+			want:    want{eligible: true, desired: 3, warm: 4, ready: 4, outdated: 4, behind: true, probe: true, recheck: RunnerProbeInterval}},
+		{name: "webhook behind: an answer from the future (the clock moved back), asked again", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute,
+			webhook: answer(InjectsOlder, -time.Hour, "py-1", "py-2", "py-3", "py-60"),
+			pods:    []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner), podOf(p3, 60, ready, oldRunner)},
+			want:    want{eligible: true, desired: 3, warm: 4, ready: 4, outdated: 4, behind: true, probe: true, recheck: RunnerProbeInterval}},
+		{name: "webhook behind: the retry comes before the next probe", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 62 * time.Second,
+			webhook: answer(InjectsOlder, time.Second, "py-1", "py-2", "py-3", "py-60"),
+			pods:    []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner), podOf(p3, 60, ready, oldRunner)},
+			want:    want{eligible: true, desired: 3, warm: 4, ready: 4, outdated: 4, behind: true, recheck: 2 * time.Second}},
+		{name: "webhook caught up: it answered current since the surge pod came out, which goes at once", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute,
+			webhook: answer(InjectsCurrent, time.Second, "py-1", "py-2", "py-3", "py-60"),
+			pods:    []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner), podOf(p3, 60, ready, oldRunner)},
+			want:    want{eligible: true, desired: 3, warm: 3, ready: 3, outdated: 3, behind: true, create: 1, deleted: []string{"py-60:runner-outdated"}}},
+		{name: "webhook answered current before the surge pod came out outdated (a replica is behind): it waits, asked again in 4 s", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute,
+			webhook: answer(InjectsCurrent, time.Second, "py-1", "py-2", "py-3", "py-59"),
+			pods:    []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner), podOf(p3, 60, ready, oldRunner)},
+			want:    want{eligible: true, desired: 3, warm: 4, ready: 4, outdated: 4, behind: true, recheck: 4 * time.Second}},
+		{name: "webhook answered current, but the surge pod is still to be seen: nothing goes", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: 5 * time.Minute, unobserved: 1,
+			webhook: answer(InjectsCurrent, time.Second, "py-1", "py-2", "py-3"),
+			pods:    []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner)},
+			want:    want{eligible: true, desired: 3, warm: 3, ready: 3, outdated: 3}},
 		{name: "webhook behind: after the retry the surge pod goes and another is tried", pool: p3, node: testNode(nil), maxStarting: 5, runner: runnerV2, retry: time.Minute,
 			pods: []corev1.Pod{podOf(p3, 1, ready, oldRunner), podOf(p3, 2, ready, oldRunner), podOf(p3, 3, ready, oldRunner), podOf(p3, 60, ready, oldRunner)},
 			want: want{eligible: true, desired: 3, warm: 3, ready: 3, outdated: 3, behind: true, create: 1, deleted: []string{"py-60:runner-outdated"}}},
@@ -228,9 +274,9 @@ func TestPlanPool(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			plan := PlanPool(PlanInput{Pool: tc.pool, Node: tc.node, Pods: tc.pods, Unobserved: tc.unobserved, Deleted: tc.deleted, MaxStarting: tc.maxStarting,
-				StuckAfter: tc.stuckAfter, Now: epoch.Add(2 * time.Minute), Runner: tc.runner, OutdatedRetry: tc.retry})
+				StuckAfter: tc.stuckAfter, Now: planNow, Runner: tc.runner, OutdatedRetry: tc.retry, Webhook: tc.webhook})
 			got := want{eligible: plan.Eligible, desired: plan.Desired, warm: plan.Warm, ready: plan.Ready, cl: plan.Claimed, create: plan.Create, short: plan.Short,
-				outdated: plan.Outdated, behind: plan.RunnerBehind, recheck: plan.RecheckAfter}
+				outdated: plan.Outdated, behind: plan.RunnerBehind, probe: plan.ProbeWebhook, recheck: plan.RecheckAfter}
 			for _, d := range plan.Delete {
 				got.deleted = append(got.deleted, d.Pod.Name+":"+d.Reason)
 			}

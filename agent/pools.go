@@ -67,10 +67,13 @@ type PoolConfig struct {
 	// pool without a Ready warm pod (PlanPool). Empty: warm pods keep
 	// whatever runner they have.
 	RunnerImage string
-	// OutdatedRetry is how long a pod created to replace one of an older
-	// runner, that came out with the older runner itself (the webhook is
-	// still rolling out), is kept before the next try. Defaulted to 1m if
-	// unspecified.
+	// OutdatedRetry is how long, at most, a pod created to replace one of
+	// an older runner, that came out with the older runner itself (the
+	// webhook is still rolling out), is kept before the next try. Meanwhile
+	// the agent asks the webhook every RunnerProbeInterval, by a dry-run
+	// create of the pod it would create, which runner it injects, and
+	// replaces the pod as soon as the answer is RunnerImage. Defaulted to
+	// 1m if unspecified.
 	OutdatedRetry time.Duration
 }
 
@@ -107,6 +110,10 @@ type PoolReconciler struct {
 	cfg    PoolConfig
 	client client.Client // reads from the agent's own cache, writes to the API
 	exp    expectations
+	// answers holds, per pool whose warm pods on the node are moving to
+	// RunnerImage, the webhook's last answer to a dry-run create
+	// (PlanInput.Webhook).
+	answers answers
 }
 
 // Scheme is the scheme of the agent's pool cache and client: the built-in
@@ -229,6 +236,7 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		if apierrors.IsNotFound(err) {
 			// Its pods go with it: they carry the pool as owner.
 			r.exp.forget(req.NamespacedName)
+			r.answers.forget(req.NamespacedName)
 			r.cfg.Metrics.forget(req.Namespace, req.Name)
 			return reconcile.Result{}, nil
 		}
@@ -246,11 +254,25 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		return reconcile.Result{}, fmt.Errorf("listing pods of pool %s: %w", req, err)
 	}
 	unobserved, deleted := r.exp.observe(req.NamespacedName, pods.Items, time.Now())
-	plan := PlanPool(PlanInput{Pool: &p, Node: &node, Pods: pods.Items, Unobserved: unobserved, Deleted: deleted, MaxStarting: r.cfg.MaxStarting,
-		StuckAfter: max(r.cfg.StuckAfter, 0), Now: time.Now(), Runner: r.cfg.RunnerImage, OutdatedRetry: r.cfg.OutdatedRetry})
+	in := PlanInput{Pool: &p, Node: &node, Pods: pods.Items, Unobserved: unobserved, Deleted: deleted, MaxStarting: r.cfg.MaxStarting,
+		StuckAfter: max(r.cfg.StuckAfter, 0), Now: time.Now(), Runner: r.cfg.RunnerImage, OutdatedRetry: r.cfg.OutdatedRetry,
+		Webhook: r.answers.get(req.NamespacedName)}
+	plan := PlanPool(in)
+	if plan.ProbeWebhook {
+		in.Webhook = r.probeWebhook(ctx, &p, pods.Items, log)
+		r.answers.set(req.NamespacedName, in.Webhook)
+		plan = PlanPool(in)
+	}
 	if plan.RunnerBehind {
 		r.warn(&p, ReasonRunnerBehind, fmt.Sprintf("node %s created a warm pod to replace those of an older runner, but the webhook injected an older runner than %s: "+
-			"it is still rolling out, or its runner image differs from the agent's; trying again every %s", r.cfg.NodeName, r.cfg.RunnerImage, r.cfg.OutdatedRetry))
+			"it is still rolling out, or its runner image differs from the agent's; asking it every %s (a dry-run create) and trying again once it injects %s, or after %s",
+			r.cfg.NodeName, r.cfg.RunnerImage, RunnerProbeInterval, r.cfg.RunnerImage, r.cfg.OutdatedRetry))
+	}
+	if !plan.RunnerBehind && plan.Outdated == 0 {
+		// Kept until then, not only while behind: a replacement that came
+		// out outdated again (a webhook replica still behind) waits for the
+		// next probe instead of asking, and churning, at once.
+		r.answers.forget(req.NamespacedName)
 	}
 
 	var errs []error
@@ -287,6 +309,36 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		return reconcile.Result{RequeueAfter: r.cfg.StuckAfter}, nil
 	}
 	return reconcile.Result{}, nil
+}
+
+// probeWebhook asks the webhook which runner it injects now: it creates,
+// with dryRun=All, the warm pod createPods would create (the API server runs
+// the mutating webhooks, whose sideEffects are None, and the admission
+// policies, and stores nothing), and reads the runner from the pod it gets
+// back. A failed dry-run answers InjectsUnknown: the plan then falls back to
+// OutdatedRetry.
+func (r *PoolReconciler) probeWebhook(ctx context.Context, p *v1alpha1.SandboxPool, pods []corev1.Pod, log *slog.Logger) WebhookAnswer {
+	ans := WebhookAnswer{Pods: make([]string, 0, len(pods))}
+	for i := range pods {
+		ans.Pods = append(ans.Pods, pods[i].Name)
+	}
+	pod := pool.WarmPod(p, r.cfg.NodeName)
+	err := r.client.Create(ctx, pod, client.DryRunAll)
+	ans.At = time.Now()
+	result := probeError
+	switch {
+	case err != nil:
+		r.cfg.Metrics.Errors.WithLabelValues("probe").Inc()
+		log.Warn("asking the webhook which runner it injects (dry-run create of a warm pod)", "err", err)
+	case pool.RunnerOutdated(pod, r.cfg.RunnerImage):
+		ans.Injects, result = InjectsOlder, string(InjectsOlder)
+		log.Debug("the webhook injects another runner", "image", pool.RunnerImage(pod), "want", r.cfg.RunnerImage)
+	default:
+		ans.Injects, result = InjectsCurrent, string(InjectsCurrent)
+		log.Info("the webhook injects the current runner: replacing the warm pod that came out outdated", "image", r.cfg.RunnerImage)
+	}
+	r.cfg.Metrics.RunnerProbes.WithLabelValues(p.Namespace, p.Name, result).Inc()
+	return ans
 }
 
 // deletePod deletes a warm pod on the condition that it is still the pod
@@ -347,6 +399,33 @@ type expectations struct {
 	mu   sync.Mutex
 	made map[types.NamespacedName]map[string]time.Time
 	gone map[types.NamespacedName]map[string]time.Time
+}
+
+// answers are the webhook's last answers to the dry-run creates, by pool.
+type answers struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]WebhookAnswer
+}
+
+func (a *answers) get(pool types.NamespacedName) WebhookAnswer {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.m[pool]
+}
+
+func (a *answers) set(pool types.NamespacedName, ans WebhookAnswer) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[types.NamespacedName]WebhookAnswer{}
+	}
+	a.m[pool] = ans
+}
+
+func (a *answers) forget(pool types.NamespacedName) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.m, pool)
 }
 
 func (e *expectations) created(pool types.NamespacedName, pod string, now time.Time) {

@@ -241,6 +241,11 @@ func TestAgentPodPolicy(t *testing.T) {
 	if err := a.Create(t.Context(), pod("own", "node-a", true)); err != nil {
 		t.Errorf("the agent may not create a pool pod on its own node: %v", err)
 	}
+	// Its dry-run create of such a pod (how it asks the webhook which
+	// runner it injects, during upgrades) too.
+	if err := a.Create(t.Context(), pod("own-dry-run", "node-a", true), client.DryRunAll); err != nil {
+		t.Errorf("the agent may not dry-run create a pool pod on its own node: %v", err)
+	}
 	for _, tc := range []struct {
 		name string
 		c    client.Client
