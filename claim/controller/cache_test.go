@@ -2,12 +2,14 @@ package controller_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -24,6 +26,25 @@ type laggingCache struct {
 	client.Client
 	mu   sync.Mutex
 	pods map[types.NamespacedName]*corev1.Pod
+	// lists, when set, answers pod lists by their field selector (the
+	// controller's cache indexes); false: ask the API server.
+	lists func(fieldSelector string) ([]corev1.Pod, bool)
+}
+
+func (c *laggingCache) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if pods, ok := list.(*corev1.PodList); ok && c.lists != nil {
+		o := &client.ListOptions{}
+		o.ApplyOptions(opts)
+		sel := ""
+		if o.FieldSelector != nil {
+			sel = o.FieldSelector.String()
+		}
+		if items, ok := c.lists(sel); ok {
+			pods.Items = items
+			return nil
+		}
+	}
+	return c.Client.List(ctx, list, opts...)
 }
 
 func (c *laggingCache) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
@@ -106,5 +127,72 @@ func TestBoundClaimMeetsALaggingCache(t *testing.T) {
 	cond := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBound)
 	if got.Status.Phase != v1alpha1.ClaimFailed || cond == nil || cond.Reason != v1alpha1.ReasonPodLost {
 		t.Errorf("its pod deleted: claim %s %+v, want Failed PodLost", got.Status.Phase, cond)
+	}
+}
+
+// TestPendingClaimSkipsAPodItLetGo: a pending claim whose pod the
+// controller let go a moment ago (deleted; its runner still answers for
+// the grace period) while the cache still shows that pod as the claim's
+// takes another pod, and is not bound to the one being deleted (it would
+// fail PodLost at once: the upgrade proof lost a claim so).
+func TestPendingClaimSkipsAPodItLetGo(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{NoController: true})
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, "python", 2)
+	letGo := e.WarmPod(p, "node-a")
+	free := e.WarmPod(p, "node-a")
+	sbc := newClaim(ns, "python", "claimant-token-0123456789abcdef")
+	create(t, e, sbc)
+
+	// The claim took letGo, then let it go: deleted, terminating (no
+	// kubelet here), its runner up.
+	var pod corev1.Pod
+	if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(letGo), &pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed
+	pod.Labels[v1alpha1.LabelClaim] = sbc.Name
+	pod.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(sbc, v1alpha1.GroupVersion.WithKind("SandboxClaim"))}
+	if err := e.Client.Update(t.Context(), &pod); err != nil {
+		t.Fatal(err)
+	}
+	stale := pod.DeepCopy()
+	if err := e.Client.Delete(t.Context(), &pod); err != nil {
+		t.Fatal(err)
+	}
+	var warm corev1.Pod
+	if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(free), &warm); err != nil {
+		t.Fatal(err)
+	}
+	cache := &laggingCache{Client: e.Client, pods: map[types.NamespacedName]*corev1.Pod{}, lists: func(sel string) ([]corev1.Pod, bool) {
+		switch {
+		case strings.Contains(sel, "sandbox.io/claim="):
+			return []corev1.Pod{*stale.DeepCopy()}, true
+		case strings.Contains(sel, "sandbox.io/warm-pool="):
+			return []corev1.Pod{*warm.DeepCopy()}, true
+		}
+		return nil, false
+	}}
+	r, err := controller.NewReconciler(controller.Options{Key: e.Key}, cache, e.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: ns, Name: sbc.Name}
+	var got v1alpha1.SandboxClaim
+	for range 3 {
+		if _, err := r.Reconcile(t.Context(), ctrl.Request{NamespacedName: key}); err != nil {
+			t.Fatalf("reconcile: %v", err)
+		}
+		if err := e.Client.Get(t.Context(), key, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Status.Phase != v1alpha1.ClaimPending && got.Status.Phase != "" {
+			break
+		}
+	}
+	if got.Status.Phase != v1alpha1.ClaimBound || got.Status.PodName != free.Name {
+		t.Errorf("claim %s on pod %q, want Bound on %s (not on %s, being deleted): %+v", got.Status.Phase, got.Status.PodName, free.Name, letGo.Name,
+			meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBound))
 	}
 }

@@ -183,12 +183,31 @@ func (r *ClaimReconciler) ownedPod(ctx context.Context, sbc *v1alpha1.SandboxCla
 	for i := range pods.Items {
 		// A pod being deleted is not the claim's any more: one it let go
 		// (dropPod, dropOutdated) stays for its grace period, and the
-		// claim takes another meanwhile.
-		if ref := metav1.GetControllerOf(&pods.Items[i]); ref != nil && ref.UID == sbc.UID && pods.Items[i].DeletionTimestamp == nil {
-			return &pods.Items[i], nil
+		// claim takes another meanwhile. The cache may not show the
+		// deletion yet (a pod let go a moment ago, whose runner still
+		// answers), so the API server has the last word.
+		cached := &pods.Items[i]
+		if !controlledBy(cached, sbc) || cached.DeletionTimestamp != nil {
+			continue
+		}
+		var pod corev1.Pod
+		if err := r.api.Get(ctx, client.ObjectKeyFromObject(cached), &pod); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("reading pod %s of claim %s/%s: %w", cached.Name, sbc.Namespace, sbc.Name, err)
+		}
+		if pod.UID == cached.UID && controlledBy(&pod, sbc) && pod.DeletionTimestamp == nil {
+			return &pod, nil
 		}
 	}
 	return nil, nil
+}
+
+// controlledBy reports whether sbc is pod's controller.
+func controlledBy(pod *corev1.Pod, sbc *v1alpha1.SandboxClaim) bool {
+	ref := metav1.GetControllerOf(pod)
+	return ref != nil && ref.UID == sbc.UID
 }
 
 // claimable reports whether a warm pod of pool p may be bound: the pool owns

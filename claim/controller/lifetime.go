@@ -68,8 +68,7 @@ func podLost(sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, err error) bool {
 	if err != nil {
 		return apierrors.IsNotFound(err)
 	}
-	ref := metav1.GetControllerOf(pod)
-	return pod.DeletionTimestamp != nil || ref == nil || ref.UID != sbc.UID
+	return pod.DeletionTimestamp != nil || !controlledBy(pod, sbc)
 }
 
 // writeExpiry records a changed deadline (the claimant raised it).
