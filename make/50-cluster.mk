@@ -105,5 +105,5 @@ test-cluster-restart: cluster-up ## Down + up keeps pods and down leaves the hos
 	@$(cluster_env) $(ROOT)/e2e/cluster/restart-test.sh
 
 .PHONY: test-upgrade
-test-upgrade: ## The upgrade proof on the local cluster: the previous release's chart and images, helm upgrade and rollback under load (not part of make test yet: a claim can still be lost with PodLost)
+test-upgrade: ## The upgrade proof on the local cluster: the previous release's chart and images, helm upgrade and rollback under load (not part of make test yet: an admission can still be lost as an old webhook pod stops)
 	SANDBOX_E2E_UPGRADE=1 $(MAKE) --no-print-directory e2e E2E_RUN='^TestUpgradeFromPreviousRelease$$'

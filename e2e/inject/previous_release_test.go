@@ -18,12 +18,12 @@ import (
 // tree: the first commit of main whose webhook drains before it stops
 // (--shutdown-delay; from an older one, the upgrade loses the admissions its
 // stopping pods refuse, 2 of 645 when measured) and whose claim controller
-// asks the API server before it fails a bound claim whose pod its cache
-// does not show as the claim's (an older one, running again after the
-// rollback, failed a claim just bound with PodLost, 1 of 27). Move it to
-// the last release tag (git tag vX.Y.Z, README "Upgrading") once there is
-// one.
-const previousRelease = "811e2d9"
+// reads a claim's pod from the API server where its cache may lag (an older
+// one, running again after the rollback, can fail a claim with PodLost:
+// TestBoundClaimMeetsALaggingCache, TestPendingClaimSkipsAPodItLetGo).
+// Move it to the last release tag (git tag vX.Y.Z, README "Upgrading") once
+// there is one.
+const previousRelease = "0f2fde3"
 
 // prevRelease is the previous release as the test installs it.
 type prevRelease struct {
