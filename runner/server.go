@@ -119,21 +119,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	if r.URL.Path != api.PathHealthz && r.URL.Path != api.PathReadyz {
-		code, g, err := s.authorize(r)
-		if code == http.StatusUnauthorized && r.Method == http.MethodPost && r.URL.Path == api.PathClaim && s.claimStatus() != nil {
-			// The claim switched the token, so a later claimant's (pool)
-			// token fails: say why, so that it knows this sandbox is taken
-			// rather than its token wrong. Who holds it stays private.
-			code, err = http.StatusConflict, errAlreadyClaimed
+		// A claim that comes after another switched the token fails (its
+		// pool credential no longer holds, or it was authorized just
+		// before the switch): say why, so that the claimant knows this
+		// sandbox is taken rather than its token wrong. Who holds it stays
+		// private.
+		lostClaim := func(code int, err error) (int, error) {
+			if code == http.StatusUnauthorized && r.Method == http.MethodPost && r.URL.Path == api.PathClaim && s.claimStatus() != nil {
+				return http.StatusConflict, errAlreadyClaimed
+			}
+			return code, err
 		}
-		if code != 0 {
+		code, g, err := s.authorize(r)
+		if code, err = lostClaim(code, err); code != 0 {
 			s.refuse(rec, r, code, err)
 			s.logRequest(r, rec, start, "")
 			return
 		}
 		ctx, done, ok := s.inflight.begin(context.WithValue(r.Context(), grantKey{}, g), g.epoch, &s.epoch)
 		if !ok {
-			s.fail(rec, r, http.StatusUnauthorized, errStaleRequest)
+			code, err := lostClaim(http.StatusUnauthorized, errStaleRequest)
+			s.fail(rec, r, code, err)
 			s.logRequest(r, rec, start, "")
 			return
 		}
