@@ -178,7 +178,11 @@ func (h *Handler) handle(ctx context.Context, req admission.Request, log *reques
 	resp := admission.Allowed("sandbox runner injected")
 	patchType := admissionv1.PatchTypeJSONPatch
 	resp.Patch, resp.PatchType = patch, &patchType
-	h.opts.Metrics.Injections.WithLabelValues(plan.Method, string(plan.Mode())).Inc()
+	if req.DryRun == nil || !*req.DryRun {
+		// A dry run (kubectl --dry-run=server, the node agent asking
+		// which runner is injected now) creates no pod.
+		h.opts.Metrics.Injections.WithLabelValues(plan.Method, string(plan.Mode())).Inc()
+	}
 	// One line per injected pod at Debug: at Info it was the one line every
 	// admission wrote, a formatted JSON line and a write to stderr on the
 	// hot path. The metrics count injections by method and mode; the pod

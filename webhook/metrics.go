@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 		Injections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sandbox_webhook_injections_total",
-			Help: "Pods injected, by injection method (copy, imageVolume) and runner mode (server, wrap).",
+			Help: "Pods injected (dry runs not counted), by injection method (copy, imageVolume) and runner mode (server, wrap).",
 		}, []string{"method", "mode"}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sandbox_webhook_admission_duration_seconds",
