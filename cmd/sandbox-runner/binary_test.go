@@ -143,7 +143,7 @@ func startCmdLog(t testing.TB, cmd *exec.Cmd, keepLog bool) *proc {
 		select {
 		case <-p.done:
 		default:
-			_ = cmd.Process.Kill()
+			killRunner(cmd.Process)
 			<-p.done
 		}
 		if t.Failed() {
@@ -425,6 +425,16 @@ func TestWrapReadyzAndToken(t *testing.T) {
 	if got := p.exitCode(t); got != 143 {
 		t.Errorf("exit code %d, want 143 (sleep killed by the forwarded SIGTERM)", got)
 	}
+}
+
+// killRunner kills a runner and the process groups of its children: its
+// command runs in a group of its own, which the runner's death would leave
+// running (a `sleep 300` for five minutes).
+func killRunner(p *os.Process) {
+	for _, c := range children(p.Pid) {
+		_ = syscall.Kill(-c, syscall.SIGKILL)
+	}
+	_ = p.Kill()
 }
 
 // children lists the child pids of pid (all threads).

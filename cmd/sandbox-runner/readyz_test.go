@@ -98,7 +98,7 @@ func firstReadyz(t *testing.T, modeArgs []string) (code int, body, log string) {
 			case <-waited:
 			case <-time.After(60 * time.Second):
 				t.Errorf("runner did not stop on SIGTERM")
-				_ = cmd.Process.Kill() // its command may live on: not waited for
+				killRunner(cmd.Process)
 			}
 			mu.Lock()
 			defer mu.Unlock()
