@@ -16,7 +16,10 @@ import (
 // HTTP/2 server sends GOAWAY and closes the connection once idle, so the
 // API server opens a new connection, to a pod that is not stopping, for its
 // next request. The server keeps answering meanwhile; the caller stops it
-// after a delay.
+// after a delay. The API server calls webhooks over HTTP/1.1 (it forces
+// http/1.1 for webhook Services): a keep-alive connection it leaves idle
+// through the whole drain is closed only when the server stops, and a
+// request written on it in that instant is lost (rare; README, Upgrading).
 type Drain struct {
 	draining atomic.Bool
 }
