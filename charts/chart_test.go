@@ -277,11 +277,11 @@ func TestDeployment(t *testing.T) {
 		t.Errorf("rolling update %+v, want maxUnavailable 0", ru)
 	}
 	pod := dep.Spec.Template.Spec
-	// A stopping replica serves on until the Service no longer sends it
-	// admissions (TestUpgradeFromPreviousRelease, e2e/inject, found them
+	// A stopping replica serves on until the API server has left it
+	// (TestUpgradeFromPreviousRelease, e2e/inject, found admissions
 	// refused during a helm upgrade without it).
-	if got := ptr.Deref(pod.TerminationGracePeriodSeconds, 0); got != 35 {
-		t.Errorf("terminationGracePeriodSeconds = %d, want 35 (the 5 s delay and 30 s to finish)", got)
+	if got := ptr.Deref(pod.TerminationGracePeriodSeconds, 0); got != 130 {
+		t.Errorf("terminationGracePeriodSeconds = %d, want 130 (the 100 s drain timeout and 30 s to finish)", got)
 	}
 	wantPodSC := &corev1.PodSecurityContext{
 		RunAsNonRoot:   ptr.To(true),
@@ -297,11 +297,10 @@ func TestDeployment(t *testing.T) {
 		t.Fatalf("%d containers, want 1", len(pod.Containers))
 	}
 	c := pod.Containers[0]
-	// The webhook drains itself after SIGTERM (--shutdown-delay); a
-	// preStop sleep would only delay the drain.
-	if c.Lifecycle != nil || !slices.Contains(c.Args, "--shutdown-delay=5s") ||
-		pod.TerminationGracePeriodSeconds == nil || *pod.TerminationGracePeriodSeconds != 35 {
-		t.Errorf("webhook container lifecycle %+v, args %v, grace %v: want no preStop, --shutdown-delay=5s and a grace period of 35 s", c.Lifecycle, c.Args, pod.TerminationGracePeriodSeconds)
+	// The webhook drains itself after SIGTERM (--shutdown-delay,
+	// --drain-timeout); a preStop sleep would only delay the drain.
+	if c.Lifecycle != nil || !slices.Contains(c.Args, "--shutdown-delay=5s") || !slices.Contains(c.Args, "--drain-timeout=100s") {
+		t.Errorf("webhook container lifecycle %+v, args %v: want no preStop, --shutdown-delay=5s and --drain-timeout=100s", c.Lifecycle, c.Args)
 	}
 	wantSC := &corev1.SecurityContext{
 		AllowPrivilegeEscalation: ptr.To(false),
@@ -332,6 +331,7 @@ func TestDeployment(t *testing.T) {
 		"--injection-method=auto",
 		"--release-namespace=sbx",
 		"--shutdown-delay=5s",
+		"--drain-timeout=100s",
 		"--claims=true",
 		"--claim-key-secret=sandbox-injector-claim-key",
 		"--claim-concurrency=64",

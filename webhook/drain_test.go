@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
 	"testing"
+	"time"
 )
 
 // TestDrainMovesClientsOff: before Start, a client reuses its connection;
@@ -66,4 +68,76 @@ func TestDrainMovesClientsOff(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDrainAfter: the server's context outlives the signal by the delay,
+// then by as long as a connection stays open, but never by more than the
+// timeout; with neither it is the signal's own context.
+func TestDrainAfter(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	const delay, timeout = 200 * time.Millisecond, 2 * time.Second
+	// ends runs After on a drain with open connections, signals, closes
+	// the connections after closeAfter (never when negative) and returns
+	// how long the server's context outlived the signal.
+	ends := func(t *testing.T, open int, closeAfter time.Duration) time.Duration {
+		t.Helper()
+		d := &Drain{}
+		for range open {
+			d.ConnState(nil, http.StateNew)
+		}
+		signalled, signal := context.WithCancel(context.Background())
+		run := d.After(signalled, delay, timeout, log)
+		if d.Draining() || run.Err() != nil {
+			t.Fatal("draining or stopped before the signal")
+		}
+		start := time.Now()
+		signal()
+		if closeAfter >= 0 {
+			time.AfterFunc(closeAfter, func() {
+				for range open {
+					d.ConnState(nil, http.StateClosed)
+				}
+			})
+		}
+		select {
+		case <-run.Done():
+		case <-time.After(timeout + 5*time.Second):
+			t.Fatal("the server's context outlived the drain timeout by 5 s")
+		}
+		if !d.Draining() {
+			t.Error("the server stopped without draining")
+		}
+		return time.Since(start)
+	}
+	t.Run("no connection: the delay", func(t *testing.T) {
+		if took := ends(t, 0, -1); took < delay || took >= timeout {
+			t.Errorf("stopped %s after the signal, want the %s delay", took, delay)
+		}
+	})
+	t.Run("connections closed during the delay: the delay", func(t *testing.T) {
+		if took := ends(t, 3, delay/2); took < delay || took >= timeout {
+			t.Errorf("stopped %s after the signal, want the %s delay", took, delay)
+		}
+	})
+	t.Run("connections closed after the delay: then", func(t *testing.T) {
+		const closed = 3 * delay
+		if took := ends(t, 3, closed); took < closed || took >= timeout {
+			t.Errorf("stopped %s after the signal, want once the connections closed, %s", took, closed)
+		}
+	})
+	t.Run("a connection left open: the timeout", func(t *testing.T) {
+		if took := ends(t, 1, -1); took < timeout {
+			t.Errorf("stopped %s after the signal with a connection open, want the %s timeout", took, timeout)
+		}
+	})
+	t.Run("neither delay nor timeout: the signal", func(t *testing.T) {
+		now, stop := context.WithCancel(context.Background())
+		undelayed := (&Drain{}).After(now, 0, 0, log)
+		stop()
+		select {
+		case <-undelayed.Done():
+		case <-time.After(5 * time.Second):
+			t.Error("with no delay and no timeout, the server's context outlived the signal")
+		}
+	})
 }

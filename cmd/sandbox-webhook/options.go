@@ -59,8 +59,10 @@ type options struct {
 
 	// Pool isolation controllers (isolation.go).
 	isolation isolationOptions
-	// shutdownDelay is how long the webhook drains after SIGTERM.
+	// shutdownDelay is how long the webhook drains after SIGTERM at least,
+	// drainTimeout at most (webhook.Drain.After).
 	shutdownDelay time.Duration
+	drainTimeout  time.Duration
 }
 
 // Values of --cert-mode.
@@ -76,7 +78,8 @@ func (o *options) AddFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.port, "port", 9443, "HTTPS port of the admission webhook.")
 	fs.StringVar(&o.metricsBindAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
 	fs.StringVar(&o.healthProbeAddress, "health-probe-bind-address", ":8081", "Address of /healthz and /readyz.")
-	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "After SIGTERM, how long the webhook keeps answering, closing each connection after its answer (HTTP/2: GOAWAY) and failing /readyz, before it stops: the API server moves to other replicas without losing an admission.")
+	fs.DurationVar(&o.shutdownDelay, "shutdown-delay", 0, "After SIGTERM, how long the webhook keeps answering at least, closing each connection after its answer (HTTP/2: GOAWAY) and failing /readyz, before it stops: the API server moves to other replicas without losing an admission.")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 0, "After SIGTERM and --shutdown-delay, the webhook stops once the API server has closed every connection to it (it closes one idle for 90 s), or this long after SIGTERM at the latest; a server that closes an idle connection itself races the API server's next admission on it. 0 stops right after --shutdown-delay.")
 	fs.StringVar(&o.runnerImage, "runner-image", "", "Image holding the runner at "+webhook.ImageRunnerPath+" (required).")
 	fs.IntVar(&o.runnerPort, "runner-port", api.DefaultPort, "Port of the first wrapped container's runner.")
 	fs.StringVar(&o.tokenSecret, "token-secret", api.DefaultTokenSecret, "Default Secret holding the runner API token, in each pod's namespace.")
@@ -151,6 +154,9 @@ func (o *options) Validate() error {
 	}
 	if o.shutdownDelay < 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-delay %s is negative", o.shutdownDelay))
+	}
+	if o.drainTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--drain-timeout %s is negative", o.drainTimeout))
 	}
 	switch o.certMode {
 	case certModeFiles:

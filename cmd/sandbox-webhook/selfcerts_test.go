@@ -28,6 +28,7 @@ import (
 // the webhook configuration exists, then the Secret is there, the caBundle
 // trusts the certificate and /readyz passes.
 func TestServeSelfManagedCertificates(t *testing.T) {
+	freshMetrics(t)
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -16,7 +17,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"sandbox.io/injector/certs"
 	"sandbox.io/injector/claim/controller"
@@ -31,65 +31,142 @@ import (
 // leader with.
 const claimLeaseName = "sandbox-injector-claims"
 
-// serve runs the manager with the admission webhook until ctx ends, then
-// drains for --shutdown-delay before it stops.
+// serve runs the admission webhook and the controllers until ctx ends.
+// They run in two managers: the webhook's, on every replica, drains after
+// the signal (--shutdown-delay, --drain-timeout) until the API server has
+// left it; the controllers' (the claim controller, leader-elected with
+// --claims, and the isolation controllers) stops at the signal, so that
+// another replica takes the lease at once rather than after the drain.
 func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
 	restCfg, err := kubeconfig.Load(o.kubeconfig, "sandbox-webhook/"+version.Version)
 	if err != nil {
 		return err
 	}
-	mopts, rotator, err := managerOptions(o, log)
-	if err != nil {
-		return err
-	}
 	wcfg := o.config()
 	if o.claims {
-		// Every replica serves admissions; the elected one also runs the
-		// claim controller.
-		electClaimLeader(&mopts, o)
 		if wcfg.ClaimKey, err = loadClaimKey(ctx, restCfg, o); err != nil {
 			return err
 		}
 	}
-	mgr, err := ctrl.NewManager(restCfg, mopts)
-	if err != nil {
-		return fmt.Errorf("creating manager: %w", err)
-	}
 	drain := &webhook.Drain{}
-	if err := setupRunnables(ctx, mgr, o, wcfg, rotator, drain, log); err != nil {
+	webhookMgr, err := newWebhookManager(ctx, restCfg, o, wcfg, drain, log)
+	if err != nil {
+		return err
+	}
+	controllersMgr, err := newControllersManager(restCfg, o, wcfg, log)
+	if err != nil {
 		return err
 	}
 	log.Info("starting sandbox-webhook", "version", version.Version, "port", o.port, "runnerImage", o.runnerImage, "certMode", o.certMode, "claims", o.claims)
-	return mgr.Start(drainAfter(ctx, drain, o.shutdownDelay, log))
+	return runManagers(ctx, webhookMgr, controllersMgr, func(signalled context.Context) context.Context {
+		return drain.After(signalled, o.shutdownDelay, o.drainTimeout, log)
+	})
 }
 
-// drainAfter is a context that ends delay after ctx does; meanwhile drain
-// is started, so that the webhook answers on while the API server moves
-// its connections to other replicas.
-func drainAfter(ctx context.Context, drain *webhook.Drain, delay time.Duration, log *slog.Logger) context.Context {
-	if delay <= 0 {
-		return ctx
-	}
-	run, stop := context.WithCancel(context.WithoutCancel(ctx))
+// runManagers runs the controllers' manager until ctx ends and the
+// webhook's until the context drained makes of ctx ends. When the
+// controllers stop early with an error (a lost lease), the webhook drains
+// as if signalled, and serve returns that error.
+func runManagers(ctx context.Context, webhookMgr, controllersMgr manager.Manager, drained func(context.Context) context.Context) error {
+	signalled, signal := context.WithCancel(ctx)
+	defer signal()
+	controllersDone := make(chan error, 1)
 	go func() {
-		<-ctx.Done()
-		drain.Start()
-		log.Info("stopping: draining connections before the server closes", "delay", delay)
-		time.Sleep(delay)
-		stop()
+		err := controllersMgr.Start(signalled)
+		if err != nil {
+			err = fmt.Errorf("controllers: %w", err)
+		}
+		signal()
+		controllersDone <- err
 	}()
-	return run
+	err := webhookMgr.Start(drained(signalled))
+	if err != nil {
+		err = fmt.Errorf("webhook: %w", err)
+	}
+	signal()
+	return errors.Join(<-controllersDone, err)
 }
 
-// managerOptions are the manager's options but leader election, and the
-// certificate rotator when the webhook makes its own certificates.
-func managerOptions(o *options, log *slog.Logger) (manager.Options, *certs.Rotator, error) {
+// newWebhookManager is the manager of the admission webhook, its
+// certificate rotator (when it makes its own certificates), the metrics and
+// the health probes.
+func newWebhookManager(ctx context.Context, restCfg *rest.Config, o *options, wcfg webhook.Config, drain *webhook.Drain, log *slog.Logger) (manager.Manager, error) {
+	mopts, rotator, err := managerOptions(o, drain, log)
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := ctrl.NewManager(restCfg, mopts)
+	if err != nil {
+		return nil, fmt.Errorf("creating the webhook manager: %w", err)
+	}
+	if rotator != nil {
+		if err := rotator.SetupWithManager(mgr); err != nil {
+			return nil, err
+		}
+	}
+	var resolver webhook.Resolver
+	if !o.disableImageLookups {
+		resolver = entrypoint.NewResolver(entrypoint.Config{Insecure: splitList(o.insecureRegistries), AllowPrivate: o.registryPrivate})
+	}
+	if err := webhook.SetupWithManager(ctx, mgr, wcfg, webhook.SetupOptions{
+		Resolver: resolver, Registerer: metrics.Registry, Logger: log, Drain: drain,
+	}); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// newControllersManager is the manager of the claim controller (with
+// --claims: every replica serves admissions, the elected one also binds
+// claims) and the isolation controllers. It serves neither metrics (its
+// controllers' go to the webhook manager's registry and endpoint) nor
+// probes.
+func newControllersManager(restCfg *rest.Config, o *options, wcfg webhook.Config, log *slog.Logger) (manager.Manager, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("building scheme: %w", err)
+	}
+	mopts := manager.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	}
+	if o.claims {
+		electClaimLeader(&mopts, o)
+	}
+	mgr, err := ctrl.NewManager(restCfg, mopts)
+	if err != nil {
+		return nil, fmt.Errorf("creating the controllers manager: %w", err)
+	}
+	if o.claims {
+		if err := controller.Setup(mgr, controller.Options{
+			Key:         wcfg.ClaimKey,
+			RunnerImage: wcfg.RunnerImage,
+			Concurrency: o.claimConcurrency,
+			FinishedTTL: o.claimFinishedTTL,
+			ColdTimeout: o.claimColdTimeout,
+			Registerer:  metrics.Registry,
+			Logger:      log.With("controller", "sandboxclaim"),
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if err := setupIsolation(mgr, &o.isolation, log); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// managerOptions are the webhook manager's options, and the
+// certificate rotator when the webhook makes its own certificates. The
+// webhook server counts its connections in drain.
+func managerOptions(o *options, drain *webhook.Drain, log *slog.Logger) (manager.Options, *certs.Rotator, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return manager.Options{}, nil, fmt.Errorf("building scheme: %w", err)
 	}
-	serverOpts := crwebhook.Options{Port: o.port, CertDir: o.certDir}
+	serverOpts := webhook.ServerOptions{Port: o.port, CertDir: o.certDir, Drain: drain, Logger: log}
 	var rotator *certs.Rotator
 	if o.certMode == certModeSelf {
 		// The certificate comes from memory, kept by the rotator; CertDir is unused.
@@ -104,7 +181,7 @@ func managerOptions(o *options, log *slog.Logger) (manager.Options, *certs.Rotat
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: o.metricsBindAddress},
 		HealthProbeBindAddress: o.healthProbeAddress,
-		WebhookServer:          crwebhook.NewServer(serverOpts),
+		WebhookServer:          webhook.NewServer(serverOpts),
 	}, rotator, nil
 }
 
@@ -131,38 +208,4 @@ func loadClaimKey(ctx context.Context, restCfg *rest.Config, o *options) (claimk
 	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return claimkey.Load(kctx, kube, o.releaseNamespace, o.claimKeySecret)
-}
-
-// setupRunnables adds to mgr the claim controller (with --claims), the
-// certificate rotator (when there is one), the admission webhook and the
-// isolation controllers.
-func setupRunnables(ctx context.Context, mgr manager.Manager, o *options, wcfg webhook.Config, rotator *certs.Rotator, drain *webhook.Drain, log *slog.Logger) error {
-	if o.claims {
-		if err := controller.Setup(mgr, controller.Options{
-			Key:         wcfg.ClaimKey,
-			RunnerImage: wcfg.RunnerImage,
-			Concurrency: o.claimConcurrency,
-			FinishedTTL: o.claimFinishedTTL,
-			ColdTimeout: o.claimColdTimeout,
-			Registerer:  metrics.Registry,
-			Logger:      log.With("controller", "sandboxclaim"),
-		}); err != nil {
-			return err
-		}
-	}
-	if rotator != nil {
-		if err := rotator.SetupWithManager(mgr); err != nil {
-			return err
-		}
-	}
-	var resolver webhook.Resolver
-	if !o.disableImageLookups {
-		resolver = entrypoint.NewResolver(entrypoint.Config{Insecure: splitList(o.insecureRegistries), AllowPrivate: o.registryPrivate})
-	}
-	if err := webhook.SetupWithManager(ctx, mgr, wcfg, webhook.SetupOptions{
-		Resolver: resolver, Registerer: metrics.Registry, Logger: log, Drain: drain,
-	}); err != nil {
-		return err
-	}
-	return setupIsolation(mgr, &o.isolation, log)
 }
