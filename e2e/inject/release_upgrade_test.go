@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -45,6 +44,9 @@ const (
 	loadTail       = 5 * time.Second // and at least this long after helm returns
 	claimSettle    = 2 * time.Minute // how long claims created under load may take to bind
 	rolloutWait    = 4 * time.Minute // how long warm pods may take to follow the runner
+	// drainWait is how long the replaced webhook pods may take to stop:
+	// the chart's drain timeout (100 s) and then some.
+	drainWait = 3 * time.Minute
 	// loadLabel marks the load's claims with the phase that made them.
 	loadLabel = "e2e.sandbox.io/upgrade-phase"
 	// unschedulable is a node label no node has: the load's pods are
@@ -68,16 +70,10 @@ const (
 // still answers its claimant. The suite's chart of this tree is installed
 // again at the end.
 //
-// It runs only with SANDBOX_E2E_UPGRADE=1 (make test-upgrade): the
-// webhook drains before it stops, but a keep-alive connection the API
-// server left idle through the drain is closed at the end, and an
-// admission the API server writes on it in that instant is lost (2 of 600
-// in one run of four; README, Upgrading). A claim lost with PodLost is
-// shown with its pod as a watch saw it.
+// The load goes on until the replaced webhook pods have stopped (their
+// drain's end is where an admission used to be lost). A claim lost with
+// PodLost is shown with its pod as a watch saw it.
 func TestUpgradeFromPreviousRelease(t *testing.T) {
-	if os.Getenv("SANDBOX_E2E_UPGRADE") != "1" {
-		t.Skip("SKIPPING THE UPGRADE PROOF: it runs with SANDBOX_E2E_UPGRADE=1 (make test-upgrade); an admission can still be lost as an old webhook pod stops (README, Upgrading)")
-	}
 	x := requireE2E(t)
 	prev := x.previousRelease(t)
 	old := *x
@@ -169,6 +165,9 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 		}
 		if ph.rollout < 0 {
 			t.Errorf("%s: warm pods did not all run the new runner within %s", ph.name, rolloutWait)
+		}
+		if ph.drained < 0 {
+			t.Errorf("%s: replaced webhook pods still stopping %s after helm started", ph.name, drainWait)
 		}
 		if ph.sandboxErr != nil {
 			t.Errorf("%s: the sandbox claimed before the upgrade: %v", ph.name, ph.sandboxErr)
@@ -286,6 +285,7 @@ type upgradePhase struct {
 	claimsDeferred   int           // claim ticks skipped with claimsInFlight in flight
 	bindP50, bindMax time.Duration // creation to seen Bound
 	rollout          time.Duration // from helm's start until every warm pod runs the target runner; < 0: not within rolloutWait
+	drained          time.Duration // from helm's start until no webhook pod is stopping; < 0: not within drainWait
 	sandboxVersion   string        // the runner version the sandbox claimed before answered with
 	sandboxErr       error
 	lostPods         []string // the pods of the claims that failed
@@ -296,7 +296,7 @@ type upgradePhase struct {
 func (u *upgradeRun) phase(t *testing.T, name string, args []string, target string) upgradePhase {
 	t.Helper()
 	ctx := t.Context()
-	ph := upgradePhase{name: name, rollout: -1}
+	ph := upgradePhase{name: name, rollout: -1, drained: -1}
 	stop := make(chan struct{})
 	loadStart := time.Now()
 	pods := u.startPodLoad(ctx, stop)
@@ -309,6 +309,9 @@ func (u *upgradeRun) phase(t *testing.T, name string, args []string, target stri
 	helmErr := u.x.helmCmd(ctx, args...)
 	ph.helm = time.Since(helmStart)
 	if helmErr == nil {
+		// The load goes on until the replaced webhook pods have stopped:
+		// the end of their drain is where an admission could be lost.
+		ph.drained = u.waitWebhookDrained(ctx, helmStart)
 		time.Sleep(max(time.Until(loadStart.Add(loadAtLeast)), loadTail))
 	}
 	close(stop)
@@ -321,9 +324,24 @@ func (u *upgradeRun) phase(t *testing.T, name string, args []string, target stri
 	}
 	ph.rollout = <-rolled
 	ph.sandboxVersion, ph.sandboxErr = u.sandboxAnswers(ctx)
-	t.Logf("%s: helm %s, pods %d/%d, claims %d/%d, warm pods on %s after %s, the sandbox claimed before answers (runner %s, %v)",
-		name, ph.helm.Round(time.Millisecond), ph.pods.ok, ph.pods.tried, ph.claims.ok, ph.claims.tried, target, ph.rollout.Round(time.Millisecond), ph.sandboxVersion, ph.sandboxErr)
+	t.Logf("%s: helm %s, old webhook pods stopped after %s, pods %d/%d, claims %d/%d, warm pods on %s after %s, the sandbox claimed before answers (runner %s, %v)",
+		name, ph.helm.Round(time.Millisecond), ph.drained.Round(time.Millisecond), ph.pods.ok, ph.pods.tried, ph.claims.ok, ph.claims.tried, target, ph.rollout.Round(time.Millisecond), ph.sandboxVersion, ph.sandboxErr)
 	return ph
+}
+
+// waitWebhookDrained returns how long after since no webhook pod is
+// stopping (none has a deletion timestamp); -1 when that takes longer than
+// drainWait.
+func (u *upgradeRun) waitWebhookDrained(ctx context.Context, since time.Time) time.Duration {
+	deadline := since.Add(drainWait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		list, err := u.kube.CoreV1().Pods(releaseNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=webhook"})
+		if err == nil && !slices.ContainsFunc(list.Items, func(p corev1.Pod) bool { return p.DeletionTimestamp != nil }) {
+			return time.Since(since)
+		}
+		time.Sleep(time.Second)
+	}
+	return -1
 }
 
 // waitRollout returns how long after since every warm pod of the run's
@@ -605,7 +623,7 @@ func (l *claimLoad) wait() (loadCount, int, time.Duration, time.Duration) {
 // writePhases prints the phases as one table, then why anything was lost,
 // with the story of each lost claim's pod from history.
 func writePhases(w io.Writer, phases []upgradePhase, history *podHistory) {
-	fmt.Fprintf(w, "%-9s %8s %18s %18s %9s %16s %22s  %s\n", "phase", "helm", "pods created/adm.", "claims tried/bound", "deferred", "bind p50/max", "all warm pods on it", "claimed-before sandbox")
+	fmt.Fprintf(w, "%-9s %8s %14s %18s %18s %9s %16s %22s  %s\n", "phase", "helm", "old hooks gone", "pods created/adm.", "claims tried/bound", "deferred", "bind p50/max", "all warm pods on it", "claimed-before sandbox")
 	for _, ph := range phases {
 		rollout := "not in " + rolloutWait.String()
 		if ph.rollout >= 0 {
@@ -615,7 +633,11 @@ func writePhases(w io.Writer, phases []upgradePhase, history *podHistory) {
 		if ph.sandboxErr != nil {
 			sandbox = "FAILED: " + ph.sandboxErr.Error()
 		}
-		fmt.Fprintf(w, "%-9s %8s %18s %18s %9d %16s %22s  %s\n", ph.name, ph.helm.Round(100*time.Millisecond),
+		drained := "not in " + drainWait.String()
+		if ph.drained >= 0 {
+			drained = ph.drained.Round(100 * time.Millisecond).String()
+		}
+		fmt.Fprintf(w, "%-9s %8s %14s %18s %18s %9d %16s %22s  %s\n", ph.name, ph.helm.Round(100*time.Millisecond), drained,
 			fmt.Sprintf("%d/%d", ph.pods.tried, ph.pods.ok), fmt.Sprintf("%d/%d", ph.claims.tried, ph.claims.ok), ph.claimsDeferred,
 			ph.bindP50.Round(10*time.Millisecond).String()+"/"+ph.bindMax.Round(10*time.Millisecond).String(), rollout, sandbox)
 	}
