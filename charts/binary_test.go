@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,6 +28,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sandbox.io/injector/internal/testenv"
 )
 
 var webhookBinary struct {
@@ -63,16 +64,6 @@ func buildWebhook(t *testing.T) string {
 		t.Fatal(webhookBinary.err)
 	}
 	return webhookBinary.path
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestWebhookBinaryWithChart installs the chart on the real API server and
@@ -155,7 +146,7 @@ func TestWebhookBinaryWithChart(t *testing.T) {
 			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: fullname}, &dep); err != nil {
 				t.Fatal(err)
 			}
-			port, health, metrics := freePort(t), freePort(t), freePort(t)
+			port, health, metrics := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 			var args []string
 			for _, a := range dep.Spec.Template.Spec.Containers[0].Args {
 				name, _, _ := strings.Cut(a, "=")

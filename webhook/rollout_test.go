@@ -157,7 +157,7 @@ type replica struct {
 // it in admitted) on a free loopback port, over HTTP/1.1 only.
 func startReplica(t *testing.T, certDir string, delay, timeout time.Duration, admitted *atomic.Int64) *replica {
 	t.Helper()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	drain := &webhook.Drain{}
 	srv := webhook.NewServer(webhook.ServerOptions{
 		Host: "127.0.0.1", Port: port, CertDir: certDir, Drain: drain,
@@ -255,15 +255,4 @@ func (p *serviceProxy) forward(in net.Conn) {
 	wg.Go(func() { pipe(out, in) })
 	wg.Go(func() { pipe(in, out) })
 	wg.Wait()
-}
-
-// freePort is a loopback port nothing listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

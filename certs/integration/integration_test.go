@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -134,7 +133,7 @@ func (e *env) startReplica(t *testing.T, cc certs.Config, serve bool) *replica {
 	}
 	rep := &replica{rot: rot, metrics: reg}
 	if serve {
-		rep.port = freePort(t)
+		rep.port = testenv.FreePort(t)
 		opts.WebhookServer = crwebhook.NewServer(crwebhook.Options{
 			Host: "127.0.0.1", Port: rep.port, TLSOpts: []func(*tls.Config){rot.TLSOpt},
 		})
@@ -164,16 +163,6 @@ func (e *env) startReplica(t *testing.T, cc certs.Config, serve bool) *replica {
 		}
 	})
 	return rep
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // eventually polls check until it passes, failing the test after timeout.
