@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -17,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"sandbox.io/injector/certs"
 	"sandbox.io/injector/internal/testenv"
@@ -28,40 +23,17 @@ import (
 // the webhook configuration exists, then the Secret is there, the caBundle
 // trusts the certificate and /readyz passes.
 func TestServeSelfManagedCertificates(t *testing.T) {
-	freshMetrics(t)
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The whole binary runs, the claim controller with it: it needs the CRDs.
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(root, "charts", "sandbox-injector", "crds")}, ErrorIfCRDPathMissing: true}
-	cfg := testenv.Start(t, env)
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := "sandbox-system"
-	if err := c.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
+	cl := startServeCluster(t)
+	c, ns := cl.c, cl.ns
 	health := freeAddr(t)
 	args := []string{
-		"--kubeconfig=" + kubeconfig, "--runner-image=runner.test/runner:v1", "--release-namespace=" + ns,
-		"--port=" + fmt.Sprint(freePortNumber(t)), "--metrics-bind-address=0", "--health-probe-bind-address=" + health,
+		"--kubeconfig=" + cl.kubeconfig, "--runner-image=runner.test/runner:v1", "--release-namespace=" + ns,
+		"--port=" + fmt.Sprint(testenv.FreePort(t)), "--metrics-bind-address=0", "--health-probe-bind-address=" + health,
 		"--cert-mode=self", "--cert-secret=hook-cert", "--webhook-config-name=hooks", "--service-name=hook",
 		"--cert-sync-interval=200ms", "--log-level=error",
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, args, func(ctx context.Context, o *options, _ *slog.Logger) error {
-			return serve(ctx, o, slog.New(slog.DiscardHandler))
-		})
-	}()
+	done := serveInBackground(ctx, args)
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -135,16 +107,6 @@ func waitUntil(t *testing.T, what string, check func() error) {
 	}
 }
 
-func freePortNumber(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func freeAddr(t *testing.T) string {
-	return fmt.Sprintf("127.0.0.1:%d", freePortNumber(t))
+	return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 }

@@ -4,23 +4,107 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
-
-	"sandbox.io/injector/internal/testenv"
 )
+
+// drainDelay is the --shutdown-delay of the tests below.
+const drainDelay = 500 * time.Millisecond
+
+// leadingServe is the binary's serve, leading the claim controller, with a
+// client holding a connection to its webhook port open.
+type leadingServe struct {
+	cl     *serveCluster
+	done   <-chan error
+	signal context.CancelFunc
+	health string // address of /readyz
+	conn   net.Conn
+}
+
+// startLeadingServe runs serve (with --shutdown-delay drainDelay, a drain
+// timeout of a minute and extra flags) until it leads the claim controller,
+// then opens a connection to its webhook port.
+func startLeadingServe(t *testing.T, extra ...string) *leadingServe {
+	t.Helper()
+	cl := startServeCluster(t)
+	webhookAddr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(webhookAddr)
+	s := &leadingServe{cl: cl, health: freeAddr(t)}
+	args := append([]string{
+		"--kubeconfig=" + cl.kubeconfig, "--runner-image=runner.test/runner:v1", "--release-namespace=" + cl.ns,
+		"--port=" + port, "--cert-dir=" + cl.env.WebhookInstallOptions.LocalServingCertDir,
+		"--metrics-bind-address=0", "--health-probe-bind-address=" + s.health,
+		"--shutdown-delay=" + drainDelay.String(), "--drain-timeout=1m", "--log-level=error",
+		// Controller names are unique per process, and TestServeSelfManagedCertificates runs this one.
+		"--pool-network-policies=false",
+	}, extra...)
+	ctx, signal := context.WithCancel(t.Context())
+	s.done, s.signal = serveInBackground(ctx, args), signal
+	t.Cleanup(signal)
+	waitUntil(t, "the claim controller to lead", func() error {
+		select {
+		case err := <-s.done:
+			t.Fatalf("serve returned before the signal: %v", err)
+		default:
+		}
+		if h, err := s.holder(t); err != nil || h == "" {
+			return fmt.Errorf("lease holder %q: %w", h, err)
+		}
+		return nil
+	})
+	waitUntil(t, "a connection to the webhook port", func() error {
+		var err error
+		s.conn, err = net.Dial("tcp", webhookAddr)
+		return err
+	})
+	t.Cleanup(func() { _ = s.conn.Close() })
+	return s
+}
+
+// holder is the claim Lease's holder; "" when released.
+func (s *leadingServe) holder(t *testing.T) (string, error) {
+	var lease coordinationv1.Lease
+	if err := s.cl.c.Get(t.Context(), client.ObjectKey{Namespace: s.cl.ns, Name: claimLeaseName}, &lease); err != nil {
+		return "", err
+	}
+	return ptr.Deref(lease.Spec.HolderIdentity, ""), nil
+}
+
+// drainsUntilClosed: serve is still running drainDelay and a second after
+// since, with the connection open; once it is closed, serve returns, its
+// error is returned.
+func (s *leadingServe) drainsUntilClosed(t *testing.T, since time.Time) error {
+	t.Helper()
+	if wait := drainDelay + time.Second - time.Since(since); wait > 0 {
+		time.Sleep(wait)
+	}
+	select {
+	case err := <-s.done:
+		t.Fatalf("serve returned %s after it began to stop, with a connection still open: %v", time.Since(since), err)
+	default:
+	}
+	if err := s.conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closedAt := time.Now()
+	select {
+	case err := <-s.done:
+		t.Logf("serve returned %s after the last connection closed", time.Since(closedAt).Round(time.Millisecond))
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve still running 10 s after the last connection closed")
+		return nil
+	}
+}
 
 // TestSignalHandsOverTheLeaseThenDrains runs the binary's serve against a
 // real kube-apiserver and signals it while a client holds a connection to
@@ -29,108 +113,61 @@ import (
 // for as long as the connection stays open, past --shutdown-delay, and
 // serve returns as soon as it closes.
 func TestSignalHandsOverTheLeaseThenDrains(t *testing.T) {
-	freshMetrics(t)
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &envtest.Environment{CRDDirectoryPaths: []string{filepath.Join(root, "charts", "sandbox-injector", "crds")}, ErrorIfCRDPathMissing: true}
-	cfg := testenv.Start(t, env)
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := "sandbox-system"
-	if err := c.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
-	const delay = 500 * time.Millisecond
-	webhookAddr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(webhookAddr)
-	args := []string{
-		"--kubeconfig=" + kubeconfig, "--runner-image=runner.test/runner:v1", "--release-namespace=" + ns,
-		"--port=" + port, "--cert-dir=" + env.WebhookInstallOptions.LocalServingCertDir,
-		"--metrics-bind-address=0", "--health-probe-bind-address=" + freeAddr(t),
-		"--shutdown-delay=" + delay.String(), "--drain-timeout=1m", "--log-level=error",
-		// Controller names are unique per process, and TestServeSelfManagedCertificates runs this one.
-		"--pool-network-policies=false",
-	}
-	signalled, signal := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(signalled, args, func(ctx context.Context, o *options, _ *slog.Logger) error {
-			return serve(ctx, o, slog.New(slog.DiscardHandler))
-		})
-	}()
-	t.Cleanup(signal)
-
-	holder := func() (string, error) {
-		var lease coordinationv1.Lease
-		if err := c.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: claimLeaseName}, &lease); err != nil {
-			return "", err
-		}
-		if lease.Spec.HolderIdentity == nil {
-			return "", nil
-		}
-		return *lease.Spec.HolderIdentity, nil
-	}
-	waitUntil(t, "the claim controller to lead", func() error {
-		select {
-		case err := <-done:
-			t.Fatalf("serve returned before the signal: %v", err)
-		default:
-		}
-		if h, err := holder(); err != nil || h == "" {
-			return fmt.Errorf("lease holder %q: %w", h, err)
-		}
-		return nil
-	})
-	var conn net.Conn
-	waitUntil(t, "a connection to the webhook port", func() error {
-		conn, err = net.Dial("tcp", webhookAddr)
-		return err
-	})
-	defer conn.Close()
-
-	signal()
+	s := startLeadingServe(t)
+	s.signal()
 	signalledAt := time.Now()
 	waitUntil(t, "the lease to be released", func() error {
-		if h, err := holder(); err != nil || h != "" {
+		if h, err := s.holder(t); err != nil || h != "" {
 			return fmt.Errorf("lease holder %q: %w", h, err)
 		}
 		return nil
 	})
-	if wait := delay + time.Second - time.Since(signalledAt); wait > 0 {
-		time.Sleep(wait)
-	}
-	select {
-	case err := <-done:
-		t.Fatalf("serve returned %s after the signal, with a connection still open: %v", time.Since(signalledAt), err)
-	default:
-	}
-	if err := conn.Close(); err != nil {
-		t.Fatal(err)
-	}
-	closedAt := time.Now()
-	select {
-	case err := <-done:
-		if err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("serve: %v", err)
-		}
-		t.Logf("serve returned %s after the last connection closed", time.Since(closedAt).Round(time.Millisecond))
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve still running 10 s after the last connection closed")
+	if err := s.drainsUntilClosed(t, signalledAt); err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("serve: %v", err)
 	}
 }
 
-// freshMetrics gives serve an empty metrics registry for the test: serve
-// registers its collectors in controller-runtime's, once per process.
-func freshMetrics(t *testing.T) {
-	saved := metrics.Registry
-	metrics.Registry = prometheus.NewRegistry()
-	t.Cleanup(func() { metrics.Registry = saved })
+// TestLostLeaseDrainsTheWebhook: another replica takes the claim
+// controller's Lease from under this one (as after a partition that
+// outlived the lease). The controllers stop and serve returns the error, so
+// that the kubelet restarts the container, but only after the webhook
+// drained: /readyz fails at once, and it serves on while a connection is
+// open.
+func TestLostLeaseDrainsTheWebhook(t *testing.T) {
+	s := startLeadingServe(t, "--leader-lease-duration=2s")
+	ctx := t.Context()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var lease coordinationv1.Lease
+		if err := s.cl.c.Get(ctx, client.ObjectKey{Namespace: s.cl.ns, Name: claimLeaseName}, &lease); err != nil {
+			return err
+		}
+		now := metav1.NewMicroTime(time.Now())
+		lease.Spec.HolderIdentity = ptr.To("another-replica")
+		lease.Spec.AcquireTime, lease.Spec.RenewTime = &now, &now
+		lease.Spec.LeaseDurationSeconds = ptr.To[int32](60)
+		return s.cl.c.Update(ctx, &lease)
+	})
+	if err != nil {
+		t.Fatalf("taking the lease: %v", err)
+	}
+	var lostAt time.Time
+	waitUntil(t, "the webhook to drain (/readyz failing)", func() error {
+		resp, err := http.Get("http://" + s.health + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return errors.New("/readyz passes")
+		}
+		lostAt = time.Now()
+		return nil
+	})
+	err = s.drainsUntilClosed(t, lostAt)
+	if err == nil || !strings.Contains(err.Error(), "leader election lost") {
+		t.Errorf("serve returned %v, want the lost leader election", err)
+	}
+	if h, err := s.holder(t); err != nil || h != "another-replica" {
+		t.Errorf("lease holder %q (%v), want another-replica's kept", h, err)
+	}
 }
