@@ -57,19 +57,23 @@ func (d *Drain) Wrap(next http.Handler) http.Handler {
 // ConnState is an http.Server's ConnState hook: it counts the server's open
 // connections for Wait.
 func (d *Drain) ConnState(_ net.Conn, state http.ConnState) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	switch state {
 	case http.StateNew:
+		d.mu.Lock()
+		defer d.mu.Unlock()
 		if d.open == 0 {
 			d.none = make(chan struct{})
 		}
 		d.open++
 	case http.StateClosed, http.StateHijacked:
+		d.mu.Lock()
+		defer d.mu.Unlock()
 		d.open--
 		if d.open == 0 {
 			close(d.none)
 		}
+	case http.StateActive, http.StateIdle:
+		// Every request moves a connection between these two: no lock.
 	}
 }
 
