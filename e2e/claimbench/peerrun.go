@@ -23,6 +23,9 @@ type PeerRun struct {
 	Burst      int            // claims at once (default 20)
 	PoolSize   int            // warm sandboxes kept for the sequential claims (default 10)
 	Log        io.Writer      // the controller's output (default discarded)
+	// SequentialCPU and BurstCPU, when set, count the machine's CPU use
+	// during the timed claims of each phase.
+	SequentialCPU, BurstCPU *CPUAccount
 }
 
 // Run installs the CRDs, starts the controller, makes a warm pool, and
@@ -73,7 +76,11 @@ func (r PeerRun) Run(ctx context.Context, cfg *rest.Config) (seq, burst []time.D
 		if err := ready(r.PoolSize); err != nil {
 			return seq, nil, fmt.Errorf("before claim %d: %w", i+1, err)
 		}
-		_, d, err := a.Claim(ctx, r.Namespace, pool, time.Minute)
+		var d time.Duration
+		err := r.SequentialCPU.During(func() (err error) {
+			_, d, err = a.Claim(ctx, r.Namespace, pool, time.Minute)
+			return err
+		})
 		if err != nil {
 			return seq, nil, fmt.Errorf("claim %d: %w", i+1, err)
 		}
@@ -85,9 +92,12 @@ func (r PeerRun) Run(ctx context.Context, cfg *rest.Config) (seq, burst []time.D
 	if err := ready(r.Burst); err != nil {
 		return seq, nil, fmt.Errorf("before the burst: %w", err)
 	}
-	burst, err = Burst(ctx, r.Burst, func(ctx context.Context) (time.Duration, error) {
-		_, d, err := a.Claim(ctx, r.Namespace, pool, time.Minute)
-		return d, err
+	err = r.BurstCPU.During(func() (err error) {
+		burst, err = Burst(ctx, r.Burst, func(ctx context.Context) (time.Duration, error) {
+			_, d, err := a.Claim(ctx, r.Namespace, pool, time.Minute)
+			return d, err
+		})
+		return err
 	})
 	return seq, burst, err
 }

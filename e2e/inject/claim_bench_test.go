@@ -81,9 +81,16 @@ func TestBenchClaim(t *testing.T) {
 		}
 		return took, nil
 	}
+	// The machine's CPU use during the timed claims: the local cluster
+	// shares two cores with everything else.
+	var oursSeqCPU, oursBurstCPU, peerSeqCPU, peerBurstCPU claimbench.CPUAccount
 	for i := range sequential {
 		x.waitWarmAtLeast(t, p, poolSize)
-		d, err := one(t.Context(), p.Name, true)
+		var d time.Duration
+		err := oursSeqCPU.During(func() (err error) {
+			d, err = one(t.Context(), p.Name, true)
+			return err
+		})
 		if err != nil {
 			t.Fatalf("our warm claim %d: %v", i+1, err)
 		}
@@ -99,8 +106,11 @@ func TestBenchClaim(t *testing.T) {
 	x.setPodsPerNode(t, p, burst)
 	x.waitWarmAtLeast(t, p, burst)
 	burstStart := time.Now()
-	rep.OursBurst, err = claimbench.Burst(t.Context(), burst, func(ctx context.Context) (time.Duration, error) {
-		return one(ctx, p.Name, true)
+	err = oursBurstCPU.During(func() (err error) {
+		rep.OursBurst, err = claimbench.Burst(t.Context(), burst, func(ctx context.Context) (time.Duration, error) {
+			return one(ctx, p.Name, true)
+		})
+		return err
 	})
 	if err != nil {
 		t.Fatalf("our burst: %v", err)
@@ -126,6 +136,7 @@ func TestBenchClaim(t *testing.T) {
 			}},
 		},
 		Sequential: sequential, Burst: burst, PoolSize: poolSize, Log: logf,
+		SequentialCPU: &peerSeqCPU, BurstCPU: &peerBurstCPU,
 	}
 	rep.PeerSequential, rep.PeerBurst, err = run.Run(t.Context(), x.rest)
 	if err != nil {
@@ -133,6 +144,15 @@ func TestBenchClaim(t *testing.T) {
 		t.Errorf("agent-sandbox: %v\nits log (last 3000 bytes):\n%s", err, lastBytes(tail, 3000))
 	}
 
+	for _, c := range []struct {
+		name string
+		cpu  *claimbench.CPUAccount
+	}{
+		{"ours, sequential", &oursSeqCPU}, {"ours, burst", &oursBurstCPU},
+		{rep.Peer + ", sequential", &peerSeqCPU}, {rep.Peer + ", burst", &peerBurstCPU},
+	} {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("CPU during the timed claims, %s: %s", c.name, c.cpu.Format(6)))
+	}
 	var b strings.Builder
 	if err := rep.Write(&b); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,190 @@
+package claimbench
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTick is the unit of /proc/PID/stat's times (USER_HZ, 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// CPUSample is the CPU time every process of the machine has used, read
+// from /proc: the local cluster runs on this machine, so a phase's share
+// of each component (the API server, etcd, the kubelet, containerd, the
+// controller, the agents) is the difference of two samples.
+type CPUSample struct {
+	At time.Time
+	// procs holds each live process's own time and the time of its
+	// children it reaped, by PID and start time (a PID can be reused).
+	procs map[procKey]procTimes
+}
+
+type procKey struct {
+	pid   int
+	start uint64
+}
+
+type procTimes struct {
+	comm     string
+	own      time.Duration // utime + stime
+	children time.Duration // cutime + cstime: children waited for
+}
+
+// SampleCPU reads every process's CPU times from /proc.
+func SampleCPU() (*CPUSample, error) {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("reading /proc: %w", err)
+	}
+	s := &CPUSample{At: time.Now(), procs: make(map[procKey]procTimes, len(dirs))}
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue // exited meanwhile
+		}
+		key, t, err := parseStat(pid, b)
+		if err != nil {
+			return nil, err
+		}
+		s.procs[key] = t
+	}
+	return s, nil
+}
+
+// parseStat reads comm, utime, stime, cutime, cstime and starttime from a
+// /proc/PID/stat line (comm may hold spaces and parentheses: it ends at
+// the last ')').
+func parseStat(pid int, b []byte) (procKey, procTimes, error) {
+	open, end := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open {
+		return procKey{}, procTimes{}, fmt.Errorf("/proc/%d/stat: no (comm) in %q", pid, b)
+	}
+	f := strings.Fields(string(b[end+1:]))
+	// Fields after comm start at field 3 (state): utime is field 14.
+	const utime, stime, cutime, cstime, starttime = 14 - 3, 15 - 3, 16 - 3, 17 - 3, 22 - 3
+	if len(f) <= starttime {
+		return procKey{}, procTimes{}, fmt.Errorf("/proc/%d/stat: %d fields after comm, want more than %d", pid, len(f), starttime)
+	}
+	var v [5]uint64
+	for i, idx := range []int{utime, stime, cutime, cstime, starttime} {
+		n, err := strconv.ParseUint(f[idx], 10, 64)
+		if err != nil {
+			return procKey{}, procTimes{}, fmt.Errorf("/proc/%d/stat field %d: %w", pid, idx+3, err)
+		}
+		v[i] = n
+	}
+	return procKey{pid: pid, start: v[4]}, procTimes{
+		comm:     string(b[open+1 : end]),
+		own:      time.Duration(v[0]+v[1]) * clockTick,
+		children: time.Duration(v[2]+v[3]) * clockTick,
+	}, nil
+}
+
+// ProcessCPU is one command's CPU time in a phase.
+type ProcessCPU struct {
+	Name string
+	CPU  time.Duration
+}
+
+// CPUUse is what each command used between two samples, most first. A
+// process that started in between counts whole; one that ended counts
+// through the parent that reaped it (its children's time), so short-lived
+// helpers (runc, shells, the commands run in sandboxes) land on their
+// parent's line.
+func CPUUse(before, after *CPUSample) []ProcessCPU {
+	by := map[string]time.Duration{}
+	for k, t := range after.procs {
+		prev, ok := before.procs[k]
+		if !ok {
+			by[t.comm] += t.own + t.children
+			continue
+		}
+		by[t.comm] += t.own - prev.own + t.children - prev.children
+	}
+	out := make([]ProcessCPU, 0, len(by))
+	for name, d := range by {
+		if d > 0 {
+			out = append(out, ProcessCPU{Name: name, CPU: d})
+		}
+	}
+	slices.SortFunc(out, func(a, b ProcessCPU) int {
+		return cmp.Or(cmp.Compare(b.CPU, a.CPU), cmp.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
+// CPUAccount adds up the CPU each command used over several intervals
+// (the timed claims of a phase, leaving out the waits between them). The
+// zero value is empty.
+type CPUAccount struct {
+	wall time.Duration
+	by   map[string]time.Duration
+}
+
+// Add counts the interval between two samples.
+func (a *CPUAccount) Add(before, after *CPUSample) {
+	if a.by == nil {
+		a.by = map[string]time.Duration{}
+	}
+	a.wall += after.At.Sub(before.At)
+	for _, u := range CPUUse(before, after) {
+		a.by[u.Name] += u.CPU
+	}
+}
+
+// During runs f and counts the CPU used meanwhile; a nil account only runs
+// f. A failed sample leaves the interval out of the count.
+func (a *CPUAccount) During(f func() error) error {
+	if a == nil {
+		return f()
+	}
+	before, berr := SampleCPU()
+	err := f()
+	after, aerr := SampleCPU()
+	if berr == nil && aerr == nil {
+		a.Add(before, after)
+	}
+	return err
+}
+
+// Format says, in one line, how many cores the machine's processes kept
+// busy over the intervals counted (1.00 = one core), and the top n
+// commands' shares.
+func (a *CPUAccount) Format(n int) string {
+	use := make([]ProcessCPU, 0, len(a.by))
+	var total time.Duration
+	for name, d := range a.by {
+		use = append(use, ProcessCPU{Name: name, CPU: d})
+		total += d
+	}
+	slices.SortFunc(use, func(x, y ProcessCPU) int {
+		return cmp.Or(cmp.Compare(y.CPU, x.CPU), cmp.Compare(x.Name, y.Name))
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "%.2f cores over %s:", cores(total, a.wall), a.wall.Round(time.Millisecond))
+	for i, u := range use {
+		if i == n {
+			break
+		}
+		fmt.Fprintf(&b, " %s %.2f", u.Name, cores(u.CPU, a.wall))
+	}
+	return b.String()
+}
+
+func cores(d, wall time.Duration) float64 {
+	if wall <= 0 {
+		return 0
+	}
+	return d.Seconds() / wall.Seconds()
+}

@@ -1,0 +1,99 @@
+package claimbench
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestParseStat(t *testing.T) {
+	// comm may hold spaces and parentheses; the times follow the last ')'.
+	line := "4242 (kube (api) server) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 12 0 987654 0 0\n"
+	key, got, err := parseStat(4242, []byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != (procKey{pid: 4242, start: 987654}) {
+		t.Errorf("key %+v", key)
+	}
+	if got.comm != "kube (api) server" || got.own != 3*time.Second || got.children != 100*time.Millisecond {
+		t.Errorf("parsed %+v, want comm %q, own 3s (250+50 ticks), children 100ms (7+3 ticks)", got, "kube (api) server")
+	}
+	if _, _, err := parseStat(1, []byte("1 (short) S 1 2 3")); err == nil {
+		t.Error("a line with too few fields parsed")
+	}
+}
+
+func TestCPUUse(t *testing.T) {
+	before := &CPUSample{procs: map[procKey]procTimes{
+		{1, 10}: {comm: "containerd", own: time.Second, children: 0},
+		{2, 20}: {comm: "kube-apiserver", own: 5 * time.Second},
+		{3, 30}: {comm: "runc", own: 40 * time.Millisecond}, // reaped by containerd in between
+		{4, 40}: {comm: "old", own: time.Second},            // PID 4 reused in between
+	}}
+	after := &CPUSample{procs: map[procKey]procTimes{
+		{1, 10}: {comm: "containerd", own: 1100 * time.Millisecond, children: 60 * time.Millisecond},
+		{2, 20}: {comm: "kube-apiserver", own: 5500 * time.Millisecond},
+		{4, 41}: {comm: "new", own: 30 * time.Millisecond},
+	}}
+	got := CPUUse(before, after)
+	want := []ProcessCPU{{"kube-apiserver", 500 * time.Millisecond}, {"containerd", 160 * time.Millisecond}, {"new", 30 * time.Millisecond}}
+	if len(got) != len(want) {
+		t.Fatalf("CPUUse = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("CPUUse[%d] = %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestSampleCPUSeesThisProcess burns 200 ms of this process's CPU between
+// two samples and finds at least most of it on this test binary's line.
+func TestSampleCPUSeesThisProcess(t *testing.T) {
+	before, err := SampleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spent := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	start := spent()
+	x := 0
+	for spent()-start < 200*time.Millisecond {
+		for i := range 100000 {
+			x += i
+		}
+	}
+	_ = x
+	after, err := SampleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	comm, err := os.ReadFile(filepath.Join("/proc", "self", "comm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := string(comm[:len(comm)-1])
+	for _, u := range CPUUse(before, after) {
+		if u.Name == name {
+			if u.CPU < 150*time.Millisecond {
+				t.Errorf("%s used %s, want at least 150ms of the 200ms burnt", name, u.CPU)
+			}
+			var a CPUAccount
+			a.Add(before, after)
+			if line := a.Format(5); !strings.Contains(line, name) {
+				t.Errorf("Format: %q does not name %s", line, name)
+			}
+			return
+		}
+	}
+	t.Errorf("no line for %s in %v", name, CPUUse(before, after))
+}
