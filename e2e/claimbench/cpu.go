@@ -33,6 +33,7 @@ type procKey struct {
 
 type procTimes struct {
 	comm     string
+	ppid     int
 	own      time.Duration // utime + stime
 	children time.Duration // cutime + cstime: children waited for
 }
@@ -71,13 +72,14 @@ func parseStat(pid int, b []byte) (procKey, procTimes, error) {
 		return procKey{}, procTimes{}, fmt.Errorf("/proc/%d/stat: no (comm) in %q", pid, b)
 	}
 	f := strings.Fields(string(b[end+1:]))
-	// Fields after comm start at field 3 (state): utime is field 14.
-	const utime, stime, cutime, cstime, starttime = 14 - 3, 15 - 3, 16 - 3, 17 - 3, 22 - 3
+	// Fields after comm start at field 3 (state): ppid is field 4, utime
+	// field 14.
+	const ppid, utime, stime, cutime, cstime, starttime = 4 - 3, 14 - 3, 15 - 3, 16 - 3, 17 - 3, 22 - 3
 	if len(f) <= starttime {
 		return procKey{}, procTimes{}, fmt.Errorf("/proc/%d/stat: %d fields after comm, want more than %d", pid, len(f), starttime)
 	}
-	var v [5]uint64
-	for i, idx := range []int{utime, stime, cutime, cstime, starttime} {
+	var v [6]uint64
+	for i, idx := range []int{utime, stime, cutime, cstime, starttime, ppid} {
 		n, err := strconv.ParseUint(f[idx], 10, 64)
 		if err != nil {
 			return procKey{}, procTimes{}, fmt.Errorf("/proc/%d/stat field %d: %w", pid, idx+3, err)
@@ -86,6 +88,7 @@ func parseStat(pid int, b []byte) (procKey, procTimes, error) {
 	}
 	return procKey{pid: pid, start: v[4]}, procTimes{
 		comm:     string(b[open+1 : end]),
+		ppid:     int(v[5]),
 		own:      time.Duration(v[0]+v[1]) * clockTick,
 		children: time.Duration(v[2]+v[3]) * clockTick,
 	}, nil
@@ -98,10 +101,14 @@ type ProcessCPU struct {
 }
 
 // CPUUse is what each command used between two samples, most first. A
-// process that started in between counts whole; one that ended counts
-// through the parent that reaped it (its children's time), so short-lived
-// helpers (runc, shells, the commands run in sandboxes) land on their
-// parent's line.
+// process that started in between counts whole. One that ended was reaped
+// by its parent, whose children's time then holds the ended process's
+// whole life: what it had used before the first sample is taken off that
+// parent's line again (the parent of the first sample; a process whose
+// parent ended too is taken off its own line), so that short-lived helpers
+// (runc, iptables, the commands run in sandboxes) land on their parent's
+// line and long-lived processes that ended (a deleted pod's) count only
+// their last moments.
 func CPUUse(before, after *CPUSample) []ProcessCPU {
 	by := map[string]time.Duration{}
 	for k, t := range after.procs {
@@ -111,6 +118,20 @@ func CPUUse(before, after *CPUSample) []ProcessCPU {
 			continue
 		}
 		by[t.comm] += t.own - prev.own + t.children - prev.children
+	}
+	parents := make(map[int]string, len(before.procs))
+	for k, t := range before.procs {
+		parents[k.pid] = t.comm
+	}
+	for k, t := range before.procs {
+		if _, ok := after.procs[k]; ok {
+			continue
+		}
+		name, ok := parents[t.ppid]
+		if !ok {
+			name = t.comm
+		}
+		by[name] -= t.own + t.children
 	}
 	out := make([]ProcessCPU, 0, len(by))
 	for name, d := range by {

@@ -19,7 +19,7 @@ func TestParseStat(t *testing.T) {
 	if key != (procKey{pid: 4242, start: 987654}) {
 		t.Errorf("key %+v", key)
 	}
-	if got.comm != "kube (api) server" || got.own != 3*time.Second || got.children != 100*time.Millisecond {
+	if got.comm != "kube (api) server" || got.ppid != 1 || got.own != 3*time.Second || got.children != 100*time.Millisecond {
 		t.Errorf("parsed %+v, want comm %q, own 3s (250+50 ticks), children 100ms (7+3 ticks)", got, "kube (api) server")
 	}
 	if _, _, err := parseStat(1, []byte("1 (short) S 1 2 3")); err == nil {
@@ -29,18 +29,20 @@ func TestParseStat(t *testing.T) {
 
 func TestCPUUse(t *testing.T) {
 	before := &CPUSample{procs: map[procKey]procTimes{
-		{1, 10}: {comm: "containerd", own: time.Second, children: 0},
+		{1, 10}: {comm: "containerd", own: time.Second},
 		{2, 20}: {comm: "kube-apiserver", own: 5 * time.Second},
-		{3, 30}: {comm: "runc", own: 40 * time.Millisecond}, // reaped by containerd in between
-		{4, 40}: {comm: "old", own: time.Second},            // PID 4 reused in between
+		// Reaped by containerd in between, after 40ms, 30ms of them in the
+		// interval: containerd's children's time grows by all 40ms.
+		{3, 30}: {comm: "runc", ppid: 1, own: 10 * time.Millisecond},
+		{4, 40}: {comm: "old", ppid: 99, own: time.Second}, // PID 4 reused in between; its parent gone too
 	}}
 	after := &CPUSample{procs: map[procKey]procTimes{
-		{1, 10}: {comm: "containerd", own: 1100 * time.Millisecond, children: 60 * time.Millisecond},
+		{1, 10}: {comm: "containerd", own: 1100 * time.Millisecond, children: 40 * time.Millisecond},
 		{2, 20}: {comm: "kube-apiserver", own: 5500 * time.Millisecond},
 		{4, 41}: {comm: "new", own: 30 * time.Millisecond},
 	}}
 	got := CPUUse(before, after)
-	want := []ProcessCPU{{"kube-apiserver", 500 * time.Millisecond}, {"containerd", 160 * time.Millisecond}, {"new", 30 * time.Millisecond}}
+	want := []ProcessCPU{{"kube-apiserver", 500 * time.Millisecond}, {"containerd", 130 * time.Millisecond}, {"new", 30 * time.Millisecond}}
 	if len(got) != len(want) {
 		t.Fatalf("CPUUse = %v, want %v", got, want)
 	}
