@@ -10,11 +10,11 @@ import (
 
 // Stats summarizes latency samples.
 type Stats struct {
-	N             int
-	P50, P99, Max time.Duration
+	N                  int
+	P50, P90, P99, Max time.Duration
 }
 
-// Summarize returns the nearest-rank p50, p99 and max of samples (zero
+// Summarize returns the nearest-rank p50, p90, p99 and max of samples (zero
 // Stats for none). samples is not modified.
 func Summarize(samples []time.Duration) Stats {
 	if len(samples) == 0 {
@@ -22,7 +22,7 @@ func Summarize(samples []time.Duration) Stats {
 	}
 	s := slices.Clone(samples)
 	slices.Sort(s)
-	return Stats{N: len(s), P50: Percentile(s, 50), P99: Percentile(s, 99), Max: s[len(s)-1]}
+	return Stats{N: len(s), P50: Percentile(s, 50), P90: Percentile(s, 90), P99: Percentile(s, 99), Max: s[len(s)-1]}
 }
 
 // Percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
@@ -94,15 +94,15 @@ func (r *Report) Ratios() Ratios {
 // Write prints the table.
 func (r *Report) Write(w io.Writer) error {
 	var b strings.Builder
-	const format = "%-58s %4s %10s %10s %10s\n"
-	fmt.Fprintf(&b, format, "claim latency, one run on the local cluster", "n", "p50", "p99", "max")
+	const format = "%-58s %4s %10s %10s %10s %10s\n"
+	fmt.Fprintf(&b, format, "claim latency, one run on the local cluster", "n", "p50", "p90", "p99", "max")
 	row := func(name string, d []time.Duration) {
 		s := Summarize(d)
 		if s.N == 0 {
-			fmt.Fprintf(&b, format, name, "0", "-", "-", "-")
+			fmt.Fprintf(&b, format, name, "0", "-", "-", "-", "-")
 			return
 		}
-		fmt.Fprintf(&b, format, name, fmt.Sprint(s.N), ms(s.P50), ms(s.P99), ms(s.Max))
+		fmt.Fprintf(&b, format, name, fmt.Sprint(s.N), ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max))
 	}
 	row("ours: warm, sequential (created to first /execute)", r.OursSequential)
 	row(fmt.Sprintf("ours: warm, burst of %d (created to first /execute)", r.Burst), r.OursBurst)

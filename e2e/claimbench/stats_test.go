@@ -32,6 +32,7 @@ func TestPercentileNearestRank(t *testing.T) {
 		{"empty", nil, 50, 0},
 		{"one", msList(7), 50, 7 * time.Millisecond},
 		{"one p99", msList(7), 99, 7 * time.Millisecond},
+		{"100 p90", hundred, 90, 90 * time.Millisecond},
 		{"two p50 is the lower", msList(1, 2), 50, time.Millisecond},
 		{"three p50 is the middle", msList(1, 2, 3), 50, 2 * time.Millisecond},
 		{"100 p50", hundred, 50, 50 * time.Millisecond},
@@ -54,7 +55,7 @@ func TestPercentileNearestRank(t *testing.T) {
 func TestSummarizeSortsACopy(t *testing.T) {
 	in := msList(30, 10, 20)
 	s := Summarize(in)
-	if s != (Stats{N: 3, P50: 20 * time.Millisecond, P99: 30 * time.Millisecond, Max: 30 * time.Millisecond}) {
+	if s != (Stats{N: 3, P50: 20 * time.Millisecond, P90: 30 * time.Millisecond, P99: 30 * time.Millisecond, Max: 30 * time.Millisecond}) {
 		t.Fatalf("Summarize = %+v", s)
 	}
 	if in[0] != 30*time.Millisecond {

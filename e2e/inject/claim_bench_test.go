@@ -1,16 +1,21 @@
 package inject
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -60,8 +65,19 @@ func TestBenchClaim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Reads of the claimed pods, unthrottled (client-go's default 5/s
+	// would hold back each claim's release).
+	fast := rest.CopyConfig(x.rest)
+	fast.QPS, fast.Burst = 200, 400
+	podReader, err := kubernetes.NewForConfig(fast)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// one claims, runs `true` and returns the time from before the
 	// claim's creation to the /execute result; the release is not timed.
+	// Each claim's steps go to traces (the pod's adoption time is the
+	// controller's sandbox.io/claimed-at, read after the clock stops).
+	var traces []claimTrace
 	one := func(ctx context.Context, poolName string, noCold bool) (time.Duration, error) {
 		start := time.Now()
 		sb, err := cl.Claim(ctx, claim.Request{Namespace: ns, Pool: poolName, Env: map[string]string{"K": "v"}, NoCold: noCold})
@@ -70,6 +86,12 @@ func TestBenchClaim(t *testing.T) {
 		}
 		res, err := sb.Runner().Execute(ctx, api.ExecuteRequest{Argv: []string{"true"}})
 		took := time.Since(start)
+		tr := claimTrace{pool: poolName, total: took, bound: sb.Duration}
+		if pod, gerr := podReader.CoreV1().Pods(ns).Get(ctx, sb.Pod, metav1.GetOptions{}); gerr == nil {
+			if at, perr := time.Parse(time.RFC3339Nano, pod.Annotations[v1alpha1.AnnotationClaimedAt]); perr == nil {
+				tr.adopted = at.Sub(start)
+			}
+		}
 		if relErr := cl.Release(context.WithoutCancel(ctx), ns, sb.Claim); relErr != nil && err == nil {
 			err = relErr
 		}
@@ -79,11 +101,15 @@ func TestBenchClaim(t *testing.T) {
 		if res.ExitCode != 0 {
 			return 0, fmt.Errorf("first /execute in %s: exit code %d", sb.Pod, res.ExitCode)
 		}
+		tracesMu.Lock()
+		traces = append(traces, tr)
+		tracesMu.Unlock()
 		return took, nil
 	}
 	// The machine's CPU use during the timed claims: the local cluster
 	// shares two cores with everything else.
 	var oursSeqCPU, oursBurstCPU, peerSeqCPU, peerBurstCPU claimbench.CPUAccount
+	traces = nil
 	for i := range sequential {
 		x.waitWarmAtLeast(t, p, poolSize)
 		var d time.Duration
@@ -96,6 +122,7 @@ func TestBenchClaim(t *testing.T) {
 		}
 		rep.OursSequential = append(rep.OursSequential, d)
 	}
+	rep.Notes = append(rep.Notes, slowest("ours, sequential", traces, 3))
 	for i := range colds {
 		d, err := one(t.Context(), cold.Name, false)
 		if err != nil {
@@ -105,6 +132,7 @@ func TestBenchClaim(t *testing.T) {
 	}
 	x.setPodsPerNode(t, p, burst)
 	x.waitWarmAtLeast(t, p, burst)
+	traces = nil
 	burstStart := time.Now()
 	err = oursBurstCPU.During(func() (err error) {
 		rep.OursBurst, err = claimbench.Burst(t.Context(), burst, func(ctx context.Context) (time.Duration, error) {
@@ -115,7 +143,8 @@ func TestBenchClaim(t *testing.T) {
 	if err != nil {
 		t.Fatalf("our burst: %v", err)
 	}
-	rep.Notes = append(rep.Notes, fmt.Sprintf("ours: burst wall %s", time.Since(burstStart).Round(time.Millisecond)))
+	rep.Notes = append(rep.Notes, fmt.Sprintf("ours: burst wall %s", time.Since(burstStart).Round(time.Millisecond)),
+		slowest("ours, burst", traces, 3))
 	x.setPodsPerNode(t, p, 0)
 
 	// agent-sandbox: its controller out of cluster with the same
@@ -163,6 +192,36 @@ func TestBenchClaim(t *testing.T) {
 		t.Errorf("goal missed: %s", miss)
 	}
 }
+
+// claimTrace is where one timed claim's time went, from before its
+// creation: until the controller adopted its pod (the pod's
+// sandbox.io/claimed-at, just before the adoption's update is sent), until
+// the claimant saw it Bound, and in all (the first /execute answered).
+type claimTrace struct {
+	pool                  string
+	adopted, bound, total time.Duration
+}
+
+var tracesMu sync.Mutex
+
+// slowest says where the n slowest claims' time went.
+func slowest(phase string, traces []claimTrace, n int) string {
+	tracesMu.Lock()
+	defer tracesMu.Unlock()
+	s := slices.Clone(traces)
+	slices.SortFunc(s, func(a, b claimTrace) int { return cmp.Compare(b.total, a.total) })
+	var b strings.Builder
+	fmt.Fprintf(&b, "slowest claims, %s (created -> pod adopted -> Bound seen -> first /execute):", phase)
+	for i, tr := range s {
+		if i == n {
+			break
+		}
+		fmt.Fprintf(&b, " %s = %s + %s + %s;", ms(tr.total), ms(tr.adopted), ms(tr.bound-tr.adopted), ms(tr.total-tr.bound))
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
 func lastBytes(b []byte, n int) []byte {
 	if len(b) > n {
