@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -163,6 +165,13 @@ type Request struct {
 
 // Claim creates a SandboxClaim and waits until it is bound. On failure, or
 // when ctx ends first, the claim is deleted again (its sandbox with it).
+//
+// The watch that waits for the binding is opened while the claim is being
+// created, not after: a claim binds in a few API round trips, and one
+// spent opening a watch would be one of them. So that the watch can name
+// the claim before it exists, a claim without Request.Name is named here
+// (the pool's name and five random characters, as the API server's
+// generateName does), and named again should the name be taken.
 func (c *Client) Claim(ctx context.Context, req Request) (*Sandbox, error) {
 	start := time.Now()
 	token := req.Token
@@ -172,21 +181,21 @@ func (c *Client) Claim(ctx context.Context, req Request) (*Sandbox, error) {
 			return nil, err
 		}
 	}
-	sbc := NewClaim(req, token)
-	if err := c.kube.Create(ctx, sbc); err != nil {
-		return nil, fmt.Errorf("creating a claim of pool %s/%s: %w", req.Namespace, req.Pool, err)
-	}
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	bound, err := c.waitBound(wctx, sbc, req.Progress)
+	sbc, w, err := c.createWatched(ctx, wctx, req, token)
+	if err != nil {
+		return nil, err
+	}
+	bound, err := c.waitBound(wctx, sbc, w, req.Progress)
 	if err != nil {
 		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer dcancel()
-		if derr := c.kube.Delete(dctx, sbc); derr != nil && !apierrors.IsNotFound(derr) {
+		if derr := c.kube.Delete(dctx, sbc, client.Preconditions{UID: &sbc.UID}); derr != nil && !apierrors.IsNotFound(derr) {
 			err = errors.Join(err, fmt.Errorf("deleting the claim %s/%s: %w", sbc.Namespace, sbc.Name, derr))
 		}
 		return nil, err
@@ -197,6 +206,53 @@ func (c *Client) Claim(ctx context.Context, req Request) (*Sandbox, error) {
 	}
 	sb.Duration = time.Since(start)
 	return sb, nil
+}
+
+// nameAttempts bounds how many generated names Claim tries before it
+// gives up (a taken name is rare: 27^5 names per pool).
+const nameAttempts = 5
+
+// createWatched creates the claim of req while a watch of its name opens
+// (on wctx), and returns the created claim with that watch; the watch is
+// nil when it could not be opened, and waitBound then opens its own.
+func (c *Client) createWatched(ctx, wctx context.Context, req Request, token string) (*v1alpha1.SandboxClaim, watch.Interface, error) {
+	for attempt := 1; ; attempt++ {
+		sbc := NewClaim(req, token)
+		if sbc.Name == "" {
+			sbc.Name = GenerateName(req.Pool)
+		}
+		opened := make(chan watch.Interface, 1)
+		go func() {
+			w, err := c.watchClaim(wctx, sbc.Namespace, sbc.Name, "")
+			if err != nil {
+				w = nil
+			}
+			opened <- w
+		}()
+		err := c.kube.Create(ctx, sbc)
+		w := <-opened
+		if err == nil {
+			return sbc, w, nil
+		}
+		if w != nil {
+			w.Stop()
+		}
+		if req.Name == "" && apierrors.IsAlreadyExists(err) && attempt < nameAttempts {
+			continue
+		}
+		return nil, nil, fmt.Errorf("creating a claim of pool %s/%s: %w", req.Namespace, req.Pool, err)
+	}
+}
+
+// GenerateName is a claim name for pool: its name (cut to leave room) and
+// five random characters, as the API server makes from generateName.
+func GenerateName(pool string) string {
+	const suffix, maxName = 5, validation.DNS1123LabelMaxLength
+	base := pool + "-"
+	if len(base) > maxName-suffix {
+		base = base[:maxName-suffix]
+	}
+	return base + utilrand.String(suffix)
 }
 
 // NewClaim is the SandboxClaim that Claim creates for req with token.
@@ -235,9 +291,15 @@ func NewClaim(req Request, token string) *v1alpha1.SandboxClaim {
 
 // waitBound watches sbc until it is Bound (returned) or Failed or Expired
 // (an error wrapping ErrNoSandbox, ErrExpired or ErrFailed), calling
-// progress (when not nil) with each pending version it sees.
-func (c *Client) waitBound(ctx context.Context, sbc *v1alpha1.SandboxClaim, progress func(*v1alpha1.SandboxClaim)) (*v1alpha1.SandboxClaim, error) {
+// progress (when not nil) with each pending version it sees. w, when not
+// nil, is a watch of sbc's name opened before sbc was created; waitBound
+// stops it. Only events of sbc itself (its UID) count: a claim of the same
+// name deleted before sbc was created is not it.
+func (c *Client) waitBound(ctx context.Context, sbc *v1alpha1.SandboxClaim, w watch.Interface, progress func(*v1alpha1.SandboxClaim)) (*v1alpha1.SandboxClaim, error) {
 	if done, err := claimOutcome(sbc); done {
+		if w != nil {
+			w.Stop()
+		}
 		return sbc, err
 	}
 	if progress == nil {
@@ -245,27 +307,31 @@ func (c *Client) waitBound(ctx context.Context, sbc *v1alpha1.SandboxClaim, prog
 	}
 	rv := sbc.ResourceVersion
 	for {
-		var list v1alpha1.SandboxClaimList
-		w, err := c.kube.Watch(ctx, &list, client.InNamespace(sbc.Namespace),
-			&client.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", sbc.Name), Raw: &metav1.ListOptions{ResourceVersion: rv}})
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("waiting for claim %s/%s to bind: %w", sbc.Namespace, sbc.Name, ctx.Err())
+		if w == nil {
+			var err error
+			if w, err = c.watchClaim(ctx, sbc.Namespace, sbc.Name, rv); err != nil {
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("waiting for claim %s/%s to bind: %w", sbc.Namespace, sbc.Name, ctx.Err())
+				}
+				// An expired resourceVersion: read the claim and watch again.
+				var got v1alpha1.SandboxClaim
+				if gerr := c.kube.Get(ctx, client.ObjectKeyFromObject(sbc), &got); gerr != nil {
+					return nil, fmt.Errorf("waiting for claim %s/%s to bind: %w", sbc.Namespace, sbc.Name, gerr)
+				}
+				if got.UID != sbc.UID {
+					return nil, fmt.Errorf("claim %s/%s was deleted while waiting for it to bind: %w", sbc.Namespace, sbc.Name, ErrFailed)
+				}
+				if done, err := claimOutcome(&got); done {
+					return &got, err
+				}
+				progress(&got)
+				rv = got.ResourceVersion
+				continue
 			}
-			// An expired resourceVersion: read the claim and watch again.
-			var got v1alpha1.SandboxClaim
-			if gerr := c.kube.Get(ctx, client.ObjectKeyFromObject(sbc), &got); gerr != nil {
-				return nil, fmt.Errorf("waiting for claim %s/%s to bind: %w", sbc.Namespace, sbc.Name, gerr)
-			}
-			if done, err := claimOutcome(&got); done {
-				return &got, err
-			}
-			progress(&got)
-			rv = got.ResourceVersion
-			continue
 		}
 		got, lastRV, err := watchOutcome(ctx, w, sbc, progress)
 		w.Stop()
+		w = nil
 		if got != nil || err != nil {
 			return got, err
 		}
@@ -273,6 +339,14 @@ func (c *Client) waitBound(ctx context.Context, sbc *v1alpha1.SandboxClaim, prog
 			rv = lastRV
 		}
 	}
+}
+
+// watchClaim watches the claim namespace/name from resourceVersion rv (""
+// for its current state, then its changes).
+func (c *Client) watchClaim(ctx context.Context, namespace, name, rv string) (watch.Interface, error) {
+	var list v1alpha1.SandboxClaimList
+	return c.kube.Watch(ctx, &list, client.InNamespace(namespace),
+		&client.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name), Raw: &metav1.ListOptions{ResourceVersion: rv}})
 }
 
 // watchOutcome reads w until the claim is done; nil, nil means the watch
@@ -290,12 +364,15 @@ func watchOutcome(ctx context.Context, w watch.Interface, sbc *v1alpha1.SandboxC
 			}
 			switch ev.Type {
 			case watch.Deleted:
+				if got, ok := ev.Object.(*v1alpha1.SandboxClaim); ok && got.UID != sbc.UID {
+					continue
+				}
 				return nil, "", fmt.Errorf("claim %s/%s was deleted while waiting for it to bind: %w", sbc.Namespace, sbc.Name, ErrFailed)
 			case watch.Error:
 				return nil, lastRV, nil
 			}
 			got, ok := ev.Object.(*v1alpha1.SandboxClaim)
-			if !ok {
+			if !ok || got.UID != sbc.UID {
 				continue
 			}
 			lastRV = got.ResourceVersion
