@@ -155,8 +155,38 @@ func newControllersManager(restCfg *rest.Config, o *options, wcfg webhook.Config
 	if err := setupIsolation(mgr, &o.isolation, log); err != nil {
 		return nil, err
 	}
+	if o.claims {
+		kube, err := kubernetes.NewForConfig(restCfg)
+		if err != nil {
+			return nil, fmt.Errorf("building kubernetes client: %w", err)
+		}
+		if err := mgr.Add(keepClaimKey{kube: kube, o: o, key: wcfg.ClaimKey, log: log}); err != nil {
+			return nil, fmt.Errorf("adding the claim key keeper: %w", err)
+		}
+	}
 	return mgr, nil
 }
+
+// keepClaimKey runs claimkey.Keep on every replica, leader or not (each
+// one's webhook injects pool pods under the key): should the claim key
+// Secret hold another key, the controllers stop with the error, the
+// webhook drains, and the restarted process loads the Secret's key.
+type keepClaimKey struct {
+	kube kubernetes.Interface
+	o    *options
+	key  claimkey.Key
+	log  *slog.Logger
+}
+
+func (k keepClaimKey) Start(ctx context.Context) error {
+	return claimkey.Keep(ctx, k.kube, k.o.releaseNamespace, k.o.claimKeySecret, k.key, claimKeyInterval, k.log)
+}
+
+func (keepClaimKey) NeedLeaderElection() bool { return false }
+
+// claimKeyInterval is how often each replica reads the claim key Secret
+// (a variable for the tests).
+var claimKeyInterval = claimkey.KeepInterval
 
 // managerOptions are the webhook manager's options, and the
 // certificate rotator when the webhook makes its own certificates. The

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,10 +12,13 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sandbox.io/injector/internal/claimkey"
 )
 
 // drainDelay is the --shutdown-delay of the tests below.
@@ -169,5 +173,64 @@ func TestLostLeaseDrainsTheWebhook(t *testing.T) {
 	}
 	if h, err := s.holder(t); err != nil || h != "another-replica" {
 		t.Errorf("lease holder %q (%v), want another-replica's kept", h, err)
+	}
+}
+
+// TestClaimKeySecretKept: the claim key Secret, deleted while serve runs,
+// is created again with the key serve holds (a replica restarting now
+// loads it rather than making its own); replaced by another key, the
+// controllers stop with claimkey.ErrKeyChanged and serve returns it once
+// the webhook drained, so that the restarted container loads the new key.
+func TestClaimKeySecretKept(t *testing.T) {
+	saved := claimKeyInterval
+	claimKeyInterval = 100 * time.Millisecond
+	t.Cleanup(func() { claimKeyInterval = saved })
+	s := startLeadingServe(t)
+	ctx := t.Context()
+	key := client.ObjectKey{Namespace: s.cl.ns, Name: "sandbox-injector-claim-key"}
+	var loaded corev1.Secret
+	if err := s.cl.c.Get(ctx, key, &loaded); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cl.c.Delete(ctx, &loaded); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the claim key Secret created again", func() error {
+		var again corev1.Secret
+		if err := s.cl.c.Get(ctx, key, &again); err != nil {
+			return err
+		}
+		if again.UID == loaded.UID {
+			return errors.New("not deleted yet")
+		}
+		if !bytes.Equal(again.Data[claimkey.SecretKey], loaded.Data[claimkey.SecretKey]) {
+			t.Fatal("the claim key Secret came back with another key than serve holds")
+		}
+		return nil
+	})
+
+	var again corev1.Secret
+	if err := s.cl.c.Get(ctx, key, &again); err != nil {
+		t.Fatal(err)
+	}
+	again.Data[claimkey.SecretKey] = []byte("a-rotated-key-0123456789abcdef01")
+	if err := s.cl.c.Update(ctx, &again); err != nil {
+		t.Fatal(err)
+	}
+	var changedAt time.Time
+	waitUntil(t, "the webhook to drain (/readyz failing)", func() error {
+		resp, err := http.Get("http://" + s.health + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return errors.New("/readyz passes")
+		}
+		changedAt = time.Now()
+		return nil
+	})
+	if err := s.drainsUntilClosed(t, changedAt); !errors.Is(err, claimkey.ErrKeyChanged) {
+		t.Errorf("serve returned %v, want claimkey.ErrKeyChanged", err)
 	}
 }

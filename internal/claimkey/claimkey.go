@@ -18,6 +18,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -99,6 +101,62 @@ func Load(ctx context.Context, kube kubernetes.Interface, namespace, name string
 		}
 	}
 	return nil, fmt.Errorf("reading the claim key Secret %s/%s: it keeps appearing and disappearing", namespace, name)
+}
+
+// ErrKeyChanged ends Keep when the claim key Secret holds another key than
+// the process loaded.
+var ErrKeyChanged = errors.New("the claim key Secret holds another key than this process loaded")
+
+// KeepInterval is how often Keep reads the claim key Secret.
+const KeepInterval = 10 * time.Second
+
+// Keep holds the claim key Secret name in namespace to key, the key this
+// process loaded, until ctx ends (nil) or the Secret holds another key
+// (ErrKeyChanged: the process must restart to load it). It reads the
+// Secret every interval; one that is gone is created again with key, so
+// that a replica that starts meanwhile loads the same key instead of
+// making a new one, under which the pool pods it injects could never be
+// claimed by the others. When replicas race to create it, the one that
+// loses sees another key and restarts: all end with the winner's key, and
+// warm pods injected under another are refused by their runners and
+// replaced. A failed read is logged and tried again.
+func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string, key Key, interval time.Duration, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		s, err := kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			if got, ferr := fromSecret(s); ferr != nil || !hmac.Equal(got, key) {
+				return fmt.Errorf("claim key Secret %s/%s: %w", namespace, name, ErrKeyChanged)
+			}
+		case apierrors.IsNotFound(err):
+			s = &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+				Type:       corev1.SecretTypeOpaque,
+				Data:       map[string][]byte{SecretKey: key},
+			}
+			_, err := kube.CoreV1().Secrets(namespace).Create(ctx, s, metav1.CreateOptions{})
+			switch {
+			case err == nil:
+				log.Warn("the claim key Secret was deleted: created it again with the key this replica holds", "namespace", namespace, "secret", name)
+			case apierrors.IsAlreadyExists(err):
+				// Another replica was first: the next read compares.
+			case ctx.Err() == nil:
+				log.Error("creating the deleted claim key Secret again", "namespace", namespace, "secret", name, "err", err)
+			}
+		case ctx.Err() == nil:
+			log.Error("reading the claim key Secret", "namespace", namespace, "secret", name, "err", err)
+		}
+	}
 }
 
 func fromSecret(s *corev1.Secret) (Key, error) {
