@@ -74,10 +74,14 @@ func TestBenchClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	// one claims, runs `true` and returns the time from before the
-	// claim's creation to the /execute result; the release is not timed.
-	// Each claim's steps go to traces (the pod's adoption time is the
-	// controller's sandbox.io/claimed-at, read after the clock stops).
+	// claim's creation to the /execute result. Each claim's steps go to
+	// traces (the pod's adoption time is the controller's
+	// sandbox.io/claimed-at, read after the clock stops). The claims are
+	// released after each phase (releaseAll), not between its claims: a
+	// release deletes a pod, whose termination would share the machine
+	// with the next claims, and agent-sandbox's run releases none.
 	var traces []claimTrace
+	var held []string
 	one := func(ctx context.Context, poolName string, noCold bool) (time.Duration, error) {
 		start := time.Now()
 		sb, err := cl.Claim(ctx, claim.Request{Namespace: ns, Pool: poolName, Env: map[string]string{"K": "v"}, NoCold: noCold})
@@ -92,9 +96,9 @@ func TestBenchClaim(t *testing.T) {
 				tr.adopted = at.Sub(start)
 			}
 		}
-		if relErr := cl.Release(context.WithoutCancel(ctx), ns, sb.Claim); relErr != nil && err == nil {
-			err = relErr
-		}
+		tracesMu.Lock()
+		held = append(held, sb.Claim)
+		tracesMu.Unlock()
 		if err != nil {
 			return 0, fmt.Errorf("first /execute in %s: %w", sb.Pod, err)
 		}
@@ -105,6 +109,16 @@ func TestBenchClaim(t *testing.T) {
 		traces = append(traces, tr)
 		tracesMu.Unlock()
 		return took, nil
+	}
+	releaseAll := func() {
+		t.Helper()
+		for _, name := range held {
+			if err := cl.Release(t.Context(), ns, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		held = nil
+		x.waitNoClaimedPods(t, podReader, ns)
 	}
 	// The machine's CPU use during the timed claims: the local cluster
 	// shares two cores with everything else.
@@ -123,6 +137,7 @@ func TestBenchClaim(t *testing.T) {
 		rep.OursSequential = append(rep.OursSequential, d)
 	}
 	rep.Notes = append(rep.Notes, slowest("ours, sequential", traces, 3))
+	releaseAll()
 	for i := range colds {
 		d, err := one(t.Context(), cold.Name, false)
 		if err != nil {
@@ -130,6 +145,7 @@ func TestBenchClaim(t *testing.T) {
 		}
 		rep.OursCold = append(rep.OursCold, d)
 	}
+	releaseAll()
 	x.setPodsPerNode(t, p, burst)
 	x.waitWarmAtLeast(t, p, burst)
 	traces = nil
@@ -145,6 +161,7 @@ func TestBenchClaim(t *testing.T) {
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("ours: burst wall %s", time.Since(burstStart).Round(time.Millisecond)),
 		slowest("ours, burst", traces, 3))
+	releaseAll()
 	x.setPodsPerNode(t, p, 0)
 
 	// agent-sandbox: its controller out of cluster with the same
@@ -252,6 +269,28 @@ func (x *env) waitWarmAtLeast(t *testing.T, p *v1alpha1.SandboxPool, n int) {
 			t.Fatalf("waiting 3m for %d Ready warm pods of %s/%s: %d (%v)", n, p.Namespace, p.Name, ready, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitNoClaimedPods waits, untimed, until no claimed pod is left in ns
+// (released claims' pods are deleted by the garbage collector).
+func (x *env) waitNoClaimedPods(t *testing.T, kube kubernetes.Interface, ns string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	sel := v1alpha1.LabelState + "=" + v1alpha1.StateClaimed
+	for {
+		list, err := kube.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: sel})
+		if err == nil && len(list.Items) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			n := -1
+			if list != nil {
+				n = len(list.Items)
+			}
+			t.Fatalf("waiting 3m for the released claims' pods in %s to be gone: %d left (%v)", ns, n, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
