@@ -87,12 +87,7 @@ func Load(ctx context.Context, kube kubernetes.Interface, namespace, name string
 		if _, err := rand.Read(key); err != nil {
 			return nil, fmt.Errorf("generating a claim key: %w", err)
 		}
-		s = &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
-			Type:       corev1.SecretTypeOpaque,
-			Data:       map[string][]byte{SecretKey: key},
-		}
-		_, err = kube.CoreV1().Secrets(namespace).Create(ctx, s, metav1.CreateOptions{})
+		_, err = kube.CoreV1().Secrets(namespace).Create(ctx, keySecret(namespace, name, key), metav1.CreateOptions{})
 		if err == nil {
 			return key, nil
 		}
@@ -117,9 +112,10 @@ const KeepInterval = 10 * time.Second
 // that a replica that starts meanwhile loads the same key instead of
 // making a new one, under which the pool pods it injects could never be
 // claimed by the others. When replicas race to create it, the one that
-// loses sees another key and restarts: all end with the winner's key, and
-// warm pods injected under another are refused by their runners and
-// replaced. A failed read is logged and tried again.
+// loses sees another key and restarts: all end with the winner's key. Warm
+// pods injected under another refuse the controller's claim; a claim that
+// meets one deletes it and tries another. A failed read is logged and
+// tried again.
 func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string, key Key, interval time.Duration, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -139,12 +135,7 @@ func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string
 				return fmt.Errorf("claim key Secret %s/%s: %w", namespace, name, ErrKeyChanged)
 			}
 		case apierrors.IsNotFound(err):
-			s = &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
-				Type:       corev1.SecretTypeOpaque,
-				Data:       map[string][]byte{SecretKey: key},
-			}
-			_, err := kube.CoreV1().Secrets(namespace).Create(ctx, s, metav1.CreateOptions{})
+			_, err := kube.CoreV1().Secrets(namespace).Create(ctx, keySecret(namespace, name, key), metav1.CreateOptions{})
 			switch {
 			case err == nil:
 				log.Warn("the claim key Secret was deleted: created it again with the key this replica holds", "namespace", namespace, "secret", name)
@@ -156,6 +147,15 @@ func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string
 		case ctx.Err() == nil:
 			log.Error("reading the claim key Secret", "namespace", namespace, "secret", name, "err", err)
 		}
+	}
+}
+
+// keySecret is the claim key Secret holding key.
+func keySecret(namespace, name string, key Key) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{SecretKey: key},
 	}
 }
 
