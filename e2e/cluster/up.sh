@@ -141,7 +141,15 @@ start() {
 		done
 		exec setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null
 	) &
-	echo $! >"$PIDS/$name.pid"
+	local pid=$! i
+	echo "$pid" >"$PIDS/$name.pid"
+	# Until the subshell has closed its descriptors and exec'd, its command
+	# line is this script's, and pid_of (which compares it, against
+	# recycled PIDs) would report the component gone: wait for the exec.
+	for ((i = 0; i < 250; i++)); do
+		[[ -d /proc/$pid && $(tr '\0' ' ' 2>/dev/null </proc/"$pid"/cmdline) != *"$name"* ]] || return 0
+		sleep 0.02
+	done
 }
 
 # --- 4. the registry (Debian's docker-registry) on the node IP.
