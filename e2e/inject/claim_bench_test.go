@@ -66,7 +66,7 @@ func TestBenchClaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Reads of the claimed pods, unthrottled (client-go's default 5/s
-	// would hold back each claim's release).
+	// would hold back the next claim).
 	fast := rest.CopyConfig(x.rest)
 	fast.QPS, fast.Burst = 200, 400
 	podReader, err := kubernetes.NewForConfig(fast)
@@ -90,7 +90,7 @@ func TestBenchClaim(t *testing.T) {
 		}
 		res, err := sb.Runner().Execute(ctx, api.ExecuteRequest{Argv: []string{"true"}})
 		took := time.Since(start)
-		tr := claimTrace{pool: poolName, total: took, bound: sb.Duration}
+		tr := claimTrace{total: took, bound: sb.Duration}
 		if pod, gerr := podReader.CoreV1().Pods(ns).Get(ctx, sb.Pod, metav1.GetOptions{}); gerr == nil {
 			if at, perr := time.Parse(time.RFC3339Nano, pod.Annotations[v1alpha1.AnnotationClaimedAt]); perr == nil {
 				tr.adopted = at.Sub(start)
@@ -215,7 +215,6 @@ func TestBenchClaim(t *testing.T) {
 // sandbox.io/claimed-at, just before the adoption's update is sent), until
 // the claimant saw it Bound, and in all (the first /execute answered).
 type claimTrace struct {
-	pool                  string
 	adopted, bound, total time.Duration
 }
 
