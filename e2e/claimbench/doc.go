@@ -11,8 +11,8 @@
 //     True (its runtime image is not available here, so there is no command
 //     to run), warm sequential and in a burst.
 //
-// The measurement logic (percentiles, the table, the goals) is here and unit
-// tested; driving agent-sandbox's controller and objects is in
-// agentsandbox.go. The e2e test that runs it all is TestBenchClaim in
+// The measurement logic (percentiles, the table, the goals, the machine's
+// CPU use by command read from /proc in cpu.go) is here and unit tested;
+// driving agent-sandbox's controller and objects is in agentsandbox.go. The e2e test that runs it all is TestBenchClaim in
 // e2e/inject (gated by E2E_BENCH=1).
 package claimbench
