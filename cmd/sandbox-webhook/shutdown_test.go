@@ -83,6 +83,26 @@ func (s *leadingServe) holder(t *testing.T) (string, error) {
 	return ptr.Deref(lease.Spec.HolderIdentity, ""), nil
 }
 
+// waitDraining waits until /readyz fails (the webhook drains) and returns
+// when it saw it fail.
+func (s *leadingServe) waitDraining(t *testing.T) time.Time {
+	t.Helper()
+	var at time.Time
+	waitUntil(t, "the webhook to drain (/readyz failing)", func() error {
+		resp, err := http.Get("http://" + s.health + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return errors.New("/readyz passes")
+		}
+		at = time.Now()
+		return nil
+	})
+	return at
+}
+
 // drainsUntilClosed: serve is still running drainDelay and a second after
 // since, with the connection open; once it is closed, serve returns, its
 // error is returned.
@@ -154,20 +174,7 @@ func TestLostLeaseDrainsTheWebhook(t *testing.T) {
 	if err != nil {
 		t.Fatalf("taking the lease: %v", err)
 	}
-	var lostAt time.Time
-	waitUntil(t, "the webhook to drain (/readyz failing)", func() error {
-		resp, err := http.Get("http://" + s.health + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return errors.New("/readyz passes")
-		}
-		lostAt = time.Now()
-		return nil
-	})
-	err = s.drainsUntilClosed(t, lostAt)
+	err = s.drainsUntilClosed(t, s.waitDraining(t))
 	if err == nil || !strings.Contains(err.Error(), "leader election lost") {
 		t.Errorf("serve returned %v, want the lost leader election", err)
 	}
@@ -217,20 +224,7 @@ func TestClaimKeySecretKept(t *testing.T) {
 	if err := s.cl.c.Update(ctx, &again); err != nil {
 		t.Fatal(err)
 	}
-	var changedAt time.Time
-	waitUntil(t, "the webhook to drain (/readyz failing)", func() error {
-		resp, err := http.Get("http://" + s.health + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusOK {
-			return errors.New("/readyz passes")
-		}
-		changedAt = time.Now()
-		return nil
-	})
-	if err := s.drainsUntilClosed(t, changedAt); !errors.Is(err, claimkey.ErrKeyChanged) {
+	if err := s.drainsUntilClosed(t, s.waitDraining(t)); !errors.Is(err, claimkey.ErrKeyChanged) {
 		t.Errorf("serve returned %v, want claimkey.ErrKeyChanged", err)
 	}
 }

@@ -115,7 +115,8 @@ const KeepInterval = 10 * time.Second
 // loses sees another key and restarts: all end with the winner's key. Warm
 // pods injected under another refuse the controller's claim; a claim that
 // meets one deletes it and tries another. A failed read is logged and
-// tried again.
+// tried again, and so is a Secret that holds no usable key (it is not
+// another key: restarting on it would crash-loop every replica).
 func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string, key Key, interval time.Duration, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -131,7 +132,14 @@ func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string
 		s, err := kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case err == nil:
-			if got, ferr := fromSecret(s); ferr != nil || !hmac.Equal(got, key) {
+			got, ferr := fromSecret(s)
+			switch {
+			case ferr != nil:
+				// An unusable key (an edit gone wrong) is not a new key:
+				// restarting on it would put every replica into a crash
+				// loop (Load refuses it) and take the webhook down.
+				log.Error("the claim key Secret holds no usable key: keeping the key this replica holds", "namespace", namespace, "secret", name, "err", ferr)
+			case !hmac.Equal(got, key):
 				return fmt.Errorf("claim key Secret %s/%s: %w", namespace, name, ErrKeyChanged)
 			}
 		case apierrors.IsNotFound(err):

@@ -19,8 +19,8 @@ import (
 // TestKeep runs Keep against a real API server: the claim key Secret,
 // deleted, is created again with the key the process holds, so that a
 // replica starting afterwards loads that key; a Secret that holds another
-// key ends Keep with ErrKeyChanged; the end of its context ends it with
-// nil.
+// key ends Keep with ErrKeyChanged, one with no usable key does not; the
+// end of its context ends it with nil.
 func TestKeep(t *testing.T) {
 	cfg := testenv.Start(t, &envtest.Environment{})
 	kube, err := kubernetes.NewForConfig(cfg)
@@ -54,6 +54,22 @@ func TestKeep(t *testing.T) {
 	case err := <-kept:
 		t.Fatalf("Keep ended with the Secret back to its key: %v", err)
 	case <-time.After(300 * time.Millisecond):
+	}
+
+	// No usable key (an edit gone wrong): Keep goes on with its key
+	// rather than restarting into Load's refusal, a crash loop.
+	broken, err := kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken.Data[claimkey.SecretKey] = []byte("short")
+	if _, err := kube.CoreV1().Secrets(ns).Update(ctx, broken, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-kept:
+		t.Fatalf("Keep ended on a Secret with no usable key: %v", err)
+	case <-time.After(500 * time.Millisecond):
 	}
 
 	// Another key (another replica won the race to create it, or an
