@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -53,6 +54,11 @@ func (x *env) mustSandboxctl(t *testing.T, args ...string) string {
 		t.Fatalf("sandboxctl %q exited %d: %s%s", args, code, stderr, out)
 	}
 	return out
+}
+
+// shellQuote quotes s as one sh word.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // field returns the value of "name: value" in sandboxctl claim's output.
@@ -333,15 +339,37 @@ func TestAttackPlantedProcess(t *testing.T) {
 		}
 	}
 	// Every warm pod of the pool (the agent refilled it): the victim will
-	// get one of them.
+	// get one of them. The attacker speaks HTTP/1.0 through busybox nc
+	// (busybox wget segfaults here), so each answer is a real status line.
+	status := func(target corev1.Pod, method, path, cred, body string) string {
+		t.Helper()
+		req := fmt.Sprintf("%s %s HTTP/1.0\r\nHost: runner\r\n%s: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			method, path, api.TokenHeader, cred, len(body), body)
+		script := fmt.Sprintf("printf '%%s' %s | nc -w 5 %s %d | head -n 1", shellQuote(req), target.Status.PodIP, api.DefaultPort)
+		out, _, _ := x.sandboxctl(t, "", "exec", "-n", ns, aName, "--", "sh", "-c", script)
+		return strings.TrimSpace(out)
+	}
+	refused := func(line string) bool {
+		return strings.HasPrefix(line, "HTTP/1.0 401 ") || strings.HasPrefix(line, "HTTP/1.0 403 ") ||
+			strings.HasPrefix(line, "HTTP/1.1 401 ") || strings.HasPrefix(line, "HTTP/1.1 403 ")
+	}
 	for _, target := range x.waitWarmReady(t, p, 2, "") {
-		url := fmt.Sprintf("http://%s:%d", target.Status.PodIP, api.DefaultPort)
-		for _, cred := range []string{verifier, "", "guess-0123456789abcdef"} {
-			script := fmt.Sprintf("wget -q -T 5 -O - --header 'X-Sandbox-Token: %s' --post-data '{\"argv\":[\"sh\",\"-c\",\"sleep 600\"]}' %s/execute 2>&1; echo \"exit=$?\"", cred, url)
-			out, _, _ := x.sandboxctl(t, "", "exec", "-n", ns, aName, "--", "sh", "-c", script)
-			t.Logf("planting in %s with %q: %s", target.Name, cred, strings.TrimSpace(out))
-			if !strings.Contains(out, "exit=1") || strings.Contains(out, "exit_code") {
-				t.Errorf("planting a process in %s with %q was not refused: %s", target.Name, cred, out)
+		// The control: the attacker's sandbox does reach this runner.
+		if line := status(target, "GET", api.PathHealthz, "", ""); !strings.Contains(line, " 200 ") {
+			t.Fatalf("the attacker's sandbox cannot reach %s's runner (%s): the attacks below would prove nothing", target.Name, line)
+		}
+		attacks := []struct{ method, path, cred, body string }{
+			{"POST", api.PathExecute, verifier, `{"argv":["sh","-c","sleep 600"]}`},
+			{"POST", api.PathExecute, "", `{"argv":["sh","-c","sleep 600"]}`},
+			{"POST", api.PathExecute, "guess-0123456789abcdef", `{"argv":["sh","-c","sleep 600"]}`},
+			{"PUT", api.PathFiles + "/planted.sh", verifier, "sleep 600"},
+			{"POST", api.PathClaim, verifier, `{}`},
+		}
+		for _, a := range attacks {
+			line := status(target, a.method, a.path, a.cred, a.body)
+			t.Logf("%s %s on %s with %q: %s", a.method, a.path, target.Name, a.cred, line)
+			if !refused(line) {
+				t.Errorf("%s %s on %s with %q was not refused: %q", a.method, a.path, target.Name, a.cred, line)
 			}
 		}
 	}
