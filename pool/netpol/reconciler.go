@@ -115,8 +115,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 			r.recorder.Eventf(&p, nil, corev1.EventTypeWarning, ReasonInvalidNetwork, "NetworkPolicy", "%s", err.Error())
 			return reconcile.Result{}, reconcile.TerminalError(err)
 		}
-		if apierrors.IsConflict(err) {
+		// Conflict: a write raced ours. AlreadyExists: our own create is
+		// not in the cache yet. Both are settled by the next pass.
+		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
 			return reconcile.Result{Requeue: true}, nil
+		}
+		// A namespace being deleted refuses new objects; the pool goes
+		// with it.
+		if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+			return reconcile.Result{}, nil
 		}
 		return reconcile.Result{}, fmt.Errorf("writing NetworkPolicy %s/%s of pool %s: %w", np.Namespace, np.Name, p.Name, err)
 	}

@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/testenv"
@@ -141,4 +142,36 @@ func TestReconcilerKeepsPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPolicy("the policy recreated", func(*networkingv1.NetworkPolicy) error { return nil })
+
+	// A pool in a namespace being deleted (envtest has no namespace
+	// controller, so it stays Terminating): the API refuses the policy's
+	// create, and the reconcile ends without an error instead of retrying
+	// until the namespace is gone.
+	if err := c.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leaving"}}); err != nil {
+		t.Fatal(err)
+	}
+	leaving := testPool()
+	leaving.UID, leaving.Namespace = "", "leaving"
+	if err := c.Create(t.Context(), leaving); err != nil {
+		t.Fatal(err)
+	}
+	waitPolicy("the leaving pool's policy", func(*networkingv1.NetworkPolicy) error { return nil })
+	// The namespace first: from then on nothing is created in it, not even
+	// by the running reconciler once the policy is gone.
+	if err := c.Delete(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leaving"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(t.Context(), &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "leaving", Name: Name("py")}}); err != nil {
+		t.Fatal(err)
+	}
+	direct := &Reconciler{client: c, opts: Options{RunnerFrom: []networkingv1.NetworkPolicyPeer{controllerPeer}}, recorder: mgr.GetEventRecorder("test")}
+	direct.opts.setDefaults()
+	res, err := direct.Reconcile(t.Context(), reconcile.Request{NamespacedName: client.ObjectKeyFromObject(leaving)})
+	if err != nil || !res.IsZero() {
+		t.Errorf("reconciling a pool in a terminating namespace: %+v, %v; want done, no error", res, err)
+	}
+	var gone networkingv1.NetworkPolicy
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "leaving", Name: Name("py")}, &gone); !apierrors.IsNotFound(err) {
+		t.Errorf("the policy in the terminating namespace: %v, want NotFound", err)
+	}
 }
