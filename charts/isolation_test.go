@@ -284,6 +284,19 @@ func TestPoolPodCreatorsPolicy(t *testing.T) {
 	if err := admin.Patch(t.Context(), plain.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"app":"x"}}}`))); err != nil {
 		t.Errorf("an ordinary label: %v", err)
 	}
+	// The claim nonce is guarded the same way: whoever changes it gets the
+	// pod's runner to refuse the controller's credential.
+	nonce := `{"metadata":{"annotations":{"sandbox.io/claim-nonce":"chosen-by-a-tenant"}}}`
+	if err := refusedSaying(admin.Patch(t.Context(), plain.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(nonce))), "or claim nonce"); err != nil {
+		t.Errorf("patching %s: %v", nonce, err)
+	}
+	if err := admin.Patch(t.Context(), plain.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"note":"x"}}}`))); err != nil {
+		t.Errorf("an ordinary annotation: %v", err)
+	}
+	asAgent := impersonate(t, "system:serviceaccount:pc-system:pc-sandbox-injector-agent", "", "system:masters")
+	if err := asAgent.Patch(t.Context(), plain.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"sandbox.io/claim-nonce":"n"}}}`))); err != nil {
+		t.Errorf("the node agent setting a claim nonce: %v", err)
+	}
 }
 
 // TestAgentPodShapePolicy: each pod the agent creates is shaped like the
