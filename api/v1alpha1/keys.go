@@ -78,9 +78,13 @@ const (
 // a user creates; the webhook accepts them so that a cold pod created
 // already claimed passes admission).
 const (
-	// AnnotationClaimedBy names who claimed a pool pod (free text: a user,
-	// a host, a request id). It is set in the same conditional update that
-	// turns LabelState from StateWarm to StateClaimed.
+	// AnnotationClaimedBy names the SandboxClaim a pool pod is bound to, as
+	// "namespace/name". The claim controller sets it in the same
+	// conditional update that turns LabelState from StateWarm to
+	// StateClaimed (a cold pod is created with it). There is no per-claim
+	// label: a label unique to each claim would give every claimed pod a
+	// label set of its own (a new security identity per claim for
+	// label-grouping network plugins).
 	AnnotationClaimedBy = KeyPrefix + "claimed-by"
 	// AnnotationClaimedAt is when the pod was claimed, in RFC 3339 with
 	// nanoseconds.
@@ -175,9 +179,6 @@ const (
 	StateWarm    = "warm"
 	StateClaimed = "claimed"
 )
-
-// LabelClaim on a bound pool pod names the SandboxClaim it is bound to.
-const LabelClaim = KeyPrefix + "claim"
 
 // TokenSecretKey is the key, inside the token Secret, that holds the bearer
 // token of the runner API.

@@ -152,7 +152,6 @@ func TestPendingClaimSkipsAPodItLetGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	pod.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed
-	pod.Labels[v1alpha1.LabelClaim] = sbc.Name
 	pod.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(sbc, v1alpha1.GroupVersion.WithKind("SandboxClaim"))}
 	if err := e.Client.Update(t.Context(), &pod); err != nil {
 		t.Fatal(err)

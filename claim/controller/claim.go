@@ -355,7 +355,6 @@ func (r *ClaimReconciler) adopt(ctx context.Context, sbc *v1alpha1.SandboxClaim,
 	up := pod.DeepCopy()
 	up.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed
 	up.Labels[v1alpha1.LabelOrigin] = origin
-	up.Labels[v1alpha1.LabelClaim] = sbc.Name
 	if up.Annotations == nil {
 		up.Annotations = map[string]string{}
 	}
@@ -391,7 +390,6 @@ func claimOwnerRef(sbc *v1alpha1.SandboxClaim) metav1.OwnerReference {
 // claim).
 func (r *ClaimReconciler) startCold(ctx context.Context, sbc *v1alpha1.SandboxClaim, p *v1alpha1.SandboxPool) (ctrl.Result, error) {
 	pod := pool.ColdPod(p, sbc.Namespace+"/"+sbc.Name, time.Now())
-	pod.Labels[v1alpha1.LabelClaim] = sbc.Name
 	pod.OwnerReferences = []metav1.OwnerReference{claimOwnerRef(sbc)}
 	if err := r.api.Create(ctx, pod); err != nil {
 		if waited := r.pendingFor(sbc); transient(err) && waited < r.opts.ColdTimeout {

@@ -71,8 +71,8 @@ func TestBindWarmPod(t *testing.T) {
 	if err := e.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: st.PodName}, &pod); err != nil {
 		t.Fatal(err)
 	}
-	if pod.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || pod.Labels[v1alpha1.LabelClaim] != sbc.Name {
-		t.Errorf("pod labels: %v", pod.Labels)
+	if pod.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || pod.Annotations[v1alpha1.AnnotationClaimedBy] != sbc.Namespace+"/"+sbc.Name {
+		t.Errorf("pod labels %v, annotations %v", pod.Labels, pod.Annotations)
 	}
 	if ref := metav1.GetControllerOf(&pod); ref == nil || ref.UID != got.UID || len(pod.OwnerReferences) != 1 {
 		t.Errorf("pod owners: %+v, want the claim alone (the garbage collector deletes a pod only when every owner is gone)", pod.OwnerReferences)

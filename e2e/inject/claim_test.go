@@ -167,8 +167,8 @@ func TestClaimWarmExecCopyRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || got.Labels[v1alpha1.LabelClaim] != name {
-		t.Errorf("claimed pod labels %v", got.Labels)
+	if got.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || got.Annotations[v1alpha1.AnnotationClaimedBy] != ns+"/"+name {
+		t.Errorf("claimed pod labels %v, annotations %v", got.Labels, got.Annotations)
 	}
 	if out, err := exec.CommandContext(t.Context(), x.kubectl, "get", "sandboxclaims", "-n", ns).CombinedOutput(); err != nil || !strings.Contains(string(out), "Bound") {
 		t.Errorf("kubectl get sandboxclaims: %v\n%s", err, out)
