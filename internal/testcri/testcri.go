@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,9 +29,13 @@ type Containerd struct {
 	Root string
 	// Socket is its gRPC socket.
 	Socket string
-	// Images and Runtime are CRI clients of it.
+	// Images and Runtime are CRI clients of it. They outlive a Restart
+	// (gRPC reconnects).
 	Images  runtimeapi.ImageServiceClient
 	Runtime runtimeapi.RuntimeServiceClient
+
+	bin, dir, cfgPath string
+	stop              func() // kills the running process and waits for it
 }
 
 // Start starts bin/containerd of the repository with a hosts.toml
@@ -57,16 +62,46 @@ func Start(t testing.TB, registries ...string) *Containerd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	// Registered before any run's: it prints the log once every process
+	// is gone.
+	t.Cleanup(func() {
+		if t.Failed() {
+			if raw, err := os.ReadFile(filepath.Join(dir, "containerd.log")); err == nil {
+				t.Logf("containerd log:\n%s", raw)
+			}
+		}
+	})
 	writeHostsTOML(t, filepath.Join(dir, "certs.d"), registries)
-	c := &Containerd{Root: filepath.Join(dir, "root"), Socket: filepath.Join(dir, "c.sock")}
-	cfgPath := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfgPath, []byte(c.config(dir)), 0o644); err != nil {
+	c := &Containerd{Root: filepath.Join(dir, "root"), Socket: filepath.Join(dir, "c.sock"), bin: bin, dir: dir,
+		cfgPath: filepath.Join(dir, "config.toml")}
+	if err := os.WriteFile(c.cfgPath, []byte(c.config(dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	exited := run(t, bin, dir, cfgPath)
+	exited := c.run(t)
 	c.connect(t)
 	c.waitServing(t, exited)
 	return c
+}
+
+// Kill kills containerd with SIGKILL, as a crash or an OOM kill would, and
+// waits for it to exit; its root and state stay. Pulls in flight fail.
+func (c *Containerd) Kill(t testing.TB) {
+	t.Helper()
+	if c.stop == nil {
+		t.Fatal("containerd is not running")
+	}
+	c.stop()
+	c.stop = nil
+}
+
+// Restart starts a killed containerd again on the same root, state and
+// socket, and waits until its CRI image service answers.
+func (c *Containerd) Restart(t testing.TB) {
+	t.Helper()
+	if c.stop != nil {
+		t.Fatal("containerd is still running")
+	}
+	c.waitServing(t, c.run(t))
 }
 
 // writeHostsTOML writes a hosts.toml under certsDir for each registry
@@ -114,17 +149,17 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 `, c.Root, filepath.Join(dir, "state"), c.Socket, c.Socket+".ttrpc", filepath.Join(dir, "opt"), filepath.Join(dir, "certs.d"))
 }
 
-// run starts containerd in dir, logging to dir/containerd.log (printed
-// when the test failed), and kills it when the test ends. The channel
-// receives its exit.
-func run(t testing.TB, bin, dir, cfgPath string) <-chan error {
+// run starts containerd in c.dir, logging to dir/containerd.log (appended
+// to across restarts, printed when the test failed), and kills it when the
+// test ends. The channel receives its exit.
+func (c *Containerd) run(t testing.TB) <-chan error {
 	t.Helper()
-	logFile, err := os.Create(filepath.Join(dir, "containerd.log"))
+	logFile, err := os.OpenFile(filepath.Join(c.dir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--config", cfgPath)
-	cmd.Dir = dir
+	cmd := exec.Command(c.bin, "--config", c.cfgPath)
+	cmd.Dir = c.dir
 	// Killed with the test binary, even when it dies without cleaning up.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -132,17 +167,18 @@ func run(t testing.TB, bin, dir, cfgPath string) <-chan error {
 		t.Fatalf("starting containerd: %v", err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
+	waited := make(chan struct{})
+	go func() {
+		exited <- cmd.Wait()
+		close(waited)
+	}()
+	stop := sync.OnceFunc(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		<-waited
 		_ = logFile.Close()
-		if t.Failed() {
-			if raw, err := os.ReadFile(logFile.Name()); err == nil {
-				t.Logf("containerd log:\n%s", raw)
-			}
-		}
 	})
+	c.stop = stop
+	t.Cleanup(stop)
 	return exited
 }
 
