@@ -68,6 +68,15 @@ func webhookOnly(values map[string]any) map[string]any {
 }
 
 // valueSets are the value sets every chart-wide test (lint, dry-run) covers.
+// webhookNetworkPolicy is a webhook.networkPolicy value: the API server
+// from one control-plane address, metrics scraped from a monitoring
+// namespace.
+var webhookNetworkPolicy = map[string]any{
+	"enabled":       true,
+	"apiServerFrom": []any{map[string]any{"ipBlock": map[string]any{"cidr": "192.0.2.10/32"}}},
+	"metricsFrom":   []any{map[string]any{"namespaceSelector": map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": "monitoring"}}}},
+}
+
 var valueSets = []struct {
 	name      string
 	namespace string
@@ -80,6 +89,7 @@ var valueSets = []struct {
 	{name: "guard off", values: map[string]any{"guard": map[string]any{"enabled": false}}},
 	{name: "node agent", values: map[string]any{"agent": map[string]any{"enabled": true, "criSocket": "/run/sandbox-cluster/containerd.sock"}, "runner": map[string]any{"injectionMethod": "imageVolume"}}},
 	{name: "webhook-generated certificates", values: map[string]any{"certManager": map[string]any{"enabled": false}, "generatedCerts": map[string]any{"generator": "webhook"}}},
+	{name: "webhook NetworkPolicy", values: map[string]any{"webhook": map[string]any{"networkPolicy": webhookNetworkPolicy}}},
 	{
 		name:      "custom namespaces",
 		namespace: "sandbox-system",

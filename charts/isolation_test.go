@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -399,5 +400,57 @@ func TestAgentPodShapePolicy(t *testing.T) {
 	pod.Namespace = empty
 	if err := agent.Create(t.Context(), pod, client.DryRunAll); err == nil {
 		t.Error("the agent created a pool pod in a namespace without pools")
+	}
+}
+
+// TestWebhookNetworkPolicy: webhook.networkPolicy keeps one NetworkPolicy
+// on the webhook pods (the Deployment's own pod labels), admitting the
+// webhook port from apiServerFrom and the metrics port from metricsFrom,
+// and nothing else; enabled without apiServerFrom is refused at render.
+func TestWebhookNetworkPolicy(t *testing.T) {
+	t.Parallel()
+	if objs := render(t, Release{}); len(Find(objs, "NetworkPolicy")) != 0 {
+		t.Errorf("the default renders a NetworkPolicy")
+	}
+	objs := render(t, Release{Values: map[string]any{"webhook": map[string]any{"networkPolicy": webhookNetworkPolicy}}})
+	np := one[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy")
+	dep := one[appsv1.Deployment](t, objs, "Deployment")
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil || sel.Empty() || !sel.Matches(labels.Set(dep.Spec.Template.Labels)) {
+		t.Errorf("pod selector %v (%v) does not select the webhook pods %v", np.Spec.PodSelector, err, dep.Spec.Template.Labels)
+	}
+	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		t.Errorf("policy types %v, want Ingress alone (the webhook connects out to the API server and runners)", np.Spec.PolicyTypes)
+	}
+	ports := map[string]bool{}
+	for _, p := range dep.Spec.Template.Spec.Containers[0].Ports {
+		ports[p.Name] = true
+	}
+	got := map[string]string{}
+	for _, rule := range np.Spec.Ingress {
+		if len(rule.Ports) != 1 || rule.Ports[0].Port == nil || !ports[rule.Ports[0].Port.StrVal] || len(rule.From) != 1 {
+			t.Fatalf("ingress rule %+v, want one named container port from one peer", rule)
+		}
+		from, _ := json.Marshal(rule.From[0])
+		got[rule.Ports[0].Port.StrVal] = string(from)
+	}
+	want := map[string]string{
+		"webhook": `{"ipBlock":{"cidr":"192.0.2.10/32"}}`,
+		"metrics": `{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}`,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("ingress %v, want %v", got, want)
+	}
+
+	// No metrics scrapers named (or no metrics): the port admits no one.
+	noScrape := map[string]any{"enabled": true, "apiServerFrom": webhookNetworkPolicy["apiServerFrom"]}
+	np = one[networkingv1.NetworkPolicy](t, render(t, Release{Values: map[string]any{"webhook": map[string]any{"networkPolicy": noScrape}}}), "NetworkPolicy")
+	if len(np.Spec.Ingress) != 1 || np.Spec.Ingress[0].Ports[0].Port.StrVal != "webhook" {
+		t.Errorf("ingress %+v, want the webhook port alone", np.Spec.Ingress)
+	}
+
+	_, err = RenderRelease(t.Context(), requireHelm(t), Release{Values: map[string]any{"webhook": map[string]any{"networkPolicy": map[string]any{"enabled": true}}}})
+	if err == nil || !strings.Contains(err.Error(), "webhook.networkPolicy.apiServerFrom") {
+		t.Errorf("enabled without apiServerFrom: %v, want a refusal naming webhook.networkPolicy.apiServerFrom", err)
 	}
 }
