@@ -454,3 +454,40 @@ func TestWebhookNetworkPolicy(t *testing.T) {
 		t.Errorf("enabled without apiServerFrom: %v, want a refusal naming webhook.networkPolicy.apiServerFrom", err)
 	}
 }
+
+// TestAgentNetworkPolicy: agent.networkPolicy keeps one NetworkPolicy on
+// the agent pods (the DaemonSet's own pod labels) admitting only
+// metricsFrom on the metrics port, and no ingress at all without it.
+func TestAgentNetworkPolicy(t *testing.T) {
+	t.Parallel()
+	metricsFrom := webhookNetworkPolicy["metricsFrom"]
+	objs := render(t, Release{Values: map[string]any{"agent": map[string]any{"networkPolicy": map[string]any{"enabled": true, "metricsFrom": metricsFrom}}}})
+	np := one[networkingv1.NetworkPolicy](t, objs, "NetworkPolicy")
+	ds := one[appsv1.DaemonSet](t, objs, "DaemonSet")
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil || sel.Empty() || !sel.Matches(labels.Set(ds.Spec.Template.Labels)) {
+		t.Errorf("pod selector %v (%v) does not select the agent pods %v", np.Spec.PodSelector, err, ds.Spec.Template.Labels)
+	}
+	if dep := one[appsv1.Deployment](t, objs, "Deployment"); sel.Matches(labels.Set(dep.Spec.Template.Labels)) {
+		t.Errorf("pod selector %v also selects the webhook pods", np.Spec.PodSelector)
+	}
+	hasMetrics := false
+	for _, p := range ds.Spec.Template.Spec.Containers[0].Ports {
+		hasMetrics = hasMetrics || p.Name == "metrics"
+	}
+	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 1 || np.Spec.Ingress[0].Ports[0].Port.StrVal != "metrics" || !hasMetrics ||
+		len(np.Spec.Ingress[0].From) != 1 || np.Spec.Ingress[0].From[0].NamespaceSelector == nil {
+		t.Errorf("ingress %+v, want the agent's metrics port from the monitoring namespace", np.Spec.Ingress)
+	}
+	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		t.Errorf("policy types %v, want Ingress alone", np.Spec.PolicyTypes)
+	}
+
+	closed := one[networkingv1.NetworkPolicy](t, render(t, Release{Values: map[string]any{"agent": map[string]any{"networkPolicy": map[string]any{"enabled": true}}}}), "NetworkPolicy")
+	if len(closed.Spec.Ingress) != 0 || !slices.Equal(closed.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		t.Errorf("without metricsFrom: ingress %+v, policy types %v, want no ingress at all", closed.Spec.Ingress, closed.Spec.PolicyTypes)
+	}
+	if off := render(t, Release{Values: map[string]any{"agent": map[string]any{"enabled": false, "networkPolicy": map[string]any{"enabled": true}}}}); len(Find(off, "NetworkPolicy")) != 0 {
+		t.Errorf("agent.enabled=false still renders the agent's NetworkPolicy")
+	}
+}
