@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -225,46 +226,51 @@ func (x *env) expectReach(t *testing.T, ns, name, c, addr string, reach bool) {
 	}
 }
 
-// TestWebhookNetworkPolicy installs the chart with webhook.networkPolicy on
-// the local cluster (kube-router enforces it): a pod that reached the
-// webhook pod's webhook, health and metrics ports before reaches none of
-// them after (the upgrade replaces the webhook pod: the policy holds for the
-// new one), while the API server still calls the webhook (pods are still
-// injected) and the kubelet's probes keep the webhook pod Ready.
-func TestWebhookNetworkPolicy(t *testing.T) {
+// TestComponentNetworkPolicies installs the chart with the node agent, then
+// with webhook.networkPolicy and agent.networkPolicy, on the local cluster
+// (kube-router enforces them): a pod that reached every port of the webhook
+// and agent pods before reaches none of them after (the upgrade replaces
+// the pods: the policies hold for the new ones), while the API server still
+// calls the webhook (pods are still injected) and proxies to the agent's
+// metrics, and the kubelet's probes keep both Ready.
+func TestComponentNetworkPolicies(t *testing.T) {
 	x := requireE2E(t)
-	ns := x.namespace(t, "webhook-np", nil)
+	t.Cleanup(func() {
+		if err := x.install(); err != nil {
+			t.Errorf("going back to the suite's chart: %v", err)
+		}
+	})
+	x.installAgent(t)
+	x.agentPodReady(t, "")
+	ns := x.namespace(t, "component-np", nil)
 	prober := busyboxPod(x, ns, "prober", nil)
 	if _, err := x.kube.CoreV1().Pods(ns).Create(t.Context(), prober, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	x.waitReady(t, ns, "prober", 2*time.Minute)
-	for _, addr := range x.webhookAddrs(t) {
+	for _, addr := range x.componentAddrs(t) {
 		x.expectReach(t, ns, "prober", "app", addr, true)
 	}
 
-	t.Cleanup(func() {
-		if err := x.install(); err != nil {
-			t.Errorf("going back to the chart without the webhook NetworkPolicy: %v", err)
-		}
-	})
 	nodeIP, _, _ := net.SplitHostPort(x.registry)
-	args := append([]string{"upgrade", release, filepath.Join(x.root, "charts", "sandbox-injector")}, x.helmArgs()...)
-	args = append(args, "--set", "webhook.networkPolicy.enabled=true",
-		"--set", "webhook.networkPolicy.apiServerFrom[0].ipBlock.cidr="+nodeIP+"/32")
-	if err := x.helmCmd(t.Context(), args...); err != nil {
-		t.Fatalf("installing with webhook.networkPolicy: %v", err)
-	}
-	for _, addr := range x.webhookAddrs(t) {
+	x.installAgent(t, "--set", "webhook.networkPolicy.enabled=true",
+		"--set", "webhook.networkPolicy.apiServerFrom[0].ipBlock.cidr="+nodeIP+"/32",
+		"--set", "agent.networkPolicy.enabled=true")
+	agent := x.agentPodReady(t, "")
+	for _, addr := range x.componentAddrs(t) {
 		x.expectReach(t, ns, "prober", "app", addr, false)
 	}
-	// The API server still reaches the webhook: an opted-in pod is injected.
+	// The API server still reaches the webhook (an opted-in pod is
+	// injected) and, through its pod proxy, the agent's metrics.
 	if err := x.waitForWebhook(t.Context()); err != nil {
 		t.Fatalf("the webhook behind its NetworkPolicy: %v", err)
 	}
-	// The kubelet's probes still pass: the webhook pods are Ready and have
-	// not restarted, after the reach checks above took their time.
-	pods, err := x.kube.CoreV1().Pods(releaseNS).List(t.Context(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=webhook"})
+	if m, err := x.agentMetrics(t.Context(), agent.Name); err != nil || !strings.Contains(m, "sandbox_agent_") {
+		t.Errorf("the agent's metrics through the API server's pod proxy: %v", err)
+	}
+	// The kubelet's probes still pass: the pods are Ready and have not
+	// restarted, after the reach checks above took their time.
+	pods, err := x.kube.CoreV1().Pods(releaseNS).List(t.Context(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/component in (webhook,agent)"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,30 +279,33 @@ func TestWebhookNetworkPolicy(t *testing.T) {
 			continue
 		}
 		if !isReady(&p) || p.Status.ContainerStatuses[0].RestartCount != 0 {
-			t.Errorf("webhook pod %s behind the policy: ready %v, restarts %d", p.Name, isReady(&p), p.Status.ContainerStatuses[0].RestartCount)
+			t.Errorf("pod %s behind its policy: ready %v, restarts %d", p.Name, isReady(&p), p.Status.ContainerStatuses[0].RestartCount)
 		}
 	}
 }
 
-// webhookAddrs are host:port of every container port of the Ready webhook
-// pods not being deleted.
-func (x *env) webhookAddrs(t *testing.T) []string {
+// componentAddrs are host:port of every container port of the Ready
+// webhook and agent pods not being deleted.
+func (x *env) componentAddrs(t *testing.T) []string {
 	t.Helper()
-	pods, err := x.kube.CoreV1().Pods(releaseNS).List(t.Context(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=webhook"})
+	pods, err := x.kube.CoreV1().Pods(releaseNS).List(t.Context(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/component in (webhook,agent)"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var addrs []string
+	components := map[string]bool{}
 	for _, p := range pods.Items {
 		if p.DeletionTimestamp != nil || !isReady(&p) {
 			continue
 		}
+		components[p.Labels["app.kubernetes.io/component"]] = true
 		for _, port := range p.Spec.Containers[0].Ports {
 			addrs = append(addrs, net.JoinHostPort(p.Status.PodIP, strconv.Itoa(int(port.ContainerPort))))
 		}
 	}
-	if len(addrs) == 0 {
-		t.Fatal("no Ready webhook pod")
+	if !components["webhook"] || !components["agent"] {
+		t.Fatalf("Ready pods of %v, want the webhook and the agent", components)
 	}
+	t.Logf("the webhook's and the agent's ports: %v", addrs)
 	return addrs
 }
