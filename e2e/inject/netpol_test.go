@@ -229,8 +229,8 @@ func (x *env) expectReach(t *testing.T, ns, name, c, addr string, reach bool) {
 // TestComponentNetworkPolicies installs the chart with the node agent, then
 // with webhook.networkPolicy and agent.networkPolicy, on the local cluster
 // (kube-router enforces them): a pod that reached every port of the webhook
-// and agent pods before reaches none of them after (the upgrade replaces
-// the pods: the policies hold for the new ones), while the API server still
+// and agent pods before reaches none of them after (whichever pods are
+// Ready after the upgrade, replaced or not), while the API server still
 // calls the webhook (pods are still injected) and proxies to the agent's
 // metrics, and the kubelet's probes keep both Ready.
 func TestComponentNetworkPolicies(t *testing.T) {
