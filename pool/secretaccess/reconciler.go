@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -106,7 +107,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.client.List(ctx, &pools, client.InNamespace(ns)); err != nil {
 		return reconcile.Result{}, fmt.Errorf("listing pools of namespace %s: %w", ns, err)
 	}
-	names := SecretNames(pools.Items)
+	res, err := r.grant(ctx, ns, SecretNames(pools.Items))
+	if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+		// A namespace being deleted refuses new objects, and its pools go
+		// with it: nothing to grant, nothing to retry.
+		return reconcile.Result{}, nil
+	}
+	return res, err
+}
+
+// grant makes the Role and RoleBinding of namespace ns let the agent read
+// exactly names, deleting both when names is empty.
+func (r *Reconciler) grant(ctx context.Context, ns string, names []string) (reconcile.Result, error) {
 	if len(names) == 0 {
 		for _, obj := range []client.Object{&rbacv1.RoleBinding{}, &rbacv1.Role{}} {
 			if err := r.deleteOurs(ctx, ns, obj); err != nil {

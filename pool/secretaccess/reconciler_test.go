@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/testenv"
@@ -128,6 +131,41 @@ func TestAgentReadsOnlyPoolPullSecrets(t *testing.T) {
 		}
 		return nil
 	})
+
+	// A namespace being deleted (envtest runs no namespace controller, so
+	// it stays Terminating) refuses the Role's create: the reconcile ends
+	// without an error or a resync instead of retrying until it is gone.
+	if err := c.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leaving"}}); err != nil {
+		t.Fatal(err)
+	}
+	leaving := p.DeepCopy()
+	leaving.ObjectMeta = metav1.ObjectMeta{Namespace: "leaving", Name: "py"}
+	if err := c.Create(t.Context(), leaving); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the leaving namespace's RoleBinding", func() error {
+		return c.Get(t.Context(), client.ObjectKey{Namespace: "leaving", Name: Name}, &rbacv1.RoleBinding{})
+	})
+	// The namespace first: from then on nothing is created in it, not even
+	// by the running reconciler once the Role and RoleBinding are gone.
+	if err := c.Delete(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leaving"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, obj := range []client.Object{&rbacv1.RoleBinding{}, &rbacv1.Role{}} {
+		obj.SetNamespace("leaving")
+		obj.SetName(Name)
+		if err := c.Delete(t.Context(), obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	direct := &Reconciler{client: c, reader: c, opts: Options{Agent: agent, Resync: DefaultResync, Logger: slog.Default()}}
+	res, err := direct.Reconcile(t.Context(), reconcile.Request{NamespacedName: types.NamespacedName{Name: "leaving"}})
+	if err != nil || !res.IsZero() {
+		t.Errorf("reconciling a terminating namespace: %+v, %v; want done, no error", res, err)
+	}
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "leaving", Name: Name}, &rbacv1.Role{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the Role in the terminating namespace: %v, want NotFound", err)
+	}
 }
 
 var errForbidden = errors.New("forbidden")
