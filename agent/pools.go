@@ -13,10 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/internal/kubescheme"
 	"sandbox.io/injector/pool"
 )
 
@@ -116,19 +115,6 @@ type PoolReconciler struct {
 	answers answers
 }
 
-// Scheme is the scheme of the agent's pool cache and client: the built-in
-// types and sandbox.io/v1alpha1.
-func Scheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("adding the built-in types to the scheme: %w", err)
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("adding sandbox.io/v1alpha1 to the scheme: %w", err)
-	}
-	return s, nil
-}
-
 // SetupPools adds the warm pool reconciler to mgr. It runs on a cache of its
 // own, so that it watches only what one node needs: the pods bound to
 // cfg.NodeName that carry the sandbox.io/pool label, SandboxPools in every
@@ -143,7 +129,7 @@ func SetupPools(mgr manager.Manager, cfg PoolConfig) (*PoolReconciler, error) {
 	if cfg.Recorder == nil {
 		cfg.Recorder = mgr.GetEventRecorder(defaultComponent)
 	}
-	scheme, err := Scheme()
+	scheme, err := kubescheme.New()
 	if err != nil {
 		return nil, err
 	}

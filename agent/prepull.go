@@ -14,9 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
@@ -24,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/internal/kubescheme"
 	"sandbox.io/injector/prepuller"
 )
 
@@ -142,11 +141,8 @@ type PrePullCacheOptions struct {
 // separate from the manager's so that its narrow selections (one ConfigMap
 // by name, needing RBAC on that name only) do not constrain other parts.
 func NewPrePullCache(cfg *rest.Config, o PrePullCacheOptions) (cache.Cache, error) {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, fmt.Errorf("building the pre-puller's scheme: %w", err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
+	scheme, err := kubescheme.New()
+	if err != nil {
 		return nil, fmt.Errorf("building the pre-puller's scheme: %w", err)
 	}
 	byObject := map[client.Object]cache.ByObject{

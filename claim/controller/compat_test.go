@@ -25,6 +25,7 @@ import (
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim/controller"
 	"sandbox.io/injector/internal/claimtest"
+	"sandbox.io/injector/internal/kubescheme"
 	"sandbox.io/injector/internal/testenv"
 )
 
@@ -44,7 +45,7 @@ func TestObjectsOfThePreviousRelease(t *testing.T) {
 		CRDDirectoryPaths:     []string{filepath.Join("testdata", "previous-release", "crds")},
 		ErrorIfCRDPathMissing: true,
 	})
-	scheme, err := controller.Scheme()
+	scheme, err := kubescheme.New()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,10 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -30,6 +28,7 @@ import (
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/claimkey"
+	"sandbox.io/injector/internal/kubescheme"
 	"sandbox.io/injector/runner/api"
 )
 
@@ -128,19 +127,6 @@ const (
 	indexClaim = "sandbox.io/claim"
 )
 
-// Scheme is what the controller's cache and clients know: the built-in
-// types and sandbox.io/v1alpha1.
-func Scheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("building scheme: %w", err)
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("building scheme: %w", err)
-	}
-	return s, nil
-}
-
 // Setup adds the claim and pool status controllers to mgr. They run on a
 // cache of their own holding only pool pods (label sandbox.io/pool),
 // SandboxPools, SandboxClaims and Nodes, and only on the elected leader.
@@ -149,7 +135,7 @@ func Setup(mgr manager.Manager, opts Options) error {
 		return errors.New("setting up the claim controller: the claim key is required")
 	}
 	opts.setDefaults()
-	scheme, err := Scheme()
+	scheme, err := kubescheme.New()
 	if err != nil {
 		return err
 	}

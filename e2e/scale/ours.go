@@ -23,6 +23,7 @@ import (
 	"sandbox.io/injector/claim"
 	"sandbox.io/injector/claim/controller"
 	"sandbox.io/injector/internal/claimkey"
+	"sandbox.io/injector/internal/kubescheme"
 	"sandbox.io/injector/pool"
 	"sandbox.io/injector/runner/api"
 )
@@ -75,7 +76,7 @@ func setUpOurs(ctx context.Context, t *testing.T, s *Sim) (pools, error) {
 	if OursController == nil {
 		return nil, errNotWired
 	}
-	scheme, err := agent.Scheme()
+	scheme, err := kubescheme.New()
 	if err != nil {
 		return nil, err
 	}
