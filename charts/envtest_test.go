@@ -24,9 +24,15 @@ import (
 	"sandbox.io/injector/internal/testenv"
 )
 
-// certManagerModule ships cert-manager's CRDs (deploy/crds) in its module
-// zip. The module is downloaded at test time, never added to go.mod.
-const certManagerModule = "github.com/cert-manager/cert-manager@v1.21.2"
+// The CRDs of the APIs the chart writes to when asked, from their modules'
+// zips, downloaded at test time and never added to go.mod: cert-manager's
+// (deploy/crds), and the Prometheus Operator's monitors and rules
+// (example/prometheus-operator-crd), so that the API server validates every
+// object the chart renders against its real schema.
+const (
+	certManagerModule        = "github.com/cert-manager/cert-manager@v1.21.2"
+	prometheusOperatorModule = "github.com/prometheus-operator/prometheus-operator@v0.89.0"
+)
 
 // The shared API server: started by the first test that needs it, stopped
 // by TestMain.
@@ -58,14 +64,25 @@ func requireAPIServer(t *testing.T) client.Client {
 	t.Helper()
 	assets := testenv.Assets(t)
 	apiServer.once.Do(func() {
-		crds, err := certManagerCRDs(t.Context())
+		certManager, err := moduleDir(t.Context(), certManagerModule)
 		if err != nil {
 			apiServer.err = err
 			return
 		}
+		prometheusOperator, err := moduleDir(t.Context(), prometheusOperatorModule)
+		if err != nil {
+			apiServer.err = err
+			return
+		}
+		monitoring := filepath.Join(prometheusOperator, "example", "prometheus-operator-crd")
 		apiServer.env = &envtest.Environment{
-			BinaryAssetsDirectory:    assets,
-			CRDDirectoryPaths:        []string{crds},
+			BinaryAssetsDirectory: assets,
+			CRDDirectoryPaths: []string{
+				filepath.Join(certManager, "deploy", "crds"),
+				filepath.Join(monitoring, "monitoring.coreos.com_servicemonitors.yaml"),
+				filepath.Join(monitoring, "monitoring.coreos.com_podmonitors.yaml"),
+				filepath.Join(monitoring, "monitoring.coreos.com_prometheusrules.yaml"),
+			},
 			ErrorIfCRDPathMissing:    true,
 			ControlPlaneStartTimeout: 3 * time.Minute, // 2 shared cores
 			ControlPlaneStopTimeout:  time.Minute,
@@ -85,26 +102,26 @@ func requireAPIServer(t *testing.T) client.Client {
 	return c
 }
 
-// certManagerCRDs downloads the cert-manager module through the Go module
-// proxy (or finds it in the module cache) and returns its CRD directory.
-func certManagerCRDs(ctx context.Context) (string, error) {
+// moduleDir downloads module (path@version) through the Go module proxy, or
+// finds it in the module cache, and returns its directory.
+func moduleDir(ctx context.Context, module string) (string, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", certManagerModule)
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", module)
 	// Outside any module, so that the download never touches go.mod or go.sum.
 	cmd.Dir = os.TempDir()
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GO111MODULE=on")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("downloading %s: %w: %s", certManagerModule, err, stderr.String())
+		return "", fmt.Errorf("downloading %s: %w: %s", module, err, stderr.String())
 	}
 	var mod struct{ Dir, Error string }
 	if err := json.Unmarshal(stdout.Bytes(), &mod); err != nil {
 		return "", fmt.Errorf("decoding go mod download output: %w", err)
 	}
 	if mod.Error != "" || mod.Dir == "" {
-		return "", fmt.Errorf("downloading %s: %s", certManagerModule, mod.Error)
+		return "", fmt.Errorf("downloading %s: %s", module, mod.Error)
 	}
-	return filepath.Join(mod.Dir, "deploy", "crds"), nil
+	return mod.Dir, nil
 }
 
 // clusterWide keeps the tests that install the whole chart apart from the

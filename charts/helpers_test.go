@@ -90,6 +90,11 @@ var valueSets = []struct {
 	{name: "node agent", values: map[string]any{"agent": map[string]any{"enabled": true, "criSocket": "/run/sandbox-cluster/containerd.sock"}, "runner": map[string]any{"injectionMethod": "imageVolume"}}},
 	{name: "webhook-generated certificates", values: map[string]any{"certManager": map[string]any{"enabled": false}, "generatedCerts": map[string]any{"generator": "webhook"}}},
 	{name: "webhook NetworkPolicy", values: map[string]any{"webhook": map[string]any{"networkPolicy": webhookNetworkPolicy}}},
+	{name: "monitoring", values: map[string]any{"metrics": map[string]any{
+		"serviceMonitor":   map[string]any{"enabled": true, "interval": "30s", "labels": map[string]any{"release": "prom"}},
+		"prometheusRule":   map[string]any{"enabled": true, "alertLabels": map[string]any{"team": "platform"}},
+		"grafanaDashboard": map[string]any{"enabled": true},
+	}}},
 	{name: "agent NetworkPolicy", values: map[string]any{"agent": map[string]any{"networkPolicy": map[string]any{"enabled": true, "metricsFrom": webhookNetworkPolicy["metricsFrom"]}}}},
 	{
 		name:      "custom namespaces",
