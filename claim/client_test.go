@@ -28,6 +28,7 @@ func TestClaim(t *testing.T) {
 	for range 3 {
 		e.WarmPod(p, "node-a")
 	}
+	e.WaitPoolReady(p, 3)
 	cl, err := claim.New(e.Config, claim.Config{Transport: claim.TransportDirect})
 	if err != nil {
 		t.Fatal(err)

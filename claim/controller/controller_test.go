@@ -50,6 +50,7 @@ func TestBindWarmPod(t *testing.T) {
 	p := e.Pool(ns, "python", 2)
 	e.WarmPod(p, "node-a")
 	e.WarmPod(p, "node-a")
+	e.WaitPoolReady(p, 2)
 
 	token := "claimant-token-0123456789abcdef"
 	sbc := newClaim(ns, "python", token, func(c *v1alpha1.SandboxClaim) {
@@ -117,6 +118,7 @@ func TestRaceForWarmPods(t *testing.T) {
 	for i := range 20 {
 		e.WarmPod(p, []string{"node-a", "node-b"}[i%2])
 	}
+	e.WaitPoolReady(p, 20)
 	var wg sync.WaitGroup
 	names := make([]string, 50)
 	for i := range names {
@@ -371,6 +373,7 @@ func TestMetricsCountClaims(t *testing.T) {
 	e.Node("node-a")
 	p := e.Pool(ns, "m", 1)
 	e.WarmPod(p, "node-a")
+	e.WaitPoolReady(p, 1)
 	sbc := newClaim(ns, "m", "metrics-token-0123456789abcdef")
 	create(t, e, sbc)
 	e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimBound)

@@ -322,3 +322,22 @@ func (e *Env) WaitPhase(ns, name string, timeout time.Duration, phases ...v1alph
 	})
 	return &got
 }
+
+// WaitPoolReady waits until the controller's status of pool p counts at
+// least n Ready warm pods. The status is written from the controller's
+// cache, so its claims see those pods from then on: a claim that must not
+// go cold (spec.coldStart Never) made right after the pods were marked
+// Ready could otherwise find none.
+func (e *Env) WaitPoolReady(p *v1alpha1.SandboxPool, n int32) {
+	e.T.Helper()
+	testenv.Eventually(e.T, 30*time.Second, fmt.Sprintf("pool %s/%s with %d Ready warm pods", p.Namespace, p.Name, n), func() error {
+		var got v1alpha1.SandboxPool
+		if err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(p), &got); err != nil {
+			return err
+		}
+		if got.Status.Ready < n {
+			return fmt.Errorf("status %+v", got.Status)
+		}
+		return nil
+	})
+}
