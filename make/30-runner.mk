@@ -17,9 +17,10 @@ test-runner: ## Runner unit and process tests only (race detector)
 	$(GO) test -race -count=1 ./runner/... ./cmd/sandbox-runner/...
 
 .PHONY: fuzz-runner
-fuzz-runner: ## Fuzz the runner's request decoding and path handling (30s each)
+fuzz-runner: ## Fuzz the runner's request decoding, liveness probe flag and path handling (30s each)
 	$(GO) test ./runner/api -run '^$$' -fuzz FuzzDecodeExecuteRequest -fuzztime 30s
 	$(GO) test ./runner/api -run '^$$' -fuzz FuzzDecodeClaimRequest -fuzztime 30s
+	$(GO) test ./runner/api -run '^$$' -fuzz FuzzParseProbe -fuzztime 30s
 	$(GO) test ./runner -run '^$$' -fuzz FuzzResolvePath -fuzztime 30s
 
 .PHONY: bench-runner

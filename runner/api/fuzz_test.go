@@ -2,6 +2,8 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -139,4 +141,130 @@ func FuzzDecodeClaimRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzParseProbe checks what the runner accepts as --liveness-probe (the
+// webhook encodes the pod's own probe there): exactly one JSON value with
+// the field names as written, one handler the runner can run, the
+// API server's limits, and an Encode that reads back the same probe.
+//
+//	go test ./runner/api -run '^$' -fuzz FuzzParseProbe -fuzztime 30s
+func FuzzParseProbe(f *testing.F) {
+	for _, s := range []string{
+		`{"exec":{"command":["cat","/tmp/healthy"]},"periodSeconds":5}`,
+		`{"httpGet":{"port":8080,"path":"/healthz","httpHeaders":[{"name":"X-A","value":"b"}]},"failureThreshold":1}`,
+		`{"tcpSocket":{"port":"http"}}`,
+		`{"tcpSocket":{"port":80},"terminationGracePeriodSeconds":3}`,
+		`{"tcpSocket":{"port":80}}]`,
+		`{"tcpSocket":{"port":80}}}`,
+		`{"TCPSOCKET":{"port":80}}`,
+		`{"tcpSocket":{"port":80},"tcpSocket":{"port":81}}`,
+		`{"httpGet":{"port":{"Number":80}}}`,
+		`{"grpc":{"port":9000}}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseProbe(s)
+		if err != nil {
+			return
+		}
+		if !json.Valid([]byte(s)) {
+			t.Fatalf("accepted %q, which is not one JSON value", s)
+		}
+		if err := probeKeysExact(s); err != nil {
+			t.Fatalf("accepted %q: %v", s, err)
+		}
+		handlers := 0
+		for _, set := range []bool{p.Exec != nil, p.HTTPGet != nil, p.TCPSocket != nil} {
+			if set {
+				handlers++
+			}
+		}
+		if handlers != 1 || p.GRPC != nil {
+			t.Fatalf("accepted %q with %d handlers the runner runs (grpc %v)", s, handlers, p.GRPC != nil)
+		}
+		if p.TimeoutSeconds < 1 || p.PeriodSeconds < 1 || p.FailureThreshold < 1 || p.SuccessThreshold != 1 || p.InitialDelaySeconds < 0 {
+			t.Fatalf("accepted %q with out-of-range timing %+v", s, p)
+		}
+		for _, port := range []*Port{portOf(p.HTTPGet), tcpPortOf(p.TCPSocket)} {
+			if port != nil && (port.Name != "" || port.Number < 1 || port.Number > 65535) {
+				t.Fatalf("accepted %q with port %+v", s, *port)
+			}
+		}
+		back, err := ParseProbe(p.Encode())
+		if err != nil {
+			t.Fatalf("accepted %q, but not its encoding %s: %v", s, p.Encode(), err)
+		}
+		if !reflect.DeepEqual(back, p) {
+			t.Fatalf("%q read back from its encoding %s as %+v, want %+v", s, p.Encode(), back, p)
+		}
+	})
+}
+
+func portOf(h *HTTPGetAction) *Port {
+	if h == nil {
+		return nil
+	}
+	return &h.Port
+}
+
+func tcpPortOf(t *TCPSocketAction) *Port {
+	if t == nil {
+		return nil
+	}
+	return &t.Port
+}
+
+// probeFieldNames are the JSON names of every field of Probe and of the
+// types in it, as written.
+var probeFieldNames = map[string]bool{
+	"exec": true, "command": true, "httpGet": true, "path": true, "port": true, "host": true,
+	"scheme": true, "httpHeaders": true, "name": true, "value": true, "protocol": true,
+	"tcpSocket": true, "grpc": true, "service": true, "mode": true, "initialDelaySeconds": true,
+	"timeoutSeconds": true, "periodSeconds": true, "successThreshold": true, "failureThreshold": true,
+	"terminationGracePeriodSeconds": true,
+}
+
+// probeKeysExact walks the JSON of s and fails on a key that is not a
+// field name as written, or that appears twice in one object.
+func probeKeysExact(s string) error {
+	dec := json.NewDecoder(strings.NewReader(s))
+	// One entry per open container: the keys seen, nil for an array.
+	var open []map[string]bool
+	expectKey := func() bool { return len(open) > 0 && open[len(open)-1] != nil }
+	afterKey := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // the end (or an error the parser already refused)
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				open = append(open, map[string]bool{})
+			case '[':
+				open = append(open, nil)
+			default:
+				open = open[:len(open)-1]
+			}
+			afterKey = false
+		case string:
+			if expectKey() && !afterKey {
+				if !probeFieldNames[v] {
+					return fmt.Errorf("key %q is no field name as written", v)
+				}
+				if open[len(open)-1][v] {
+					return fmt.Errorf("key %q appears twice in one object", v)
+				}
+				open[len(open)-1][v] = true
+				afterKey = true
+				continue
+			}
+			afterKey = false
+		default:
+			afterKey = false
+		}
+	}
 }

@@ -277,17 +277,13 @@ func isHeaderName(s string) bool {
 	return true
 }
 
-// ParseProbe reads a Probe from JSON, refusing unknown fields and trailing
-// data, applies the defaults and validates it.
+// ParseProbe reads a Probe from JSON as strictly as a request body
+// (DecodeStrict: field names as written, each once, nothing after the
+// object), applies the defaults and validates it.
 func ParseProbe(s string) (*Probe, error) {
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.DisallowUnknownFields()
 	var p Probe
-	if err := dec.Decode(&p); err != nil {
+	if err := decodeStrict(strings.NewReader(s), &p, "probe"); err != nil {
 		return nil, fmt.Errorf("decoding probe: %w", err)
-	}
-	if dec.More() {
-		return nil, errors.New("decoding probe: trailing data after the JSON object")
 	}
 	p.SetDefaults()
 	if err := p.Validate(); err != nil {

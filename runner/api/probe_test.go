@@ -46,6 +46,9 @@ func TestParseProbeRefusals(t *testing.T) {
 		{`{"tcpSocket":{"port":80},"terminationGracePeriodSeconds":0}`, "terminationGracePeriodSeconds: Invalid value: 0: must be greater than 0"},
 		{`{"tcpSocket":{"port":80},"periodSecond":5}`, `unknown field "periodSecond"`},
 		{`{"tcpSocket":{"port":80}} {}`, "trailing data"},
+		{`{"tcpSocket":{"port":80}}]`, "trailing data"},
+		{`{"TCPSOCKET":{"port":80}}`, `unknown field "TCPSOCKET" in probe (names are case sensitive)`},
+		{`{"tcpSocket":{"port":80},"tcpSocket":{"port":81}}`, `key "tcpSocket" appears twice in probe`},
 	} {
 		_, err := ParseProbe(tc.probe)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -29,12 +29,17 @@ var ErrStrictJSON = errors.New("request body is not strict JSON")
 //
 // Every runner request body goes through it.
 func DecodeStrict(r io.Reader, v any) error {
+	return decodeStrict(r, v, "body")
+}
+
+// decodeStrict is DecodeStrict naming the value root in its messages.
+func decodeStrict(r io.Reader, v any, root string) error {
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(r); err != nil {
 		return fmt.Errorf("reading body: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
-	err := checkValue(dec, reflect.TypeOf(v), "body", 0)
+	err := checkValue(dec, reflect.TypeOf(v), root, 0)
 	if err == nil {
 		if _, err = dec.Token(); errors.Is(err, io.EOF) {
 			// The form is checked; encoding/json now only fills v, and
@@ -44,7 +49,7 @@ func DecodeStrict(r io.Reader, v any) error {
 		err = fmt.Errorf("%w: trailing data after the JSON value", ErrStrictJSON)
 	}
 	if errors.Is(err, io.EOF) {
-		err = fmt.Errorf("%w: the body is empty", ErrStrictJSON)
+		err = fmt.Errorf("%w: the %s is empty", ErrStrictJSON, root)
 	}
 	return err
 }
