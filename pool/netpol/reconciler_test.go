@@ -160,13 +160,16 @@ func TestReconcilerKeepsPolicies(t *testing.T) {
 	if err := c.Create(t.Context(), leaving); err != nil {
 		t.Fatal(err)
 	}
-	waitPolicy("the leaving pool's policy", func(*networkingv1.NetworkPolicy) error { return nil })
+	leavingKey := client.ObjectKey{Namespace: "leaving", Name: Name("py")}
+	testenv.Eventually(t, 30*time.Second, "the leaving pool's policy", func() error {
+		return c.Get(t.Context(), leavingKey, &networkingv1.NetworkPolicy{})
+	})
 	// The namespace first: from then on nothing is created in it, not even
 	// by the running reconciler once the policy is gone.
 	if err := c.Delete(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leaving"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Delete(t.Context(), &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "leaving", Name: Name("py")}}); err != nil {
+	if err := c.Delete(t.Context(), &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: leavingKey.Namespace, Name: leavingKey.Name}}); err != nil {
 		t.Fatal(err)
 	}
 	direct := &Reconciler{client: c, opts: Options{RunnerFrom: []networkingv1.NetworkPolicyPeer{controllerPeer}}, recorder: mgr.GetEventRecorder("test")}
@@ -176,7 +179,7 @@ func TestReconcilerKeepsPolicies(t *testing.T) {
 		t.Errorf("reconciling a pool in a terminating namespace: %+v, %v; want done, no error", res, err)
 	}
 	var gone networkingv1.NetworkPolicy
-	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "leaving", Name: Name("py")}, &gone); !apierrors.IsNotFound(err) {
+	if err := c.Get(t.Context(), leavingKey, &gone); !apierrors.IsNotFound(err) {
 		t.Errorf("the policy in the terminating namespace: %v, want NotFound", err)
 	}
 }
