@@ -13,7 +13,7 @@ import (
 // ErrStrictJSON is wrapped by DecodeStrict for every body it refuses
 // because of its form (not its JSON syntax): a field name in another case,
 // a duplicate key, an unknown field or data after the object.
-var ErrStrictJSON = errors.New("request body is not strict JSON")
+var ErrStrictJSON = errors.New("not strict JSON")
 
 // DecodeStrict reads exactly one JSON value from r into v (a pointer to a
 // struct) and refuses, naming the key at fault, what encoding/json alone
