@@ -22,7 +22,12 @@ import (
 // tokenSource holds the API token read from a file and re-reads it when the
 // file changes (a Secret volume update swaps a symlink, which changes the
 // inode and mtime that stat sees), so a rotated token takes effect without a
-// restart. A missing or empty file means "no token".
+// restart. A missing or empty file means "no token". The file holds either
+// the token, or only its verifier, "sha256:" and the token's SHA-256 in 64
+// lower-case hex digits: then nothing in the sandbox can read the token
+// itself (its own code reads the file as easily as the runner does), so a
+// Secret shared by a namespace's sandboxes opens none of them to the others.
+// A file that starts with "sha256:" but is no verifier closes the API.
 type tokenSource struct {
 	path string
 
@@ -33,6 +38,8 @@ type tokenSource struct {
 	// fixed is set by a claim: the claimant's token replaced the file's,
 	// which is no longer read.
 	fixed bool
+	// malformed says why the file's verifier was refused, while it is.
+	malformed error
 }
 
 type fileStamp struct {
@@ -67,7 +74,7 @@ func (t *tokenSource) current() ([sha256.Size]byte, bool) {
 		return t.digest, t.set
 	}
 	t.stamp = st
-	t.set = false
+	t.set, t.malformed = false, nil
 	if !st.found {
 		return t.digest, false
 	}
@@ -79,9 +86,33 @@ func (t *tokenSource) current() ([sha256.Size]byte, bool) {
 	if len(tok) == 0 {
 		return t.digest, false
 	}
-	t.digest = sha256.Sum256(tok)
+	if bytes.HasPrefix(tok, []byte(verifierPrefix)) {
+		d, err := parseVerifier(string(tok))
+		if err != nil {
+			t.malformed = fmt.Errorf("the token file %s holds no token but a malformed %w, so the API is closed (only /healthz and /readyz answer)", t.path, err)
+			return t.digest, false
+		}
+		t.digest = d
+	} else {
+		t.digest = sha256.Sum256(tok)
+	}
 	t.set = true
 	return t.digest, true
+}
+
+// verifierPrefix starts a verifier: a claim verifier, or a token file that
+// holds only the token's SHA-256.
+const verifierPrefix = "sha256:"
+
+// closedBecause says why no token is configured: the file's malformed
+// verifier, else errNoToken.
+func (t *tokenSource) closedBecause() (malformed bool, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.malformed != nil {
+		return true, t.malformed
+	}
+	return false, errNoToken
 }
 
 // replace makes the token whose SHA-256 is digest the only accepted one
@@ -156,10 +187,13 @@ func (s *Server) authorize(r *http.Request) (int, grant, error) {
 	}
 	want, ok := s.token.current()
 	if !ok {
-		if s.cfg.InsecureLoopback && isLoopback(r.RemoteAddr) {
+		// A malformed verifier closes the API to loopback clients too: the
+		// file meant to configure a token.
+		malformed, why := s.token.closedBecause()
+		if !malformed && s.cfg.InsecureLoopback && isLoopback(r.RemoteAddr) {
 			return 0, grant{epoch: epoch}, nil
 		}
-		return http.StatusForbidden, grant{}, errNoToken
+		return http.StatusForbidden, grant{}, why
 	}
 	if !hasBearer {
 		return http.StatusUnauthorized, grant{}, errMissingBearer
@@ -215,12 +249,13 @@ func (s *Server) stillValid(r *http.Request) bool {
 	return ok && g.epoch == s.epoch.Load()
 }
 
-// parseVerifier reads a ClaimVerifier.
+// parseVerifier reads a verifier: Config.ClaimVerifier, or a token file
+// that holds only the token's SHA-256.
 func parseVerifier(v string) ([sha256.Size]byte, error) {
 	var out [sha256.Size]byte
-	hexDigest, ok := strings.CutPrefix(v, "sha256:")
+	hexDigest, ok := strings.CutPrefix(v, verifierPrefix)
 	if !ok || !api.IsSHA256Hex(hexDigest) {
-		return out, fmt.Errorf("claim verifier %q is not sha256: followed by 64 lower-case hex digits", v)
+		return out, fmt.Errorf("verifier %q is not sha256: followed by 64 lower-case hex digits", v)
 	}
 	_, err := hex.Decode(out[:], []byte(hexDigest))
 	return out, err

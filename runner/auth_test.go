@@ -1,13 +1,17 @@
 package runner
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sandbox.io/injector/runner/api"
 	"strings"
 	"testing"
+
+	"sandbox.io/injector/runner/api"
 )
 
 func TestTokenChecks(t *testing.T) {
@@ -219,6 +223,53 @@ func TestNoTokenInsecureLoopback(t *testing.T) {
 				}
 				if rec.Code == 403 && !strings.Contains(rec.Body.String(), "no API token is configured") {
 					t.Errorf("403 without the reason: %s", rec.Body)
+				}
+			}
+		})
+	}
+}
+
+// TestTokenVerifierFile: a token file that holds only the token's verifier
+// (what a namespace's shared Secret should hold) opens the API to the token
+// and to nothing else: not to the file's content, which code in the sandbox
+// can read; a malformed verifier closes the API instead of becoming a token.
+func TestTokenVerifierFile(t *testing.T) {
+	t.Parallel()
+	sum := sha256.Sum256([]byte("s3cret"))
+	verifier := "sha256:" + hex.EncodeToString(sum[:])
+	for _, tc := range []struct {
+		name, file string
+		want       map[string]int // token -> status
+	}{
+		{"verifier", verifier + "\n", map[string]int{"s3cret": 200, verifier: 401, hex.EncodeToString(sum[:]): 401, "": 401}},
+		{"upper-case hex", "sha256:" + strings.ToUpper(hex.EncodeToString(sum[:])), map[string]int{"s3cret": 403, "sha256:" + strings.ToUpper(hex.EncodeToString(sum[:])): 403}},
+		{"short digest", verifier[:40], map[string]int{"s3cret": 403, verifier[:40]: 403, "": 403}},
+		{"raw token", "s3cret", map[string]int{"s3cret": 200, verifier: 401}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tokenFile := filepath.Join(t.TempDir(), "token")
+			if err := os.WriteFile(tokenFile, []byte(tc.file), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			// InsecureLoopback: a malformed verifier closes the API to this
+			// loopback client too.
+			r := newTestRunner(t, Config{TokenFile: tokenFile, InsecureLoopback: true})
+			for token, want := range tc.want {
+				if got := status(t, r.url, token); got != want {
+					t.Errorf("token %q: %d, want %d", token, got, want)
+				}
+			}
+			if tc.want["s3cret"] == http.StatusForbidden {
+				req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, r.url+"/status", nil)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if !strings.Contains(string(body), "holds no token but a malformed verifier") {
+					t.Errorf("the refusal says %s, want it to name the malformed verifier", body)
 				}
 			}
 		})

@@ -21,9 +21,12 @@ type Config struct {
 	// Listen is the TCP address of the API; default api.DefaultListen
 	// (":7080").
 	Listen string
-	// TokenFile holds the bearer token. Missing, empty or unset means no
-	// token: the API is then closed (only /healthz and /readyz answer),
-	// unless InsecureLoopback. The file is re-read when it changes.
+	// TokenFile holds the bearer token, or only its verifier ("sha256:"
+	// and its SHA-256 in 64 lower-case hex digits, which code in the
+	// sandbox may read without learning the token). Missing, empty or
+	// unset means no token: the API is then closed (only /healthz and
+	// /readyz answer), unless InsecureLoopback. The file is re-read when it
+	// changes.
 	TokenFile string
 	// ClaimVerifier, "sha256:" and 64 hex digits, makes the runner a warm
 	// sandbox waiting for its claim: it answers only POST /claim, authorized
@@ -184,7 +187,7 @@ func (c *Config) validate() error {
 	}
 	if c.ClaimVerifier != "" {
 		if _, err := parseVerifier(c.ClaimVerifier); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("claim %w", err))
 		}
 	}
 	return errors.Join(errs...)

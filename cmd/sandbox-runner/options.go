@@ -47,7 +47,7 @@ type lookupEnv func(string) (string, bool)
 func (o *options) addFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.mode, "mode", api.ModeServer, "server: serve the API and keep serving after the command exits; wrap: exit with the command's exit code")
 	fs.StringVar(&o.listen, "listen", api.DefaultListen, "TCP address of the API")
-	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the API bearer token; missing or empty: the API is closed (see --insecure-loopback)")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the API bearer token, or only sha256:<its SHA-256 in hex> (then the sandbox's own code cannot read the token); missing or empty: the API is closed (see --insecure-loopback)")
 	fs.StringVar(&o.claimVerifier, "claim-verifier", "", "sha256:<hex> of the claim credential: the runner waits for POST /claim and answers nothing else until then (set by the webhook on pool pods)")
 	fs.BoolVar(&o.insecureLoop, "insecure-loopback", false, "without a token, answer loopback clients (kubectl port-forward); off: a runner without a token answers only its probes")
 	fs.StringVar(&o.workdir, "workdir", "", "directory of /files and default cwd of /execute (default the current directory)")
