@@ -61,7 +61,7 @@ func TestHelmInstallUpgrade(t *testing.T) {
 		"kubectl label namespace <namespace> sandbox.io/inject=enabled",
 		`sandbox.io/inject: "true"`,
 		"Never injected: kube-system, kube-public, kube-node-lease, gen-system, guard-system",
-		"create secret generic sandbox-runner-token --from-literal=token=",
+		"create secret generic sandbox-runner-token \\\n" + `       --from-literal=token="sha256:$(printf %s "$TOKEN" | sha256sum`,
 		"port-forward pod/<pod> 7080:sandbox-runner",
 	} {
 		if !strings.Contains(out, want) {

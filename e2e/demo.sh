@@ -19,12 +19,19 @@ t0=$(now_ms)
 elapsed() { awk -v ms=$(($(now_ms) - t0)) 'BEGIN { printf "%.1f s", ms / 1000 }'; }
 
 # The pool's namespace and its runner token come first: the chart creates the
-# SandboxPool in it, and its warm pods read the token when they start.
+# SandboxPool in it, and its warm pods read the token when they start. The
+# token stays in a file of ours; the Secret, which every injected pod of the
+# namespace mounts, holds only its verifier (sha256:<hex>), so that code in
+# one sandbox cannot read a token that opens the others.
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-if ! TOKEN=$(kubectl -n "$NS" get secret sandbox-runner-token -o jsonpath='{.data.token}' 2>/dev/null | base64 -d) || [ -z "$TOKEN" ]; then
-	TOKEN=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-	kubectl -n "$NS" create secret generic sandbox-runner-token --from-literal=token="$TOKEN" >/dev/null
+TOKEN_FILE=$STATE/demo-runner-token
+if [ ! -s "$TOKEN_FILE" ]; then
+	(umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=\n' >"$TOKEN_FILE")
 fi
+TOKEN=$(cat "$TOKEN_FILE")
+kubectl -n "$NS" create secret generic sandbox-runner-token \
+	--from-literal=token="sha256:$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)" \
+	--dry-run=client -o yaml | kubectl apply -f - >/dev/null
 
 say "Installing the chart with the node agent and a warm pool of 2 (images from the local registry $REGISTRY, tag $TAG)"
 # Helm installs crds/ only on the first install; apply them so that a kept
@@ -143,7 +150,7 @@ cat <<MSG
 
 Done in $(elapsed). Try more:
   export KUBECONFIG=$KUBECONFIG_FILE
-  TOKEN=\$(kubectl -n $NS get secret sandbox-runner-token -o jsonpath='{.data.token}' | base64 -d)
+  TOKEN=\$(cat $TOKEN_FILE)   # the Secret holds only its sha256: verifier
   curl -H "Authorization: Bearer \$TOKEN" -d '{"argv":["ls","-l","/"]}' http://$IP:7080/execute
   bin/sandboxctl -n $NS claim demo --env K=V               # a warm sandbox in tens of milliseconds
   bin/sandboxctl -n $NS exec CLAIM -- sh -c 'echo \$K'     # then cp, extend, release, pools
