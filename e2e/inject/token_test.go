@@ -59,22 +59,29 @@ func TestAttackSharedTokenSecret(t *testing.T) {
 		return res.Stdout
 	}
 	// tryToken is what code in from does with cred: POST /execute on to's
-	// runner, appending mark to to's /tmp/planted (HTTP/1.0 through busybox
-	// nc, so the answer is a real status line).
-	tryToken := func(from, to *corev1.Pod, cred, mark string) string {
+	// runner, appending mark to to's /tmp/planted, and it returns the
+	// answer's status line and body (HTTP/1.0 through busybox nc, so the
+	// answer is a real one; nc's input stays open until the answer is in,
+	// since a runner cancels the command of a client that hung up).
+	tryToken := func(from, to *corev1.Pod, cred, mark string) (line, body string) {
 		t.Helper()
-		body := fmt.Sprintf(`{"argv":["sh","-c","echo %s >> /tmp/planted"]}`, mark)
-		req := fmt.Sprintf("POST %s HTTP/1.0\r\nHost: runner\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
-			runnerapi.PathExecute, cred, len(body), body)
-		line := strings.TrimSpace(run(from, fmt.Sprintf("printf '%%s' %s | nc -w 5 %s %d | head -n 1", shellQuote(req), to.Status.PodIP, runnerapi.DefaultPort)))
-		t.Logf("from %s to %s with %q: %s", from.Name, to.Name, cred, line)
-		return line
+		req := fmt.Sprintf(`{"argv":["sh","-c","echo %s >> /tmp/planted"]}`, mark)
+		req = fmt.Sprintf("POST %s HTTP/1.0\r\nHost: runner\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+			runnerapi.PathExecute, cred, len(req), req)
+		answer := run(from, fmt.Sprintf("(printf '%%s' %s; sleep 3) | nc -w 5 %s %d", shellQuote(req), to.Status.PodIP, runnerapi.DefaultPort))
+		line, rest, _ := strings.Cut(answer, "\n")
+		_, body, _ = strings.Cut(rest, "\r\n\r\n")
+		t.Logf("from %s to %s with %q: %s %s", from.Name, to.Name, cred, strings.TrimSpace(line), body)
+		return strings.TrimSpace(line), body
 	}
 	readTokenFile := func(pod *corev1.Pod) string {
 		t.Helper()
 		return strings.TrimSpace(run(pod, "cat "+webhook.TokenMountPath+"/"+v1alpha1.TokenSecretKey))
 	}
-	ok := func(line string) bool { return strings.Contains(line, " 200 ") }
+	// ran: the command ran to its end (exit code 0).
+	ran := func(line, body string) bool {
+		return strings.Contains(line, " 200 ") && strings.Contains(body, `"exit_code":0,`)
+	}
 	refused := func(line string) bool { return strings.Contains(line, " 401 ") }
 
 	// The control: a Secret holding the token gives it to every sandbox.
@@ -82,8 +89,11 @@ func TestAttackSharedTokenSecret(t *testing.T) {
 	if read != testToken {
 		t.Fatalf("the raw attacker read %q from its token file, want the token itself", read)
 	}
-	if line := tryToken(pods["raw-attacker"], pods["raw-victim"], read, "raw"); !ok(line) {
-		t.Fatalf("the token read from a raw Secret did not open the neighbour's runner (%q): the check below would prove nothing", line)
+	if line, body := tryToken(pods["raw-attacker"], pods["raw-victim"], read, "raw"); !ran(line, body) {
+		t.Fatalf("the token read from a raw Secret did not run a command in the neighbour's sandbox (%q %s): the checks below would prove nothing", line, body)
+	}
+	if out := run(pods["raw-victim"], "cat /tmp/planted"); out != "raw\n" {
+		t.Fatalf("the raw victim's /tmp/planted holds %q, want the attacker's line: the checks below would prove nothing", out)
 	}
 
 	// A Secret holding only the verifier: what the attacker reads opens
@@ -93,12 +103,12 @@ func TestAttackSharedTokenSecret(t *testing.T) {
 		t.Fatalf("the attacker read %q from its token file, want the verifier %q", read, verifier)
 	}
 	for i, cred := range []string{read, strings.TrimPrefix(read, "sha256:")} {
-		if line := tryToken(pods["attacker"], pods["victim"], cred, fmt.Sprintf("read-%d", i)); !refused(line) {
+		if line, _ := tryToken(pods["attacker"], pods["victim"], cred, fmt.Sprintf("read-%d", i)); !refused(line) {
 			t.Errorf("what the attacker read (%q) was not refused by the victim's runner: %q", cred, line)
 		}
 	}
-	if line := tryToken(pods["attacker"], pods["victim"], testToken, "token"); !ok(line) {
-		t.Errorf("the token itself was refused by a runner whose Secret holds its verifier: %q", line)
+	if line, body := tryToken(pods["attacker"], pods["victim"], testToken, "token"); !ran(line, body) {
+		t.Errorf("the token itself did not run a command through a runner whose Secret holds its verifier: %q %s", line, body)
 	}
 	if out := run(pods["victim"], "cat /tmp/planted"); out != "token\n" {
 		t.Errorf("the victim's /tmp/planted holds %q, want only the line of the request with the token itself", out)
