@@ -139,8 +139,10 @@ SANDBOX=$(printf '%s\n' "$claimed" | awk '$1 == "claim:" { print $2 }')
 [ -n "$SANDBOX" ] || die "sandboxctl claim printed no claim"
 say "Running a command in the claimed sandbox (sandboxctl exec $SANDBOX)"
 ctl exec "$SANDBOX" -- sh -c 'echo "$GREETING from $(hostname), reachable only with the claimant token"'
-say "The claim is a Kubernetes object (kubectl get sandboxclaims)"
-kubectl -n "$NS" get sandboxclaims
+# The group too: another SandboxClaim kind (kubernetes-sigs/agent-sandbox
+# has one) would make the plural name ambiguous, and kubectl might pick it.
+say "The claim is a Kubernetes object (kubectl get sandboxclaims.sandbox.io)"
+kubectl -n "$NS" get sandboxclaims.sandbox.io
 say "The pool refills (sandboxctl pools)"
 sleep 2
 ctl pools
@@ -154,7 +156,7 @@ Done in $(elapsed). Try more:
   curl -H "Authorization: Bearer \$TOKEN" -d '{"argv":["ls","-l","/"]}' http://$IP:7080/execute
   bin/sandboxctl -n $NS claim demo --env K=V               # a warm sandbox in tens of milliseconds
   bin/sandboxctl -n $NS exec CLAIM -- sh -c 'echo \$K'     # then cp, extend, release, pools
-  kubectl -n $NS get sandboxclaims                        # claims are Kubernetes objects
+  kubectl -n $NS get sbc                                  # claims are Kubernetes objects (sandboxclaims.sandbox.io)
   kubectl label namespace $NS sandbox.io/inject=enabled   # inject every new pod of the namespace
   make cluster-down                                       # stop the cluster (make cluster-up brings it back)
 MSG

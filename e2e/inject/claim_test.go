@@ -170,7 +170,7 @@ func TestClaimWarmExecCopyRelease(t *testing.T) {
 	if got.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || got.Annotations[v1alpha1.AnnotationClaimedBy] != ns+"/"+name {
 		t.Errorf("claimed pod labels %v, annotations %v", got.Labels, got.Annotations)
 	}
-	if out, err := exec.CommandContext(t.Context(), x.kubectl, "get", "sandboxclaims", "-n", ns).CombinedOutput(); err != nil || !strings.Contains(string(out), "Bound") {
+	if out, err := exec.CommandContext(t.Context(), x.kubectl, "get", "sandboxclaims.sandbox.io", "-n", ns).CombinedOutput(); err != nil || !strings.Contains(string(out), "Bound") {
 		t.Errorf("kubectl get sandboxclaims: %v\n%s", err, out)
 	} else {
 		t.Logf("kubectl get sandboxclaims:\n%s", out)
@@ -232,7 +232,7 @@ spec:
 	if out, err := create.CombinedOutput(); err != nil {
 		t.Fatalf("kubectl create: %v\n%s", err, out)
 	}
-	wait := exec.CommandContext(t.Context(), x.kubectl, "wait", "-n", ns, "sandboxclaim/by-hand", "--for=jsonpath={.status.phase}=Bound", "--timeout=3m")
+	wait := exec.CommandContext(t.Context(), x.kubectl, "wait", "-n", ns, "sandboxclaim.sandbox.io/by-hand", "--for=jsonpath={.status.phase}=Bound", "--timeout=3m")
 	if out, err := wait.CombinedOutput(); err != nil {
 		t.Fatalf("kubectl wait: %v\n%s", err, out)
 	}
@@ -252,7 +252,7 @@ spec:
 	if err != nil || res.Stdout != "made by hand\n" {
 		t.Fatalf("execute: %+v, %v", res, err)
 	}
-	if out, err := exec.CommandContext(t.Context(), x.kubectl, "delete", "-n", ns, "sandboxclaim/by-hand").CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(t.Context(), x.kubectl, "delete", "-n", ns, "sandboxclaim.sandbox.io/by-hand").CombinedOutput(); err != nil {
 		t.Fatalf("kubectl delete: %v\n%s", err, out)
 	}
 	x.waitGone(t, ns, sbc.Status.PodName)
