@@ -30,8 +30,9 @@ type PeerRun struct {
 
 // Run installs the CRDs, starts the controller, makes a warm pool, and
 // returns the sequential and burst claim latencies (created to Ready). The
-// controller is stopped before it returns; the CRDs stay (the namespace's
-// objects go with the namespace).
+// controller is stopped and the CRDs are uninstalled (their objects with
+// them) before it returns: its SandboxClaim kind would make `kubectl get
+// sandboxclaims` on the cluster ambiguous, and kubectl would pick its kind.
 func (r PeerRun) Run(ctx context.Context, cfg *rest.Config) (seq, burst []time.Duration, err error) {
 	if r.Sequential == 0 {
 		r.Sequential = 50
@@ -45,9 +46,15 @@ func (r PeerRun) Run(ctx context.Context, cfg *rest.Config) (seq, burst []time.D
 	if r.Log == nil {
 		r.Log = io.Discard
 	}
-	if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: []string{r.CRDs}, ErrorIfPathMissing: true}); err != nil {
+	crds := envtest.CRDInstallOptions{Paths: []string{r.CRDs}, ErrorIfPathMissing: true}
+	if _, err := envtest.InstallCRDs(cfg, crds); err != nil {
 		return nil, nil, fmt.Errorf("installing agent-sandbox's CRDs from %s: %w", r.CRDs, err)
 	}
+	defer func() {
+		if uerr := envtest.UninstallCRDs(cfg, crds); uerr != nil && err == nil {
+			err = fmt.Errorf("uninstalling agent-sandbox's CRDs: %w", uerr)
+		}
+	}()
 	proc, err := Start("agent-sandbox-controller", r.Binary, ControllerArgs, []string{"KUBECONFIG=" + r.Kubeconfig}, r.Log)
 	if err != nil {
 		return nil, nil, err
