@@ -185,11 +185,37 @@ func (x *env) install() error {
 	if err := x.applyCRDs(ctx, filepath.Join(x.root, "charts", "sandbox-injector", "crds")); err != nil {
 		return err
 	}
+	if err := x.dropForeignServingSecret(ctx); err != nil {
+		return err
+	}
 	args := append([]string{"upgrade", "--install", release, filepath.Join(x.root, "charts", "sandbox-injector")}, x.helmArgs()...)
 	if err := x.helmCmd(ctx, args...); err != nil {
 		return err
 	}
 	return x.waitForWebhook(ctx)
+}
+
+// dropForeignServingSecret deletes the release's serving certificate
+// Secret when the webhook made it (generatedCerts.generator webhook, as
+// `make demo` installs): the suite installs with generator helm, and Helm
+// refuses to take over a Secret it did not make (the README's Serving
+// certificates says so for users switching generators).
+func (x *env) dropForeignServingSecret(ctx context.Context) error {
+	name := release + "-serving-cert"
+	s, err := x.kube.CoreV1().Secrets(releaseNS).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading Secret %s/%s: %w", releaseNS, name, err)
+	}
+	if by := s.Labels["app.kubernetes.io/managed-by"]; by != "Helm" {
+		fmt.Fprintf(os.Stderr, "e2e: deleting Secret %s/%s (managed by %q, not Helm: the webhook made it)\n", releaseNS, name, by)
+		if err := x.kube.CoreV1().Secrets(releaseNS).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting Secret %s/%s: %w", releaseNS, name, err)
+		}
+	}
+	return nil
 }
 
 // applyCRDs applies the CRDs in dir server-side, taking over fields another
