@@ -15,10 +15,23 @@ for b in etcd kubeadm kube-apiserver kube-controller-manager kube-scheduler kube
 	[[ -x $BIN/$b ]] || die "$BIN/$b is missing: run make tools"
 done
 
+# Every component, in start order.
+COMPONENTS=(registry etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kube-router)
 if pid_of kube-apiserver >/dev/null && pid_of kubelet >/dev/null; then
-	guard_check || die "the cluster runs without its network guard (mangle POSTROUTING DROP rules); run make cluster-down, then make cluster-up"
-	log "already running (kubeconfig $KUBECONFIG_FILE)"
-	exit 0
+	missing=()
+	for c in "${COMPONENTS[@]}"; do
+		pid_of "$c" >/dev/null || missing+=("$c")
+	done
+	if ((${#missing[@]} == 0)); then
+		guard_check || die "the cluster runs without its network guard (mangle POSTROUTING DROP rules); run make cluster-down, then make cluster-up"
+		log "already running (kubeconfig $KUBECONFIG_FILE)"
+		exit 0
+	fi
+	# A bring-up that failed half-way (or a component that died since)
+	# leaves a cluster that answers but is not whole, for example without
+	# kube-router's NetworkPolicy: start it again (the remains are cleaned
+	# up below, the data kept).
+	log "partly running (not running: ${missing[*]}): starting it again"
 fi
 # The run directory names the state directory of the cluster that uses the
 # host (one cluster per machine: node address, ports and bridge are fixed).
