@@ -89,7 +89,8 @@ func (t *tokenSource) current() ([sha256.Size]byte, bool) {
 	if bytes.HasPrefix(tok, []byte(verifierPrefix)) {
 		d, err := parseVerifier(string(tok))
 		if err != nil {
-			t.malformed = fmt.Errorf("the token file %s holds no token but a malformed %w, so the API is closed (only /healthz and /readyz answer)", t.path, err)
+			// Said to every client: nothing of the file's content.
+			t.malformed = fmt.Errorf("the token file %s holds no token but a malformed verifier (%s and 64 lower-case hex digits), so the API is closed (only /healthz and /readyz answer)", t.path, verifierPrefix)
 			return t.digest, false
 		}
 		t.digest = d

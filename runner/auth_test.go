@@ -271,6 +271,9 @@ func TestTokenVerifierFile(t *testing.T) {
 				if !strings.Contains(string(body), "holds no token but a malformed verifier") {
 					t.Errorf("the refusal says %s, want it to name the malformed verifier", body)
 				}
+				if strings.Contains(string(body), strings.TrimSpace(tc.file)[len("sha256:"):]) {
+					t.Errorf("the refusal %s shows the token file's content to an unauthenticated client", body)
+				}
 			}
 		})
 	}
