@@ -98,7 +98,9 @@ wait_for() {
 	shift 2
 	deadline=$(($(now_ms) + secs * 1000))
 	until "$@" >/dev/null 2>&1; do
-		if [[ -f $PIDS/$name.pid ]] && ! pid_of "$name" >/dev/null; then
+		# Gone on two looks 0.2 s apart: a process in the middle of exec
+		# (setsid becoming the component) reads as having no command line.
+		if [[ -f $PIDS/$name.pid ]] && ! pid_of "$name" >/dev/null && ! { sleep 0.2 && pid_of "$name" >/dev/null; }; then
 			fail_component "$name" "exited while starting"
 		fi
 		if (($(now_ms) > deadline)); then
