@@ -129,6 +129,17 @@ func TestTokenRotation(t *testing.T) {
 	if got := status(t, r.url, "second"); got != 403 {
 		t.Errorf("empty token, the old token: %d, want 403", got)
 	}
+	// The Secret updated in place to hold only a verifier: the token it
+	// verifies opens the API, the file's new content does not.
+	sum := sha256.Sum256([]byte("third"))
+	verifier := "sha256:" + hex.EncodeToString(sum[:])
+	write("gen4", verifier)
+	if got := status(t, r.url, "third"); got != 200 {
+		t.Errorf("the token of a verifier rotated in: %d, want 200", got)
+	}
+	if got := status(t, r.url, verifier); got != 401 {
+		t.Errorf("the verifier itself as the token: %d, want 401", got)
+	}
 }
 
 // TestNoTokenClosed: a runner without a token answers only its probes, to
