@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -185,7 +186,7 @@ func (x *env) install() error {
 	if err := x.applyCRDs(ctx, filepath.Join(x.root, "charts", "sandbox-injector", "crds")); err != nil {
 		return err
 	}
-	if err := x.dropForeignServingSecret(ctx); err != nil {
+	if err := x.adoptServingSecret(ctx); err != nil {
 		return err
 	}
 	args := append([]string{"upgrade", "--install", release, filepath.Join(x.root, "charts", "sandbox-injector")}, x.helmArgs()...)
@@ -195,12 +196,15 @@ func (x *env) install() error {
 	return x.waitForWebhook(ctx)
 }
 
-// dropForeignServingSecret deletes the release's serving certificate
-// Secret when the webhook made it (generatedCerts.generator webhook, as
-// `make demo` installs): the suite installs with generator helm, and Helm
-// refuses to take over a Secret it did not make (the README's Serving
-// certificates says so for users switching generators).
-func (x *env) dropForeignServingSecret(ctx context.Context) error {
+// adoptServingSecret hands the release's serving certificate Secret to
+// Helm when the webhook made it (generatedCerts.generator webhook, as `make
+// demo` installs): the suite installs with generator helm, and Helm refuses
+// to take over a Secret without its ownership label and annotations.
+// Labelled and annotated, it is adopted, and the chart keeps its
+// certificate (the template reuses an existing Secret's ca.crt, tls.crt and
+// tls.key). Deleting it instead would race the running webhook, which
+// writes its Secret back within its sync interval (5 s).
+func (x *env) adoptServingSecret(ctx context.Context) error {
 	name := release + "-serving-cert"
 	s, err := x.kube.CoreV1().Secrets(releaseNS).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -209,11 +213,14 @@ func (x *env) dropForeignServingSecret(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading Secret %s/%s: %w", releaseNS, name, err)
 	}
-	if by := s.Labels["app.kubernetes.io/managed-by"]; by != "Helm" {
-		fmt.Fprintf(os.Stderr, "e2e: deleting Secret %s/%s (managed by %q, not Helm: the webhook made it)\n", releaseNS, name, by)
-		if err := x.kube.CoreV1().Secrets(releaseNS).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deleting Secret %s/%s: %w", releaseNS, name, err)
-		}
+	by := s.Labels["app.kubernetes.io/managed-by"]
+	if by == "Helm" {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "e2e: handing Secret %s/%s (managed by %q) to Helm\n", releaseNS, name, by)
+	patch := fmt.Sprintf(`{"metadata":{"labels":{"app.kubernetes.io/managed-by":"Helm"},"annotations":{"meta.helm.sh/release-name":%q,"meta.helm.sh/release-namespace":%q}}}`, release, releaseNS)
+	if _, err := x.kube.CoreV1().Secrets(releaseNS).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("handing Secret %s/%s to Helm: %w", releaseNS, name, err)
 	}
 	return nil
 }
