@@ -2,11 +2,38 @@ package pool
 
 import (
 	"encoding/json"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/runner/api"
 )
+
+// ClaimVerifierFlag is the runner flag by which the webhook gives a pool
+// pod's runner its claim verifier.
+const ClaimVerifierFlag = "--claim-verifier="
+
+// ClaimVerifier is the claim verifier the webhook gave pod's runner (the
+// one serving the container port named api.PortName), read from its
+// command, which no one can change once the pod exists; "" when it has
+// none.
+func ClaimVerifier(pod *corev1.Pod) string {
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name != api.PortName {
+				continue
+			}
+			for _, arg := range c.Command {
+				if v, ok := strings.CutPrefix(arg, ClaimVerifierFlag); ok {
+					return v
+				}
+			}
+			return ""
+		}
+	}
+	return ""
+}
 
 // RunnerImage is the runner image the webhook injected into pod, as its
 // sandbox.io/status annotation records it; "" when the annotation does not

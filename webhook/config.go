@@ -48,11 +48,11 @@ type Config struct {
 	// Method is how the runner reaches the containers: v1alpha1.MethodAuto
 	// (default), MethodCopy or MethodImageVolume. See ChooseMethod.
 	Method string
-	// ClaimKey derives the claim verifiers of pool pods (pods labelled
-	// sandbox.io/pool): their runners get no token, only a verifier of the
-	// per-pod credential the claim controller computes with the same key.
-	// Without it, pool pods are refused.
-	ClaimKey claimkey.Key
+	// ClaimKeys derive the claim verifiers of pool pods (pods labelled
+	// sandbox.io/pool), under the ring's current key: their runners get no
+	// token, only a verifier of the per-pod credential the claim controller
+	// computes with the same key. Without a ring, pool pods are refused.
+	ClaimKeys *claimkey.Ring
 	// NewNonce makes the claim nonce of a pool pod that has none; default
 	// claimkey.NewNonce. Tests set a fixed one.
 	NewNonce func() (string, error)

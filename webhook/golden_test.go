@@ -39,7 +39,7 @@ func testConfig(t testing.TB) *Config {
 		RunnerImage:      "images.test/sandbox-runner:v0.1.0",
 		RunnerVersion:    "v0.1.0",
 		ReleaseNamespace: "sandbox-system",
-		ClaimKey:         claimkey.Key("golden-claim-key-0123456789abcdef"),
+		ClaimKeys:        claimkey.NewRing(claimkey.Keys{Current: claimkey.Key("golden-claim-key-0123456789abcdef")}),
 		NewNonce:         func() (string, error) { return "00112233445566778899aabbccddeeff", nil },
 	}.Complete()
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/pool"
 	"sandbox.io/injector/runner/api"
 )
 
@@ -147,7 +148,7 @@ func (p *Plan) runnerCommand(c *corev1.Container, port int32, child []string, wi
 	}
 	switch {
 	case p.pool:
-		cmd = append(cmd, "--claim-verifier="+p.cfg.ClaimKey.Verifier(p.pod.Namespace, p.nonce))
+		cmd = append(cmd, pool.ClaimVerifierFlag+p.cfg.ClaimKeys.Verifier(p.pod.Namespace, p.nonce))
 	default:
 		cmd = append(cmd, "--token-file="+TokenMountPath+"/"+v1alpha1.TokenSecretKey)
 	}

@@ -197,7 +197,7 @@ func (p *Plan) readPool() error {
 	}
 	p.pool = true
 	key := "annotation " + v1alpha1.AnnotationClaimNonce
-	if len(p.cfg.ClaimKey) == 0 {
+	if p.cfg.ClaimKeys == nil || len(p.cfg.ClaimKeys.Keys().Current) == 0 {
 		return refuse("label "+v1alpha1.LabelPool, "pods of a warm pool need the claim key, and this webhook runs without claims (--claims=false)")
 	}
 	if p.insecureLoopback {

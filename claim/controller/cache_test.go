@@ -90,7 +90,7 @@ func TestBoundClaimMeetsALaggingCache(t *testing.T) {
 	stop()
 
 	cache := &laggingCache{Client: e.Client, pods: map[types.NamespacedName]*corev1.Pod{}}
-	r, err := controller.NewReconciler(controller.Options{Key: e.Key}, cache, e.Client)
+	r, err := controller.NewReconciler(controller.Options{Keys: e.Keys}, cache, e.Client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestPendingClaimSkipsAPodItLetGo(t *testing.T) {
 		}
 		return nil, false
 	}}
-	r, err := controller.NewReconciler(controller.Options{Key: e.Key}, cache, e.Client)
+	r, err := controller.NewReconciler(controller.Options{Keys: e.Keys}, cache, e.Client)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,19 +143,24 @@ func (r *ClaimReconciler) bind(ctx context.Context, sbc *v1alpha1.SandboxClaim) 
 	r.mu.Lock()
 	why, onlyCurrent := r.needCurrent[sbc.UID]
 	r.mu.Unlock()
-	taken, err := r.takeWarm(ctx, sbc, &p, onlyCurrent)
+	taken, unheld, err := r.takeWarm(ctx, sbc, &p, onlyCurrent)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if taken != nil {
 		return r.finishBinding(ctx, sbc, taken, digest)
 	}
+	note := ""
+	if unheld > 0 {
+		note = fmt.Sprintf(" (%d Ready warm pods of the pool were injected under a claim key this controller does not hold: %s)", unheld, unheldAdvice(&p))
+		r.opts.Logger.Info("warm pods injected under a claim key the controller does not hold were passed over", "namespace", sbc.Namespace, "claim", sbc.Name, "pool", p.Name, "pods", unheld, "keys", r.opts.Keys.Keys().String())
+	}
 	if onlyCurrent && !sbc.Spec.ColdStartAllowed() {
 		return r.setWaiting(ctx, sbc, v1alpha1.ReasonRunnerOutdated, why, outdatedRetry)
 	}
 	if !sbc.Spec.ColdStartAllowed() {
 		return r.fail(ctx, sbc, "", v1alpha1.ReasonNoWarmPod,
-			fmt.Sprintf("no warm pod of pool %s is free and the claim forbids a cold start (spec.coldStart: Never)", p.Name))
+			fmt.Sprintf("no warm pod of pool %s is free and the claim forbids a cold start (spec.coldStart: Never)%s", p.Name, note))
 	}
 	return r.startCold(ctx, sbc, &p)
 }
@@ -221,13 +226,22 @@ func claimable(p *v1alpha1.SandboxPool, pod *corev1.Pod) bool {
 		pool.Claimable(p, pod)
 }
 
+// unheldAdvice says what to do about the warm pods of a pool injected under
+// a claim key the controller does not hold.
+func unheldAdvice(p *v1alpha1.SandboxPool) string {
+	return fmt.Sprintf("if that key was rotated away, delete them (kubectl -n %s delete pods -l %s=%s,%s=%s) and the node agents make new ones under the current key",
+		p.Namespace, v1alpha1.LabelPool, p.Name, v1alpha1.LabelState, v1alpha1.StateWarm)
+}
+
 // takeWarm takes a free warm pod of p for the claim with one conditional
 // update; nil when none is free. Pods of the current runner
 // (Options.RunnerImage) come first; with onlyCurrent, no other is taken.
-func (r *ClaimReconciler) takeWarm(ctx context.Context, sbc *v1alpha1.SandboxClaim, p *v1alpha1.SandboxPool, onlyCurrent bool) (*corev1.Pod, error) {
+// Pods injected under a claim key the controller does not hold are passed
+// over and counted in unheld.
+func (r *ClaimReconciler) takeWarm(ctx context.Context, sbc *v1alpha1.SandboxClaim, p *v1alpha1.SandboxPool, onlyCurrent bool) (taken *corev1.Pod, unheld int, err error) {
 	var pods corev1.PodList
 	if err := r.client.List(ctx, &pods, client.InNamespace(p.Namespace), client.MatchingFields{indexWarm: p.Namespace + "/" + p.Name}); err != nil {
-		return nil, fmt.Errorf("listing the warm pods of pool %s/%s from the cache: %w", p.Namespace, p.Name, err)
+		return nil, 0, fmt.Errorf("listing the warm pods of pool %s/%s from the cache: %w", p.Namespace, p.Name, err)
 	}
 	// Start at a random pod, so that claims spread over the pool's nodes.
 	n := len(pods.Items)
@@ -243,7 +257,14 @@ func (r *ClaimReconciler) takeWarm(ctx context.Context, sbc *v1alpha1.SandboxCla
 		if outdated := pool.RunnerOutdated(pod, r.opts.RunnerImage); outdated != (i >= n) || outdated && onlyCurrent {
 			continue
 		}
-		if !claimable(p, pod) || !r.reserve(pod.UID, key) {
+		if !claimable(p, pod) {
+			continue
+		}
+		if !keyHeld(r.opts.Keys, pod) {
+			unheld++
+			continue
+		}
+		if !r.reserve(pod.UID, key) {
 			continue
 		}
 		taken, err := r.adopt(ctx, sbc, pod, v1alpha1.OriginWarm)
@@ -251,12 +272,12 @@ func (r *ClaimReconciler) takeWarm(ctx context.Context, sbc *v1alpha1.SandboxCla
 			if taken == nil {
 				r.unreserve(pod.UID)
 			}
-			return taken, err
+			return taken, unheld, err
 		}
 		// Changed or gone since the cache saw it: the next one.
 		r.unreserve(pod.UID)
 	}
-	return nil, nil
+	return nil, unheld, nil
 }
 
 // setTaken records (pod non-nil) or forgets the pod a claim took.

@@ -287,11 +287,10 @@ func TestAttackDecoyPods(t *testing.T) {
 	other := e.Pool(ns, "other", 0)
 
 	decoy := func(mutate func(*corev1.Pod)) {
-		port := e.StartRunner("--insecure-loopback")
 		pod := pool.WarmPod(p, "node-a")
 		pod.Annotations[v1alpha1.AnnotationClaimNonce] = "00112233445566778899aabbccddeeff"
 		mutate(pod)
-		e.CreateRunningPod(pod, port)
+		e.RunPod(pod, "--insecure-loopback")
 	}
 	decoy(func(pod *corev1.Pod) { pod.OwnerReferences = nil })                              // labels only
 	decoy(func(pod *corev1.Pod) { pod.OwnerReferences[0].UID = other.UID })                 // another pool's UID

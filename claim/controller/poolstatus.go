@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/internal/claimkey"
 	"sandbox.io/injector/pool"
 )
 
@@ -45,6 +47,9 @@ const (
 type PoolStatusReconciler struct {
 	client   client.Client
 	interval time.Duration
+	// keys decide which warm pods count as Ready: those injected under a
+	// claim key the controller holds.
+	keys *claimkey.Ring
 
 	mu        sync.Mutex
 	lastWrite map[types.NamespacedName]time.Time
@@ -54,7 +59,7 @@ type PoolStatusReconciler struct {
 }
 
 func setupPoolStatus(mgr manager.Manager, c cache.Cache, cl client.Client, opts Options) error {
-	r := &PoolStatusReconciler{client: cl, interval: opts.PoolStatusInterval, lastWrite: map[types.NamespacedName]time.Time{},
+	r := &PoolStatusReconciler{client: cl, interval: opts.PoolStatusInterval, keys: opts.Keys, lastWrite: map[types.NamespacedName]time.Time{},
 		podSecurity: map[types.NamespacedName]metav1.Condition{}}
 	podToPool := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
 		if name := pod.Labels[v1alpha1.LabelPool]; name != "" {
@@ -62,10 +67,10 @@ func setupPoolStatus(mgr manager.Manager, c cache.Cache, cl client.Client, opts 
 		}
 		return nil
 	})
-	nodeToPools := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, _ *corev1.Node) []reconcile.Request {
+	allPools := func(ctx context.Context, after string) []reconcile.Request {
 		var list v1alpha1.SandboxPoolList
 		if err := cl.List(ctx, &list); err != nil {
-			opts.Logger.Error("listing pools after a node change", "err", err)
+			opts.Logger.Error("listing pools after "+after, "err", err)
 			return nil
 		}
 		reqs := make([]reconcile.Request, 0, len(list.Items))
@@ -73,6 +78,26 @@ func setupPoolStatus(mgr manager.Manager, c cache.Cache, cl client.Client, opts 
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 		}
 		return reqs
+	}
+	nodeToPools := handler.TypedEnqueueRequestsFromMapFunc(func(ctx context.Context, _ *corev1.Node) []reconcile.Request {
+		return allPools(ctx, "a node change")
+	})
+	// A claim key rotation changes which warm pods count as Ready.
+	keysChanged := source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		changed := opts.Keys.Subscribe()
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-changed:
+					for _, req := range allPools(ctx, "a claim key change") {
+						q.Add(req)
+					}
+				}
+			}
+		}()
+		return nil
 	})
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("sandboxpool-status").
@@ -81,6 +106,7 @@ func setupPoolStatus(mgr manager.Manager, c cache.Cache, cl client.Client, opts 
 			predicate.TypedGenerationChangedPredicate[*v1alpha1.SandboxPool]{})).
 		WatchesRawSource(source.Kind(c, &corev1.Pod{}, podToPool)).
 		WatchesRawSource(source.Kind(c, &corev1.Node{}, nodeToPools, nodeChanged)).
+		WatchesRawSource(keysChanged).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("creating the pool status controller: %w", err)
@@ -154,6 +180,7 @@ func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxP
 		}
 	}
 	st.Desired = eligible * p.Spec.WarmPodsPerNode()
+	unheld := 0
 	for i := range pods.Items {
 		pod := &pods.Items[i]
 		if pod.DeletionTimestamp != nil {
@@ -163,20 +190,28 @@ func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxP
 		case v1alpha1.StateWarm:
 			st.Warm++
 			if claimable(p, pod) {
-				st.Ready++
+				if keyHeld(r.keys, pod) {
+					st.Ready++
+				} else {
+					unheld++
+				}
 			}
 		case v1alpha1.StateClaimed:
 			st.Claimed++
 		}
 	}
 	cond := metav1.Condition{Type: ConditionReady, ObservedGeneration: p.Generation}
+	ready := fmt.Sprintf("%d of %d warm pods Ready", st.Ready, st.Desired)
+	if unheld > 0 {
+		ready += fmt.Sprintf("; %d more were injected under a claim key the claim controller does not hold, and are not counted: %s", unheld, unheldAdvice(p))
+	}
 	switch {
 	case eligible == 0:
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonNoEligibleNode, "no node matches the pool's node selector and tolerations"
 	case st.Ready >= st.Desired:
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, ReasonAllReady, fmt.Sprintf("%d of %d warm pods Ready", st.Ready, st.Desired)
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, ReasonAllReady, ready
 	default:
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonFilling, fmt.Sprintf("%d of %d warm pods Ready", st.Ready, st.Desired)
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonFilling, ready
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
 	meta.SetStatusCondition(&st.Conditions, r.podSecurityOf(p))

@@ -12,10 +12,8 @@ import (
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim/controller"
-	"sandbox.io/injector/internal/claimkey"
 	"sandbox.io/injector/internal/claimtest"
 	"sandbox.io/injector/internal/testenv"
-	"sandbox.io/injector/pool"
 )
 
 const (
@@ -28,15 +26,9 @@ const (
 // whatever image it names), as claimtest.WarmPod does.
 func warmPodOf(e *claimtest.Env, p *v1alpha1.SandboxPool, node, image string) *corev1.Pod {
 	e.T.Helper()
-	nonce, err := claimkey.NewNonce()
-	if err != nil {
-		e.T.Fatal(err)
-	}
-	port := e.StartRunner("--claim-verifier=" + e.Key.Verifier(p.Namespace, nonce))
-	pod := pool.WarmPod(p, node)
-	pod.Annotations[v1alpha1.AnnotationClaimNonce] = nonce
-	pod.Annotations[v1alpha1.AnnotationStatus] = fmt.Sprintf(`{"state":"injected","runnerImage":%q}`, image)
-	return e.CreateRunningPod(pod, port)
+	return e.WarmPodUnder(p, node, e.Keys.Keys().Current, func(pod *corev1.Pod) {
+		pod.Annotations[v1alpha1.AnnotationStatus] = fmt.Sprintf(`{"state":"injected","runnerImage":%q}`, image)
+	})
 }
 
 // TestClaimPrefersCurrentRunner: while the node agents replace warm pods

@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/internal/claimkey"
+	"sandbox.io/injector/pool"
 	"sandbox.io/injector/runner/api"
 )
 
@@ -34,9 +36,9 @@ func runnerPort(pod *corev1.Pod) (int32, error) {
 // pod's claim credential, the digest of the claimant's token and the
 // claim's env.
 func (r *ClaimReconciler) handRunner(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, port int32, digest string) error {
-	nonce := pod.Annotations[v1alpha1.AnnotationClaimNonce]
-	if nonce == "" {
-		return fmt.Errorf("pod %s has no %s annotation: it was not injected as a pool pod", pod.Name, v1alpha1.AnnotationClaimNonce)
+	cred, err := r.credential(pod)
+	if err != nil {
+		return err
 	}
 	req := api.ClaimRequest{Protocol: r.opts.claimProtocol, Claimant: sbc.Namespace + "/" + sbc.Name, TokenSHA256: digest}
 	if len(sbc.Spec.Env) > 0 {
@@ -57,7 +59,7 @@ func (r *ClaimReconciler) handRunner(ctx context.Context, sbc *v1alpha1.SandboxC
 		return fmt.Errorf("building the claim request: %w", err)
 	}
 	hreq.Header.Set("Content-Type", api.ContentTypeJSON)
-	hreq.Header.Set(api.TokenHeader, r.opts.Key.Credential(pod.Namespace, nonce))
+	hreq.Header.Set(api.TokenHeader, cred)
 	resp, err := r.opts.HTTPClient.Do(hreq)
 	if err != nil {
 		return fmt.Errorf("calling the runner of pod %s: %w", pod.Name, err)
@@ -75,4 +77,26 @@ func (r *ClaimReconciler) handRunner(ctx context.Context, sbc *v1alpha1.SandboxC
 		return fmt.Errorf("the runner of pod %s answered %d: %s", pod.Name, resp.StatusCode, bytes.TrimSpace(msg))
 	}
 	return nil
+}
+
+// credential is pod's claim credential, under whichever held claim key the
+// webhook made its runner's verifier with.
+func (r *ClaimReconciler) credential(pod *corev1.Pod) (string, error) {
+	nonce := pod.Annotations[v1alpha1.AnnotationClaimNonce]
+	if nonce == "" {
+		return "", fmt.Errorf("pod %s has no %s annotation: it was not injected as a pool pod", pod.Name, v1alpha1.AnnotationClaimNonce)
+	}
+	cred, ok := r.opts.Keys.Credential(pod.Namespace, nonce, pool.ClaimVerifier(pod))
+	if !ok {
+		return "", fmt.Errorf("the runner of pod %s was injected under a claim key this controller does not hold (%s)", pod.Name, r.opts.Keys.Keys())
+	}
+	return cred, nil
+}
+
+// keyHeld reports whether the controller holds the claim key pod's runner
+// verifier was made with: a pod injected under another key (one rotated
+// away, or one this replica has not loaded yet) is left alone.
+func keyHeld(keys *claimkey.Ring, pod *corev1.Pod) bool {
+	_, ok := keys.Credential(pod.Namespace, pod.Annotations[v1alpha1.AnnotationClaimNonce], pool.ClaimVerifier(pod))
+	return ok
 }

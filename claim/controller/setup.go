@@ -38,11 +38,12 @@ import (
 // worker waits for another claim's three round trips.
 const DefaultConcurrency = 64
 
-// Options configure the controller; the zero value of each field but Key
+// Options configure the controller; the zero value of each field but Keys
 // means its documented default.
 type Options struct {
-	// Key derives the claim credentials of pool pods. Required.
-	Key claimkey.Key
+	// Keys derive the claim credentials of pool pods; the controller
+	// follows the ring's changes (a rotation) as they come. Required.
+	Keys *claimkey.Ring
 	// Concurrency is how many claims are bound at once; default
 	// DefaultConcurrency.
 	Concurrency int
@@ -131,7 +132,7 @@ const (
 // cache of their own holding only pool pods (label sandbox.io/pool),
 // SandboxPools, SandboxClaims and Nodes, and only on the elected leader.
 func Setup(mgr manager.Manager, opts Options) error {
-	if len(opts.Key) == 0 {
+	if opts.Keys == nil || len(opts.Keys.Keys().Current) == 0 {
 		return errors.New("setting up the claim controller: the claim key is required")
 	}
 	opts.setDefaults()

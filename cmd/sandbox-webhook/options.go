@@ -108,7 +108,7 @@ func (o *options) AddFlags(fs *flag.FlagSet) {
 
 func (o *options) addClaimFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.claims, "claims", true, "Run the SandboxClaim controller (leader-elected among the replicas) and give pool pods claim verifiers.")
-	fs.StringVar(&o.claimKeySecret, "claim-key-secret", "sandbox-injector-claim-key", "The Secret in --release-namespace holding the key claim credentials derive from; created when missing. Nothing but this webhook may read it.")
+	fs.StringVar(&o.claimKeySecret, "claim-key-secret", "sandbox-injector-claim-key", "The Secret in --release-namespace holding the keys claim credentials derive from (key, and previous after a rotation); created when missing, followed without a restart. Nothing but this webhook may read it.")
 	fs.IntVar(&o.claimConcurrency, "claim-concurrency", controller.DefaultConcurrency, "Claims bound at once.")
 	fs.DurationVar(&o.claimFinishedTTL, "claim-finished-ttl", time.Hour, "How long a Failed or Expired claim is kept before it is deleted.")
 	fs.DurationVar(&o.claimColdTimeout, "claim-cold-timeout", 3*time.Minute, "How long a cold pod made for a claim may take to be Ready before the claim fails.")

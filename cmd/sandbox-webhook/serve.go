@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -45,9 +46,11 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	}
 	wcfg := o.config()
 	if o.claims {
-		if wcfg.ClaimKey, err = loadClaimKey(ctx, restCfg, o); err != nil {
+		keys, err := loadClaimKeys(ctx, restCfg, o)
+		if err != nil {
 			return err
 		}
+		wcfg.ClaimKeys = claimkey.NewRing(keys)
 	}
 	drain := &webhook.Drain{}
 	webhookMgr, err := newWebhookManager(ctx, restCfg, o, wcfg, drain, log)
@@ -141,7 +144,7 @@ func newControllersManager(restCfg *rest.Config, o *options, wcfg webhook.Config
 	}
 	if o.claims {
 		if err := controller.Setup(mgr, controller.Options{
-			Key:         wcfg.ClaimKey,
+			Keys:        wcfg.ClaimKeys,
 			RunnerImage: wcfg.RunnerImage,
 			Concurrency: o.claimConcurrency,
 			FinishedTTL: o.claimFinishedTTL,
@@ -160,29 +163,69 @@ func newControllersManager(restCfg *rest.Config, o *options, wcfg webhook.Config
 		if err != nil {
 			return nil, fmt.Errorf("building kubernetes client: %w", err)
 		}
-		if err := mgr.Add(keepClaimKey{kube: kube, o: o, key: wcfg.ClaimKey, log: log}); err != nil {
+		keeper, err := newKeepClaimKeys(kube, o, wcfg.ClaimKeys, metrics.Registry, log)
+		if err != nil {
+			return nil, err
+		}
+		if err := mgr.Add(keeper); err != nil {
 			return nil, fmt.Errorf("adding the claim key keeper: %w", err)
 		}
 	}
 	return mgr, nil
 }
 
-// keepClaimKey runs claimkey.Keep on every replica, leader or not (each
-// one's webhook injects pool pods under the key): should the claim key
-// Secret hold another key, the controllers stop with the error, the
-// webhook drains, and the restarted process loads the Secret's key.
-type keepClaimKey struct {
+// keepClaimKeys runs claimkey.Keep on every replica, leader or not (each
+// one's webhook injects pool pods under the current key): a rotation in the
+// claim key Secret switches the replica's webhook and, on the leader, its
+// claim controller in place. The gauge sandbox_claim_keys names the keys
+// the replica holds, so that one can see every replica has switched.
+type keepClaimKeys struct {
 	kube kubernetes.Interface
 	o    *options
-	key  claimkey.Key
+	ring *claimkey.Ring
+	held *prometheus.GaugeVec
 	log  *slog.Logger
 }
 
-func (k keepClaimKey) Start(ctx context.Context) error {
-	return claimkey.Keep(ctx, k.kube, k.o.releaseNamespace, k.o.claimKeySecret, k.key, claimKeyInterval, k.log)
+func newKeepClaimKeys(kube kubernetes.Interface, o *options, ring *claimkey.Ring, reg prometheus.Registerer, log *slog.Logger) (*keepClaimKeys, error) {
+	held := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sandbox_claim_keys",
+		Help: "The claim keys this replica holds, by role (current: new pool pods are injected under it; previous: its warm pods stay claimable) and ID (a digest that does not reveal the key); 1 for each held key.",
+	}, []string{"role", "id"})
+	if err := reg.Register(held); err != nil {
+		return nil, fmt.Errorf("registering the claim key metric: %w", err)
+	}
+	k := &keepClaimKeys{kube: kube, o: o, ring: ring, held: held, log: log}
+	k.show(ring.Keys())
+	return k, nil
 }
 
-func (keepClaimKey) NeedLeaderElection() bool { return false }
+func (k *keepClaimKeys) Start(ctx context.Context) error {
+	changed := k.ring.Subscribe()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+				k.show(k.ring.Keys())
+			}
+		}
+	}()
+	claimkey.Keep(ctx, k.kube, k.o.releaseNamespace, k.o.claimKeySecret, k.ring, claimKeyInterval, k.log)
+	return nil
+}
+
+// show sets the gauge to keys.
+func (k *keepClaimKeys) show(keys claimkey.Keys) {
+	k.held.Reset()
+	k.held.WithLabelValues("current", keys.Current.ID()).Set(1)
+	if keys.Previous != nil {
+		k.held.WithLabelValues("previous", keys.Previous.ID()).Set(1)
+	}
+}
+
+func (*keepClaimKeys) NeedLeaderElection() bool { return false }
 
 // claimKeyInterval is how often each replica reads the claim key Secret
 // (a variable for the tests).
@@ -228,12 +271,12 @@ func electClaimLeader(mopts *manager.Options, o *options) {
 	mopts.LeaseDuration, mopts.RenewDeadline, mopts.RetryPeriod = &lease, &renew, &retry
 }
 
-// loadClaimKey reads the claim key Secret, which both the webhook (pool
+// loadClaimKeys reads the claim key Secret, which both the webhook (pool
 // pods' verifiers) and the claim controller need.
-func loadClaimKey(ctx context.Context, restCfg *rest.Config, o *options) (claimkey.Key, error) {
+func loadClaimKeys(ctx context.Context, restCfg *rest.Config, o *options) (claimkey.Keys, error) {
 	kube, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
-		return nil, fmt.Errorf("building kubernetes client: %w", err)
+		return claimkey.Keys{}, fmt.Errorf("building kubernetes client: %w", err)
 	}
 	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"sandbox.io/injector/internal/claimkey"
 )
@@ -185,9 +187,9 @@ func TestLostLeaseDrainsTheWebhook(t *testing.T) {
 
 // TestClaimKeySecretKept: the claim key Secret, deleted while serve runs,
 // is created again with the key serve holds (a replica restarting now
-// loads it rather than making its own); replaced by another key, the
-// controllers stop with claimkey.ErrKeyChanged and serve returns it once
-// the webhook drained, so that the restarted container loads the new key.
+// loads it rather than making its own); rotated (another current key, the
+// old one previous), serve switches to it without stopping, and its gauge
+// sandbox_claim_keys names both keys by ID.
 func TestClaimKeySecretKept(t *testing.T) {
 	saved := claimKeyInterval
 	claimKeyInterval = 100 * time.Millisecond
@@ -198,6 +200,10 @@ func TestClaimKeySecretKept(t *testing.T) {
 	var loaded corev1.Secret
 	if err := s.cl.c.Get(ctx, key, &loaded); err != nil {
 		t.Fatal(err)
+	}
+	first := claimkey.Key(loaded.Data[claimkey.SecretKey])
+	if got := heldKeys(t); got != "current="+first.ID() {
+		t.Fatalf("sandbox_claim_keys says %q, want the loaded key current=%s", got, first.ID())
 	}
 	if err := s.cl.c.Delete(ctx, &loaded); err != nil {
 		t.Fatal(err)
@@ -210,7 +216,7 @@ func TestClaimKeySecretKept(t *testing.T) {
 		if again.UID == loaded.UID {
 			return errors.New("not deleted yet")
 		}
-		if !bytes.Equal(again.Data[claimkey.SecretKey], loaded.Data[claimkey.SecretKey]) {
+		if !bytes.Equal(again.Data[claimkey.SecretKey], first) {
 			t.Fatal("the claim key Secret came back with another key than serve holds")
 		}
 		return nil
@@ -220,11 +226,61 @@ func TestClaimKeySecretKept(t *testing.T) {
 	if err := s.cl.c.Get(ctx, key, &again); err != nil {
 		t.Fatal(err)
 	}
-	again.Data[claimkey.SecretKey] = []byte("a-rotated-key-0123456789abcdef01")
+	rotated := claimkey.Key("a-rotated-key-0123456789abcdef01")
+	again.Data = map[string][]byte{claimkey.SecretKey: rotated, claimkey.SecretKeyPrevious: first}
 	if err := s.cl.c.Update(ctx, &again); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.drainsUntilClosed(t, s.waitDraining(t)); !errors.Is(err, claimkey.ErrKeyChanged) {
-		t.Errorf("serve returned %v, want claimkey.ErrKeyChanged", err)
+	want := "current=" + rotated.ID() + " previous=" + first.ID()
+	waitUntil(t, "serve to hold the rotated keys", func() error {
+		if got := heldKeys(t); got != want {
+			return fmt.Errorf("sandbox_claim_keys says %q, want %q", got, want)
+		}
+		return nil
+	})
+	// Still serving and still leading: no drain, no restart.
+	time.Sleep(2 * claimKeyInterval)
+	select {
+	case err := <-s.done:
+		t.Fatalf("serve returned after the rotation: %v", err)
+	default:
 	}
+	resp, err := http.Get("http://" + s.health + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz %d after the rotation, want 200", resp.StatusCode)
+	}
+	if h, err := s.holder(t); err != nil || h == "" {
+		t.Fatalf("lease holder %q (%v) after the rotation, want still held", h, err)
+	}
+}
+
+// heldKeys is what serve's sandbox_claim_keys gauge says: "role=id" pairs,
+// current first.
+func heldKeys(t *testing.T) string {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []string
+	for _, f := range families {
+		if f.GetName() != "sandbox_claim_keys" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if m.GetGauge().GetValue() == 1 {
+				held = append(held, labels["role"]+"="+labels["id"])
+			}
+		}
+	}
+	slices.Sort(held) // "current" sorts before "previous"
+	return strings.Join(held, " ")
 }

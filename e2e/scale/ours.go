@@ -35,25 +35,32 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // mgr, reaching runners only through dial (the simulation's loopback
 // stand-ins): its HTTP client has no other dialer and no proxy.
 var OursController = func(mgr manager.Manager, dial DialFunc) error {
-	key := make(claimkey.Key, 32)
-	if _, err := rand.Read(key); err != nil {
-		return fmt.Errorf("making a claim key: %w", err)
-	}
 	hc := &http.Client{Transport: &http.Transport{DialContext: dial, Proxy: nil, MaxIdleConnsPerHost: 4}}
-	return controller.Setup(mgr, controller.Options{Key: key, HTTPClient: hc})
+	return controller.Setup(mgr, controller.Options{Keys: simKeys, HTTPClient: hc})
 }
+
+// simKeys are the claim keys of the simulation: the controller's, and the
+// ones PreparePod injects under.
+var simKeys = func() *claimkey.Ring {
+	key, err := claimkey.NewKey()
+	if err != nil {
+		panic(err)
+	}
+	return claimkey.NewRing(claimkey.Keys{Current: key})
+}()
 
 // PreparePod turns a warm pod the harness makes for a node without a real
 // agent into what that node's agent and the webhook (which envtest does not
-// run) would have made. The default adds the runner's port and a claim
-// nonce; the controller's wiring replaces it when the controller checks
-// more.
+// run) would have made. The default adds the runner's port, a claim nonce
+// and the runner's claim verifier in its command; the controller's wiring
+// replaces it when the controller checks more.
 var PreparePod = func(pod *corev1.Pod) {
 	c := &pod.Spec.Containers[0]
 	c.Ports = append(c.Ports, corev1.ContainerPort{Name: api.PortName, ContainerPort: SimRunnerPort})
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
 	pod.Annotations[v1alpha1.AnnotationClaimNonce] = hex.EncodeToString(nonce)
+	c.Command = []string{"/.sandbox/runner", "run", pool.ClaimVerifierFlag + simKeys.Verifier(pod.Namespace, pod.Annotations[v1alpha1.AnnotationClaimNonce])}
 }
 
 // SimRunnerPort is the runner port of simulated warm pods.

@@ -8,6 +8,13 @@
 // sends it to the runner's POST /claim. A sandbox that reads its own
 // nonce, or every nonce of the namespace, learns nothing that opens
 // another pod: the credential needs the key.
+//
+// The Secret holds the current key, under which new pool pods are
+// injected, and may hold the previous one, under which the warm pods made
+// before a rotation stay claimable. Every process holds both in a Ring and
+// follows the Secret (Keep) without restarting; the controller picks the key
+// of a pod by its runner's verifier (Ring.Credential), so a pod injected
+// under a key it does not hold is never handed a wrong credential.
 package claimkey
 
 import (
@@ -16,9 +23,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,8 +35,16 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// SecretKey is the key, inside the claim key Secret, that holds the key.
+// SecretKey is the key, inside the claim key Secret, that holds the
+// current key.
 const SecretKey = "key"
+
+// SecretKeyPrevious is the key, inside the claim key Secret, that holds
+// the key before the last rotation (optional).
+const SecretKeyPrevious = "previous"
+
+// MinKeyBytes is the shortest key the Secret may hold.
+const MinKeyBytes = 16
 
 // KeyBytes is the length of a generated key.
 const KeyBytes = 32
@@ -71,53 +87,159 @@ func TokenVerifier(token string) string {
 	return VerifierPrefix + hex.EncodeToString(sum[:])
 }
 
-// Load reads the key from the Secret name in namespace, creating the
-// Secret with a random key when it does not exist. Replicas that race to
-// create it all end with the one that won.
-func Load(ctx context.Context, kube kubernetes.Interface, namespace, name string) (Key, error) {
+// ID names a key in logs and metrics without revealing it: the first 12
+// hex digits of the SHA-256 of a fixed label and the key.
+func (k Key) ID() string {
+	sum := sha256.Sum256(append([]byte("sandbox.io claim key id\x00"), k...))
+	return hex.EncodeToString(sum[:6])
+}
+
+// Keys are the claim keys of a release: Current, under which new pool pods
+// are injected, and Previous (nil when there is none), whose warm pods stay
+// claimable after a rotation.
+type Keys struct {
+	Current, Previous Key
+}
+
+// Equal reports whether k and o hold the same keys.
+func (k Keys) Equal(o Keys) bool {
+	return hmac.Equal(k.Current, o.Current) && hmac.Equal(k.Previous, o.Previous)
+}
+
+// String names the keys by their IDs.
+func (k Keys) String() string {
+	s := "current " + k.Current.ID()
+	if k.Previous != nil {
+		s += ", previous " + k.Previous.ID()
+	}
+	return s
+}
+
+// Ring holds a process's claim keys and switches them in place; it is safe
+// for concurrent use. The zero Ring holds no key.
+type Ring struct {
+	keys atomic.Pointer[Keys]
+	mu   sync.Mutex // guards subs
+	subs []chan<- struct{}
+}
+
+// NewRing is a Ring holding keys.
+func NewRing(keys Keys) *Ring {
+	r := &Ring{}
+	r.keys.Store(&keys)
+	return r
+}
+
+// Keys are the keys the ring holds now.
+func (r *Ring) Keys() Keys {
+	if k := r.keys.Load(); k != nil {
+		return *k
+	}
+	return Keys{}
+}
+
+// Verifier is the verifier of the pod with nonce in namespace under the
+// current key: what the webhook gives a new pool pod's runner.
+func (r *Ring) Verifier(namespace, nonce string) string {
+	return r.Keys().Current.Verifier(namespace, nonce)
+}
+
+// Credential is the credential of the pod with nonce in namespace whose
+// runner holds verifier, under whichever held key verifier was made with;
+// false when it was made with none of them (injected under a key this
+// process does not hold, or not a verifier of this nonce).
+func (r *Ring) Credential(namespace, nonce, verifier string) (string, bool) {
+	keys := r.Keys()
+	for _, k := range []Key{keys.Current, keys.Previous} {
+		if len(k) == 0 {
+			continue
+		}
+		cred := k.Credential(namespace, nonce)
+		if hmac.Equal([]byte(TokenVerifier(cred)), []byte(verifier)) {
+			return cred, true
+		}
+	}
+	return "", false
+}
+
+// Set makes the ring hold keys; it reports whether they differ from those
+// it held, and then tells every subscriber.
+func (r *Ring) Set(keys Keys) bool {
+	old := r.keys.Swap(&keys)
+	if old != nil && old.Equal(keys) {
+		return false
+	}
+	r.mu.Lock()
+	subs := r.subs
+	r.mu.Unlock()
+	for _, c := range subs {
+		select {
+		case c <- struct{}{}:
+		default: // a change is already waiting to be seen
+		}
+	}
+	return true
+}
+
+// Subscribe returns a channel that receives a value after the keys change
+// (changes in quick succession may come as one).
+func (r *Ring) Subscribe() <-chan struct{} {
+	c := make(chan struct{}, 1)
+	r.mu.Lock()
+	r.subs = append(r.subs, c)
+	r.mu.Unlock()
+	return c
+}
+
+// Load reads the keys from the Secret name in namespace, creating the
+// Secret with a random current key when it does not exist. Replicas that
+// race to create it all end with the one that won.
+func Load(ctx context.Context, kube kubernetes.Interface, namespace, name string) (Keys, error) {
 	for range 3 {
 		s, err := kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
 			return fromSecret(s)
 		}
 		if !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("reading the claim key Secret %s/%s: %w", namespace, name, err)
+			return Keys{}, fmt.Errorf("reading the claim key Secret %s/%s: %w", namespace, name, err)
 		}
-		key := make([]byte, KeyBytes)
-		if _, err := rand.Read(key); err != nil {
-			return nil, fmt.Errorf("generating a claim key: %w", err)
+		key, err := NewKey()
+		if err != nil {
+			return Keys{}, err
 		}
-		_, err = kube.CoreV1().Secrets(namespace).Create(ctx, keySecret(namespace, name, key), metav1.CreateOptions{})
+		keys := Keys{Current: key}
+		_, err = kube.CoreV1().Secrets(namespace).Create(ctx, keySecret(namespace, name, keys), metav1.CreateOptions{})
 		if err == nil {
-			return key, nil
+			return keys, nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("creating the claim key Secret %s/%s: %w", namespace, name, err)
+			return Keys{}, fmt.Errorf("creating the claim key Secret %s/%s: %w", namespace, name, err)
 		}
 	}
-	return nil, fmt.Errorf("reading the claim key Secret %s/%s: it keeps appearing and disappearing", namespace, name)
+	return Keys{}, fmt.Errorf("reading the claim key Secret %s/%s: it keeps appearing and disappearing", namespace, name)
 }
 
-// ErrKeyChanged ends Keep when the claim key Secret holds another key than
-// the process loaded.
-var ErrKeyChanged = errors.New("the claim key Secret holds another key than this process loaded")
+// NewKey returns a random key of KeyBytes.
+func NewKey() (Key, error) {
+	key := make(Key, KeyBytes)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("generating a claim key: %w", err)
+	}
+	return key, nil
+}
 
 // KeepInterval is how often Keep reads the claim key Secret.
 const KeepInterval = 10 * time.Second
 
-// Keep holds the claim key Secret name in namespace to key, the key this
-// process loaded, until ctx ends (nil) or the Secret holds another key
-// (ErrKeyChanged: the process must restart to load it). It reads the
-// Secret every interval; one that is gone is created again with key, so
-// that a replica that starts meanwhile loads the same key instead of
-// making a new one, under which the pool pods it injects could never be
-// claimed by the others. When replicas race to create it, the one that
-// loses sees another key and restarts: all end with the winner's key. Warm
-// pods injected under another refuse the controller's claim; a claim that
-// meets one deletes it and tries another. A failed read is logged and
-// tried again, and so is a Secret that holds no usable key (it is not
-// another key: restarting on it would crash-loop every replica).
-func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string, key Key, interval time.Duration, log *slog.Logger) error {
+// Keep makes ring follow the claim key Secret name in namespace until ctx
+// ends: it reads the Secret every interval and switches the ring to the
+// keys it holds (a rotation), without a restart. A Secret that is gone is
+// created again with the ring's keys, so that a replica that starts
+// meanwhile loads them instead of making a new key, under which the pool
+// pods it injects could not be claimed by the others. A failed read is
+// logged and tried again, and so is a Secret that holds no usable key: the
+// ring keeps the keys it holds.
+func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string, ring *Ring, interval time.Duration, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -126,29 +248,28 @@ func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 		s, err := kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case err == nil:
-			got, ferr := fromSecret(s)
-			switch {
-			case ferr != nil:
-				// An unusable key (an edit gone wrong) is not a new key:
-				// restarting on it would put every replica into a crash
-				// loop (Load refuses it) and take the webhook down.
-				log.Error("the claim key Secret holds no usable key: keeping the key this replica holds", "namespace", namespace, "secret", name, "err", ferr)
-			case !hmac.Equal(got, key):
-				return fmt.Errorf("claim key Secret %s/%s: %w", namespace, name, ErrKeyChanged)
+			keys, ferr := fromSecret(s)
+			if ferr != nil {
+				log.Error("the claim key Secret holds no usable key: keeping the keys this replica holds", "namespace", namespace, "secret", name, "keys", ring.Keys().String(), "err", ferr)
+				continue
+			}
+			if old := ring.Keys(); ring.Set(keys) {
+				log.Info("claim keys changed: new pool pods are injected under the current key, warm pods of either key stay claimable",
+					"namespace", namespace, "secret", name, "keys", keys.String(), "before", old.String())
 			}
 		case apierrors.IsNotFound(err):
-			_, err := kube.CoreV1().Secrets(namespace).Create(ctx, keySecret(namespace, name, key), metav1.CreateOptions{})
+			_, err := kube.CoreV1().Secrets(namespace).Create(ctx, keySecret(namespace, name, ring.Keys()), metav1.CreateOptions{})
 			switch {
 			case err == nil:
-				log.Warn("the claim key Secret was deleted: created it again with the key this replica holds", "namespace", namespace, "secret", name)
+				log.Warn("the claim key Secret was deleted: created it again with the keys this replica holds", "namespace", namespace, "secret", name, "keys", ring.Keys().String())
 			case apierrors.IsAlreadyExists(err):
-				// Another replica was first: the next read compares.
+				// Another replica was first: the next read follows it.
 			case ctx.Err() == nil:
 				log.Error("creating the deleted claim key Secret again", "namespace", namespace, "secret", name, "err", err)
 			}
@@ -158,19 +279,35 @@ func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string
 	}
 }
 
-// keySecret is the claim key Secret holding key.
-func keySecret(namespace, name string, key Key) *corev1.Secret {
+// keySecret is the claim key Secret holding keys.
+func keySecret(namespace, name string, keys Keys) *corev1.Secret {
+	data := map[string][]byte{SecretKey: keys.Current}
+	if keys.Previous != nil {
+		data[SecretKeyPrevious] = keys.Previous
+	}
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
 		Type:       corev1.SecretTypeOpaque,
-		Data:       map[string][]byte{SecretKey: key},
+		Data:       data,
 	}
 }
 
-func fromSecret(s *corev1.Secret) (Key, error) {
-	key := s.Data[SecretKey]
-	if len(key) < 16 {
-		return nil, errors.New("the claim key Secret " + s.Namespace + "/" + s.Name + " holds no key of at least 16 bytes under \"" + SecretKey + "\"")
+// fromSecret reads the keys of a claim key Secret: a current key of at
+// least MinKeyBytes, and a previous one, when present, too.
+func fromSecret(s *corev1.Secret) (Keys, error) {
+	where := "the claim key Secret " + s.Namespace + "/" + s.Name
+	cur := s.Data[SecretKey]
+	if len(cur) < MinKeyBytes {
+		return Keys{}, fmt.Errorf("%s holds no key of at least %d bytes under %q", where, MinKeyBytes, SecretKey)
 	}
-	return Key(key), nil
+	keys := Keys{Current: Key(cur)}
+	if prev, ok := s.Data[SecretKeyPrevious]; ok && len(prev) > 0 {
+		if len(prev) < MinKeyBytes {
+			return Keys{}, fmt.Errorf("%s holds under %q a key of %d bytes, under the %d required", where, SecretKeyPrevious, len(prev), MinKeyBytes)
+		}
+		if !hmac.Equal(prev, cur) {
+			keys.Previous = Key(prev)
+		}
+	}
+	return keys, nil
 }

@@ -3,7 +3,6 @@ package claimkey_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -17,10 +16,11 @@ import (
 )
 
 // TestKeep runs Keep against a real API server: the claim key Secret,
-// deleted, is created again with the key the process holds, so that a
-// replica starting afterwards loads that key; a Secret that holds another
-// key ends Keep with ErrKeyChanged, one with no usable key does not; the
-// end of its context ends it with nil.
+// deleted, is created again with the keys the process holds, so that a
+// replica starting afterwards loads them; a rotation (another current key,
+// the old one as previous) switches the ring in place and tells its
+// subscribers; a Secret with no usable key changes nothing; the end of its
+// context ends it.
 func TestKeep(t *testing.T) {
 	cfg := testenv.Start(t, &envtest.Environment{})
 	kube, err := kubernetes.NewForConfig(cfg)
@@ -29,14 +29,22 @@ func TestKeep(t *testing.T) {
 	}
 	const ns, name = "default", "claim-key"
 	ctx := t.Context()
-	key, err := claimkey.Load(ctx, kube, ns, name)
+	keys, err := claimkey.Load(ctx, kube, ns, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kept := make(chan error, 1)
+	if len(keys.Current) != claimkey.KeyBytes || keys.Previous != nil {
+		t.Fatalf("first Load made %s, want one new key of %d bytes", keys, claimkey.KeyBytes)
+	}
+	ring := claimkey.NewRing(keys)
+	changed := ring.Subscribe()
 	kctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go func() { kept <- claimkey.Keep(kctx, kube, ns, name, key, 100*time.Millisecond, nil) }()
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		claimkey.Keep(kctx, kube, ns, name, ring, 100*time.Millisecond, nil)
+	}()
 
 	// Deleted: back with the same key, which a replica starting now loads.
 	if err := kube.CoreV1().Secrets(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
@@ -47,61 +55,94 @@ func TestKeep(t *testing.T) {
 		return err
 	})
 	loaded, err := claimkey.Load(ctx, kube, ns, name)
-	if err != nil || !bytes.Equal(loaded, key) {
-		t.Fatalf("a replica starting after the deletion loaded another key (%v): the pods it injects could not be claimed", err)
-	}
-	select {
-	case err := <-kept:
-		t.Fatalf("Keep ended with the Secret back to its key: %v", err)
-	case <-time.After(300 * time.Millisecond):
+	if err != nil || !loaded.Equal(keys) {
+		t.Fatalf("a replica starting after the deletion loaded %s (%v), want %s: the pods it injects could not be claimed", loaded, err, keys)
 	}
 
-	// No usable key (an edit gone wrong): Keep goes on with its key
-	// rather than restarting into Load's refusal, a crash loop.
-	broken, err := kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	// A rotation: the ring follows without a restart, and says so.
+	next, err := claimkey.NewKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken.Data[claimkey.SecretKey] = []byte("short")
-	if _, err := kube.CoreV1().Secrets(ns).Update(ctx, broken, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-kept:
-		t.Fatalf("Keep ended on a Secret with no usable key: %v", err)
-	case <-time.After(500 * time.Millisecond):
-	}
-
-	// Another key (another replica won the race to create it, or an
-	// operator rotated it): Keep ends, so that the process restarts.
-	if err := kube.CoreV1().Secrets(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Data: map[string][]byte{claimkey.SecretKey: []byte("another-key-0123456789abcdef0123")}}
-	if _, err := kube.CoreV1().Secrets(ns).Create(ctx, other, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-kept:
-		if !errors.Is(err, claimkey.ErrKeyChanged) {
-			t.Fatalf("Keep with another key in the Secret: %v, want ErrKeyChanged", err)
+	update := func(data map[string][]byte) {
+		t.Helper()
+		s, err := kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
 		}
+		s.Data = data
+		if _, err := kube.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: keys.Current})
+	select {
+	case <-changed:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Keep did not end with another key in the Secret")
+		t.Fatal("the ring did not follow the rotated Secret")
+	}
+	rotated := claimkey.Keys{Current: next, Previous: keys.Current}
+	if got := ring.Keys(); !got.Equal(rotated) {
+		t.Fatalf("after the rotation the ring holds %s, want %s", got, rotated)
 	}
 
-	// Its context's end ends it quietly.
-	go func() {
-		kept <- claimkey.Keep(kctx, kube, ns, name, other.Data[claimkey.SecretKey], 100*time.Millisecond, nil)
-	}()
+	// No usable key (an edit gone wrong): the ring keeps its keys.
+	update(map[string][]byte{claimkey.SecretKey: []byte("short")})
+	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: []byte("short")})
+	time.Sleep(500 * time.Millisecond)
+	if got := ring.Keys(); !got.Equal(rotated) {
+		t.Fatalf("a Secret with no usable key changed the ring to %s", got)
+	}
+	select {
+	case <-changed:
+		t.Fatal("a Secret with no usable key told the subscribers of a change")
+	default:
+	}
+
+	// The previous key dropped: the ring holds the current one only.
+	update(map[string][]byte{claimkey.SecretKey: next})
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the ring did not follow the dropped previous key")
+	}
+	if got := ring.Keys(); !bytes.Equal(got.Current, next) || got.Previous != nil {
+		t.Fatalf("after the previous key was dropped the ring holds %s", got)
+	}
+
+	// Its context's end ends it.
 	stop()
 	select {
-	case err := <-kept:
-		if err != nil {
-			t.Fatalf("Keep after its context ended: %v, want nil", err)
-		}
+	case <-kept:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Keep did not end with its context")
+	}
+}
+
+// TestLoadRefusesUnusableKeys: a Secret whose current or previous key is
+// too short is refused with a message naming the Secret's key.
+func TestLoadRefusesUnusableKeys(t *testing.T) {
+	cfg := testenv.Start(t, &envtest.Environment{})
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	good := []byte("0123456789abcdef0123456789abcdef")
+	for name, data := range map[string]map[string][]byte{
+		"short-current":  {claimkey.SecretKey: []byte("short")},
+		"short-previous": {claimkey.SecretKey: good, claimkey.SecretKeyPrevious: []byte("short")},
+	} {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}, Data: data}
+		if _, err := kube.CoreV1().Secrets("default").Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		want := `"` + claimkey.SecretKey + `"`
+		if name == "short-previous" {
+			want = `"` + claimkey.SecretKeyPrevious + `"`
+		}
+		if _, err := claimkey.Load(ctx, kube, "default", name); err == nil || !bytes.Contains([]byte(err.Error()), []byte(want)) {
+			t.Errorf("%s: Load said %v, want a refusal naming %s", name, err, want)
+		}
 	}
 }

@@ -44,7 +44,10 @@ type Env struct {
 	T      testing.TB
 	Config *rest.Config
 	Client client.Client
-	Key    claimkey.Key
+	// Keys are the claim keys WarmPod injects under (the current one) and
+	// the controllers StartController runs hold, unless its options give
+	// others.
+	Keys *claimkey.Ring
 	// Registry holds the controller's metrics.
 	Registry *prometheus.Registry
 
@@ -54,7 +57,7 @@ type Env struct {
 
 // Options change what Start runs.
 type Options struct {
-	// Controller options; Key and Registerer are filled in.
+	// Controller options; Keys (unless set) and Registerer are filled in.
 	Controller controller.Options
 	// NoController starts only the API server (tests that run their own).
 	NoController bool
@@ -65,7 +68,7 @@ type Options struct {
 func Start(t testing.TB, opts Options) *Env {
 	t.Helper()
 	cfg, c := testenv.StartWithCRDs(t)
-	e := &Env{T: t, Config: cfg, Client: c, Key: claimkey.Key("claimtest-claim-key-0123456789abcdef"), Registry: prometheus.NewRegistry()}
+	e := &Env{T: t, Config: cfg, Client: c, Keys: testKeys(), Registry: prometheus.NewRegistry()}
 	t.Cleanup(e.stopRunners)
 	if !opts.NoController {
 		e.StartController(opts.Controller, "")
@@ -77,9 +80,14 @@ func Start(t testing.TB, opts Options) *Env {
 // with no controller: the test starts one with StartController.
 func Attach(t testing.TB, cfg *rest.Config, c client.Client) *Env {
 	t.Helper()
-	e := &Env{T: t, Config: cfg, Client: c, Key: claimkey.Key("claimtest-claim-key-0123456789abcdef"), Registry: prometheus.NewRegistry()}
+	e := &Env{T: t, Config: cfg, Client: c, Keys: testKeys(), Registry: prometheus.NewRegistry()}
 	t.Cleanup(e.stopRunners)
 	return e
+}
+
+// testKeys is the ring of an Env: a fixed current key, no previous one.
+func testKeys() *claimkey.Ring {
+	return claimkey.NewRing(claimkey.Keys{Current: claimkey.Key("claimtest-claim-key-0123456789abcdef")})
 }
 
 // StartController runs a manager with the claim controller until the test
@@ -88,7 +96,9 @@ func Attach(t testing.TB, cfg *rest.Config, c client.Client) *Env {
 // lease).
 func (e *Env) StartController(o controller.Options, leaseNamespace string) (stop func()) {
 	e.T.Helper()
-	o.Key = e.Key
+	if o.Keys == nil {
+		o.Keys = e.Keys
+	}
 	switch {
 	case o.Registerer != nil:
 	case leaseNamespace != "":
@@ -185,22 +195,36 @@ func (e *Env) Pool(ns, name string, perNode int32) *v1alpha1.SandboxPool {
 // as the agent, the webhook and the kubelet would.
 func (e *Env) WarmPod(p *v1alpha1.SandboxPool, node string) *corev1.Pod {
 	e.T.Helper()
+	return e.WarmPodUnder(p, node, e.Keys.Keys().Current, nil)
+}
+
+// WarmPodUnder is WarmPod injected under key; mutate, when not nil,
+// changes the pod before it is created.
+func (e *Env) WarmPodUnder(p *v1alpha1.SandboxPool, node string, key claimkey.Key, mutate func(*corev1.Pod)) *corev1.Pod {
+	e.T.Helper()
 	nonce, err := claimkey.NewNonce()
 	if err != nil {
 		e.T.Fatal(err)
 	}
-	port := e.StartRunner("--claim-verifier=" + e.Key.Verifier(p.Namespace, nonce))
 	pod := pool.WarmPod(p, node)
 	pod.Annotations[v1alpha1.AnnotationClaimNonce] = nonce
-	return e.CreateRunningPod(pod, port)
+	if mutate != nil {
+		mutate(pod)
+	}
+	return e.RunPod(pod, pool.ClaimVerifierFlag+key.Verifier(p.Namespace, nonce))
 }
 
-// CreateRunningPod creates pod with its first container's runner port set
-// to port and marks it Running and Ready at 127.0.0.1.
-func (e *Env) CreateRunningPod(pod *corev1.Pod, port int32) *corev1.Pod {
+// RunPod starts a runner on loopback with runnerArgs, creates pod with its
+// first container running it as the webhook would inject it (the command
+// names runnerArgs; the runner port is the runner's), and marks it
+// Running and Ready at 127.0.0.1.
+func (e *Env) RunPod(pod *corev1.Pod, runnerArgs ...string) *corev1.Pod {
 	e.T.Helper()
+	port := e.StartRunner(runnerArgs...)
 	ctx := context.Background()
-	pod.Spec.Containers[0].Ports = append(pod.Spec.Containers[0].Ports, corev1.ContainerPort{Name: api.PortName, ContainerPort: port})
+	c := &pod.Spec.Containers[0]
+	c.Command = append([]string{"/.sandbox/runner", "run"}, runnerArgs...)
+	c.Ports = append(c.Ports, corev1.ContainerPort{Name: api.PortName, ContainerPort: port})
 	if err := e.Client.Create(ctx, pod); err != nil {
 		e.T.Fatalf("creating pod: %v", err)
 	}

@@ -1,0 +1,178 @@
+package inject
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/internal/claimkey"
+	"sandbox.io/injector/internal/testenv"
+	"sandbox.io/injector/pool"
+)
+
+// TestClaimKeyRotation rotates the claim key on the local cluster as the
+// README says (kubectl patch of the Secret: a new key, the old one as
+// previous) with two webhook replicas: both switch without a restart (each
+// one's sandbox_claim_keys gauge names the new key), the warm pods made
+// before are still claimed and run commands, and every pool pod made after
+// carries a verifier of the new key and is claimed too.
+func TestClaimKeyRotation(t *testing.T) {
+	x := requireE2E(t)
+	t.Cleanup(func() {
+		x.scaleWebhook(context.Background(), t, 1)
+		if err := x.install(); err != nil {
+			t.Errorf("going back to the chart without the agent: %v", err)
+		}
+	})
+	x.installPoolAgent(t)
+	x.agentPodReady(t, "")
+	x.scaleWebhook(t.Context(), t, 2)
+	replicas := x.webhookPods(t)
+	if len(replicas) != 2 {
+		t.Fatalf("%d webhook pods, want 2", len(replicas))
+	}
+
+	ns := x.namespace(t, "claim-key", nil)
+	p := x.createPool(t, ns, "rotate", 2)
+	before := x.waitWarmReady(t, p, 2, "")
+
+	secrets := x.kube.CoreV1().Secrets(releaseNS)
+	name := release + "-claim-key"
+	s, err := secrets.Get(t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey := claimkey.Key(s.Data[claimkey.SecretKey])
+	for _, pod := range before {
+		if !injectedUnder(&pod, oldKey) {
+			t.Fatalf("warm pod %s before the rotation: its verifier is not of the Secret's key", pod.Name)
+		}
+	}
+	newKey, err := claimkey.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, _ := json.Marshal(map[string]any{"data": map[string]string{
+		claimkey.SecretKey:         base64.StdEncoding.EncodeToString(newKey),
+		claimkey.SecretKeyPrevious: base64.StdEncoding.EncodeToString(oldKey),
+	}})
+	if _, err := secrets.Patch(t.Context(), name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("rotating the claim key: %v", err)
+	}
+	rotatedAt := time.Now()
+
+	// Every replica switches, in place.
+	want := []string{
+		fmt.Sprintf(`sandbox_claim_keys{id="%s",role="current"} 1`, newKey.ID()),
+		fmt.Sprintf(`sandbox_claim_keys{id="%s",role="previous"} 1`, oldKey.ID()),
+	}
+	for _, r := range replicas {
+		testenv.Eventually(t, 30*time.Second, "webhook replica "+r.Name+" holding the rotated keys", func() error {
+			raw, err := x.kube.CoreV1().Pods(releaseNS).ProxyGet("http", r.Name, "8080", "/metrics", nil).DoRaw(t.Context())
+			if err != nil {
+				return err
+			}
+			for _, line := range want {
+				if !strings.Contains(string(raw), line) {
+					return fmt.Errorf("no %q in its metrics:\n%s", line, grepLines(string(raw), "sandbox_claim_keys"))
+				}
+			}
+			return nil
+		})
+	}
+	t.Logf("both replicas hold the rotated keys %s after the patch", time.Since(rotatedAt).Round(100*time.Millisecond))
+	for _, now := range x.webhookPods(t) {
+		if !samePod(now, replicas) {
+			t.Errorf("webhook pod %s (restarts %d) is not one of those before the rotation: the rotation restarted a replica", now.Name, restarts(&now))
+		}
+	}
+
+	// The warm pods made before: claimed and running commands. Each claim
+	// makes the agent create a pod after the rotation, under the new key.
+	claimed := map[string]bool{}
+	claim := func() string {
+		t.Helper()
+		out := x.mustSandboxctl(t, "claim", "rotate", "-n", ns, "--no-cold")
+		c, pod := field(out, "claim"), field(out, "pod")
+		if field(out, "origin") != string(v1alpha1.OriginWarmPod) {
+			t.Fatalf("claim %s: origin %q, want Warm", c, field(out, "origin"))
+		}
+		if got := x.mustSandboxctl(t, "exec", "-n", ns, c, "--", "echo", "rotated"); strings.TrimSpace(got) != "rotated" {
+			t.Fatalf("exec in claim %s after the rotation: %q", c, got)
+		}
+		claimed[pod] = true
+		return pod
+	}
+	for range before {
+		claim()
+	}
+	for _, pod := range before {
+		if !claimed[pod.Name] {
+			t.Errorf("warm pod %s made before the rotation was not claimed (claimed %v)", pod.Name, claimed)
+		}
+	}
+	after := x.waitWarmReady(t, p, 2, "")
+	for _, pod := range after {
+		if !injectedUnder(&pod, newKey) {
+			t.Errorf("warm pod %s made after the rotation: its verifier is not of the new key", pod.Name)
+		}
+	}
+	for range after {
+		claim()
+	}
+	for _, pod := range after {
+		if !claimed[pod.Name] {
+			t.Errorf("warm pod %s made after the rotation was not claimed (claimed %v)", pod.Name, claimed)
+		}
+	}
+}
+
+// injectedUnder reports whether pod's runner holds the claim verifier of
+// key for its nonce.
+func injectedUnder(pod *corev1.Pod, key claimkey.Key) bool {
+	nonce := pod.Annotations[v1alpha1.AnnotationClaimNonce]
+	return nonce != "" && pool.ClaimVerifier(pod) == key.Verifier(pod.Namespace, nonce)
+}
+
+// webhookPods are the release's running webhook pods.
+func (x *env) webhookPods(t *testing.T) []corev1.Pod {
+	t.Helper()
+	list, err := x.kube.CoreV1().Pods(releaseNS).List(t.Context(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=webhook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []corev1.Pod
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// samePod reports whether pod is one of pods, with no more restarts.
+func samePod(pod corev1.Pod, pods []corev1.Pod) bool {
+	for _, p := range pods {
+		if p.UID == pod.UID && restarts(&p) == restarts(&pod) {
+			return true
+		}
+	}
+	return false
+}
+
+func restarts(pod *corev1.Pod) int32 {
+	var n int32
+	for _, cs := range pod.Status.ContainerStatuses {
+		n += cs.RestartCount
+	}
+	return n
+}
