@@ -123,10 +123,7 @@ func TestNotes(t *testing.T) {
 	t.Parallel()
 	requireHelm(t)
 	c := requireAPIServer(t)
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, apiServer.env.KubeConfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := apiServerKubeconfig(t)
 	const ns = "notes"
 	createNamespace(t, c, ns, nil)
 	const (

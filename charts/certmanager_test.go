@@ -37,10 +37,7 @@ func TestCertManagerIssuesServingCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, apiServer.env.KubeConfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := apiServerKubeconfig(t)
 
 	// Build the harness (a module of its own; the first build takes minutes
 	// on a small machine, later ones come from the build cache).

@@ -102,6 +102,18 @@ func requireAPIServer(t *testing.T) client.Client {
 	return c
 }
 
+// apiServerKubeconfig writes a kubeconfig of the test API server (which
+// requireAPIServer started) to a file of the test and returns its path, for
+// helm and the binaries.
+func apiServerKubeconfig(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, apiServer.env.KubeConfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // moduleDir downloads module (path@version) through the Go module proxy, or
 // finds it in the module cache, and returns its directory.
 func moduleDir(ctx context.Context, module string) (string, error) {

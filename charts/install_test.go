@@ -5,7 +5,6 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,10 +23,7 @@ func TestHelmInstallUpgrade(t *testing.T) {
 	t.Parallel()
 	helm := requireHelm(t)
 	c := requireAPIServer(t)
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, apiServer.env.KubeConfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := apiServerKubeconfig(t)
 	chart, err := ChartDir()
 	if err != nil {
 		t.Fatal(err)

@@ -260,8 +260,11 @@ func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string
 				continue
 			}
 			if old := ring.Keys(); ring.Set(keys) {
-				log.Info("claim keys changed: new pool pods are injected under the current key, warm pods of either key stay claimable",
-					"namespace", namespace, "secret", name, "keys", keys.String(), "before", old.String())
+				msg := "claim keys changed: new pool pods are injected under the current key, warm pods of either key are claimed"
+				if keys.Previous == nil {
+					msg = "claim keys changed: new pool pods are injected under the current key, warm pods of any other key are not claimed"
+				}
+				log.Info(msg, "namespace", namespace, "secret", name, "keys", keys.String(), "before", old.String())
 			}
 		case apierrors.IsNotFound(err):
 			_, err := kube.CoreV1().Secrets(namespace).Create(ctx, keySecret(namespace, name, ring.Keys()), metav1.CreateOptions{})
