@@ -423,7 +423,7 @@ func TestMonitoring(t *testing.T) {
 			t.Errorf("alert %s: unbalanced parentheses in %q", a.Alert, a.Expr)
 		}
 	}
-	wantAlerts := []string{"SandboxWebhookErrors", "SandboxWebhookPanics", "SandboxWebhookSlow", "SandboxCertificateExpiring",
+	wantAlerts := []string{"SandboxWebhookErrors", "SandboxWebhookPanics", "SandboxWebhookSlow", "SandboxCertificateExpiring", "SandboxClaimKeysDiffer",
 		"SandboxPoolNotReady", "SandboxClaimsCold", "SandboxPrePullFailing", "SandboxImagesNotPulled"}
 	if diff := cmp.Diff(wantAlerts, names); diff != "" {
 		t.Errorf("alerts (-want +got):\n%s", diff)
