@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -124,6 +125,7 @@ func TestBenchClaim(t *testing.T) {
 	// shares two cores with everything else.
 	var oursSeqCPU, oursBurstCPU, peerSeqCPU, peerBurstCPU claimbench.CPUAccount
 	traces = nil
+	stepsBefore := x.controllerSteps(t)
 	for i := range sequential {
 		x.waitWarmAtLeast(t, p, poolSize)
 		var d time.Duration
@@ -136,7 +138,8 @@ func TestBenchClaim(t *testing.T) {
 		}
 		rep.OursSequential = append(rep.OursSequential, d)
 	}
-	rep.Notes = append(rep.Notes, slowest("ours, sequential", traces, 3))
+	rep.Notes = append(rep.Notes, slowest("ours, sequential", traces, 3),
+		"controller steps, ours, sequential: "+x.controllerSteps(t).Since(stepsBefore).Format(slowStep))
 	releaseAll()
 	for i := range colds {
 		d, err := one(t.Context(), cold.Name, false)
@@ -149,6 +152,7 @@ func TestBenchClaim(t *testing.T) {
 	x.setPodsPerNode(t, p, burst)
 	x.waitWarmAtLeast(t, p, burst)
 	traces = nil
+	stepsBefore = x.controllerSteps(t)
 	burstStart := time.Now()
 	err = oursBurstCPU.During(func() (err error) {
 		rep.OursBurst, err = claimbench.Burst(t.Context(), burst, func(ctx context.Context) (time.Duration, error) {
@@ -160,7 +164,8 @@ func TestBenchClaim(t *testing.T) {
 		t.Fatalf("our burst: %v", err)
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("ours: burst wall %s", time.Since(burstStart).Round(time.Millisecond)),
-		slowest("ours, burst", traces, 3))
+		slowest("ours, burst", traces, 3),
+		"controller steps, ours, burst: "+x.controllerSteps(t).Since(stepsBefore).Format(slowStep))
 	releaseAll()
 	x.setPodsPerNode(t, p, 0)
 
@@ -208,6 +213,29 @@ func TestBenchClaim(t *testing.T) {
 	for _, miss := range rep.Check(claimbench.DefaultGoals) {
 		t.Errorf("goal missed: %s", miss)
 	}
+}
+
+// slowStep is the bound (a bucket of claimbench.StepMetric) above which
+// the bench counts a controller step as slow: half the sequential goal.
+const slowStep = 0.025
+
+// controllerSteps reads the claim controller's step histograms from the
+// webhook pod's metrics (the suite runs one replica, which leads).
+func (x *env) controllerSteps(t *testing.T) claimbench.Steps {
+	t.Helper()
+	pods := x.webhookPods(t)
+	if len(pods) != 1 {
+		t.Fatalf("%d webhook pods, want the one the suite installs", len(pods))
+	}
+	raw, err := x.kube.CoreV1().Pods(releaseNS).ProxyGet("http", pods[0].Name, "8080", "/metrics", nil).DoRaw(t.Context())
+	if err != nil {
+		t.Fatalf("reading the webhook's metrics: %v", err)
+	}
+	steps, err := claimbench.ParseSteps(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return steps
 }
 
 // claimTrace is where one timed claim's time went, from before its

@@ -1,0 +1,99 @@
+package claimbench
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// StepMetric is the claim controller's histogram of a warm binding's
+// steps, by step: take (the pod's conditional update), runner (its POST
+// /claim), status (the Bound status write).
+const StepMetric = "sandbox_claim_bind_step_duration_seconds"
+
+// StepHist is one step's histogram: the sum of its durations in seconds,
+// how many there were, and the cumulative count at each upper bound.
+type StepHist struct {
+	Sum, Count float64
+	Buckets    map[float64]float64
+}
+
+// Steps are the step histograms read from the controller's metrics.
+type Steps map[string]StepHist
+
+// ParseSteps reads StepMetric from a Prometheus text exposition.
+func ParseSteps(r io.Reader) (Steps, error) {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the controller's metrics: %w", err)
+	}
+	out := Steps{}
+	f, ok := families[StepMetric]
+	if !ok {
+		return out, nil
+	}
+	for _, m := range f.GetMetric() {
+		step := ""
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "step" {
+				step = l.GetValue()
+			}
+		}
+		h := m.GetHistogram()
+		sh := StepHist{Sum: h.GetSampleSum(), Count: float64(h.GetSampleCount()), Buckets: map[float64]float64{}}
+		for _, b := range h.GetBucket() {
+			sh.Buckets[b.GetUpperBound()] = float64(b.GetCumulativeCount())
+		}
+		out[step] = sh
+	}
+	return out, nil
+}
+
+// Since is what s counted after before: the difference of each step's
+// sums and counts.
+func (s Steps) Since(before Steps) Steps {
+	out := Steps{}
+	for step, h := range s {
+		b := before[step]
+		d := StepHist{Sum: h.Sum - b.Sum, Count: h.Count - b.Count, Buckets: map[float64]float64{}}
+		for le, n := range h.Buckets {
+			d.Buckets[le] = n - b.Buckets[le]
+		}
+		out[step] = d
+	}
+	return out
+}
+
+// Format says, for each step in the order of the binding, its mean and how
+// many of its durations were over slow seconds (by the histogram bucket at
+// slow, which must be one of its bounds).
+func (s Steps) Format(slow float64) string {
+	order := []string{"take", "runner", "status"}
+	for _, step := range slices.Sorted(maps.Keys(s)) {
+		if !slices.Contains(order, step) {
+			order = append(order, step)
+		}
+	}
+	var parts []string
+	for _, step := range order {
+		h, ok := s[step]
+		if !ok || h.Count == 0 {
+			continue
+		}
+		over := "?"
+		if n, ok := h.Buckets[slow]; ok {
+			over = fmt.Sprintf("%.0f", h.Count-n)
+		}
+		parts = append(parts, fmt.Sprintf("%s mean %.1f ms (%s of %.0f over %.0f ms)", step, 1000*h.Sum/h.Count, over, h.Count, 1000*slow))
+	}
+	if len(parts) == 0 {
+		return "no warm binding counted"
+	}
+	return strings.Join(parts, ", ")
+}
