@@ -86,7 +86,14 @@ func (r *ClaimReconciler) credential(pod *corev1.Pod) (string, error) {
 	if nonce == "" {
 		return "", fmt.Errorf("pod %s has no %s annotation: it was not injected as a pool pod", pod.Name, v1alpha1.AnnotationClaimNonce)
 	}
-	cred, ok := r.opts.Keys.Credential(pod.Namespace, nonce, pool.ClaimVerifier(pod))
+	verifier := pool.ClaimVerifier(pod)
+	if verifier == "" {
+		// A runner given no verifier on its command line (a release whose
+		// runners took another claim protocol): the current key's
+		// credential, which it refuses naming its protocol (rollout.go).
+		return r.opts.Keys.Keys().Current.Credential(pod.Namespace, nonce), nil
+	}
+	cred, ok := r.opts.Keys.Credential(pod.Namespace, nonce, verifier)
 	if !ok {
 		return "", fmt.Errorf("the runner of pod %s was injected under a claim key this controller does not hold (%s)", pod.Name, r.opts.Keys.Keys())
 	}
@@ -95,8 +102,15 @@ func (r *ClaimReconciler) credential(pod *corev1.Pod) (string, error) {
 
 // keyHeld reports whether the controller holds the claim key pod's runner
 // verifier was made with: a pod injected under another key (one rotated
-// away, or one this replica has not loaded yet) is left alone.
+// away, or one this replica has not loaded yet) is left alone. A pod whose
+// runner has no verifier on its command line (another claim protocol) is
+// not of another key: the claim tries it and lets it go when its runner
+// refuses (rollout.go).
 func keyHeld(keys *claimkey.Ring, pod *corev1.Pod) bool {
-	_, ok := keys.Credential(pod.Namespace, pod.Annotations[v1alpha1.AnnotationClaimNonce], pool.ClaimVerifier(pod))
+	verifier := pool.ClaimVerifier(pod)
+	if verifier == "" {
+		return true
+	}
+	_, ok := keys.Credential(pod.Namespace, pod.Annotations[v1alpha1.AnnotationClaimNonce], verifier)
 	return ok
 }
