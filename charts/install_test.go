@@ -94,4 +94,18 @@ func TestHelmInstallUpgrade(t *testing.T) {
 	if crt2 != crt1 || ca2 != ca1 || bundle2 != bundle1 || sum2 != sum1 {
 		t.Errorf("upgrade changed the certificate (tls.crt kept: %v, ca.crt kept: %v, caBundle kept: %v, pod checksum kept: %v)", crt2 == crt1, ca2 == ca1, bundle2 == bundle1, sum2 == sum1)
 	}
+	// A switch to the webhook's generator keeps the caBundle Helm wrote:
+	// the old pods serve Helm's certificate until they are gone, and the
+	// webhook adds its CA beside it (nothing serves the webhook here, so
+	// what the upgrade left is what is seen).
+	helmRun("upgrade", release, chart, "--namespace", ns, "--set", strings.Replace(set, "generatedCerts.generator=helm", "generatedCerts.generator=webhook", 1))
+	var mwc admissionregistrationv1.MutatingWebhookConfiguration
+	if err := c.Get(t.Context(), client.ObjectKey{Name: "gen-sandbox-injector"}, &mwc); err != nil {
+		t.Fatal(err)
+	}
+	for _, wh := range mwc.Webhooks {
+		if string(wh.ClientConfig.CABundle) != bundle1 {
+			t.Errorf("after the switch to the webhook's generator, webhook %s has caBundle of %d bytes, want Helm's kept (%d bytes): pods are refused until the old pods are gone", wh.Name, len(wh.ClientConfig.CABundle), len(bundle1))
+		}
+	}
 }
