@@ -84,19 +84,11 @@ func setupPoolStatus(mgr manager.Manager, c cache.Cache, cl client.Client, opts 
 	})
 	// A claim key rotation changes which warm pods count as Ready.
 	keysChanged := source.Func(func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-		changed := opts.Keys.Subscribe()
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-changed:
-					for _, req := range allPools(ctx, "a claim key change") {
-						q.Add(req)
-					}
-				}
+		opts.Keys.OnChange(ctx, func() {
+			for _, req := range allPools(ctx, "a claim key change") {
+				q.Add(req)
 			}
-		}()
+		})
 		return nil
 	})
 	err := ctrl.NewControllerManagedBy(mgr).

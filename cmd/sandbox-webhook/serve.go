@@ -201,17 +201,7 @@ func newKeepClaimKeys(kube kubernetes.Interface, o *options, ring *claimkey.Ring
 }
 
 func (k *keepClaimKeys) Start(ctx context.Context) error {
-	changed := k.ring.Subscribe()
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-changed:
-				k.show(k.ring.Keys())
-			}
-		}
-	}()
+	k.ring.OnChange(ctx, func() { k.show(k.ring.Keys()) })
 	claimkey.Keep(ctx, k.kube, k.o.releaseNamespace, k.o.claimKeySecret, k.ring, claimKeyInterval, k.log)
 	return nil
 }

@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"sandbox.io/injector/claim"
 )
 
 // TestCertificateGeneratorSwitch switches a running release's certificate
@@ -40,19 +38,7 @@ func TestCertificateGeneratorSwitch(t *testing.T) {
 		x.waitWarmReady(t, p, upgradeWarmPerPool, "")
 		u.pools = append(u.pools, p)
 	}
-	cl, err := claim.New(x.rest, claim.Config{Transport: claim.TransportProxy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := cl.Claim(ctx, claim.Request{Namespace: u.ns, Pool: "steady", NoCold: true, Env: map[string]string{"K": keptEnv}})
-	if err != nil {
-		t.Fatalf("claiming a sandbox: %v", err)
-	}
-	t.Cleanup(func() { _ = cl.Release(ctx, u.ns, sb.Claim) })
-	if err := sb.CopyTo(ctx, strings.NewReader(keptFile), "kept.txt", 0); err != nil {
-		t.Fatal(err)
-	}
-	u.sandbox = sb
+	u.claimKept(t)
 
 	runner := x.runnerRef(x.tag)
 	// The README's two kubectl commands, done with the API.

@@ -120,23 +120,11 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 		u.pools = append(u.pools, p)
 	}
 	// The sandbox whose claimant must keep it through upgrade and rollback.
-	cl, err := claim.New(x.rest, claim.Config{Transport: claim.TransportProxy})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := cl.Claim(ctx, claim.Request{Namespace: u.ns, Pool: "steady", NoCold: true, Env: map[string]string{"K": keptEnv}})
-	if err != nil {
-		t.Fatalf("claiming a sandbox of the previous release: %v", err)
-	}
-	t.Cleanup(func() { _ = cl.Release(context.Background(), u.ns, sb.Claim) })
-	if err := sb.CopyTo(ctx, strings.NewReader(keptFile), "kept.txt", 0); err != nil {
-		t.Fatal(err)
-	}
-	u.sandbox = sb
+	u.claimKept(t)
 	if version, err := u.sandboxAnswers(ctx); err != nil {
 		t.Fatalf("the sandbox claimed before the upgrade: %v", err)
 	} else {
-		t.Logf("claimed %s (pod %s, runner %s) before the upgrade", sb.Claim, sb.Pod, version)
+		t.Logf("claimed %s (pod %s, runner %s) before the upgrade", u.sandbox.Claim, u.sandbox.Pod, version)
 	}
 
 	// Upgrade to the working tree: its CRDs first (helm never upgrades
@@ -240,6 +228,27 @@ func (x *env) newUpgradeRun(t *testing.T) *upgradeRun {
 	u := &upgradeRun{x: x, ns: x.namespace(t, "upgrade", nil), podNS: x.namespace(t, "upgrade-pods", nil), kube: kube, crc: crc}
 	u.history = watchPodHistory(t.Context(), kube, u.ns)
 	return u
+}
+
+// claimKept claims the sandbox of the "steady" pool that must keep
+// answering through the run (env K=keptEnv, kept.txt holding keptFile)
+// into u.sandbox; it is released when the test ends.
+func (u *upgradeRun) claimKept(t *testing.T) {
+	t.Helper()
+	ctx := t.Context()
+	cl, err := claim.New(u.x.rest, claim.Config{Transport: claim.TransportProxy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := cl.Claim(ctx, claim.Request{Namespace: u.ns, Pool: "steady", NoCold: true, Env: map[string]string{"K": keptEnv}})
+	if err != nil {
+		t.Fatalf("claiming the sandbox kept through the run: %v", err)
+	}
+	t.Cleanup(func() { _ = cl.Release(context.Background(), u.ns, sb.Claim) })
+	if err := sb.CopyTo(ctx, strings.NewReader(keptFile), "kept.txt", 0); err != nil {
+		t.Fatal(err)
+	}
+	u.sandbox = sb
 }
 
 // sandboxAnswers checks that the sandbox claimed before the upgrade

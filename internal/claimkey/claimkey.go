@@ -191,6 +191,22 @@ func (r *Ring) Subscribe() <-chan struct{} {
 	return c
 }
 
+// OnChange calls f after each change of the keys (changes in quick
+// succession may make one call) until ctx ends, in a goroutine of its own.
+func (r *Ring) OnChange(ctx context.Context, f func()) {
+	changed := r.Subscribe()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-changed:
+				f()
+			}
+		}
+	}()
+}
+
 // Load reads the keys from the Secret name in namespace, creating the
 // Secret with a random current key when it does not exist. Replicas that
 // race to create it all end with the one that won.
