@@ -46,7 +46,7 @@ func serve(ctx context.Context, o *options, log *slog.Logger) error {
 	}
 	wcfg := o.config()
 	if o.claims {
-		keys, err := loadClaimKeys(ctx, restCfg, o)
+		keys, err := loadClaimKeys(ctx, restCfg, o, log)
 		if err != nil {
 			return err
 		}
@@ -263,12 +263,12 @@ func electClaimLeader(mopts *manager.Options, o *options) {
 
 // loadClaimKeys reads the claim key Secret, which both the webhook (pool
 // pods' verifiers) and the claim controller need.
-func loadClaimKeys(ctx context.Context, restCfg *rest.Config, o *options) (claimkey.Keys, error) {
+func loadClaimKeys(ctx context.Context, restCfg *rest.Config, o *options, log *slog.Logger) (claimkey.Keys, error) {
 	kube, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return claimkey.Keys{}, fmt.Errorf("building kubernetes client: %w", err)
 	}
 	kctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return claimkey.Load(kctx, kube, o.releaseNamespace, o.claimKeySecret)
+	return claimkey.Load(kctx, kube, o.releaseNamespace, o.claimKeySecret, log)
 }

@@ -209,12 +209,17 @@ func (r *Ring) OnChange(ctx context.Context, f func()) {
 
 // Load reads the keys from the Secret name in namespace, creating the
 // Secret with a random current key when it does not exist. Replicas that
-// race to create it all end with the one that won.
-func Load(ctx context.Context, kube kubernetes.Interface, namespace, name string) (Keys, error) {
+// race to create it all end with the one that won. An unusable previous
+// key is left out and logged to log (nil: discarded).
+func Load(ctx context.Context, kube kubernetes.Interface, namespace, name string, log *slog.Logger) (Keys, error) {
 	for range 3 {
 		s, err := kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
-			return fromSecret(s)
+			keys, ignored, err := fromSecret(s)
+			if ignored != nil && log != nil {
+				log.Warn("the claim key Secret's previous key is unusable", "err", ignored)
+			}
+			return keys, err
 		}
 		if !apierrors.IsNotFound(err) {
 			return Keys{}, fmt.Errorf("reading the claim key Secret %s/%s: %w", namespace, name, err)
@@ -270,7 +275,10 @@ func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string
 		s, err := kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case err == nil:
-			keys, ferr := fromSecret(s)
+			keys, ignored, ferr := fromSecret(s)
+			if ignored != nil {
+				log.Warn("the claim key Secret's previous key is unusable", "err", ignored)
+			}
 			if ferr != nil {
 				log.Error("the claim key Secret holds no usable key: keeping the keys this replica holds", "namespace", namespace, "secret", name, "keys", ring.Keys().String(), "err", ferr)
 				continue
@@ -312,21 +320,25 @@ func keySecret(namespace, name string, keys Keys) *corev1.Secret {
 }
 
 // fromSecret reads the keys of a claim key Secret: a current key of at
-// least MinKeyBytes, and a previous one, when present, too.
-func fromSecret(s *corev1.Secret) (Keys, error) {
+// least MinKeyBytes (err otherwise), and a previous one when present. An
+// unusable previous key is left out and said in ignored: it only keeps the
+// warm pods of before a rotation claimable, and refusing the Secret for it
+// would stop every replica that starts meanwhile (Load fails), the webhook
+// with it.
+func fromSecret(s *corev1.Secret) (keys Keys, ignored, err error) {
 	where := "the claim key Secret " + s.Namespace + "/" + s.Name
 	cur := s.Data[SecretKey]
 	if len(cur) < MinKeyBytes {
-		return Keys{}, fmt.Errorf("%s holds no key of at least %d bytes under %q", where, MinKeyBytes, SecretKey)
+		return Keys{}, nil, fmt.Errorf("%s holds no key of at least %d bytes under %q", where, MinKeyBytes, SecretKey)
 	}
-	keys := Keys{Current: Key(cur)}
+	keys = Keys{Current: Key(cur)}
 	if prev, ok := s.Data[SecretKeyPrevious]; ok && len(prev) > 0 {
 		if len(prev) < MinKeyBytes {
-			return Keys{}, fmt.Errorf("%s holds under %q a key of %d bytes, under the %d required", where, SecretKeyPrevious, len(prev), MinKeyBytes)
+			return keys, fmt.Errorf("%s holds under %q a key of %d bytes, under the %d required: left out (warm pods made under the previous key are not claimed)", where, SecretKeyPrevious, len(prev), MinKeyBytes), nil
 		}
 		if !hmac.Equal(prev, cur) {
 			keys.Previous = Key(prev)
 		}
 	}
-	return keys, nil
+	return keys, nil, nil
 }

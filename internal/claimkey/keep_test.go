@@ -3,6 +3,7 @@ package claimkey_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -29,7 +30,7 @@ func TestKeep(t *testing.T) {
 	}
 	const ns, name = "default", "claim-key"
 	ctx := t.Context()
-	keys, err := claimkey.Load(ctx, kube, ns, name)
+	keys, err := claimkey.Load(ctx, kube, ns, name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func TestKeep(t *testing.T) {
 		_, err := kube.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		return err
 	})
-	loaded, err := claimkey.Load(ctx, kube, ns, name)
+	loaded, err := claimkey.Load(ctx, kube, ns, name, nil)
 	if err != nil || !loaded.Equal(keys) {
 		t.Fatalf("a replica starting after the deletion loaded %s (%v), want %s: the pods it injects could not be claimed", loaded, err, keys)
 	}
@@ -88,7 +89,6 @@ func TestKeep(t *testing.T) {
 
 	// No usable key (an edit gone wrong): the ring keeps its keys.
 	update(map[string][]byte{claimkey.SecretKey: []byte("short")})
-	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: []byte("short")})
 	time.Sleep(500 * time.Millisecond)
 	if got := ring.Keys(); !got.Equal(rotated) {
 		t.Fatalf("a Secret with no usable key changed the ring to %s", got)
@@ -97,6 +97,22 @@ func TestKeep(t *testing.T) {
 	case <-changed:
 		t.Fatal("a Secret with no usable key told the subscribers of a change")
 	default:
+	}
+	// An unusable previous key is left out; the current one is followed.
+	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: []byte("short")})
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the ring did not follow a Secret with an unusable previous key")
+	}
+	if got := ring.Keys(); !bytes.Equal(got.Current, next) || got.Previous != nil {
+		t.Fatalf("with an unusable previous key the ring holds %s, want the current key alone", got)
+	}
+	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: keys.Current})
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the ring did not follow the previous key put back")
 	}
 
 	// The previous key dropped: the ring holds the current one only.
@@ -119,9 +135,12 @@ func TestKeep(t *testing.T) {
 	}
 }
 
-// TestLoadRefusesUnusableKeys: a Secret whose current or previous key is
-// too short is refused with a message naming the Secret's key.
-func TestLoadRefusesUnusableKeys(t *testing.T) {
+// TestLoadUnusableKeys: a Secret whose current key is too short is refused
+// with a message naming the Secret's key; one whose previous key is too
+// short loads its current key alone (refusing it would stop every replica
+// that starts, and the webhook with them, for a key only old warm pods
+// need).
+func TestLoadUnusableKeys(t *testing.T) {
 	cfg := testenv.Start(t, &envtest.Environment{})
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -137,12 +156,17 @@ func TestLoadRefusesUnusableKeys(t *testing.T) {
 		if _, err := kube.CoreV1().Secrets("default").Create(ctx, s, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		want := `"` + claimkey.SecretKey + `"`
-		if name == "short-previous" {
-			want = `"` + claimkey.SecretKeyPrevious + `"`
-		}
-		if _, err := claimkey.Load(ctx, kube, "default", name); err == nil || !bytes.Contains([]byte(err.Error()), []byte(want)) {
-			t.Errorf("%s: Load said %v, want a refusal naming %s", name, err, want)
-		}
+	}
+	want := `"` + claimkey.SecretKey + `"`
+	if _, err := claimkey.Load(ctx, kube, "default", "short-current", nil); err == nil || !bytes.Contains([]byte(err.Error()), []byte(want)) {
+		t.Errorf("short current key: Load said %v, want a refusal naming %s", err, want)
+	}
+	var logged bytes.Buffer
+	keys, err := claimkey.Load(ctx, kube, "default", "short-previous", slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil || !bytes.Equal(keys.Current, good) || keys.Previous != nil {
+		t.Errorf("short previous key: Load gave %s, %v; want the current key alone", keys, err)
+	}
+	if !bytes.Contains(logged.Bytes(), []byte(`\"`+claimkey.SecretKeyPrevious+`\"`)) {
+		t.Errorf("short previous key: the log names no %q: %s", claimkey.SecretKeyPrevious, logged.String())
 	}
 }
