@@ -54,18 +54,5 @@ func TestCertificateGeneratorSwitch(t *testing.T) {
 	writePhases(&b, phases, u.history)
 	fmt.Print("\n" + b.String())
 	t.Log("\n" + b.String())
-	for _, ph := range phases {
-		if ph.pods.tried == 0 || ph.pods.ok != ph.pods.tried {
-			t.Errorf("%s: %d pods created, %d admitted with the injection", ph.name, ph.pods.tried, ph.pods.ok)
-		}
-		if ph.claims.tried == 0 || ph.claims.ok != ph.claims.tried {
-			t.Errorf("%s: %d claims attempted, %d bound", ph.name, ph.claims.tried, ph.claims.ok)
-		}
-		if ph.drained < 0 {
-			t.Errorf("%s: replaced webhook pods still stopping %s after helm started", ph.name, drainWait)
-		}
-		if ph.sandboxErr != nil {
-			t.Errorf("%s: the sandbox claimed before: %v", ph.name, ph.sandboxErr)
-		}
-	}
+	checkPhases(t, phases)
 }

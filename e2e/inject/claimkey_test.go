@@ -92,7 +92,7 @@ func TestClaimKeyRotation(t *testing.T) {
 	t.Logf("both replicas hold the rotated keys %s after the patch", time.Since(rotatedAt).Round(100*time.Millisecond))
 	for _, now := range x.webhookPods(t) {
 		if !samePod(now, replicas) {
-			t.Errorf("webhook pod %s (restarts %d) is not one of those before the rotation: the rotation restarted a replica", now.Name, restarts(&now))
+			t.Errorf("webhook pod %s (restarts %d) is not one of those before the rotation: the rotation restarted a replica", now.Name, containerRestarts(&now))
 		}
 	}
 
@@ -162,17 +162,9 @@ func (x *env) webhookPods(t *testing.T) []corev1.Pod {
 // samePod reports whether pod is one of pods, with no more restarts.
 func samePod(pod corev1.Pod, pods []corev1.Pod) bool {
 	for _, p := range pods {
-		if p.UID == pod.UID && restarts(&p) == restarts(&pod) {
+		if p.UID == pod.UID && containerRestarts(&p) == containerRestarts(&pod) {
 			return true
 		}
 	}
 	return false
-}
-
-func restarts(pod *corev1.Pod) int32 {
-	var n int32
-	for _, cs := range pod.Status.ContainerStatuses {
-		n += cs.RestartCount
-	}
-	return n
 }

@@ -112,13 +112,6 @@ func TestPrePull(t *testing.T) {
 		}
 		return pods.Items[0]
 	}
-	restarts := func(p corev1.Pod) int32 {
-		var n int32
-		for _, s := range p.Status.ContainerStatuses {
-			n += s.RestartCount
-		}
-		return n
-	}
 	for _, r := range []string{one, two, three} {
 		if present(r) {
 			t.Fatalf("%s is on the node before the test", r)
@@ -136,9 +129,9 @@ func TestPrePull(t *testing.T) {
 	install(one, three)
 	waitPresent("the changed list's new image on the node", three)
 	after := agentPod()
-	if after.UID != before.UID || restarts(after) != 0 {
+	if after.UID != before.UID || containerRestarts(&after) != 0 {
 		t.Errorf("agent pod %s (restarts %d) became %s (restarts %d); want the same pod, never restarted",
-			before.UID, restarts(before), after.UID, restarts(after))
+			before.UID, containerRestarts(&before), after.UID, containerRestarts(&after))
 	}
 
 	// Removed by hand through the CRI: pulled again. The agent looks every
@@ -189,7 +182,7 @@ func TestPrePull(t *testing.T) {
 		}
 		return nil
 	})
-	if a := agentPod(); a.UID != before.UID || restarts(a) != 0 {
+	if a := agentPod(); a.UID != before.UID || containerRestarts(&a) != 0 {
 		t.Errorf("the agent pod was replaced or restarted during the test")
 	}
 

@@ -144,21 +144,30 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	writePhases(&b, []upgradePhase{upgrade, rollback}, u.history)
 	fmt.Print("\n" + b.String())
 	t.Log("\n" + b.String())
-	for _, ph := range []upgradePhase{upgrade, rollback} {
+	checkPhases(t, []upgradePhase{upgrade, rollback})
+}
+
+// checkPhases fails the test for what a phase under load lost: a pod not
+// admitted with the injection, a claim not bound, warm pods not on the
+// phase's runner, webhook pods still stopping, the sandbox claimed before
+// no longer answering.
+func checkPhases(t *testing.T, phases []upgradePhase) {
+	t.Helper()
+	for _, ph := range phases {
 		if ph.pods.tried == 0 || ph.pods.ok != ph.pods.tried {
-			t.Errorf("%s: %d pods created, %d admitted", ph.name, ph.pods.tried, ph.pods.ok)
+			t.Errorf("%s: %d pods created, %d admitted with the injection", ph.name, ph.pods.tried, ph.pods.ok)
 		}
 		if ph.claims.tried == 0 || ph.claims.ok != ph.claims.tried {
 			t.Errorf("%s: %d claims attempted, %d bound", ph.name, ph.claims.tried, ph.claims.ok)
 		}
 		if ph.rollout < 0 {
-			t.Errorf("%s: warm pods did not all run the new runner within %s", ph.name, rolloutWait)
+			t.Errorf("%s: warm pods did not all run the phase's runner within %s", ph.name, rolloutWait)
 		}
 		if ph.drained < 0 {
 			t.Errorf("%s: replaced webhook pods still stopping %s after helm started", ph.name, drainWait)
 		}
 		if ph.sandboxErr != nil {
-			t.Errorf("%s: the sandbox claimed before the upgrade: %v", ph.name, ph.sandboxErr)
+			t.Errorf("%s: the sandbox claimed before: %v", ph.name, ph.sandboxErr)
 		}
 	}
 }
