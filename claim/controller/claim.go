@@ -229,7 +229,7 @@ func claimable(p *v1alpha1.SandboxPool, pod *corev1.Pod) bool {
 // unheldAdvice says what to do about the warm pods of a pool injected under
 // a claim key the controller does not hold.
 func unheldAdvice(p *v1alpha1.SandboxPool) string {
-	return fmt.Sprintf("if that key was rotated away, delete them (kubectl -n %s delete pods -l %s=%s,%s=%s) and the node agents make new ones under the current key",
+	return fmt.Sprintf("if that key was rotated away, delete the pool's warm pods (kubectl -n %s delete pods -l %s=%s,%s=%s) and the node agents make new ones under the current key",
 		p.Namespace, v1alpha1.LabelPool, p.Name, v1alpha1.LabelState, v1alpha1.StateWarm)
 }
 
