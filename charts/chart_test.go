@@ -337,6 +337,7 @@ func TestDeployment(t *testing.T) {
 		"--claim-concurrency=64",
 		"--claim-finished-ttl=1h",
 		"--claim-cold-timeout=3m",
+		"--claim-unheld-key-grace=1m",
 		"--leader-lease-duration=10s",
 		// isolation_test.go checks the peers.
 		`--runner-from=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"sbx"}},"podSelector":{"matchLabels":{"app.kubernetes.io/component":"webhook","app.kubernetes.io/instance":"sandbox-injector","app.kubernetes.io/name":"sandbox-injector"}}},{"podSelector":{}}]`,

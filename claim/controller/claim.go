@@ -152,7 +152,7 @@ func (r *ClaimReconciler) bind(ctx context.Context, sbc *v1alpha1.SandboxClaim) 
 	}
 	note := ""
 	if unheld > 0 {
-		note = fmt.Sprintf(" (%d Ready warm pods of the pool were injected under a claim key this controller does not hold: %s)", unheld, unheldAdvice(&p))
+		note = fmt.Sprintf(" (%d Ready warm pods of the pool were injected under a claim key this controller does not hold: %s)", unheld, unheldAdvice(&p, r.opts.UnheldKeyGrace))
 		r.opts.Logger.Info("warm pods injected under a claim key the controller does not hold were passed over", "namespace", sbc.Namespace, "claim", sbc.Name, "pool", p.Name, "pods", unheld, "keys", r.opts.Keys.Keys().String())
 	}
 	if onlyCurrent && !sbc.Spec.ColdStartAllowed() {
@@ -226,9 +226,13 @@ func claimable(p *v1alpha1.SandboxPool, pod *corev1.Pod) bool {
 		pool.Claimable(p, pod)
 }
 
-// unheldAdvice says what to do about the warm pods of a pool injected under
-// a claim key the controller does not hold.
-func unheldAdvice(p *v1alpha1.SandboxPool) string {
+// unheldAdvice says what becomes of the warm pods of a pool injected under a
+// claim key the controller does not hold (grace: Options.UnheldKeyGrace),
+// or what to do about them.
+func unheldAdvice(p *v1alpha1.SandboxPool, grace time.Duration) string {
+	if grace >= 0 {
+		return fmt.Sprintf("the controller deletes each once its keys were confirmed %s after the pod's creation (a key rotated away), and the node agents make new ones under the current key", grace)
+	}
 	return fmt.Sprintf("if that key was rotated away, delete the pool's warm pods (kubectl -n %s delete pods -l %s=%s,%s=%s) and the node agents make new ones under the current key",
 		p.Namespace, v1alpha1.LabelPool, p.Name, v1alpha1.LabelState, v1alpha1.StateWarm)
 }

@@ -2,13 +2,18 @@ package controller_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sandbox.io/injector/api/v1alpha1"
@@ -16,6 +21,7 @@ import (
 	"sandbox.io/injector/internal/claimkey"
 	"sandbox.io/injector/internal/claimtest"
 	"sandbox.io/injector/internal/testenv"
+	"sandbox.io/injector/pool"
 )
 
 // TestClaimKeyRotation: the controller follows its key ring as it
@@ -99,4 +105,155 @@ func waitPoolMessage(t *testing.T, e *claimtest.Env, p *v1alpha1.SandboxPool, wa
 		}
 		return nil
 	})
+}
+
+// TestUnheldKeyPodsDeleted: with its keys following the claim key Secret
+// (claimkey.Keep), the controller deletes a warm pod injected under a key
+// the Secret no longer holds once it has confirmed its keys UnheldKeyGrace
+// after the pod's creation, so that the node agent can make one it hands
+// out. It deletes no other pod: not one of the current key, not a claimed
+// one of the dropped key, not one whose runner has no verifier (another
+// claim protocol); and none while its keys go unconfirmed (the Secret not
+// read), however old the pod.
+func TestUnheldKeyPodsDeleted(t *testing.T) {
+	const grace = 2 * time.Second
+	e := claimtest.Start(t, claimtest.Options{NoController: true})
+	kube, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	const secretNS, secretName = "default", "claim-key"
+	oldKey, newKey := claimkey.Key("old-claim-key-0123456789abcdef"), claimkey.Key("new-claim-key-0123456789abcdef")
+	setSecret := func(key claimkey.Key) {
+		t.Helper()
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: secretNS, Name: secretName}, Data: map[string][]byte{claimkey.SecretKey: key}}
+		if _, err := kube.CoreV1().Secrets(secretNS).Update(ctx, s, metav1.UpdateOptions{}); apierrors.IsNotFound(err) {
+			_, err = kube.CoreV1().Secrets(secretNS).Create(ctx, s, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	setSecret(oldKey)
+	loaded, err := claimkey.Load(ctx, kube, secretNS, secretName, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := claimkey.NewRing(loaded)
+	keep := func() (stop func()) {
+		kctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			claimkey.Keep(kctx, kube, secretNS, secretName, keys, 100*time.Millisecond, nil)
+		}()
+		return func() { cancel(); <-done }
+	}
+	stopKeep := keep()
+	defer func() { stopKeep() }()
+	e.StartController(controller.Options{Keys: keys, UnheldKeyGrace: grace}, "")
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, "python", 8)
+
+	// Before the rotation: a pod claimed under the old key, and one whose
+	// runner has no verifier.
+	e.WarmPodUnder(p, "node-a", oldKey, nil)
+	sbc := newClaim(ns, "python", "claimant-token-0123456789abcdef", func(c *v1alpha1.SandboxClaim) {
+		c.Spec.ColdStart = v1alpha1.ColdStartNever
+	})
+	create(t, e, sbc)
+	claimed := e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimBound, v1alpha1.ClaimFailed)
+	if claimed.Status.Phase != v1alpha1.ClaimBound {
+		t.Fatalf("claim under the old key: %s %+v", claimed.Status.Phase, claimed.Status.Conditions)
+	}
+	noVerifier := pool.WarmPod(p, "node-a")
+	noVerifier.Annotations[v1alpha1.AnnotationClaimNonce] = "nonce-of-another-protocol"
+	e.RunPod(noVerifier)
+	old := e.WarmPodUnder(p, "node-a", oldKey, nil)
+
+	// The old key rotated away, not kept as previous (it may have leaked).
+	setSecret(newKey)
+	testenv.Eventually(t, 10*time.Second, "the controller holding the new key alone", func() error {
+		if got := keys.Keys(); !got.Equal(claimkey.Keys{Current: newKey}) {
+			return fmt.Errorf("holds %s", got)
+		}
+		return nil
+	})
+	current := e.WarmPodUnder(p, "node-a", newKey, nil)
+	deletedAt := waitDeleting(t, e, old)
+	if due := old.CreationTimestamp.Add(grace - time.Second); deletedAt.Before(due) { // creation times are in whole seconds
+		t.Errorf("pod %s of the dropped key deleted at %s, before the grace after its creation (%s) had passed", old.Name, deletedAt.Format(time.RFC3339Nano), old.CreationTimestamp)
+	}
+	waitPoolMessage(t, e, p, "2 of 8 warm pods Ready")
+
+	// The Secret no longer read: a pod of the dropped key made now (a
+	// replica that has not switched) is kept past its grace, since the
+	// controller cannot tell that the key is not a newer one.
+	stopKeep()
+	stale := e.WarmPodUnder(p, "node-a", oldKey, nil)
+	time.Sleep(2*grace + 5*time.Second) // past the grace and the controller's recheck after it
+	assertKept(t, e, stale, "while the controller's keys went unconfirmed")
+	stopKeep = keep()
+	waitDeleting(t, e, stale)
+
+	for _, pod := range []*corev1.Pod{current, noVerifier} {
+		assertKept(t, e, pod, "though its runner's key is held or it has no verifier")
+	}
+	var pod corev1.Pod
+	if err := e.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: claimed.Status.PodName}, &pod); err != nil || pod.DeletionTimestamp != nil {
+		t.Errorf("the pod claimed under the dropped key was deleted: %v, %v", err, pod.DeletionTimestamp)
+	}
+	if n := counterValue(t, e, "sandbox_claim_unheld_key_pods_deleted_total"); n != 2 {
+		t.Errorf("sandbox_claim_unheld_key_pods_deleted_total = %v, want 2", n)
+	}
+}
+
+// waitDeleting waits until pod is being deleted (or gone) and returns when
+// that was first seen.
+func waitDeleting(t *testing.T, e *claimtest.Env, pod *corev1.Pod) time.Time {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, "pod "+pod.Name+" deleted", func() error {
+		var got corev1.Pod
+		err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(pod), &got)
+		if apierrors.IsNotFound(err) || err == nil && got.DeletionTimestamp != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return errors.New("not being deleted")
+	})
+	return time.Now()
+}
+
+// assertKept fails the test when pod is being deleted or gone.
+func assertKept(t *testing.T, e *claimtest.Env, pod *corev1.Pod, when string) {
+	t.Helper()
+	var got corev1.Pod
+	if err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(pod), &got); err != nil || got.DeletionTimestamp != nil {
+		t.Errorf("pod %s was deleted %s: %v, deletion at %v", pod.Name, when, err, got.DeletionTimestamp)
+	}
+}
+
+// counterValue is the value of the counter name in the controller's
+// registry (summed over its labels).
+func counterValue(t *testing.T, e *claimtest.Env, name string) float64 {
+	t.Helper()
+	mfs, err := e.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				v += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return v
 }

@@ -26,6 +26,8 @@ type metrics struct {
 	expired  prometheus.Counter
 	reserved prometheus.Gauge
 	outdated prometheus.Counter
+	// unheldDeleted counts warm pods deleted for their claim key (sweep.go).
+	unheldDeleted prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -56,6 +58,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sandbox_claim_outdated_runners_total",
 			Help: "Warm pods a claim let go because their older runner speaks another claim protocol (a rollout in progress); the claim waited for a current runner.",
 		}),
+		unheldDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sandbox_claim_unheld_key_pods_deleted_total",
+			Help: "Warm pods the controller deleted because they were injected under a claim key it does not hold (rotated away); the node agents replace them under the current key.",
+		}),
 	}
 	for _, o := range []string{"warm", "cold", "none"} {
 		for _, r := range []string{resultBound, resultFailed} {
@@ -65,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.claims, m.bind, m.step, m.expired, m.reserved, m.outdated} {
+	for _, c := range []prometheus.Collector{m.claims, m.bind, m.step, m.expired, m.reserved, m.outdated, m.unheldDeleted} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering claim metrics: %w", err)
 		}

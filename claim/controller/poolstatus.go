@@ -3,9 +3,11 @@ package controller
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -48,8 +50,13 @@ type PoolStatusReconciler struct {
 	client   client.Client
 	interval time.Duration
 	// keys decide which warm pods count as Ready: those injected under a
-	// claim key the controller holds.
-	keys *claimkey.Ring
+	// claim key the controller holds. Those of another key are deleted
+	// unheldGrace after the keys were confirmed (sweepUnheld); negative:
+	// never.
+	keys          *claimkey.Ring
+	unheldGrace   time.Duration
+	unheldDeleted prometheus.Counter
+	log           *slog.Logger
 
 	mu        sync.Mutex
 	lastWrite map[types.NamespacedName]time.Time
@@ -58,9 +65,10 @@ type PoolStatusReconciler struct {
 	podSecurity map[types.NamespacedName]metav1.Condition
 }
 
-func setupPoolStatus(mgr manager.Manager, c cache.Cache, cl client.Client, opts Options) error {
-	r := &PoolStatusReconciler{client: cl, interval: opts.PoolStatusInterval, keys: opts.Keys, lastWrite: map[types.NamespacedName]time.Time{},
-		podSecurity: map[types.NamespacedName]metav1.Condition{}}
+func setupPoolStatus(mgr manager.Manager, c cache.Cache, cl client.Client, opts Options, m *metrics) error {
+	r := &PoolStatusReconciler{client: cl, interval: opts.PoolStatusInterval, keys: opts.Keys,
+		unheldGrace: opts.UnheldKeyGrace, unheldDeleted: m.unheldDeleted, log: opts.Logger,
+		lastWrite: map[types.NamespacedName]time.Time{}, podSecurity: map[types.NamespacedName]metav1.Condition{}}
 	podToPool := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
 		if name := pod.Labels[v1alpha1.LabelPool]; name != "" {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: pod.Namespace, Name: name}}}
@@ -114,7 +122,8 @@ var nodeChanged = predicate.TypedFuncs[*corev1.Node]{
 	},
 }
 
-// Reconcile recomputes one pool's status and writes it when it changed.
+// Reconcile recomputes one pool's status and writes it when it changed,
+// and deletes its warm pods of claim keys the controller does not hold.
 func (r *PoolStatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var p v1alpha1.SandboxPool
 	if err := r.client.Get(ctx, req.NamespacedName, &p); err != nil {
@@ -127,12 +136,20 @@ func (r *PoolStatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		return ctrl.Result{}, err
 	}
-	want, err := r.compute(ctx, &p)
+	var pods corev1.PodList
+	if err := r.client.List(ctx, &pods, client.InNamespace(p.Namespace), client.MatchingFields{indexPool: p.Namespace + "/" + p.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing the pods of pool %s from the cache: %w", req, err)
+	}
+	recheck, err := r.sweepUnheld(ctx, &p, pods.Items)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	want, err := r.compute(ctx, &p, pods.Items)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if equality.Semantic.DeepEqual(p.Status, want) {
-		return ctrl.Result{}, nil
+		return ctrl.Result{RequeueAfter: recheck}, nil
 	}
 	r.mu.Lock()
 	wait := r.interval - time.Since(r.lastWrite[req.NamespacedName])
@@ -151,18 +168,15 @@ func (r *PoolStatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	r.mu.Lock()
 	r.lastWrite[req.NamespacedName] = time.Now()
 	r.mu.Unlock()
-	return ctrl.Result{}, nil
+	return ctrl.Result{RequeueAfter: recheck}, nil
 }
 
-// compute is the pool's status from the cache.
-func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxPool) (v1alpha1.SandboxPoolStatus, error) {
+// compute is the pool's status from the cache, whose pods of the pool are
+// pods.
+func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxPool, pods []corev1.Pod) (v1alpha1.SandboxPoolStatus, error) {
 	var nodes corev1.NodeList
 	if err := r.client.List(ctx, &nodes); err != nil {
 		return v1alpha1.SandboxPoolStatus{}, fmt.Errorf("listing nodes from the cache: %w", err)
-	}
-	var pods corev1.PodList
-	if err := r.client.List(ctx, &pods, client.InNamespace(p.Namespace), client.MatchingFields{indexPool: p.Namespace + "/" + p.Name}); err != nil {
-		return v1alpha1.SandboxPoolStatus{}, fmt.Errorf("listing the pods of pool %s/%s from the cache: %w", p.Namespace, p.Name, err)
 	}
 	st := v1alpha1.SandboxPoolStatus{ObservedGeneration: p.Generation, Conditions: append([]metav1.Condition(nil), p.Status.Conditions...)}
 	eligible := int32(0)
@@ -173,8 +187,8 @@ func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxP
 	}
 	st.Desired = eligible * p.Spec.WarmPodsPerNode()
 	unheld := 0
-	for i := range pods.Items {
-		pod := &pods.Items[i]
+	for i := range pods {
+		pod := &pods[i]
 		if pod.DeletionTimestamp != nil {
 			continue
 		}
@@ -195,7 +209,7 @@ func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxP
 	cond := metav1.Condition{Type: ConditionReady, ObservedGeneration: p.Generation}
 	ready := fmt.Sprintf("%d of %d warm pods Ready", st.Ready, st.Desired)
 	if unheld > 0 {
-		ready += fmt.Sprintf("; %d more were injected under a claim key the claim controller does not hold, and are not counted: %s", unheld, unheldAdvice(p))
+		ready += fmt.Sprintf("; %d more were injected under a claim key the claim controller does not hold, and are not counted: %s", unheld, unheldAdvice(p, r.unheldGrace))
 	}
 	switch {
 	case eligible == 0:

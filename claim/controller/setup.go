@@ -61,6 +61,13 @@ type Options struct {
 	// PoolStatusInterval is the shortest time between two status writes of
 	// one pool; default 1s.
 	PoolStatusInterval time.Duration
+	// UnheldKeyGrace is how long after a warm pod's creation the
+	// controller must have confirmed its claim keys (Keys.Confirmed), not
+	// holding the one the pod was injected under, before it deletes the
+	// pod, so that the node agent makes one it can hand out (a key rotated
+	// away without being kept as previous); default
+	// DefaultUnheldKeyGrace; negative keeps such pods.
+	UnheldKeyGrace time.Duration
 	// HTTPClient calls runners; default a client of its own with keep-alive
 	// connections. Simulations give one whose dialer maps simulated pod
 	// addresses to loopback stand-ins.
@@ -102,6 +109,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.PoolStatusInterval <= 0 {
 		o.PoolStatusInterval = time.Second
+	}
+	if o.UnheldKeyGrace == 0 {
+		o.UnheldKeyGrace = DefaultUnheldKeyGrace
 	}
 	if o.HTTPClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -199,7 +209,7 @@ func Setup(mgr manager.Manager, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("creating the claim controller: %w", err)
 	}
-	return setupPoolStatus(mgr, c, cl, opts)
+	return setupPoolStatus(mgr, c, cl, opts, m)
 }
 
 // releaseReservations ends a pod's reservation once the cache shows it is

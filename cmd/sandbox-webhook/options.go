@@ -54,6 +54,7 @@ type options struct {
 	claimKeySecret      string
 	claimConcurrency    int
 	claimFinishedTTL    time.Duration
+	claimUnheldKeyGrace time.Duration
 	claimColdTimeout    time.Duration
 	leaderLeaseDuration time.Duration
 
@@ -111,6 +112,7 @@ func (o *options) addClaimFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.claimKeySecret, "claim-key-secret", "sandbox-injector-claim-key", "The Secret in --release-namespace holding the keys claim credentials derive from (key, and previous after a rotation); created when missing, followed without a restart. Nothing but this webhook may read it.")
 	fs.IntVar(&o.claimConcurrency, "claim-concurrency", controller.DefaultConcurrency, "Claims bound at once.")
 	fs.DurationVar(&o.claimFinishedTTL, "claim-finished-ttl", time.Hour, "How long a Failed or Expired claim is kept before it is deleted.")
+	fs.DurationVar(&o.claimUnheldKeyGrace, "claim-unheld-key-grace", controller.DefaultUnheldKeyGrace, "How long after a warm pod's creation the leader must have read the claim key Secret, not finding the key the pod was injected under (one rotated away without being kept as previous), before it deletes the pod so that the node agent makes one it can hand out. 0 keeps such pods.")
 	fs.DurationVar(&o.claimColdTimeout, "claim-cold-timeout", 3*time.Minute, "How long a cold pod made for a claim may take to be Ready before the claim fails.")
 	fs.DurationVar(&o.leaderLeaseDuration, "leader-lease-duration", 10*time.Second, "Lease of the claim controller's leader; a standby takes over within about this long after the leader dies.")
 }
@@ -169,10 +171,22 @@ func (o *options) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--cert-mode %q is not files or self", o.certMode))
 	}
+	if o.claimUnheldKeyGrace < 0 {
+		errs = append(errs, fmt.Errorf("--claim-unheld-key-grace %s is negative (0 keeps warm pods of unheld claim keys)", o.claimUnheldKeyGrace))
+	}
 	if err := o.isolation.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// unheldKeyGrace is controller.Options.UnheldKeyGrace of
+// --claim-unheld-key-grace, where 0 keeps the pods.
+func (o *options) unheldKeyGrace() time.Duration {
+	if o.claimUnheldKeyGrace == 0 {
+		return -1
+	}
+	return o.claimUnheldKeyGrace
 }
 
 func (o *options) config() webhook.Config {

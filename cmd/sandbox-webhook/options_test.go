@@ -35,7 +35,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 					certSyncInterval: 5 * time.Second, caPropagationDelay: 10 * time.Second, caOverlap: 24 * time.Hour,
 					isolation: isolationOptions{poolNetworkPolicies: true}, releaseNamespace: "sys",
 					claims: true, claimKeySecret: "sandbox-injector-claim-key", claimConcurrency: controller.DefaultConcurrency, claimFinishedTTL: time.Hour,
-					claimColdTimeout: 3 * time.Minute, leaderLeaseDuration: 10 * time.Second,
+					claimColdTimeout: 3 * time.Minute, claimUnheldKeyGrace: controller.DefaultUnheldKeyGrace, leaderLeaseDuration: 10 * time.Second,
 				}, *o, cmp.AllowUnexported(options{}, isolationOptions{}))
 			},
 		},
@@ -64,6 +64,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		{name: "claims need the release namespace", args: []string{"--runner-image=x"}, wantErr: "--claims needs --release-namespace"},
 		{name: "bad port", args: []string{"--runner-image=x", "--runner-port=0"}, wantErr: "--runner-port 0 is not in 1-65535"},
 		{name: "bad timeout", args: []string{"--runner-image=x", "--entrypoint-timeout=1m"}, wantErr: "--entrypoint-timeout 1m0s"},
+		{name: "negative unheld key grace", args: []string{"--runner-image=x", "--release-namespace=r", "--claim-unheld-key-grace=-1s"}, wantErr: "--claim-unheld-key-grace -1s is negative"},
 		{name: "bad level", args: []string{"--runner-image=x", "--log-level=loud"}, wantErr: `log level "loud"`},
 		{name: "bad environment value", env: map[string]string{"SANDBOX_PORT": "many"}, wantErr: "SANDBOX_PORT"},
 		{
@@ -152,6 +153,17 @@ func TestConfigFromOptions(t *testing.T) {
 	}
 	if cfg.RunnerPort != 7081 || cfg.TokenSecret != "tok" || cfg.ReleaseNamespace != "sys" || cfg.EntrypointTimeout != time.Second {
 		t.Errorf("config %+v does not carry the options", cfg)
+	}
+}
+
+// TestUnheldKeyGrace: --claim-unheld-key-grace=0 keeps the pods (a
+// negative controller grace), not the controller's default.
+func TestUnheldKeyGrace(t *testing.T) {
+	t.Parallel()
+	for flag, want := range map[time.Duration]time.Duration{0: -1, 30 * time.Second: 30 * time.Second} {
+		if got := (&options{claimUnheldKeyGrace: flag}).unheldKeyGrace(); got != want {
+			t.Errorf("--claim-unheld-key-grace=%s: controller grace %s, want %s", flag, got, want)
+		}
 	}
 }
 

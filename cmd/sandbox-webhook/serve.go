@@ -144,13 +144,14 @@ func newControllersManager(restCfg *rest.Config, o *options, wcfg webhook.Config
 	}
 	if o.claims {
 		if err := controller.Setup(mgr, controller.Options{
-			Keys:        wcfg.ClaimKeys,
-			RunnerImage: wcfg.RunnerImage,
-			Concurrency: o.claimConcurrency,
-			FinishedTTL: o.claimFinishedTTL,
-			ColdTimeout: o.claimColdTimeout,
-			Registerer:  metrics.Registry,
-			Logger:      log.With("controller", "sandboxclaim"),
+			Keys:           wcfg.ClaimKeys,
+			RunnerImage:    wcfg.RunnerImage,
+			Concurrency:    o.claimConcurrency,
+			FinishedTTL:    o.claimFinishedTTL,
+			ColdTimeout:    o.claimColdTimeout,
+			UnheldKeyGrace: o.unheldKeyGrace(),
+			Registerer:     metrics.Registry,
+			Logger:         log.With("controller", "sandboxclaim"),
 		}); err != nil {
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,10 @@ import (
 // previous) with two webhook replicas: both switch without a restart (each
 // one's sandbox_claim_keys gauge names the new key), the warm pods made
 // before are still claimed and run commands, and every pool pod made after
-// carries a verifier of the new key and is claimed too.
+// carries a verifier of the new key and is claimed too. Then the key is
+// rotated again with no previous (one that may have leaked): the warm pods
+// of the dropped key are deleted by the leader after claims.unheldKeyGrace
+// and replaced under the newest key, whose pods are claimed.
 func TestClaimKeyRotation(t *testing.T) {
 	x := requireE2E(t)
 	t.Cleanup(func() {
@@ -33,7 +37,9 @@ func TestClaimKeyRotation(t *testing.T) {
 			t.Errorf("going back to the chart without the agent: %v", err)
 		}
 	})
-	x.installPoolAgent(t)
+	// A short grace, so that the warm pods of a key dropped at the end are
+	// replaced within the test.
+	x.installPoolAgent(t, "--set", "claims.unheldKeyGrace=15s")
 	x.agentPodReady(t, "")
 	x.scaleWebhook(t.Context(), t, 2)
 	replicas := x.webhookPods(t)
@@ -61,40 +67,7 @@ func TestClaimKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	patch, _ := json.Marshal(map[string]any{"data": map[string]string{
-		claimkey.SecretKey:         base64.StdEncoding.EncodeToString(newKey),
-		claimkey.SecretKeyPrevious: base64.StdEncoding.EncodeToString(oldKey),
-	}})
-	if _, err := secrets.Patch(t.Context(), name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		t.Fatalf("rotating the claim key: %v", err)
-	}
-	rotatedAt := time.Now()
-
-	// Every replica switches, in place.
-	want := []string{
-		fmt.Sprintf(`sandbox_claim_keys{id="%s",role="current"} 1`, newKey.ID()),
-		fmt.Sprintf(`sandbox_claim_keys{id="%s",role="previous"} 1`, oldKey.ID()),
-	}
-	for _, r := range replicas {
-		testenv.Eventually(t, 30*time.Second, "webhook replica "+r.Name+" holding the rotated keys", func() error {
-			raw, err := x.kube.CoreV1().Pods(releaseNS).ProxyGet("http", r.Name, "8080", "/metrics", nil).DoRaw(t.Context())
-			if err != nil {
-				return err
-			}
-			for _, line := range want {
-				if !strings.Contains(string(raw), line) {
-					return fmt.Errorf("no %q in its metrics:\n%s", line, grepLines(string(raw), "sandbox_claim_keys"))
-				}
-			}
-			return nil
-		})
-	}
-	t.Logf("both replicas hold the rotated keys %s after the patch", time.Since(rotatedAt).Round(100*time.Millisecond))
-	for _, now := range x.webhookPods(t) {
-		if !samePod(now, replicas) {
-			t.Errorf("webhook pod %s (restarts %d) is not one of those before the rotation: the rotation restarted a replica", now.Name, containerRestarts(&now))
-		}
-	}
+	x.rotateClaimKey(t, replicas, name, newKey, oldKey)
 
 	// The warm pods made before: claimed and running commands. Each claim
 	// makes the agent create a pod after the rotation, under the new key.
@@ -132,6 +105,87 @@ func TestClaimKeyRotation(t *testing.T) {
 	for _, pod := range after {
 		if !claimed[pod.Name] {
 			t.Errorf("warm pod %s made after the rotation was not claimed (claimed %v)", pod.Name, claimed)
+		}
+	}
+
+	// A key that may have leaked is rotated away with no previous: its
+	// warm pods are never handed out, the leader deletes them after
+	// claims.unheldKeyGrace, and the agent makes new ones under the newest
+	// key, which are claimed.
+	leaked := x.waitWarmReady(t, p, 2, "")
+	newest, err := claimkey.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.rotateClaimKey(t, replicas, name, newest, nil)
+	droppedAt := time.Now()
+	var refilled []corev1.Pod
+	testenv.Eventually(t, 3*time.Minute, "the warm pods of the dropped key replaced by pods of the newest key", func() error {
+		pods, err := x.kube.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: v1alpha1.LabelPool + "=" + p.Name + "," + v1alpha1.LabelState + "=" + v1alpha1.StateWarm})
+		if err != nil {
+			return err
+		}
+		refilled = refilled[:0]
+		for _, pod := range pods.Items {
+			if pod.DeletionTimestamp == nil && slices.ContainsFunc(leaked, func(l corev1.Pod) bool { return l.UID == pod.UID }) {
+				return fmt.Errorf("warm pod %s of the dropped key is still there", pod.Name)
+			}
+			if pod.DeletionTimestamp == nil && injectedUnder(&pod, newest) && isReady(&pod) {
+				refilled = append(refilled, pod)
+			}
+		}
+		if len(refilled) < 2 {
+			return fmt.Errorf("%d Ready warm pods of the newest key", len(refilled))
+		}
+		return nil
+	})
+	t.Logf("the dropped key's warm pods replaced %s after the rotation", time.Since(droppedAt).Round(100*time.Millisecond))
+	for range refilled {
+		pod := claim()
+		if !slices.ContainsFunc(refilled, func(r corev1.Pod) bool { return r.Name == pod }) {
+			t.Errorf("claimed %s, not one of the newest key's warm pods", pod)
+		}
+	}
+}
+
+// rotateClaimKey patches the release's claim key Secret name to hold
+// current, and previous (nil: none, dropped), as the README's kubectl
+// patch does, then waits until every one of replicas holds the keys by
+// its sandbox_claim_keys gauge, and checks that none restarted.
+func (x *env) rotateClaimKey(t *testing.T, replicas []corev1.Pod, name string, current, previous claimkey.Key) {
+	t.Helper()
+	data := map[string]any{claimkey.SecretKey: base64.StdEncoding.EncodeToString(current), claimkey.SecretKeyPrevious: nil}
+	want := []string{fmt.Sprintf(`sandbox_claim_keys{id="%s",role="current"} 1`, current.ID())}
+	if previous != nil {
+		data[claimkey.SecretKeyPrevious] = base64.StdEncoding.EncodeToString(previous)
+		want = append(want, fmt.Sprintf(`sandbox_claim_keys{id="%s",role="previous"} 1`, previous.ID()))
+	}
+	patch, _ := json.Marshal(map[string]any{"data": data})
+	if _, err := x.kube.CoreV1().Secrets(releaseNS).Patch(t.Context(), name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("rotating the claim key: %v", err)
+	}
+	rotatedAt := time.Now()
+	for _, r := range replicas {
+		testenv.Eventually(t, 30*time.Second, "webhook replica "+r.Name+" holding the rotated keys", func() error {
+			raw, err := x.kube.CoreV1().Pods(releaseNS).ProxyGet("http", r.Name, "8080", "/metrics", nil).DoRaw(t.Context())
+			if err != nil {
+				return err
+			}
+			for _, line := range want {
+				if !strings.Contains(string(raw), line) {
+					return fmt.Errorf("no %q in its metrics:\n%s", line, grepLines(string(raw), "sandbox_claim_keys"))
+				}
+			}
+			if previous == nil && strings.Contains(string(raw), `role="previous"} 1`) {
+				return fmt.Errorf("still a previous key in its metrics:\n%s", grepLines(string(raw), "sandbox_claim_keys"))
+			}
+			return nil
+		})
+	}
+	t.Logf("both replicas hold the rotated keys %s after the patch", time.Since(rotatedAt).Round(100*time.Millisecond))
+	for _, now := range x.webhookPods(t) {
+		if !samePod(now, replicas) {
+			t.Errorf("webhook pod %s (restarts %d) is not one of those before the rotation: the rotation restarted a replica", now.Name, containerRestarts(&now))
 		}
 	}
 }

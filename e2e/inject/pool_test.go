@@ -22,11 +22,11 @@ import (
 
 // installPoolAgent installs the chart with the node agent and its warm
 // pools (on by default), pointed at the cluster's containerd.
-func (x *env) installPoolAgent(t *testing.T) {
+func (x *env) installPoolAgent(t *testing.T, extra ...string) {
 	t.Helper()
-	x.installAgent(t, "--set", "agent.logLevel=debug",
+	x.installAgent(t, append([]string{"--set", "agent.logLevel=debug",
 		"--set", "agent.pools.enabled=true", "--set", "agent.pools.maxCreates=2",
-		"--set", "runner.injectionMethod=auto")
+		"--set", "runner.injectionMethod=auto"}, extra...)...)
 }
 
 // poolClient is a controller-runtime client that knows SandboxPools.

@@ -119,15 +119,29 @@ func (k Keys) String() string {
 // for concurrent use. The zero Ring holds no key.
 type Ring struct {
 	keys atomic.Pointer[Keys]
-	mu   sync.Mutex // guards subs
-	subs []chan<- struct{}
+	// confirmed is when the keys were last set (UnixNano): Keep sets them
+	// after every read of the Secret, changed or not.
+	confirmed atomic.Int64
+	mu        sync.Mutex // guards subs
+	subs      []chan<- struct{}
 }
 
-// NewRing is a Ring holding keys.
+// NewRing is a Ring holding keys, confirmed now.
 func NewRing(keys Keys) *Ring {
 	r := &Ring{}
 	r.keys.Store(&keys)
+	r.confirmed.Store(time.Now().UnixNano())
 	return r
+}
+
+// Confirmed is when the ring's keys were last set (Set, NewRing): for a
+// ring that Keep follows, when the Secret was last read and found to hold
+// them. The zero time for the zero Ring.
+func (r *Ring) Confirmed() time.Time {
+	if n := r.confirmed.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // Keys are the keys the ring holds now.
@@ -162,10 +176,11 @@ func (r *Ring) Credential(namespace, nonce, verifier string) (string, bool) {
 	return "", false
 }
 
-// Set makes the ring hold keys; it reports whether they differ from those
-// it held, and then tells every subscriber.
+// Set makes the ring hold keys, confirmed now; it reports whether they
+// differ from those it held, and then tells every subscriber.
 func (r *Ring) Set(keys Keys) bool {
 	old := r.keys.Swap(&keys)
+	r.confirmed.Store(time.Now().UnixNano())
 	if old != nil && old.Equal(keys) {
 		return false
 	}
@@ -259,7 +274,8 @@ const KeepInterval = 10 * time.Second
 // meanwhile loads them instead of making a new key, under which the pool
 // pods it injects could not be claimed by the others. A failed read is
 // logged and tried again, and so is a Secret that holds no usable key: the
-// ring keeps the keys it holds.
+// ring keeps the keys it holds, unconfirmed (Ring.Confirmed) until a read
+// finds usable keys again.
 func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string, ring *Ring, interval time.Duration, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -3,6 +3,7 @@ package claimkey_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -20,8 +21,9 @@ import (
 // deleted, is created again with the keys the process holds, so that a
 // replica starting afterwards loads them; a rotation (another current key,
 // the old one as previous) switches the ring in place and tells its
-// subscribers; a Secret with no usable key changes nothing; the end of its
-// context ends it.
+// subscribers; every read that finds usable keys confirms them, one that
+// finds none changes nothing and confirms nothing; the end of its context
+// ends it.
 func TestKeep(t *testing.T) {
 	cfg := testenv.Start(t, &envtest.Environment{})
 	kube, err := kubernetes.NewForConfig(cfg)
@@ -87,11 +89,26 @@ func TestKeep(t *testing.T) {
 		t.Fatalf("after the rotation the ring holds %s, want %s", got, rotated)
 	}
 
-	// No usable key (an edit gone wrong): the ring keeps its keys.
+	// Reads that find the same keys confirm them.
+	since := time.Now()
+	testenv.Eventually(t, 10*time.Second, "the unchanged keys confirmed by a later read", func() error {
+		if c := ring.Confirmed(); !c.After(since) {
+			return fmt.Errorf("confirmed at %s, not after %s", c.Format(time.RFC3339Nano), since.Format(time.RFC3339Nano))
+		}
+		return nil
+	})
+
+	// No usable key (an edit gone wrong): the ring keeps its keys, no
+	// longer confirmed.
 	update(map[string][]byte{claimkey.SecretKey: []byte("short")})
+	time.Sleep(300 * time.Millisecond) // a read or more that may predate the edit
+	lastConfirmed := ring.Confirmed()
 	time.Sleep(500 * time.Millisecond)
 	if got := ring.Keys(); !got.Equal(rotated) {
 		t.Fatalf("a Secret with no usable key changed the ring to %s", got)
+	}
+	if got := ring.Confirmed(); !got.Equal(lastConfirmed) {
+		t.Fatalf("reads of a Secret with no usable key confirmed the ring's keys (at %s)", got.Format(time.RFC3339Nano))
 	}
 	select {
 	case <-changed:
