@@ -754,6 +754,8 @@ func TestSchemaRejects(t *testing.T) {
 		{name: "port out of range", values: map[string]any{"runner": map[string]any{"port": 70000}}, want: "/runner/port"},
 		{name: "agent socket not absolute", values: map[string]any{"agent": map[string]any{"criSocket": "run/containerd.sock"}}, want: "/agent/criSocket"},
 		{name: "unknown guard action", values: map[string]any{"guard": map[string]any{"validationActions": []any{"Block"}}}, want: "/guard/validationActions"},
+		{name: "negative duration", values: map[string]any{"claims": map[string]any{"unheldKeyGrace": "-1s"}}, want: "/claims/unheldKeyGrace"},
+		{name: "number for duration", values: map[string]any{"agent": map[string]any{"pools": map[string]any{"stuckAfter": 5}}}, want: "/agent/pools/stuckAfter"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -766,6 +768,35 @@ func TestSchemaRejects(t *testing.T) {
 				t.Errorf("error %q does not mention the schema and %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestZeroDurations: the durations whose 0 means "never" take 0 as a
+// number too, as `--set claims.unheldKeyGrace=0` gives it, and pass it on.
+func TestZeroDurations(t *testing.T) {
+	t.Parallel()
+	helm := requireHelm(t)
+	for _, zero := range []any{0, "0"} {
+		objs, err := Render(t.Context(), helm, map[string]any{
+			"claims": map[string]any{"unheldKeyGrace": zero},
+			"agent":  map[string]any{"enabled": true, "pools": map[string]any{"enabled": true, "stuckAfter": zero}},
+		})
+		if err != nil {
+			t.Fatalf("%#v: %v", zero, err)
+		}
+		var args []string
+		for _, o := range objs {
+			containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			for _, c := range containers {
+				a, _, _ := unstructured.NestedStringSlice(c.(map[string]any), "args")
+				args = append(args, a...)
+			}
+		}
+		for _, want := range []string{"--claim-unheld-key-grace=0", "--pool-stuck-after=0"} {
+			if !slices.Contains(args, want) {
+				t.Errorf("%#v: no %s among the containers' args %q", zero, want, args)
+			}
+		}
 	}
 }
 
