@@ -17,8 +17,9 @@ import (
 // TestHelmInstallUpgrade installs the chart with the real helm against the
 // real API server (cert-manager off, so Helm generates the certificates),
 // checks NOTES.txt and the generated Secret and caBundle, then upgrades and
-// checks that the certificate is kept (the lookup in the templates), and
-// uninstalls.
+// checks that the certificate is kept (the lookup in the templates), that
+// a switch to the webhook's generator and then to cert-manager keeps the
+// caBundle the configuration holds, and uninstalls.
 func TestHelmInstallUpgrade(t *testing.T) {
 	t.Parallel()
 	helm := requireHelm(t)
@@ -106,6 +107,22 @@ func TestHelmInstallUpgrade(t *testing.T) {
 	for _, wh := range mwc.Webhooks {
 		if string(wh.ClientConfig.CABundle) != bundle1 {
 			t.Errorf("after the switch to the webhook's generator, webhook %s has caBundle of %d bytes, want Helm's kept (%d bytes): pods are refused until the old pods are gone", wh.Name, len(wh.ClientConfig.CABundle), len(bundle1))
+		}
+	}
+	// A switch to cert-manager keeps it too, until cert-manager's CA
+	// injector replaces it (no cert-manager runs here: as if its issuance
+	// failed or had not happened yet). Removed, every opted-in pod would be
+	// refused meanwhile, though the old pods serve on.
+	helmRun("upgrade", release, chart, "--namespace", ns, "--set", strings.Replace(set, "certManager.enabled=false", "certManager.enabled=true", 1))
+	if err := c.Get(t.Context(), client.ObjectKey{Name: "gen-sandbox-injector"}, &mwc); err != nil {
+		t.Fatal(err)
+	}
+	if mwc.Annotations["cert-manager.io/inject-ca-from"] == "" {
+		t.Errorf("after the switch to cert-manager, the configuration has no cert-manager.io/inject-ca-from annotation: %v", mwc.Annotations)
+	}
+	for _, wh := range mwc.Webhooks {
+		if string(wh.ClientConfig.CABundle) != bundle1 {
+			t.Errorf("after the switch to cert-manager, webhook %s has caBundle of %d bytes, want the one before kept (%d bytes) until cert-manager injects its CA", wh.Name, len(wh.ClientConfig.CABundle), len(bundle1))
 		}
 	}
 }

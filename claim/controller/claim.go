@@ -231,7 +231,7 @@ func claimable(p *v1alpha1.SandboxPool, pod *corev1.Pod) bool {
 // or what to do about them.
 func unheldAdvice(p *v1alpha1.SandboxPool, grace time.Duration) string {
 	if grace >= 0 {
-		return fmt.Sprintf("the controller deletes each once its keys were confirmed %s after the pod's creation (a key rotated away), and the node agents make new ones under the current key", grace)
+		return fmt.Sprintf("the controller deletes such a pod once it has read the claim key Secret %s after the pod's creation without finding its key (one rotated away), and the node agents make new ones under the current key", grace)
 	}
 	return fmt.Sprintf("if that key was rotated away, delete the pool's warm pods (kubectl -n %s delete pods -l %s=%s,%s=%s) and the node agents make new ones under the current key",
 		p.Namespace, v1alpha1.LabelPool, p.Name, v1alpha1.LabelState, v1alpha1.StateWarm)
