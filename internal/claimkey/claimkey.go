@@ -120,7 +120,7 @@ func (k Keys) String() string {
 type Ring struct {
 	keys atomic.Pointer[Keys]
 	// confirmed is when the keys were last set (UnixNano): Keep sets them
-	// after every read of the Secret, changed or not.
+	// after every read of the Secret, changed or not, as of when it asked.
 	confirmed atomic.Int64
 	mu        sync.Mutex // guards subs
 	subs      []chan<- struct{}
@@ -135,8 +135,9 @@ func NewRing(keys Keys) *Ring {
 }
 
 // Confirmed is when the ring's keys were last set (Set, NewRing): for a
-// ring that Keep follows, when the Secret was last read and found to hold
-// them. The zero time for the zero Ring.
+// ring that Keep follows, when it last asked for the Secret and found it
+// holding them (the Secret was read no earlier). The zero time for the
+// zero Ring.
 func (r *Ring) Confirmed() time.Time {
 	if n := r.confirmed.Load(); n != 0 {
 		return time.Unix(0, n)
@@ -179,8 +180,15 @@ func (r *Ring) Credential(namespace, nonce, verifier string) (string, bool) {
 // Set makes the ring hold keys, confirmed now; it reports whether they
 // differ from those it held, and then tells every subscriber.
 func (r *Ring) Set(keys Keys) bool {
+	return r.set(keys, time.Now())
+}
+
+// set is Set with the keys confirmed at: for Keep, when it asked for the
+// Secret, so that the Secret was read no earlier than that, however long
+// the answer took.
+func (r *Ring) set(keys Keys, at time.Time) bool {
 	old := r.keys.Swap(&keys)
-	r.confirmed.Store(time.Now().UnixNano())
+	r.confirmed.Store(at.UnixNano())
 	if old != nil && old.Equal(keys) {
 		return false
 	}
@@ -288,6 +296,7 @@ func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string
 			return
 		case <-t.C:
 		}
+		asked := time.Now()
 		s, err := kube.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case err == nil:
@@ -299,7 +308,7 @@ func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string
 				log.Error("the claim key Secret holds no usable key: keeping the keys this replica holds", "namespace", namespace, "secret", name, "keys", ring.Keys().String(), "err", ferr)
 				continue
 			}
-			if old := ring.Keys(); ring.Set(keys) {
+			if old := ring.Keys(); ring.set(keys, asked) {
 				msg := "claim keys changed: new pool pods are injected under the current key, warm pods of either key are claimed"
 				if keys.Previous == nil {
 					msg = "claim keys changed: new pool pods are injected under the current key, warm pods of any other key are not claimed"
