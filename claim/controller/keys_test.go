@@ -114,7 +114,8 @@ func waitPoolMessage(t *testing.T, e *claimtest.Env, p *v1alpha1.SandboxPool, wa
 // out. It deletes no other pod: not one of the current key, not a claimed
 // one of the dropped key, not one whose runner has no verifier (another
 // claim protocol); and none while its keys go unconfirmed (the Secret not
-// read), however old the pod.
+// read), however old the pod. Each deletion is counted and is an Event on
+// the pool.
 func TestUnheldKeyPodsDeleted(t *testing.T) {
 	const grace = 2 * time.Second
 	e := claimtest.Start(t, claimtest.Options{NoController: true})
@@ -210,6 +211,24 @@ func TestUnheldKeyPodsDeleted(t *testing.T) {
 	if n := counterValue(t, e, "sandbox_claim_unheld_key_pods_deleted_total"); n != 2 {
 		t.Errorf("sandbox_claim_unheld_key_pods_deleted_total = %v, want 2", n)
 	}
+	// Each deletion is an Event on the pool, naming the pod.
+	testenv.Eventually(t, 30*time.Second, "an Event on the pool per deleted pod", func() error {
+		list, err := kube.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		var named []string
+		for _, ev := range list.Items {
+			if ev.Reason == controller.ReasonUnheldKeyPodDeleted && ev.Regarding.Kind == "SandboxPool" && ev.Regarding.Name == p.Name &&
+				ev.Related != nil && (ev.Related.Name == old.Name || ev.Related.Name == stale.Name) && strings.Contains(ev.Note, ev.Related.Name) {
+				named = append(named, ev.Related.Name)
+			}
+		}
+		if len(named) != 2 {
+			return fmt.Errorf("%d such Events (%v) of %d in the namespace", len(named), named, len(list.Items))
+		}
+		return nil
+	})
 }
 
 // waitDeleting waits until pod is being deleted (or gone) and returns when

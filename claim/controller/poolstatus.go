@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -57,6 +58,8 @@ type PoolStatusReconciler struct {
 	unheldGrace   time.Duration
 	unheldDeleted prometheus.Counter
 	log           *slog.Logger
+	// recorder records an Event on the pool per pod deleted.
+	recorder events.EventRecorder
 
 	mu        sync.Mutex
 	lastWrite map[types.NamespacedName]time.Time
@@ -67,7 +70,7 @@ type PoolStatusReconciler struct {
 
 func setupPoolStatus(mgr manager.Manager, c cache.Cache, cl client.Client, opts Options, m *metrics) error {
 	r := &PoolStatusReconciler{client: cl, interval: opts.PoolStatusInterval, keys: opts.Keys,
-		unheldGrace: opts.UnheldKeyGrace, unheldDeleted: m.unheldDeleted, log: opts.Logger,
+		unheldGrace: opts.UnheldKeyGrace, unheldDeleted: m.unheldDeleted, log: opts.Logger, recorder: mgr.GetEventRecorder("sandbox-claim-controller"),
 		lastWrite: map[types.NamespacedName]time.Time{}, podSecurity: map[types.NamespacedName]metav1.Condition{}}
 	podToPool := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
 		if name := pod.Labels[v1alpha1.LabelPool]; name != "" {

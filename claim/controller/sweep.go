@@ -14,6 +14,10 @@ import (
 	"sandbox.io/injector/pool"
 )
 
+// ReasonUnheldKeyPodDeleted is the reason of the Event on a pool whose warm
+// pod of an unheld claim key the controller deleted.
+const ReasonUnheldKeyPodDeleted = "UnheldKeyPodDeleted"
+
 // DefaultUnheldKeyGrace is how long a warm pod injected under a claim key
 // the controller does not hold is kept, unless told otherwise.
 const DefaultUnheldKeyGrace = time.Minute
@@ -58,6 +62,8 @@ func (r *PoolStatusReconciler) sweepUnheld(ctx context.Context, p *v1alpha1.Sand
 		switch {
 		case err == nil:
 			r.unheldDeleted.Inc()
+			r.recorder.Eventf(p, pod, corev1.EventTypeNormal, ReasonUnheldKeyPodDeleted, "Delete",
+				"deleted warm pod %s (node %s): injected under a claim key the claim controller does not hold (rotated away), it could never be claimed; the node agent makes one under the current key", pod.Name, pod.Spec.NodeName)
 			r.log.Info("deleted a warm pod injected under a claim key the controller does not hold; the node agent makes one under the current key",
 				"namespace", pod.Namespace, "pool", p.Name, "pod", pod.Name, "node", pod.Spec.NodeName,
 				"age", time.Since(pod.CreationTimestamp.Time).Round(time.Second), "keys", r.keys.Keys().String())

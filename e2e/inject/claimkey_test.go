@@ -11,10 +11,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/claim/controller"
 	"sandbox.io/injector/internal/claimkey"
 	"sandbox.io/injector/internal/testenv"
 	"sandbox.io/injector/pool"
@@ -140,6 +142,20 @@ func TestClaimKeyRotation(t *testing.T) {
 		return nil
 	})
 	t.Logf("the dropped key's warm pods replaced %s after the rotation", time.Since(droppedAt).Round(100*time.Millisecond))
+	testenv.Eventually(t, 30*time.Second, "an Event on the pool per deleted pod", func() error {
+		list, err := x.kube.EventsV1().Events(ns).List(t.Context(), metav1.ListOptions{FieldSelector: "reason=" + controller.ReasonUnheldKeyPodDeleted})
+		if err != nil {
+			return err
+		}
+		for _, pod := range leaked {
+			if !slices.ContainsFunc(list.Items, func(ev eventsv1.Event) bool {
+				return ev.Regarding.Name == p.Name && ev.Related != nil && ev.Related.Name == pod.Name
+			}) {
+				return fmt.Errorf("no %s Event on pool %s for pod %s (%d Events of that reason)", controller.ReasonUnheldKeyPodDeleted, p.Name, pod.Name, len(list.Items))
+			}
+		}
+		return nil
+	})
 	for range refilled {
 		pod := claim()
 		if !slices.ContainsFunc(refilled, func(r corev1.Pod) bool { return r.Name == pod }) {
