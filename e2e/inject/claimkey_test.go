@@ -143,15 +143,15 @@ func TestClaimKeyRotation(t *testing.T) {
 	})
 	t.Logf("the dropped key's warm pods replaced %s after the rotation", time.Since(droppedAt).Round(100*time.Millisecond))
 	testenv.Eventually(t, 30*time.Second, "an Event on the pool per deleted pod", func() error {
-		list, err := x.kube.EventsV1().Events(ns).List(t.Context(), metav1.ListOptions{FieldSelector: "reason=" + controller.ReasonUnheldKeyPodDeleted})
+		list, err := x.kube.EventsV1().Events(ns).List(t.Context(), metav1.ListOptions{})
 		if err != nil {
 			return err
 		}
 		for _, pod := range leaked {
 			if !slices.ContainsFunc(list.Items, func(ev eventsv1.Event) bool {
-				return ev.Regarding.Name == p.Name && ev.Related != nil && ev.Related.Name == pod.Name
+				return ev.Reason == controller.ReasonUnheldKeyPodDeleted && ev.Regarding.Name == p.Name && ev.Related != nil && ev.Related.Name == pod.Name
 			}) {
-				return fmt.Errorf("no %s Event on pool %s for pod %s (%d Events of that reason)", controller.ReasonUnheldKeyPodDeleted, p.Name, pod.Name, len(list.Items))
+				return fmt.Errorf("no %s Event on pool %s for pod %s (%d Events in the namespace)", controller.ReasonUnheldKeyPodDeleted, p.Name, pod.Name, len(list.Items))
 			}
 		}
 		return nil
