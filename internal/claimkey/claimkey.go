@@ -126,18 +126,18 @@ type Ring struct {
 	subs      []chan<- struct{}
 }
 
-// NewRing is a Ring holding keys, confirmed now.
+// NewRing is a Ring holding keys, not confirmed yet (Confirmed): a ring
+// made from Load's keys is confirmed by Keep's first read, which knows when
+// it asked.
 func NewRing(keys Keys) *Ring {
 	r := &Ring{}
 	r.keys.Store(&keys)
-	r.confirmed.Store(time.Now().UnixNano())
 	return r
 }
 
-// Confirmed is when the ring's keys were last set (Set, NewRing): for a
-// ring that Keep follows, when it last asked for the Secret and found it
-// holding them (the Secret was read no earlier). The zero time for the
-// zero Ring.
+// Confirmed is when the ring's keys were last set (Set): for a ring that
+// Keep follows, when it last asked for the Secret and found it holding
+// them (the Secret was read no earlier). The zero time until then.
 func (r *Ring) Confirmed() time.Time {
 	if n := r.confirmed.Load(); n != 0 {
 		return time.Unix(0, n)

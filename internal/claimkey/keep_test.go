@@ -40,6 +40,9 @@ func TestKeep(t *testing.T) {
 		t.Fatalf("first Load made %s, want one new key of %d bytes", keys, claimkey.KeyBytes)
 	}
 	ring := claimkey.NewRing(keys)
+	if c := ring.Confirmed(); !c.IsZero() {
+		t.Fatalf("a new ring is confirmed (at %s) before any read by Keep", c.Format(time.RFC3339Nano))
+	}
 	changed := ring.Subscribe()
 	kctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -79,11 +82,7 @@ func TestKeep(t *testing.T) {
 		}
 	}
 	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: keys.Current})
-	select {
-	case <-changed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the ring did not follow the rotated Secret")
-	}
+	waitChanged(t, changed, "the rotated Secret")
 	rotated := claimkey.Keys{Current: next, Previous: keys.Current}
 	if got := ring.Keys(); !got.Equal(rotated) {
 		t.Fatalf("after the rotation the ring holds %s, want %s", got, rotated)
@@ -117,28 +116,16 @@ func TestKeep(t *testing.T) {
 	}
 	// An unusable previous key is left out; the current one is followed.
 	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: []byte("short")})
-	select {
-	case <-changed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the ring did not follow a Secret with an unusable previous key")
-	}
+	waitChanged(t, changed, "a Secret with an unusable previous key")
 	if got := ring.Keys(); !bytes.Equal(got.Current, next) || got.Previous != nil {
 		t.Fatalf("with an unusable previous key the ring holds %s, want the current key alone", got)
 	}
 	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: keys.Current})
-	select {
-	case <-changed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the ring did not follow the previous key put back")
-	}
+	waitChanged(t, changed, "the previous key put back")
 
 	// The previous key dropped: the ring holds the current one only.
 	update(map[string][]byte{claimkey.SecretKey: next})
-	select {
-	case <-changed:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the ring did not follow the dropped previous key")
-	}
+	waitChanged(t, changed, "the dropped previous key")
 	if got := ring.Keys(); !bytes.Equal(got.Current, next) || got.Previous != nil {
 		t.Fatalf("after the previous key was dropped the ring holds %s", got)
 	}
@@ -185,5 +172,16 @@ func TestLoadUnusableKeys(t *testing.T) {
 	}
 	if !bytes.Contains(logged.Bytes(), []byte(`\"`+claimkey.SecretKeyPrevious+`\"`)) {
 		t.Errorf("short previous key: the log names no %q: %s", claimkey.SecretKeyPrevious, logged.String())
+	}
+}
+
+// waitChanged waits until the ring tells changed of a change, after
+// Keep read the Secret updated to what.
+func waitChanged(t *testing.T, changed <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the ring did not follow " + what)
 	}
 }
