@@ -143,11 +143,12 @@ func (r *PoolStatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.client.List(ctx, &pods, client.InNamespace(p.Namespace), client.MatchingFields{indexPool: p.Namespace + "/" + p.Name}); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing the pods of pool %s from the cache: %w", req, err)
 	}
-	recheck, err := r.sweepUnheld(ctx, &p, pods.Items)
+	unheld := r.unheldKeyPods(pods.Items)
+	recheck, err := r.sweepUnheld(ctx, &p, pods.Items, unheld)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	want, err := r.compute(ctx, &p, pods.Items)
+	want, err := r.compute(ctx, &p, pods.Items, unheld)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -174,9 +175,23 @@ func (r *PoolStatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	return ctrl.Result{RequeueAfter: recheck}, nil
 }
 
+// unheldKeyPods are the UIDs of the warm pods among pods whose runner's
+// verifier is of a claim key the controller does not hold: worked out once
+// per reconcile (two HMACs a pod at most) for the status and the sweep.
+func (r *PoolStatusReconciler) unheldKeyPods(pods []corev1.Pod) map[types.UID]bool {
+	unheld := map[types.UID]bool{}
+	for i := range pods {
+		pod := &pods[i]
+		if pod.DeletionTimestamp == nil && pod.Labels[v1alpha1.LabelState] == v1alpha1.StateWarm && !keyHeld(r.keys, pod) {
+			unheld[pod.UID] = true
+		}
+	}
+	return unheld
+}
+
 // compute is the pool's status from the cache, whose pods of the pool are
-// pods.
-func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxPool, pods []corev1.Pod) (v1alpha1.SandboxPoolStatus, error) {
+// pods; unheld are those of an unheld claim key (unheldKeyPods).
+func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxPool, pods []corev1.Pod, unheld map[types.UID]bool) (v1alpha1.SandboxPoolStatus, error) {
 	var nodes corev1.NodeList
 	if err := r.client.List(ctx, &nodes); err != nil {
 		return v1alpha1.SandboxPoolStatus{}, fmt.Errorf("listing nodes from the cache: %w", err)
@@ -189,7 +204,7 @@ func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxP
 		}
 	}
 	st.Desired = eligible * p.Spec.WarmPodsPerNode()
-	unheld := 0
+	passedOver := 0
 	for i := range pods {
 		pod := &pods[i]
 		if pod.DeletionTimestamp != nil {
@@ -199,10 +214,10 @@ func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxP
 		case v1alpha1.StateWarm:
 			st.Warm++
 			if claimable(p, pod) {
-				if keyHeld(r.keys, pod) {
-					st.Ready++
+				if unheld[pod.UID] {
+					passedOver++
 				} else {
-					unheld++
+					st.Ready++
 				}
 			}
 		case v1alpha1.StateClaimed:
@@ -211,8 +226,8 @@ func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxP
 	}
 	cond := metav1.Condition{Type: ConditionReady, ObservedGeneration: p.Generation}
 	ready := fmt.Sprintf("%d of %d warm pods Ready", st.Ready, st.Desired)
-	if unheld > 0 {
-		ready += fmt.Sprintf("; %d more were injected under a claim key the claim controller does not hold, and are not counted: %s", unheld, unheldAdvice(p, r.unheldGrace))
+	if passedOver > 0 {
+		ready += fmt.Sprintf("; %d more were injected under a claim key the claim controller does not hold, and are not counted: %s", passedOver, unheldAdvice(p, r.unheldGrace))
 	}
 	switch {
 	case eligible == 0:

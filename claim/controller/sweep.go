@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sandbox.io/injector/api/v1alpha1"
@@ -36,9 +37,10 @@ const sweepRecheck = 5 * time.Second
 // has been taken out since, or was never the release's (a replica that
 // made a key of its own). A pod injected by a replica that loaded a new
 // key before the controller did is newer than the controller's last
-// confirmation, and is left for the next. It returns how soon to look
-// again (0: no pod is waiting).
-func (r *PoolStatusReconciler) sweepUnheld(ctx context.Context, p *v1alpha1.SandboxPool, pods []corev1.Pod) (time.Duration, error) {
+// confirmation, and is left for the next. unheld are the warm pods of an
+// unheld key (unheldKeyPods). It returns how soon to look again (0: no pod
+// is waiting).
+func (r *PoolStatusReconciler) sweepUnheld(ctx context.Context, p *v1alpha1.SandboxPool, pods []corev1.Pod, unheld map[types.UID]bool) (time.Duration, error) {
 	if r.unheldGrace < 0 {
 		return 0, nil
 	}
@@ -46,7 +48,7 @@ func (r *PoolStatusReconciler) sweepUnheld(ctx context.Context, p *v1alpha1.Sand
 	var recheck time.Duration
 	for i := range pods {
 		pod := &pods[i]
-		if !r.unheldWarm(p, pod) {
+		if !unheld[pod.UID] || !madeByAgent(p, pod) {
 			continue
 		}
 		due := pod.CreationTimestamp.Add(r.unheldGrace)
@@ -77,15 +79,12 @@ func (r *PoolStatusReconciler) sweepUnheld(ctx context.Context, p *v1alpha1.Sand
 	return recheck, nil
 }
 
-// unheldWarm reports whether pod is a warm pod of p that the node agent
-// made (p is its controller) and whose runner's verifier is of a claim key
-// the controller does not hold. A runner with no verifier on its command
-// line speaks another claim protocol and is let go by a claim instead
-// (rollout.go).
-func (r *PoolStatusReconciler) unheldWarm(p *v1alpha1.SandboxPool, pod *corev1.Pod) bool {
+// madeByAgent reports whether pod is one the node agent made for p: p is its
+// controller and the webhook gave it a claim nonce and a runner verifier.
+// A runner with no verifier on its command line speaks another claim
+// protocol and is let go by a claim instead (rollout.go).
+func madeByAgent(p *v1alpha1.SandboxPool, pod *corev1.Pod) bool {
 	ref := metav1.GetControllerOf(pod)
-	return pod.DeletionTimestamp == nil && pod.Labels[v1alpha1.LabelState] == v1alpha1.StateWarm &&
-		ref != nil && ref.UID == p.UID && ref.Kind == "SandboxPool" &&
-		pod.Annotations[v1alpha1.AnnotationClaimNonce] != "" && pool.ClaimVerifier(pod) != "" &&
-		!keyHeld(r.keys, pod)
+	return ref != nil && ref.UID == p.UID && ref.Kind == "SandboxPool" &&
+		pod.Annotations[v1alpha1.AnnotationClaimNonce] != "" && pool.ClaimVerifier(pod) != ""
 }
