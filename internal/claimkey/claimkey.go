@@ -283,13 +283,17 @@ const KeepInterval = 10 * time.Second
 // pods it injects could not be claimed by the others. A failed read is
 // logged and tried again, and so is a Secret that holds no usable key: the
 // ring keeps the keys it holds, unconfirmed (Ring.Confirmed) until a read
-// finds usable keys again.
+// finds usable keys again. A Secret that holds no usable key, or an
+// unusable previous one, is logged once per version of it (not at every
+// read).
 func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string, ring *Ring, interval time.Duration, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	// The Secret versions whose problems were logged.
+	var saidNoKey, saidPrevious string
 	for {
 		select {
 		case <-ctx.Done():
@@ -301,11 +305,15 @@ func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string
 		switch {
 		case err == nil:
 			keys, ignored, ferr := fromSecret(s)
-			if ignored != nil {
-				log.Warn("the claim key Secret's previous key is unusable", "err", ignored)
+			if ignored != nil && s.ResourceVersion != saidPrevious {
+				saidPrevious = s.ResourceVersion
+				log.Warn("the claim key Secret's previous key is unusable", "namespace", namespace, "secret", name, "err", ignored)
 			}
 			if ferr != nil {
-				log.Error("the claim key Secret holds no usable key: keeping the keys this replica holds", "namespace", namespace, "secret", name, "keys", ring.Keys().String(), "err", ferr)
+				if s.ResourceVersion != saidNoKey {
+					saidNoKey = s.ResourceVersion
+					log.Error("the claim key Secret holds no usable key: keeping the keys this replica holds", "namespace", namespace, "secret", name, "keys", ring.Keys().String(), "err", ferr)
+				}
 				continue
 			}
 			if old := ring.Keys(); ring.set(keys, asked) {

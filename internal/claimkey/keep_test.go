@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,8 +24,8 @@ import (
 // replica starting afterwards loads them; a rotation (another current key,
 // the old one as previous) switches the ring in place and tells its
 // subscribers; every read that finds usable keys confirms them, one that
-// finds none changes nothing and confirms nothing; the end of its context
-// ends it.
+// finds none changes nothing and confirms nothing (and is logged once, not
+// at every read); the end of its context ends it.
 func TestKeep(t *testing.T) {
 	cfg := testenv.Start(t, &envtest.Environment{})
 	kube, err := kubernetes.NewForConfig(cfg)
@@ -47,9 +49,10 @@ func TestKeep(t *testing.T) {
 	kctx, stop := context.WithCancel(ctx)
 	defer stop()
 	kept := make(chan struct{})
+	var logged lockedBuffer
 	go func() {
 		defer close(kept)
-		claimkey.Keep(kctx, kube, ns, name, ring, 100*time.Millisecond, nil)
+		claimkey.Keep(kctx, kube, ns, name, ring, 100*time.Millisecond, slog.New(slog.NewTextHandler(&logged, nil)))
 	}()
 
 	// Deleted: back with the same key, which a replica starting now loads.
@@ -114,11 +117,18 @@ func TestKeep(t *testing.T) {
 		t.Fatal("a Secret with no usable key told the subscribers of a change")
 	default:
 	}
+	if n := logged.count("holds no usable key"); n != 1 {
+		t.Errorf("reads of one Secret with no usable key logged it %d times, want once:\n%s", n, logged.String())
+	}
 	// An unusable previous key is left out; the current one is followed.
 	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: []byte("short")})
 	waitChanged(t, changed, "a Secret with an unusable previous key")
 	if got := ring.Keys(); !bytes.Equal(got.Current, next) || got.Previous != nil {
 		t.Fatalf("with an unusable previous key the ring holds %s, want the current key alone", got)
+	}
+	time.Sleep(500 * time.Millisecond) // more reads of the same Secret
+	if n := logged.count("previous key is unusable"); n != 1 {
+		t.Errorf("reads of one Secret with an unusable previous key logged it %d times, want once:\n%s", n, logged.String())
 	}
 	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: keys.Current})
 	waitChanged(t, changed, "the previous key put back")
@@ -184,4 +194,34 @@ func waitChanged(t *testing.T, changed <-chan struct{}, what string) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the ring did not follow " + what)
 	}
+}
+
+// lockedBuffer is a log destination that Keep's goroutine and the test
+// share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// count is how many lines hold s.
+func (l *lockedBuffer) count(s string) int {
+	n := 0
+	for line := range strings.Lines(l.String()) {
+		if strings.Contains(line, s) {
+			n++
+		}
+	}
+	return n
 }
