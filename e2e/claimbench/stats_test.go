@@ -148,6 +148,33 @@ func TestWritePrintsEveryRowAndTheRatios(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
+	if strings.Contains(out, "API floor") {
+		t.Errorf("a report without floor samples prints floor rows:\n%s", out)
+	}
+}
+
+func TestWritePrintsTheFloorBesideOurs(t *testing.T) {
+	r := goodReport()
+	r.FloorSequential = msList(4, 5, 10)
+	r.FloorBurst = msList(15, 20, 45)
+	var b strings.Builder
+	if err := r.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"API floor: 3 dependent writes, sequential                     3     5.0 ms    10.0 ms    10.0 ms    10.0 ms",
+		"API floor: 3 dependent writes, burst of 3                     3    20.0 ms    45.0 ms    45.0 ms    45.0 ms",
+		"API floor p99 / ours p99: sequential 50%, burst 75%",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// The floor is beside the goals, not one of them.
+	if failed := r.Check(DefaultGoals); len(failed) != 0 {
+		t.Errorf("goals failed with a floor: %q", failed)
+	}
 }
 
 func TestBurstRunsEveryClaimAndReportsAnError(t *testing.T) {

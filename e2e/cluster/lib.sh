@@ -8,6 +8,9 @@
 #                            socket paths are limited to 108 bytes
 #                            (default /run/sandbox-cluster)
 #   SANDBOX_CLUSTER_NODE_IP  the node's address, put on lo (default 10.250.0.1)
+#   SANDBOX_APISERVER_PROFILING  true serves the API server's /debug/pprof
+#                            (kubectl get --raw '/debug/pprof/profile?seconds=10'),
+#                            to see where its CPU goes during a bench (default false)
 # The kubeconfig is $SANDBOX_CLUSTER_DIR/kubeconfig; the registry is
 # $NODE_IP:5000, reached over plain HTTP by containerd and by pods.
 

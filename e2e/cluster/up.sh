@@ -220,7 +220,7 @@ start_apiserver() {
 		--authorization-mode Node,RBAC \
 		--enable-admission-plugins NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy \
 		--allow-privileged=true \
-		--profiling=false \
+		--profiling="${SANDBOX_APISERVER_PROFILING:-false}" \
 		--v=1
 	wait_for kube-apiserver 120 kctl get --raw /readyz
 	render kubelet-api-admin.yaml | kctl apply -f - >/dev/null

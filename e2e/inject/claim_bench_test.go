@@ -31,8 +31,10 @@ import (
 // our claims (a SandboxClaim through the Go claim package, created to the
 // first /execute result: 50 sequential warm, a burst of 20 warm, 8 cold)
 // beside kubernetes-sigs/agent-sandbox v1.0.1's controller claiming from a
-// SandboxWarmPool of the same busybox image (created to Ready). It prints
-// one table, then fails when a goal of claimbench.DefaultGoals is missed.
+// SandboxWarmPool of the same busybox image (created to Ready), and the API
+// server's floor (a claimant's three dependent writes alone) at the moments
+// ours ran. It prints one table, then fails when a goal of
+// claimbench.DefaultGoals is missed.
 // AGENT_SANDBOX_BIN and AGENT_SANDBOX_CRDS (set by the make target) locate
 // the peer.
 func TestBenchClaim(t *testing.T) {
@@ -73,6 +75,30 @@ func TestBenchClaim(t *testing.T) {
 	podReader, err := kubernetes.NewForConfig(fast)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// floor is the API server's share of a claim alone, as the envtest
+	// bench measures it: the claimant's three dependent writes (the
+	// claim's creation, the pod's adoption, the Bound status) as a
+	// ConfigMap created and updated twice by a client like the claimant's.
+	// It runs at the moments ours do (after the same waits), so that both
+	// meet the cluster in the same state.
+	floorClient, err := client.New(fast, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor := func(ctx context.Context) (time.Duration, error) {
+		start := time.Now()
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "floor-"}, Data: map[string]string{"step": "0"}}
+		if err := floorClient.Create(ctx, cm); err != nil {
+			return 0, fmt.Errorf("floor: creating a ConfigMap: %w", err)
+		}
+		for i := range 2 {
+			cm.Data["step"] = fmt.Sprint(i + 1)
+			if err := floorClient.Update(ctx, cm); err != nil {
+				return 0, fmt.Errorf("floor: updating ConfigMap %s: %w", cm.Name, err)
+			}
+		}
+		return time.Since(start), nil
 	}
 	// one claims, runs `true` and returns the time from before the
 	// claim's creation to the /execute result. Each claim's steps go to
@@ -128,8 +154,13 @@ func TestBenchClaim(t *testing.T) {
 	stepsBefore := x.controllerSteps(t)
 	for i := range sequential {
 		x.waitWarmAtLeast(t, p, poolSize)
+		f, err := floor(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.FloorSequential = append(rep.FloorSequential, f)
 		var d time.Duration
-		err := oursSeqCPU.During(func() (err error) {
+		err = oursSeqCPU.During(func() (err error) {
 			d, err = one(t.Context(), p.Name, true)
 			return err
 		})
@@ -151,6 +182,9 @@ func TestBenchClaim(t *testing.T) {
 	releaseAll()
 	x.setPodsPerNode(t, p, burst)
 	x.waitWarmAtLeast(t, p, burst)
+	if rep.FloorBurst, err = claimbench.Burst(t.Context(), burst, floor); err != nil {
+		t.Fatal(err)
+	}
 	traces = nil
 	stepsBefore = x.controllerSteps(t)
 	burstStart := time.Now()
