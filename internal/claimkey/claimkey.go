@@ -283,17 +283,17 @@ const KeepInterval = 10 * time.Second
 // pods it injects could not be claimed by the others. A failed read is
 // logged and tried again, and so is a Secret that holds no usable key: the
 // ring keeps the keys it holds, unconfirmed (Ring.Confirmed) until a read
-// finds usable keys again. A Secret that holds no usable key, or an
-// unusable previous one, is logged once per version of it (not at every
-// read).
+// finds usable keys again (an error logged at every read, the only sign of
+// it). An unusable previous key, which only keeps its warm pods from being
+// claimed, is logged once per version of the Secret.
 func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string, ring *Ring, interval time.Duration, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	// The Secret versions whose problems were logged.
-	var saidNoKey, saidPrevious string
+	// The Secret version whose unusable previous key was logged.
+	var saidPrevious string
 	for {
 		select {
 		case <-ctx.Done():
@@ -310,10 +310,7 @@ func Keep(ctx context.Context, kube kubernetes.Interface, namespace, name string
 				log.Warn("the claim key Secret's previous key is unusable", "namespace", namespace, "secret", name, "err", ignored)
 			}
 			if ferr != nil {
-				if s.ResourceVersion != saidNoKey {
-					saidNoKey = s.ResourceVersion
-					log.Error("the claim key Secret holds no usable key: keeping the keys this replica holds", "namespace", namespace, "secret", name, "keys", ring.Keys().String(), "err", ferr)
-				}
+				log.Error("the claim key Secret holds no usable key: keeping the keys this replica holds", "namespace", namespace, "secret", name, "keys", ring.Keys().String(), "err", ferr)
 				continue
 			}
 			if old := ring.Keys(); ring.set(keys, asked) {

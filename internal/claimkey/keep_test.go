@@ -24,8 +24,9 @@ import (
 // replica starting afterwards loads them; a rotation (another current key,
 // the old one as previous) switches the ring in place and tells its
 // subscribers; every read that finds usable keys confirms them, one that
-// finds none changes nothing and confirms nothing (and is logged once, not
-// at every read); the end of its context ends it.
+// finds none changes nothing and confirms nothing (an error at every read);
+// an unusable previous key is logged once per version of the Secret; the
+// end of its context ends it.
 func TestKeep(t *testing.T) {
 	cfg := testenv.Start(t, &envtest.Environment{})
 	kube, err := kubernetes.NewForConfig(cfg)
@@ -117,8 +118,8 @@ func TestKeep(t *testing.T) {
 		t.Fatal("a Secret with no usable key told the subscribers of a change")
 	default:
 	}
-	if n := logged.count("holds no usable key"); n != 1 {
-		t.Errorf("reads of one Secret with no usable key logged it %d times, want once:\n%s", n, logged.String())
+	if n := logged.count("holds no usable key"); n < 2 {
+		t.Errorf("reads of a Secret with no usable key logged it %d times, want at every read:\n%s", n, logged.String())
 	}
 	// An unusable previous key is left out; the current one is followed.
 	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: []byte("short")})
