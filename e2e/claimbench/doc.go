@@ -9,7 +9,10 @@
 //     in a burst of parallel claims, and cold (no warm pod free);
 //   - agent-sandbox: a SandboxClaim created until its Ready condition is
 //     True (its runtime image is not available here, so there is no command
-//     to run), warm sequential and in a burst.
+//     to run), warm sequential and in a burst;
+//   - the API server's floor: a claimant's three dependent writes alone (a
+//     ConfigMap created and updated twice), at the moments ours run, printed
+//     beside ours and not a goal.
 //
 // The measurement logic (percentiles, the table, the goals, the machine's
 // CPU use by command read from /proc in cpu.go) is here and unit tested;
