@@ -5,7 +5,7 @@
 
 BENCH_PARTS += bench-claim
 .PHONY: bench-claim
-bench-claim: tool-agent-sandbox ## On the local cluster, one run: our warm claims (50 sequential, a burst of 20) and a cold one to first /execute, beside agent-sandbox v1.0.1's SandboxClaim to Ready; fails when a goal is missed
+bench-claim: tool-agent-sandbox ## On the local cluster, one run: our warm claims (50 sequential, a burst of 20) and a cold one to first /execute, beside agent-sandbox v1.0.1's SandboxClaim to Ready and the API server's floor (three dependent writes); fails when a goal is missed
 	E2E_BENCH=1 AGENT_SANDBOX_BIN=$(BIN)/agent-sandbox-controller AGENT_SANDBOX_CRDS=$(PEERS_CRDS) \
 		$(MAKE) e2e E2E_RUN='^TestBenchClaim$$'
 
