@@ -221,9 +221,12 @@ func (c *Client) createWatched(ctx, wctx context.Context, req Request, token str
 		if sbc.Name == "" {
 			sbc.Name = GenerateName(req.Pool)
 		}
+		// The watch goroutine gets the name as values: Create decodes the
+		// answer into sbc meanwhile.
+		namespace, name := sbc.Namespace, sbc.Name
 		opened := make(chan watch.Interface, 1)
 		go func() {
-			w, err := c.watchClaim(wctx, sbc.Namespace, sbc.Name, "")
+			w, err := c.watchClaim(wctx, namespace, name, "")
 			if err != nil {
 				w = nil
 			}
