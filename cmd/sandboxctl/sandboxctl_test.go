@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -466,24 +465,6 @@ func (h *harness) testNoSandboxFree(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testColdWaiting: nothing makes cold pods Ready under envtest, so the
 // claim waits; sandboxctl says for what, on stderr, and an interrupted
 // claim is deleted again.
@@ -492,7 +473,7 @@ func (h *harness) testColdWaiting(t *testing.T) {
 	h.pool(ns, "cold", 0)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stderr syncBuffer
+	var stderr testenv.SyncBuffer
 	done := make(chan result, 1)
 	go func() {
 		done <- h.runContext(ctx, ns, "", &stderr, "claim", "cold", "--timeout", "10m")

@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,7 +48,7 @@ func TestKeep(t *testing.T) {
 	kctx, stop := context.WithCancel(ctx)
 	defer stop()
 	kept := make(chan struct{})
-	var logged lockedBuffer
+	var logged testenv.SyncBuffer
 	go func() {
 		defer close(kept)
 		claimkey.Keep(kctx, kube, ns, name, ring, 100*time.Millisecond, slog.New(slog.NewTextHandler(&logged, nil)))
@@ -118,7 +116,7 @@ func TestKeep(t *testing.T) {
 		t.Fatal("a Secret with no usable key told the subscribers of a change")
 	default:
 	}
-	if n := logged.count("holds no usable key"); n < 2 {
+	if n := logged.CountLines("holds no usable key"); n < 2 {
 		t.Errorf("reads of a Secret with no usable key logged it %d times, want at every read:\n%s", n, logged.String())
 	}
 	// An unusable previous key is left out; the current one is followed.
@@ -128,7 +126,7 @@ func TestKeep(t *testing.T) {
 		t.Fatalf("with an unusable previous key the ring holds %s, want the current key alone", got)
 	}
 	time.Sleep(500 * time.Millisecond) // more reads of the same Secret
-	if n := logged.count("previous key is unusable"); n != 1 {
+	if n := logged.CountLines("previous key is unusable"); n != 1 {
 		t.Errorf("reads of one Secret with an unusable previous key logged it %d times, want once:\n%s", n, logged.String())
 	}
 	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: keys.Current})
@@ -195,34 +193,4 @@ func waitChanged(t *testing.T, changed <-chan struct{}, what string) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the ring did not follow " + what)
 	}
-}
-
-// lockedBuffer is a log destination that Keep's goroutine and the test
-// share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// count is how many lines hold s.
-func (l *lockedBuffer) count(s string) int {
-	n := 0
-	for line := range strings.Lines(l.String()) {
-		if strings.Contains(line, s) {
-			n++
-		}
-	}
-	return n
 }
