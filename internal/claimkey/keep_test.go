@@ -131,6 +131,15 @@ func TestKeep(t *testing.T) {
 	}
 	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: keys.Current})
 	waitChanged(t, changed, "the previous key put back")
+	// Another version with an unusable previous key is said again.
+	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: []byte("short again")})
+	waitChanged(t, changed, "a second Secret with an unusable previous key")
+	time.Sleep(500 * time.Millisecond)
+	if n := logged.CountLines("previous key is unusable"); n != 2 {
+		t.Errorf("two versions of the Secret with an unusable previous key logged it %d times, want twice:\n%s", n, logged.String())
+	}
+	update(map[string][]byte{claimkey.SecretKey: next, claimkey.SecretKeyPrevious: keys.Current})
+	waitChanged(t, changed, "the previous key put back again")
 
 	// The previous key dropped: the ring holds the current one only.
 	update(map[string][]byte{claimkey.SecretKey: next})
