@@ -16,6 +16,7 @@ import (
 
 	"sandbox.io/injector/claim"
 	"sandbox.io/injector/internal/claimtest"
+	"sandbox.io/injector/internal/cpuacct"
 	"sandbox.io/injector/runner/api"
 )
 
@@ -28,8 +29,13 @@ import (
 // real-cluster numbers of `make bench-claim`. It reports p50 and p99 in
 // milliseconds; b.N is the number of rounds. The writes-only runs are the
 // floor measured in the same run: each claimant's three dependent API
-// writes alone. BENCH_LOG=1 prints the controller's log and its step
-// histograms.
+// writes alone. Beside the latencies, the CPU time per claim (per floor
+// for the writes alone) that this process (the controller and the
+// claimants) and its children (the API server, etcd, the runners and the
+// commands they run) used while the claims ran: with every claim of a
+// burst running at once, the burst cannot end before that CPU time, times
+// the claims, divided by the machine's cores. BENCH_LOG=1 prints the
+// controller's log and its step histograms.
 func BenchmarkClaimToExecute(b *testing.B) {
 	var logOpts claimtest.Options
 	if os.Getenv("BENCH_LOG") != "" {
@@ -79,16 +85,22 @@ func BenchmarkClaimToExecute(b *testing.B) {
 	for _, burst := range []int{1, 20} {
 		b.Run(fmt.Sprintf("writes-only/parallel=%d", burst), func(b *testing.B) {
 			var took []time.Duration
+			cpu := cpuacct.Account{Tree: os.Getpid()}
 			ns := e.Namespace()
 			for b.Loop() {
-				took = append(took, parallel(b, burst, func() (time.Duration, error) { return floor(b.Context(), ns) })...)
+				_ = cpu.During(func() error {
+					took = append(took, parallel(b, burst, func() (time.Duration, error) { return floor(b.Context(), ns) })...)
+					return nil
+				})
 			}
 			report(b, took)
+			reportCPU(b, &cpu, len(took))
 		})
 	}
 	for _, burst := range []int{1, 20} {
 		b.Run(fmt.Sprintf("parallel=%d", burst), func(b *testing.B) {
 			var took []time.Duration
+			cpu := cpuacct.Account{Tree: os.Getpid()}
 			for b.Loop() {
 				b.StopTimer()
 				ns := e.Namespace()
@@ -100,7 +112,10 @@ func BenchmarkClaimToExecute(b *testing.B) {
 				// starts, as a pool kept full by the agent would be.
 				time.Sleep(200 * time.Millisecond)
 				b.StartTimer()
-				took = append(took, parallel(b, burst, func() (time.Duration, error) { return one(b.Context(), ns, p.Name) })...)
+				_ = cpu.During(func() error {
+					took = append(took, parallel(b, burst, func() (time.Duration, error) { return one(b.Context(), ns, p.Name) })...)
+					return nil
+				})
 			}
 			if os.Getenv("BENCH_LOG") != "" {
 				mfs, _ := e.Registry.Gather()
@@ -114,6 +129,7 @@ func BenchmarkClaimToExecute(b *testing.B) {
 				}
 			}
 			report(b, took)
+			reportCPU(b, &cpu, len(took))
 		})
 	}
 }
@@ -148,6 +164,20 @@ func report(b *testing.B, took []time.Duration) {
 	b.ReportMetric(ms(took[len(took)/2]), "p50-ms")
 	b.ReportMetric(ms(took[(len(took)*99)/100]), "p99-ms")
 	b.ReportMetric(ms(took[len(took)-1]), "max-ms")
+}
+
+// reportCPU adds the CPU time per claim (or per floor) to the result: in
+// all, and of the API server, etcd and the runners (with the commands they
+// ran); the rest is this process's (the controller and the claimants).
+func reportCPU(b *testing.B, cpu *cpuacct.Account, n int) {
+	if n == 0 {
+		return
+	}
+	per := func(d time.Duration) float64 { return ms(d / time.Duration(n)) }
+	b.ReportMetric(per(cpu.Total()), "cpu-ms/claim")
+	b.ReportMetric(per(cpu.Of("kube-apiserver")), "apiserver-cpu-ms/claim")
+	b.ReportMetric(per(cpu.Of("etcd")), "etcd-cpu-ms/claim")
+	b.ReportMetric(per(cpu.Of("sandbox-runner")), "runner-cpu-ms/claim")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -14,8 +14,8 @@
 //     ConfigMap created and updated twice), at the moments ours run, printed
 //     beside ours and not a goal.
 //
-// The measurement logic (percentiles, the table, the goals, the machine's
-// CPU use by command read from /proc in cpu.go) is here and unit tested;
+// The measurement logic (percentiles, the table, the goals) is here and
+// unit tested, the machine's CPU use by command in internal/cpuacct;
 // driving agent-sandbox's controller and objects is in agentsandbox.go. The e2e test that runs it all is TestBenchClaim in
 // e2e/inject (gated by E2E_BENCH=1).
 package claimbench

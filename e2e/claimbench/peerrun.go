@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"sandbox.io/injector/internal/cpuacct"
 )
 
 // PeerRun is agent-sandbox's side of `make bench-claim`.
@@ -25,7 +27,7 @@ type PeerRun struct {
 	Log        io.Writer      // the controller's output (default discarded)
 	// SequentialCPU and BurstCPU, when set, count the machine's CPU use
 	// during the timed claims of each phase.
-	SequentialCPU, BurstCPU *CPUAccount
+	SequentialCPU, BurstCPU *cpuacct.Account
 }
 
 // Run installs the CRDs, starts the controller, makes a warm pool, and

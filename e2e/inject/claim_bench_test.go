@@ -23,6 +23,7 @@ import (
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim"
 	"sandbox.io/injector/e2e/claimbench"
+	"sandbox.io/injector/internal/cpuacct"
 	"sandbox.io/injector/pool"
 	"sandbox.io/injector/runner/api"
 )
@@ -149,7 +150,7 @@ func TestBenchClaim(t *testing.T) {
 	}
 	// The machine's CPU use during the timed claims: the local cluster
 	// shares two cores with everything else.
-	var oursSeqCPU, oursBurstCPU, peerSeqCPU, peerBurstCPU claimbench.CPUAccount
+	var oursSeqCPU, oursBurstCPU, peerSeqCPU, peerBurstCPU cpuacct.Account
 	traces = nil
 	stepsBefore := x.controllerSteps(t)
 	for i := range sequential {
@@ -230,13 +231,14 @@ func TestBenchClaim(t *testing.T) {
 	}
 
 	for _, c := range []struct {
-		name string
-		cpu  *claimbench.CPUAccount
+		name   string
+		cpu    *cpuacct.Account
+		claims int
 	}{
-		{"ours, sequential", &oursSeqCPU}, {"ours, burst", &oursBurstCPU},
-		{rep.Peer + ", sequential", &peerSeqCPU}, {rep.Peer + ", burst", &peerBurstCPU},
+		{"ours, sequential", &oursSeqCPU, sequential}, {"ours, burst", &oursBurstCPU, burst},
+		{rep.Peer + ", sequential", &peerSeqCPU, sequential}, {rep.Peer + ", burst", &peerBurstCPU, burst},
 	} {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("CPU during the timed claims, %s: %s", c.name, c.cpu.Format(6)))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("CPU during the timed claims, %s: %s", c.name, c.cpu.Format(6, c.claims)))
 	}
 	var b strings.Builder
 	if err := rep.Write(&b); err != nil {

@@ -1,4 +1,8 @@
-package claimbench
+// Package cpuacct accounts the CPU time processes of this machine use,
+// read from /proc, by command: the benchmarks' way to tell what a claim
+// costs the API server, etcd, the runners and the cluster's own
+// components, all of which share this machine's cores.
+package cpuacct
 
 import (
 	"bytes"
@@ -15,11 +19,11 @@ import (
 // clockTick is the unit of /proc/PID/stat's times (USER_HZ, 100 on Linux).
 const clockTick = 10 * time.Millisecond
 
-// CPUSample is the CPU time every process of the machine has used, read
+// Sample is the CPU time every process of the machine has used, read
 // from /proc: the local cluster runs on this machine, so a phase's share
 // of each component (the API server, etcd, the kubelet, containerd, the
 // controller, the agents) is the difference of two samples.
-type CPUSample struct {
+type Sample struct {
 	At time.Time
 	// procs holds each live process's own time and the time of its
 	// children it reaped, by PID and start time (a PID can be reused).
@@ -38,13 +42,38 @@ type procTimes struct {
 	children time.Duration // cutime + cstime: children waited for
 }
 
-// SampleCPU reads every process's CPU times from /proc.
-func SampleCPU() (*CPUSample, error) {
+// Tree is the part of s made of the process pid and its descendants (the
+// API server, etcd and runners a test starts are its children); a process
+// whose parent has ended is not counted.
+func (s *Sample) Tree(pid int) *Sample {
+	children := map[int][]procKey{}
+	for k, t := range s.procs {
+		children[t.ppid] = append(children[t.ppid], k)
+	}
+	out := &Sample{At: s.At, procs: map[procKey]procTimes{}}
+	for k, t := range s.procs {
+		if k.pid == pid {
+			out.procs[k] = t
+		}
+	}
+	for queue := []int{pid}; len(queue) > 0; queue = queue[1:] {
+		for _, k := range children[queue[0]] {
+			if _, seen := out.procs[k]; !seen {
+				out.procs[k] = s.procs[k]
+				queue = append(queue, k.pid)
+			}
+		}
+	}
+	return out
+}
+
+// Read reads every process's CPU times from /proc.
+func Read() (*Sample, error) {
 	dirs, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, fmt.Errorf("reading /proc: %w", err)
 	}
-	s := &CPUSample{At: time.Now(), procs: make(map[procKey]procTimes, len(dirs))}
+	s := &Sample{At: time.Now(), procs: make(map[procKey]procTimes, len(dirs))}
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
 		if err != nil {
@@ -94,13 +123,13 @@ func parseStat(pid int, b []byte) (procKey, procTimes, error) {
 	}, nil
 }
 
-// ProcessCPU is one command's CPU time in a phase.
-type ProcessCPU struct {
+// Process is one command's CPU time in a phase.
+type Process struct {
 	Name string
 	CPU  time.Duration
 }
 
-// CPUUse is what each command used between two samples, most first. A
+// Use is what each command used between two samples, most first. A
 // process that started in between counts whole. One that ended was reaped
 // by its parent, whose children's time then holds the ended process's
 // whole life: what it had used before the first sample is taken off that
@@ -109,7 +138,7 @@ type ProcessCPU struct {
 // (runc, iptables, the commands run in sandboxes) land on their parent's
 // line and long-lived processes that ended (a deleted pod's) count only
 // their last moments.
-func CPUUse(before, after *CPUSample) []ProcessCPU {
+func Use(before, after *Sample) []Process {
 	by := map[string]time.Duration{}
 	for k, t := range after.procs {
 		prev, ok := before.procs[k]
@@ -133,67 +162,89 @@ func CPUUse(before, after *CPUSample) []ProcessCPU {
 		}
 		by[name] -= t.own + t.children
 	}
-	out := make([]ProcessCPU, 0, len(by))
+	out := make([]Process, 0, len(by))
 	for name, d := range by {
 		if d > 0 {
-			out = append(out, ProcessCPU{Name: name, CPU: d})
+			out = append(out, Process{Name: name, CPU: d})
 		}
 	}
-	slices.SortFunc(out, func(a, b ProcessCPU) int {
+	slices.SortFunc(out, func(a, b Process) int {
 		return cmp.Or(cmp.Compare(b.CPU, a.CPU), cmp.Compare(a.Name, b.Name))
 	})
 	return out
 }
 
-// CPUAccount adds up the CPU each command used over several intervals
+// Account adds up the CPU each command used over several intervals
 // (the timed claims of a phase, leaving out the waits between them). The
 // zero value is empty.
-type CPUAccount struct {
+type Account struct {
+	// Tree, when set, counts only that process and its descendants.
+	Tree int
+
 	wall time.Duration
 	by   map[string]time.Duration
 }
 
 // Add counts the interval between two samples.
-func (a *CPUAccount) Add(before, after *CPUSample) {
+func (a *Account) Add(before, after *Sample) {
 	if a.by == nil {
 		a.by = map[string]time.Duration{}
 	}
 	a.wall += after.At.Sub(before.At)
-	for _, u := range CPUUse(before, after) {
+	for _, u := range Use(before, after) {
 		a.by[u.Name] += u.CPU
 	}
 }
 
 // During runs f and counts the CPU used meanwhile; a nil account only runs
 // f. A failed sample leaves the interval out of the count.
-func (a *CPUAccount) During(f func() error) error {
+func (a *Account) During(f func() error) error {
 	if a == nil {
 		return f()
 	}
-	before, berr := SampleCPU()
+	before, berr := Read()
 	err := f()
-	after, aerr := SampleCPU()
+	after, aerr := Read()
 	if berr == nil && aerr == nil {
+		if a.Tree != 0 {
+			before, after = before.Tree(a.Tree), after.Tree(a.Tree)
+		}
 		a.Add(before, after)
 	}
 	return err
 }
 
-// Format says, in one line, how many cores the machine's processes kept
-// busy over the intervals counted (1.00 = one core), and the top n
-// commands' shares.
-func (a *CPUAccount) Format(n int) string {
-	use := make([]ProcessCPU, 0, len(a.by))
+// Total is the CPU all commands used over the intervals counted.
+func (a *Account) Total() time.Duration {
 	var total time.Duration
-	for name, d := range a.by {
-		use = append(use, ProcessCPU{Name: name, CPU: d})
+	for _, d := range a.by {
 		total += d
 	}
-	slices.SortFunc(use, func(x, y ProcessCPU) int {
+	return total
+}
+
+// Of is the CPU the command name used over the intervals counted.
+func (a *Account) Of(name string) time.Duration { return a.by[name] }
+
+// Format says, in one line, how many cores the machine's processes kept
+// busy over the intervals counted (1.00 = one core), with ops > 0 the CPU
+// time that makes per op (a claim: the CPU the machine spent while the
+// claims ran, whoever spent it), and the top n commands' shares.
+func (a *Account) Format(n, ops int) string {
+	use := make([]Process, 0, len(a.by))
+	total := a.Total()
+	for name, d := range a.by {
+		use = append(use, Process{Name: name, CPU: d})
+	}
+	slices.SortFunc(use, func(x, y Process) int {
 		return cmp.Or(cmp.Compare(y.CPU, x.CPU), cmp.Compare(x.Name, y.Name))
 	})
 	var b strings.Builder
-	fmt.Fprintf(&b, "%.2f cores over %s:", cores(total, a.wall), a.wall.Round(time.Millisecond))
+	fmt.Fprintf(&b, "%.2f cores over %s", cores(total, a.wall), a.wall.Round(time.Millisecond))
+	if ops > 0 {
+		fmt.Fprintf(&b, ", %.1f ms of CPU per claim", float64((total/time.Duration(ops)).Microseconds())/1000)
+	}
+	b.WriteString(":")
 	for i, u := range use {
 		if i == n {
 			break
