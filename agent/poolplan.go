@@ -203,7 +203,7 @@ func PlanPool(in PlanInput) Plan {
 		if pod.DeletionTimestamp != nil || in.Deleted[pod.Name] {
 			continue
 		}
-		switch pod.Labels[v1alpha1.LabelState] {
+		switch pool.State(pod) {
 		case v1alpha1.StateClaimed:
 			plan.Claimed++
 			continue

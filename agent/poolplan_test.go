@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
@@ -48,10 +49,13 @@ func ready(pod *corev1.Pod) {
 	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
 }
 func phase(ph corev1.PodPhase) func(*corev1.Pod) { return func(p *corev1.Pod) { p.Status.Phase = ph } }
-func claimed(pod *corev1.Pod)                    { pod.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed }
-func stale(pod *corev1.Pod)                      { pod.Labels[v1alpha1.LabelTemplateHash] = "0123456789" }
-func deleting(pod *corev1.Pod)                   { now := metav1.NewTime(epoch); pod.DeletionTimestamp = &now }
-func onNode(n string) func(*corev1.Pod)          { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
+func claimed(pod *corev1.Pod) { // taken by a claim: its controller, no label changed
+	pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "SandboxClaim", Name: "c-" + pod.Name, UID: "claim-" + types.UID(pod.Name), Controller: ptr.To(true)}}
+}
+func claimedBefore(pod *corev1.Pod)     { pod.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed } // by an earlier controller
+func stale(pod *corev1.Pod)             { pod.Labels[v1alpha1.LabelTemplateHash] = "0123456789" }
+func deleting(pod *corev1.Pod)          { now := metav1.NewTime(epoch); pod.DeletionTimestamp = &now }
+func onNode(n string) func(*corev1.Pod) { return func(p *corev1.Pod) { p.Spec.NodeName = n } }
 
 // runner records img as the pod's injected runner, as the webhook does.
 func runner(img string) func(*corev1.Pod) {
@@ -138,7 +142,7 @@ func TestPlanPool(t *testing.T) {
 			pods: []corev1.Pod{podOf(p3, 1, ready, stale), podOf(p3, 2, ready), podOf(p3, 3, ready, stale)},
 			want: want{eligible: true, desired: 3, warm: 1, ready: 1, create: 2, deleted: []string{"py-1:stale", "py-3:stale"}}},
 		{name: "claimed pods are counted, never touched, and refilled", pool: p3, node: testNode(nil), maxStarting: 5,
-			pods: []corev1.Pod{podOf(p3, 1, ready, claimed), podOf(p3, 2, claimed, stale), podOf(p3, 3, claimed, phase(corev1.PodFailed)), podOf(p3, 4, ready)},
+			pods: []corev1.Pod{podOf(p3, 1, ready, claimed), podOf(p3, 2, claimed, stale), podOf(p3, 3, claimedBefore, phase(corev1.PodFailed)), podOf(p3, 4, ready)},
 			want: want{eligible: true, desired: 3, warm: 1, ready: 1, cl: 3, create: 2}},
 		{name: "pods being deleted count as gone", pool: p3, node: testNode(nil), maxStarting: 5,
 			pods: []corev1.Pod{podOf(p3, 1, ready, deleting), podOf(p3, 2, ready), podOf(p3, 3, ready, claimed, deleting)},

@@ -107,7 +107,7 @@ func (x *poolEnv) watchReady(t *testing.T, ns, poolName, node string) *readyWatc
 			}
 			rw.mu.Lock()
 			isReady := ev.Type != watch.Deleted && pod.DeletionTimestamp == nil &&
-				pod.Labels[v1alpha1.LabelState] == v1alpha1.StateWarm && pool.IsReady(pod)
+				pool.State(pod) == v1alpha1.StateWarm && pool.IsReady(pod)
 			had := len(rw.ready) > 0
 			if isReady {
 				rw.ready[pod.Name] = true

@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -146,7 +147,7 @@ func (x *poolEnv) pods(t *testing.T, ns, poolName, node, state string) []corev1.
 	}
 	var out []corev1.Pod
 	for _, p := range list.Items {
-		if p.DeletionTimestamp == nil && p.Spec.NodeName == node && p.Labels[v1alpha1.LabelState] == state {
+		if p.DeletionTimestamp == nil && p.Spec.NodeName == node && pool.State(&p) == state {
 			out = append(out, p)
 		}
 	}
@@ -207,8 +208,9 @@ func (x *poolEnv) setStatus(t *testing.T, pod *corev1.Pod, f func(*corev1.PodSta
 	}
 }
 
-// claim flips a warm pod to claimed, as package claim does: one update
-// conditioned on the resourceVersion read.
+// claim makes a warm pod claimed, as the claim controller does: one update
+// conditioned on the resourceVersion read that makes a SandboxClaim its
+// controller (no label changes).
 func (x *poolEnv) claim(t *testing.T, pod corev1.Pod) {
 	t.Helper()
 	for {
@@ -216,8 +218,7 @@ func (x *poolEnv) claim(t *testing.T, pod corev1.Pod) {
 		if err := x.c.Get(t.Context(), client.ObjectKeyFromObject(&pod), &fresh); err != nil {
 			t.Fatal(err)
 		}
-		fresh.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed
-		fresh.Labels[v1alpha1.LabelOrigin] = v1alpha1.OriginWarm
+		fresh.OwnerReferences = []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "SandboxClaim", Name: "c-" + fresh.Name, UID: types.UID("claim-" + fresh.UID), Controller: ptr.To(true)}}
 		err := x.c.Update(t.Context(), &fresh)
 		if err == nil {
 			return

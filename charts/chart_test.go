@@ -336,6 +336,7 @@ func TestDeployment(t *testing.T) {
 		"--claim-key-secret=sandbox-injector-claim-key",
 		"--claim-concurrency=64",
 		"--claim-finished-ttl=1h",
+		"--claim-relabel-on-take=true",
 		"--claim-cold-timeout=3m",
 		"--claim-unheld-key-grace=1m",
 		"--leader-lease-duration=10s",

@@ -294,6 +294,38 @@ func TestPoolPodCreatorsPolicy(t *testing.T) {
 	if err := admin.Patch(t.Context(), plain.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"note":"x"}}}`))); err != nil {
 		t.Errorf("an ordinary annotation: %v", err)
 	}
+	// A pool pod's owner references are its state (a claim takes a warm pod
+	// by becoming its controller): only the controller, the agent and the
+	// garbage collector (orphaning) change them.
+	asController := impersonate(t, "system:serviceaccount:pc-system:pc-sandbox-injector", "", "system:masters")
+	poolPod := labelled("owned")
+	if err := asController.Create(t.Context(), poolPod); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		c     client.Client
+		admit bool
+	}{
+		{"a cluster admin", admin, false},
+		{"another ServiceAccount", impersonate(t, "system:serviceaccount:"+ns+":default", "", "system:masters"), false},
+		{"the claim controller", asController, true},
+		{"the garbage collector", impersonate(t, "system:serviceaccount:kube-system:generic-garbage-collector", "", "system:masters"), true},
+	} {
+		owners := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"sandbox.io/v1alpha1","kind":"SandboxClaim","name":"c","uid":"%s","controller":true}]}}`, "6f1c2a4e-0d3b-4c5a-9e8f-7a6b5c4d3e2f")
+		err := tc.c.Patch(t.Context(), poolPod.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(owners)), client.DryRunAll)
+		if tc.admit && err != nil {
+			t.Errorf("%s changing a pool pod's owner references: %v", tc.name, err)
+		}
+		if !tc.admit {
+			if err := refusedSaying(err, "owner references"); err != nil {
+				t.Errorf("%s changing a pool pod's owner references: %v", tc.name, err)
+			}
+		}
+	}
+	if err := admin.Patch(t.Context(), plain.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"c","uid":"%s"}]}}`, "6f1c2a4e-0d3b-4c5a-9e8f-7a6b5c4d3e2f"))), client.DryRunAll); err != nil {
+		t.Errorf("owner references of a plain pod: %v", err)
+	}
 	asAgent := impersonate(t, "system:serviceaccount:pc-system:pc-sandbox-injector-agent", "", "system:masters")
 	if err := asAgent.Patch(t.Context(), plain.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"sandbox.io/claim-nonce":"n"}}}`))); err != nil {
 		t.Errorf("the node agent setting a claim nonce: %v", err)

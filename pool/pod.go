@@ -61,9 +61,34 @@ func Selector(poolName string) labels.Selector {
 	return labels.SelectorFromSet(labels.Set{v1alpha1.LabelPool: poolName})
 }
 
-// WarmSelector selects the warm (unclaimed) pods of one pool.
+// WarmSelector selects the pods of one pool made warm: those still warm,
+// and those a claim has taken since (State tells them apart).
 func WarmSelector(poolName string) labels.Selector {
 	return labels.SelectorFromSet(labels.Set{v1alpha1.LabelPool: poolName, v1alpha1.LabelState: v1alpha1.StateWarm})
+}
+
+// State is a pool pod's state: StateClaimed when a SandboxClaim is its
+// controller, else its sandbox.io/state label (StateWarm; StateClaimed on
+// a pod made for a claim, a cold one, or taken by an earlier controller;
+// anything else is not a pool pod's). A claim takes a warm pod by pointing
+// the pod's controller owner reference at itself and changes no label: a
+// pod's labels are what NetworkPolicy implementations select on, and a
+// label change makes them recompute (kube-router rewrites the node's
+// rules), once per claim.
+func State(pod *corev1.Pod) string {
+	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == "SandboxClaim" && ref.APIVersion == v1alpha1.GroupVersion.String() {
+		return v1alpha1.StateClaimed
+	}
+	return pod.Labels[v1alpha1.LabelState]
+}
+
+// Origin is how a claimed pod's claim got it: OriginCold for a pod made for
+// the claim (labelled so at creation), else OriginWarm.
+func Origin(pod *corev1.Pod) string {
+	if o := pod.Labels[v1alpha1.LabelOrigin]; o != "" {
+		return o
+	}
+	return v1alpha1.OriginWarm
 }
 
 // WarmPod is a warm pod of the pool, bound to node through spec.nodeName
@@ -217,7 +242,7 @@ func IsReady(pod *corev1.Pod) bool {
 func Claimable(p *v1alpha1.SandboxPool, pod *corev1.Pod) bool {
 	return pod.DeletionTimestamp == nil &&
 		pod.Labels[v1alpha1.LabelPool] == p.Name &&
-		pod.Labels[v1alpha1.LabelState] == v1alpha1.StateWarm &&
+		State(pod) == v1alpha1.StateWarm &&
 		pod.Labels[v1alpha1.LabelTemplateHash] == TemplateHash(p) &&
 		pod.Status.PodIP != "" &&
 		pod.Status.Phase == corev1.PodRunning &&

@@ -178,8 +178,10 @@ func TestClaimable(t *testing.T) {
 		t.Fatal("a Ready warm pod with an IP is not claimable")
 	}
 	now := metav1.Now()
+	claimRef := metav1.OwnerReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "SandboxClaim", Name: "c", UID: "claim-uid", Controller: ptr.To(true)}
 	cases := map[string]func(*corev1.Pod){
-		"claimed":        func(pod *corev1.Pod) { pod.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed },
+		"claimed":        func(pod *corev1.Pod) { pod.OwnerReferences = []metav1.OwnerReference{claimRef} },
+		"claimed before": func(pod *corev1.Pod) { pod.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed },
 		"other pool":     func(pod *corev1.Pod) { pod.Labels[v1alpha1.LabelPool] = "other" },
 		"stale template": func(pod *corev1.Pod) { pod.Labels[v1alpha1.LabelTemplateHash] = "0000000000" },
 		"being deleted":  func(pod *corev1.Pod) { pod.DeletionTimestamp = &now },
@@ -194,5 +196,35 @@ func TestClaimable(t *testing.T) {
 		if Claimable(p, pod) {
 			t.Errorf("%s pod is claimable", name)
 		}
+	}
+}
+
+func TestStateAndOrigin(t *testing.T) {
+	p := testPool()
+	warm := WarmPod(p, "node-a")
+	if State(warm) != v1alpha1.StateWarm || Origin(warm) != v1alpha1.OriginWarm {
+		t.Errorf("a warm pod: state %q origin %q", State(warm), Origin(warm))
+	}
+	// A claim takes it by becoming its controller; its labels stay.
+	taken := warm.DeepCopy()
+	taken.OwnerReferences = []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "SandboxClaim", Name: "c", UID: "u", Controller: ptr.To(true)}}
+	if State(taken) != v1alpha1.StateClaimed || Origin(taken) != v1alpha1.OriginWarm {
+		t.Errorf("a taken pod: state %q origin %q", State(taken), Origin(taken))
+	}
+	// Only a SandboxClaim of this API group as controller counts.
+	for name, ref := range map[string]metav1.OwnerReference{
+		"not controller": {APIVersion: v1alpha1.GroupVersion.String(), Kind: "SandboxClaim", Name: "c", UID: "u"},
+		"other group":    {APIVersion: "extensions.agents.x-k8s.io/v1alpha1", Kind: "SandboxClaim", Name: "c", UID: "u", Controller: ptr.To(true)},
+		"other kind":     {APIVersion: v1alpha1.GroupVersion.String(), Kind: "SandboxPool", Name: "c", UID: "u", Controller: ptr.To(true)},
+	} {
+		pod := warm.DeepCopy()
+		pod.OwnerReferences = []metav1.OwnerReference{ref}
+		if State(pod) != v1alpha1.StateWarm {
+			t.Errorf("%s: state %q, want warm", name, State(pod))
+		}
+	}
+	cold := ColdPod(p, "ns/c", time.Time{})
+	if State(cold) != v1alpha1.StateClaimed || Origin(cold) != v1alpha1.OriginCold {
+		t.Errorf("a cold pod: state %q origin %q", State(cold), Origin(cold))
 	}
 }

@@ -80,11 +80,12 @@ const (
 const (
 	// AnnotationClaimedBy names the SandboxClaim a pool pod is bound to, as
 	// "namespace/name". The claim controller sets it in the same
-	// conditional update that turns LabelState from StateWarm to
-	// StateClaimed (a cold pod is created with it). There is no per-claim
-	// label: a label unique to each claim would give every claimed pod a
-	// label set of its own (a new security identity per claim for
-	// label-grouping network plugins).
+	// conditional update that makes the claim the pod's controller owner,
+	// which is what claims a warm pod (a cold pod is created with both).
+	// The take changes no label: labels are what NetworkPolicy
+	// implementations select on, and a label change makes them recompute
+	// (a new security identity for label-grouping plugins, a rewrite of
+	// the node's rules for kube-router), once per claim.
 	AnnotationClaimedBy = KeyPrefix + "claimed-by"
 	// AnnotationClaimedAt is when the pod was claimed, in RFC 3339 with
 	// nanoseconds.
@@ -107,7 +108,11 @@ const (
 	LabelInject = KeyPrefix + "inject"
 	// LabelPool on a pod names the warm pool it belongs to (set by the agent).
 	LabelPool = KeyPrefix + "pool"
-	// LabelState on a pool pod is StateWarm or StateClaimed.
+	// LabelState on a pool pod is the state it was made in: StateWarm (by
+	// the node agent) or StateClaimed (a cold pod, made for its claim). A
+	// claim does not change it: a pod is claimed once a SandboxClaim is its
+	// controller owner (pool.State). Pods claimed by controllers before
+	// that carry StateClaimed.
 	LabelState = KeyPrefix + "state"
 	// LabelImageVolume on a node says whether its container runtime mounts
 	// Kubernetes image volumes ("true" or "false"); the node agent keeps it
@@ -117,9 +122,9 @@ const (
 	// pod was made from; the agent replaces warm pods whose hash differs
 	// from the pool's current one.
 	LabelTemplateHash = KeyPrefix + "template-hash"
-	// LabelOrigin on a claimed pool pod says how the claim got it: OriginWarm
-	// (adopted from the warm pool) or OriginCold (created at claim time
-	// because no warm pod was claimable).
+	// LabelOrigin is OriginCold on a pod created at claim time because no
+	// warm pod was claimable; a warm pod a claim takes keeps its labels and
+	// has none (pool.Origin; earlier controllers set OriginWarm).
 	LabelOrigin = KeyPrefix + "origin"
 )
 

@@ -233,9 +233,15 @@ func unheldAdvice(p *v1alpha1.SandboxPool, grace time.Duration) string {
 	if grace >= 0 {
 		return fmt.Sprintf("the controller deletes such a pod once it has read the claim key Secret %s after the pod's creation without finding its key (one rotated away), and the node agents make new ones under the current key", grace)
 	}
-	return fmt.Sprintf("if that key was rotated away, delete the pool's warm pods (kubectl -n %s delete pods -l %s=%s,%s=%s) and the node agents make new ones under the current key",
-		p.Namespace, v1alpha1.LabelPool, p.Name, v1alpha1.LabelState, v1alpha1.StateWarm)
+	// Claimed pods keep their labels (pool.State): the pool must still be
+	// their owner.
+	return fmt.Sprintf("if that key was rotated away, delete the pool's warm pods (kubectl -n %s get pods -l %s=%s,%s=%s -o jsonpath='%s' | xargs -r kubectl -n %s delete pod) and the node agents make new ones under the current key",
+		p.Namespace, v1alpha1.LabelPool, p.Name, v1alpha1.LabelState, v1alpha1.StateWarm, warmPodNames, p.Namespace)
 }
+
+// warmPodNames is a kubectl jsonpath of the names of the pods still owned
+// by their pool: those no claim has taken.
+const warmPodNames = `{range .items[?(@.metadata.ownerReferences[0].kind=="SandboxPool")]}{.metadata.name}{"\n"}{end}`
 
 // takeWarm takes a free warm pod of p for the claim with one conditional
 // update; nil when none is free. Pods of the current runner
@@ -271,7 +277,7 @@ func (r *ClaimReconciler) takeWarm(ctx context.Context, sbc *v1alpha1.SandboxCla
 		if !r.reserve(pod.UID, key) {
 			continue
 		}
-		taken, err := r.adopt(ctx, sbc, pod, v1alpha1.OriginWarm)
+		taken, err := r.adopt(ctx, sbc, pod)
 		if err != nil || taken != nil {
 			if taken == nil {
 				r.unreserve(pod.UID)
@@ -309,7 +315,7 @@ func (r *ClaimReconciler) reserve(uid types.UID, claim types.NamespacedName) boo
 // releaseWhenTaken ends the reservation of a pod the cache shows is no
 // longer free: taken by a claim, being deleted, or (deleted) gone.
 func (r *ClaimReconciler) releaseWhenTaken(pod *corev1.Pod, deleted bool) {
-	if deleted || pod.DeletionTimestamp != nil || pod.Labels[v1alpha1.LabelState] != v1alpha1.StateWarm {
+	if deleted || pod.DeletionTimestamp != nil || pool.State(pod) != v1alpha1.StateWarm {
 		r.unreserve(pod.UID)
 	}
 }
@@ -372,14 +378,17 @@ func (r *ClaimReconciler) dropState(uid types.UID) {
 }
 
 // adopt makes pod the claim's, conditioned on the resourceVersion the cache
-// saw: state claimed, the claim its only owner, so that deleting the claim
-// deletes the pod (the garbage collector deletes a dependent only once every
+// saw: the claim its controller and only owner, which is what makes the pod
+// claimed (pool.State; its labels change only with Options.RelabelOnTake),
+// so that deleting the claim deletes the pod (the garbage collector deletes a dependent only once every
 // owner is gone, so the pool must not stay one). It returns nil, nil when
 // the pod changed or went away meanwhile.
-func (r *ClaimReconciler) adopt(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, origin string) (*corev1.Pod, error) {
+func (r *ClaimReconciler) adopt(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod) (*corev1.Pod, error) {
 	up := pod.DeepCopy()
-	up.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed
-	up.Labels[v1alpha1.LabelOrigin] = origin
+	if r.opts.RelabelOnTake {
+		up.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed
+		up.Labels[v1alpha1.LabelOrigin] = v1alpha1.OriginWarm
+	}
 	if up.Annotations == nil {
 		up.Annotations = map[string]string{}
 	}
@@ -477,7 +486,7 @@ func (r *ClaimReconciler) pendingFor(sbc *v1alpha1.SandboxClaim) time.Duration {
 // digest is the claimant token's digest when the caller already has it, ""
 // to work it out here.
 func (r *ClaimReconciler) finishBinding(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, digest string) (ctrl.Result, error) {
-	origin := pod.Labels[v1alpha1.LabelOrigin]
+	origin := pool.Origin(pod)
 	if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded {
 		return r.fail(ctx, sbc, origin, v1alpha1.ReasonPodLost, fmt.Sprintf("pod %s ended before the claim was bound (phase %s)", pod.Name, pod.Status.Phase))
 	}
@@ -533,7 +542,7 @@ func (r *ClaimReconciler) dropPod(ctx context.Context, sbc *v1alpha1.SandboxClai
 	n := r.attempts[sbc.UID]
 	r.mu.Unlock()
 	if n >= r.opts.RunnerAttempts {
-		return r.fail(ctx, sbc, pod.Labels[v1alpha1.LabelOrigin], v1alpha1.ReasonRunnerRefused,
+		return r.fail(ctx, sbc, pool.Origin(pod), v1alpha1.ReasonRunnerRefused,
 			fmt.Sprintf("%d pods could not be handed to the claim; the last, %s: %s", n, pod.Name, why))
 	}
 	// The deleted pod leaves the cache before the next try sees it.
@@ -575,7 +584,7 @@ func (r *ClaimReconciler) tokenDigest(ctx context.Context, sbc *v1alpha1.Sandbox
 func (r *ClaimReconciler) markBound(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, port int32) (ctrl.Result, error) {
 	now := metav1.Now()
 	origin := v1alpha1.OriginWarmPod
-	if pod.Labels[v1alpha1.LabelOrigin] == v1alpha1.OriginCold {
+	if pool.Origin(pod) == v1alpha1.OriginCold {
 		origin = v1alpha1.OriginColdPod
 	}
 	up := sbc.DeepCopy()

@@ -72,8 +72,13 @@ func TestBindWarmPod(t *testing.T) {
 	if err := e.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: st.PodName}, &pod); err != nil {
 		t.Fatal(err)
 	}
-	if pod.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || pod.Annotations[v1alpha1.AnnotationClaimedBy] != sbc.Namespace+"/"+sbc.Name {
-		t.Errorf("pod labels %v, annotations %v", pod.Labels, pod.Annotations)
+	if pool.State(&pod) != v1alpha1.StateClaimed || pod.Annotations[v1alpha1.AnnotationClaimedBy] != sbc.Namespace+"/"+sbc.Name {
+		t.Errorf("pod state %q, annotations %v", pool.State(&pod), pod.Annotations)
+	}
+	// The take changes no label: a label change makes NetworkPolicy
+	// implementations recompute the node's rules, once per claim.
+	if pod.Labels[v1alpha1.LabelState] != v1alpha1.StateWarm || pod.Labels[v1alpha1.LabelOrigin] != "" {
+		t.Errorf("the take changed the pod's labels: %v", pod.Labels)
 	}
 	if ref := metav1.GetControllerOf(&pod); ref == nil || ref.UID != got.UID || len(pod.OwnerReferences) != 1 {
 		t.Errorf("pod owners: %+v, want the claim alone (the garbage collector deletes a pod only when every owner is gone)", pod.OwnerReferences)
@@ -314,8 +319,8 @@ func TestAttackDecoyPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pod := range pods.Items {
-		if pod.Labels[v1alpha1.LabelState] != v1alpha1.StateWarm {
-			t.Errorf("decoy %s was taken: %v", pod.Name, pod.Labels)
+		if pool.State(&pod) != v1alpha1.StateWarm {
+			t.Errorf("decoy %s was taken: %v", pod.Name, pod.OwnerReferences)
 		}
 	}
 }
@@ -450,4 +455,29 @@ func TestColdPodRetriedWhileWebhookDown(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRelabelOnTake: with RelabelOnTake (the chart's default, for node
+// agents of earlier releases) the take also labels the pod claimed; the
+// pod is claimed either way.
+func TestRelabelOnTake(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{Controller: controller.Options{RelabelOnTake: true}})
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, "python", 1)
+	e.WarmPod(p, "node-a")
+	e.WaitPoolReady(p, 1)
+	sbc := newClaim(ns, "python", "claimant-token-0123456789abcdef")
+	create(t, e, sbc)
+	got := e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimBound, v1alpha1.ClaimFailed)
+	if got.Status.Phase != v1alpha1.ClaimBound {
+		t.Fatalf("claim %s: %+v", got.Status.Phase, got.Status.Conditions)
+	}
+	var pod corev1.Pod
+	if err := e.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: got.Status.PodName}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if pod.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || pod.Labels[v1alpha1.LabelOrigin] != v1alpha1.OriginWarm || pool.State(&pod) != v1alpha1.StateClaimed {
+		t.Errorf("pod labels %v, state %q; want claimed and origin warm", pod.Labels, pool.State(&pod))
+	}
 }

@@ -10,8 +10,10 @@
 //     pool's UID as controller, made by the node agent, injected with a
 //     claim nonce), reserved in memory so that concurrent claims never race
 //     for it, with one update of the pod conditioned on its resourceVersion:
-//     state warm -> claimed, the claim becomes its only owner (so deleting
-//     the claim deletes the pod);
+//     the claim becomes its controller and only owner (so deleting the
+//     claim deletes the pod), which is what claims it (pool.State); no
+//     label changes, so NetworkPolicy implementations have nothing to
+//     recompute;
 //  2. POST /claim to the pod's runner, authorized by the per-pod credential
 //     only this controller can compute (internal/claimkey), carrying the
 //     digest of the claimant's token and the claim's env;

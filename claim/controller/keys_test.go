@@ -77,7 +77,7 @@ func TestClaimKeyRotation(t *testing.T) {
 	}
 	var pod corev1.Pod
 	if err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(stranger), &pod); err != nil || pod.DeletionTimestamp != nil ||
-		pod.Labels[v1alpha1.LabelState] != v1alpha1.StateWarm {
+		pool.State(&pod) != v1alpha1.StateWarm {
 		t.Fatalf("the foreign-key pod was touched: %v, %v", err, pod.ObjectMeta)
 	}
 

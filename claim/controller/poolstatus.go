@@ -182,7 +182,7 @@ func (r *PoolStatusReconciler) unheldKeyPods(pods []corev1.Pod) map[types.UID]bo
 	unheld := map[types.UID]bool{}
 	for i := range pods {
 		pod := &pods[i]
-		if pod.DeletionTimestamp == nil && pod.Labels[v1alpha1.LabelState] == v1alpha1.StateWarm && !keyHeld(r.keys, pod) {
+		if pod.DeletionTimestamp == nil && pool.State(pod) == v1alpha1.StateWarm && !keyHeld(r.keys, pod) {
 			unheld[pod.UID] = true
 		}
 	}
@@ -210,7 +210,7 @@ func (r *PoolStatusReconciler) compute(ctx context.Context, p *v1alpha1.SandboxP
 		if pod.DeletionTimestamp != nil {
 			continue
 		}
-		switch pod.Labels[v1alpha1.LabelState] {
+		switch pool.State(pod) {
 		case v1alpha1.StateWarm:
 			st.Warm++
 			if claimable(p, pod) {

@@ -29,6 +29,7 @@ import (
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/internal/claimkey"
 	"sandbox.io/injector/internal/kubescheme"
+	"sandbox.io/injector/pool"
 	"sandbox.io/injector/runner/api"
 )
 
@@ -53,6 +54,13 @@ type Options struct {
 	// ColdTimeout bounds how long a cold pod may take to be Ready; default
 	// 3m.
 	ColdTimeout time.Duration
+	// RelabelOnTake also turns a taken warm pod's labels to
+	// sandbox.io/state=claimed and sandbox.io/origin=warm, as releases
+	// before pool.State did. Without it the take changes only the owner
+	// reference and annotations, so NetworkPolicy implementations have
+	// nothing to recompute per claim; node agents of those earlier
+	// releases, though, count such a pod as warm (and may replace it).
+	RelabelOnTake bool
 	// RunnerTimeout bounds the runner's POST /claim; default 5s.
 	RunnerTimeout time.Duration
 	// RunnerAttempts is how many pods a claim may lose to runners that do
@@ -242,7 +250,7 @@ func addIndexes(c cache.Cache) error {
 	for name, fn := range map[string]func(*corev1.Pod) string{
 		indexPool: poolKey,
 		indexWarm: func(pod *corev1.Pod) string {
-			if pod.Labels[v1alpha1.LabelState] != v1alpha1.StateWarm {
+			if pool.State(pod) != v1alpha1.StateWarm {
 				return ""
 			}
 			return poolKey(pod)

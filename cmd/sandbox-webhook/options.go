@@ -54,6 +54,7 @@ type options struct {
 	claimKeySecret      string
 	claimConcurrency    int
 	claimFinishedTTL    time.Duration
+	claimRelabelOnTake  bool
 	claimUnheldKeyGrace time.Duration
 	claimColdTimeout    time.Duration
 	leaderLeaseDuration time.Duration
@@ -113,6 +114,7 @@ func (o *options) addClaimFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.claimConcurrency, "claim-concurrency", controller.DefaultConcurrency, "Claims bound at once.")
 	fs.DurationVar(&o.claimFinishedTTL, "claim-finished-ttl", time.Hour, "How long a Failed or Expired claim is kept before it is deleted.")
 	fs.DurationVar(&o.claimUnheldKeyGrace, "claim-unheld-key-grace", controller.DefaultUnheldKeyGrace, "How long after a warm pod's creation the leader must have read the claim key Secret, not finding the key the pod was injected under (one rotated away without being kept as previous), before it deletes the pod so that the node agent makes one it can hand out. 0 keeps such pods.")
+	fs.BoolVar(&o.claimRelabelOnTake, "claim-relabel-on-take", true, "Also label a taken warm pod sandbox.io/state=claimed (and sandbox.io/origin=warm), which node agents of releases before the owner-reference take need. Off, a claim changes only the pod's owner reference and annotations: NetworkPolicy implementations have nothing to recompute per claim. Turn it off once every node agent runs this release or later, and on again before rolling back past it.")
 	fs.DurationVar(&o.claimColdTimeout, "claim-cold-timeout", 3*time.Minute, "How long a cold pod made for a claim may take to be Ready before the claim fails.")
 	fs.DurationVar(&o.leaderLeaseDuration, "leader-lease-duration", 10*time.Second, "Lease of the claim controller's leader; a standby takes over within about this long after the leader dies.")
 }

@@ -34,7 +34,7 @@ func TestFlagsAndEnvironment(t *testing.T) {
 					serviceName: "sandbox-injector", caLifetime: 87600 * time.Hour, certLifetime: 8760 * time.Hour,
 					certSyncInterval: 5 * time.Second, caPropagationDelay: 10 * time.Second, caOverlap: 24 * time.Hour,
 					isolation: isolationOptions{poolNetworkPolicies: true}, releaseNamespace: "sys",
-					claims: true, claimKeySecret: "sandbox-injector-claim-key", claimConcurrency: controller.DefaultConcurrency, claimFinishedTTL: time.Hour,
+					claims: true, claimKeySecret: "sandbox-injector-claim-key", claimConcurrency: controller.DefaultConcurrency, claimFinishedTTL: time.Hour, claimRelabelOnTake: true,
 					claimColdTimeout: 3 * time.Minute, claimUnheldKeyGrace: controller.DefaultUnheldKeyGrace, leaderLeaseDuration: 10 * time.Second,
 				}, *o, cmp.AllowUnexported(options{}, isolationOptions{}))
 			},

@@ -148,6 +148,7 @@ func newControllersManager(restCfg *rest.Config, o *options, wcfg webhook.Config
 			RunnerImage:    wcfg.RunnerImage,
 			Concurrency:    o.claimConcurrency,
 			FinishedTTL:    o.claimFinishedTTL,
+			RelabelOnTake:  o.claimRelabelOnTake,
 			ColdTimeout:    o.claimColdTimeout,
 			UnheldKeyGrace: o.unheldKeyGrace(),
 			Registerer:     metrics.Registry,

@@ -340,9 +340,11 @@ func (x *env) waitWarmAtLeast(t *testing.T, p *v1alpha1.SandboxPool, n int) {
 func (x *env) waitNoClaimedPods(t *testing.T, kube kubernetes.Interface, ns string) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
-	sel := v1alpha1.LabelState + "=" + v1alpha1.StateClaimed
 	for {
-		list, err := kube.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: sel})
+		list, err := kube.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: v1alpha1.LabelPool})
+		if err == nil {
+			list.Items = slices.DeleteFunc(list.Items, func(p corev1.Pod) bool { return pool.State(&p) != v1alpha1.StateClaimed })
+		}
 		if err == nil && len(list.Items) == 0 {
 			return
 		}

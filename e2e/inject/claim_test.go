@@ -23,6 +23,7 @@ import (
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim"
+	"sandbox.io/injector/pool"
 	"sandbox.io/injector/runner/api"
 )
 
@@ -167,8 +168,8 @@ func TestClaimWarmExecCopyRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || got.Annotations[v1alpha1.AnnotationClaimedBy] != ns+"/"+name {
-		t.Errorf("claimed pod labels %v, annotations %v", got.Labels, got.Annotations)
+	if pool.State(got) != v1alpha1.StateClaimed || got.Labels[v1alpha1.LabelState] != v1alpha1.StateWarm || got.Annotations[v1alpha1.AnnotationClaimedBy] != ns+"/"+name {
+		t.Errorf("claimed pod: state %q, labels %v (a claim changes none), annotations %v", pool.State(got), got.Labels, got.Annotations)
 	}
 	if out, err := exec.CommandContext(t.Context(), x.kubectl, "get", "sandboxclaims.sandbox.io", "-n", ns).CombinedOutput(); err != nil || !strings.Contains(string(out), "Bound") {
 		t.Errorf("kubectl get sandboxclaims: %v\n%s", err, out)
@@ -281,7 +282,7 @@ func TestClaimColdFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Labels[v1alpha1.LabelOrigin] != v1alpha1.OriginCold || got.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || !injected(got) {
+	if got.Labels[v1alpha1.LabelOrigin] != v1alpha1.OriginCold || pool.State(got) != v1alpha1.StateClaimed || !injected(got) {
 		t.Errorf("cold pod labels %v, injected %v", got.Labels, injected(got))
 	}
 	if out := x.mustSandboxctl(t, "exec", "-n", ns, name, "--", "sh", "-c", "echo $K"); out != "cold\n" {

@@ -24,9 +24,11 @@ import (
 // pools (on by default), pointed at the cluster's containerd.
 func (x *env) installPoolAgent(t *testing.T, extra ...string) {
 	t.Helper()
+	// The tree's agents know a pod taken by the owner reference alone
+	// (pool.State): claims change no pod label here.
 	x.installAgent(t, append([]string{"--set", "agent.logLevel=debug",
 		"--set", "agent.pools.enabled=true", "--set", "agent.pools.maxCreates=2",
-		"--set", "runner.injectionMethod=auto"}, extra...)...)
+		"--set", "runner.injectionMethod=auto", "--set", "claims.relabelOnTake=false"}, extra...)...)
 }
 
 // poolClient is a controller-runtime client that knows SandboxPools.
@@ -186,7 +188,7 @@ func TestWarmPool(t *testing.T) {
 			t.Errorf("claimed pod %s is counted warm", name)
 		}
 		got, err := x.kube.CoreV1().Pods(ns).Get(t.Context(), name, metav1.GetOptions{})
-		if err != nil || got.DeletionTimestamp != nil || got.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed {
+		if err != nil || got.DeletionTimestamp != nil || pool.State(got) != v1alpha1.StateClaimed {
 			t.Errorf("claimed pod %s touched by the agent: %v", name, err)
 		}
 	}

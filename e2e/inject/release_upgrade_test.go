@@ -24,6 +24,7 @@ import (
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim"
+	"sandbox.io/injector/pool"
 	"sandbox.io/injector/runner/api"
 )
 
@@ -373,7 +374,7 @@ func (u *upgradeRun) waitRollout(ctx context.Context, since time.Time, target st
 			done, steady := true, 0
 			for i := range list.Items {
 				p := &list.Items[i]
-				if p.DeletionTimestamp != nil {
+				if p.DeletionTimestamp != nil || pool.State(p) != v1alpha1.StateWarm {
 					continue
 				}
 				if runnerImageOf(p) != target {

@@ -187,7 +187,7 @@ func (o *oursPools) Size(ctx context.Context, n int) error {
 		have, ready := map[string]int{}, 0
 		for i := range list.Items {
 			pod := &list.Items[i]
-			if pod.DeletionTimestamp != nil {
+			if pod.DeletionTimestamp != nil || pool.State(pod) != v1alpha1.StateWarm {
 				continue
 			}
 			have[pod.Spec.NodeName]++
