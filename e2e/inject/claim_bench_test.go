@@ -320,7 +320,7 @@ func (x *env) waitWarmAtLeast(t *testing.T, p *v1alpha1.SandboxPool, n int) {
 		ready := 0
 		if err == nil {
 			for i := range list.Items {
-				if list.Items[i].DeletionTimestamp == nil && pool.IsReady(&list.Items[i]) {
+				if list.Items[i].DeletionTimestamp == nil && pool.State(&list.Items[i]) == v1alpha1.StateWarm && pool.IsReady(&list.Items[i]) {
 					ready++
 				}
 			}

@@ -58,8 +58,8 @@ func (x *env) waitWarmReady(t *testing.T, p *v1alpha1.SandboxPool, n int, method
 		}
 		warm = warm[:0]
 		for _, pod := range list.Items {
-			if pod.DeletionTimestamp != nil {
-				continue
+			if pod.DeletionTimestamp != nil || pool.State(&pod) != v1alpha1.StateWarm {
+				continue // gone, or claimed since it was made warm
 			}
 			if !isReady(&pod) {
 				return fmt.Errorf("warm pod %s not Ready: %s", pod.Name, describe(&pod))
