@@ -163,6 +163,9 @@ func TestUnheldKeyPodsDeleted(t *testing.T) {
 	// Before the rotation: a pod claimed under the old key, and one whose
 	// runner has no verifier.
 	e.WarmPodUnder(p, "node-a", oldKey, nil)
+	// The claim forbids a cold start: the controller's cache must hold
+	// the warm pod Ready first (a loaded machine once lagged behind it).
+	e.WaitPoolReady(p, 1)
 	sbc := newClaim(ns, "python", "claimant-token-0123456789abcdef", func(c *v1alpha1.SandboxClaim) {
 		c.Spec.ColdStart = v1alpha1.ColdStartNever
 	})
