@@ -76,10 +76,19 @@ func WarmSelector(poolName string) labels.Selector {
 // label change makes them recompute (kube-router rewrites the node's
 // rules), once per claim.
 func State(pod *corev1.Pod) string {
-	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == "SandboxClaim" && ref.APIVersion == v1alpha1.GroupVersion.String() {
+	if ClaimOwner(pod) != "" {
 		return v1alpha1.StateClaimed
 	}
 	return pod.Labels[v1alpha1.LabelState]
+}
+
+// ClaimOwner is the name of the SandboxClaim (of this API group) that
+// controls pod, "" when none does.
+func ClaimOwner(pod *corev1.Pod) string {
+	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == "SandboxClaim" && ref.APIVersion == v1alpha1.GroupVersion.String() {
+		return ref.Name
+	}
+	return ""
 }
 
 // Origin is how a claimed pod's claim got it: OriginCold for a pod made for

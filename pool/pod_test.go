@@ -208,8 +208,11 @@ func TestStateAndOrigin(t *testing.T) {
 	// A claim takes it by becoming its controller; its labels stay.
 	taken := warm.DeepCopy()
 	taken.OwnerReferences = []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "SandboxClaim", Name: "c", UID: "u", Controller: ptr.To(true)}}
-	if State(taken) != v1alpha1.StateClaimed || Origin(taken) != v1alpha1.OriginWarm {
-		t.Errorf("a taken pod: state %q origin %q", State(taken), Origin(taken))
+	if State(taken) != v1alpha1.StateClaimed || Origin(taken) != v1alpha1.OriginWarm || ClaimOwner(taken) != "c" {
+		t.Errorf("a taken pod: state %q origin %q claim %q", State(taken), Origin(taken), ClaimOwner(taken))
+	}
+	if ClaimOwner(warm) != "" {
+		t.Errorf("a warm pod has claim owner %q", ClaimOwner(warm))
 	}
 	// Only a SandboxClaim of this API group as controller counts.
 	for name, ref := range map[string]metav1.OwnerReference{

@@ -10,7 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
@@ -202,7 +201,7 @@ func Setup(mgr manager.Manager, opts Options) error {
 	}
 	r := newClaimReconciler(opts, cl, api, m)
 	podToClaim := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, pod *corev1.Pod) []reconcile.Request {
-		if owner := claimOwner(pod); owner != "" {
+		if owner := pool.ClaimOwner(pod); owner != "" {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: pod.Namespace, Name: owner}}}
 		}
 		return nil
@@ -256,7 +255,7 @@ func addIndexes(c cache.Cache) error {
 			return poolKey(pod)
 		},
 		indexClaim: func(pod *corev1.Pod) string {
-			if owner := claimOwner(pod); owner != "" {
+			if owner := pool.ClaimOwner(pod); owner != "" {
 				return pod.Namespace + "/" + owner
 			}
 			return ""
@@ -273,12 +272,4 @@ func addIndexes(c cache.Cache) error {
 		}
 	}
 	return nil
-}
-
-// claimOwner is the name of the SandboxClaim that controls pod, or "".
-func claimOwner(pod *corev1.Pod) string {
-	if ref := metav1.GetControllerOf(pod); ref != nil && ref.Kind == "SandboxClaim" && ref.APIVersion == v1alpha1.GroupVersion.String() {
-		return ref.Name
-	}
-	return ""
 }
