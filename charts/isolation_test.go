@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -256,6 +257,9 @@ func TestPoolPodCreatorsPolicy(t *testing.T) {
 		{"an extra user", impersonate(t, "ci-bot", "", "system:masters"), true},
 		{"a cluster admin", admin, false},
 		{"another ServiceAccount", impersonate(t, "system:serviceaccount:"+ns+":default", "", "system:masters"), false},
+		// What it makes from a tenant's ReplicaSet without ServiceAccount
+		// credentials; it may only remove owner references (below).
+		{"kube-controller-manager", impersonate(t, "system:kube-controller-manager", "", "system:masters"), false},
 	} {
 		err := tc.c.Create(t.Context(), labelled("p-"+strings.ToLower(strings.ReplaceAll(tc.name, " ", "-"))), client.DryRunAll)
 		if tc.admit && err != nil {
@@ -295,31 +299,42 @@ func TestPoolPodCreatorsPolicy(t *testing.T) {
 		t.Errorf("an ordinary annotation: %v", err)
 	}
 	// A pool pod's owner references are its state (a claim takes a warm pod
-	// by becoming its controller): only the controller, the agent and the
-	// garbage collector (orphaning) change them.
+	// by becoming its controller): only the controller and the agent change
+	// them; the garbage collector (orphaning) may only remove them.
 	asController := impersonate(t, "system:serviceaccount:pc-system:pc-sandbox-injector", "", "system:masters")
+	gc := impersonate(t, "system:serviceaccount:kube-system:generic-garbage-collector", "", "system:masters")
+	kcm := impersonate(t, "system:kube-controller-manager", "", "system:masters")
 	poolPod := labelled("owned")
+	poolPod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "sandbox.io/v1alpha1", Kind: "SandboxPool", Name: "py", UID: "0b9e3d2c-1a4f-4e6d-8c7b-5a4f3e2d1c0b", Controller: ptr.To(true)}}
 	if err := asController.Create(t.Context(), poolPod); err != nil {
 		t.Fatal(err)
 	}
+	const (
+		take    = `{"metadata":{"ownerReferences":[{"apiVersion":"sandbox.io/v1alpha1","kind":"SandboxClaim","name":"c","uid":"6f1c2a4e-0d3b-4c5a-9e8f-7a6b5c4d3e2f","controller":true}]}}`
+		orphan  = `{"metadata":{"ownerReferences":null}}`
+		relabel = `{"metadata":{"ownerReferences":null,"labels":{"sandbox.io/state":"claimed"}}}`
+	)
 	for _, tc := range []struct {
-		name  string
-		c     client.Client
-		admit bool
+		name, patch string
+		c           client.Client
+		admit       bool
 	}{
-		{"a cluster admin", admin, false},
-		{"another ServiceAccount", impersonate(t, "system:serviceaccount:"+ns+":default", "", "system:masters"), false},
-		{"the claim controller", asController, true},
-		{"the garbage collector", impersonate(t, "system:serviceaccount:kube-system:generic-garbage-collector", "", "system:masters"), true},
+		{"a cluster admin taking it", take, admin, false},
+		{"another ServiceAccount taking it", take, impersonate(t, "system:serviceaccount:"+ns+":default", "", "system:masters"), false},
+		{"the claim controller taking it", take, asController, true},
+		{"the garbage collector taking it", take, gc, false},
+		{"a cluster admin orphaning it", orphan, admin, false},
+		{"the garbage collector orphaning it", orphan, gc, true},
+		{"kube-controller-manager orphaning it", orphan, kcm, true},
+		{"the garbage collector orphaning and relabelling it", relabel, gc, false},
 	} {
-		owners := fmt.Sprintf(`{"metadata":{"ownerReferences":[{"apiVersion":"sandbox.io/v1alpha1","kind":"SandboxClaim","name":"c","uid":"%s","controller":true}]}}`, "6f1c2a4e-0d3b-4c5a-9e8f-7a6b5c4d3e2f")
-		err := tc.c.Patch(t.Context(), poolPod.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(owners)), client.DryRunAll)
+		err := tc.c.Patch(t.Context(), poolPod.DeepCopy(), client.RawPatch(types.MergePatchType, []byte(tc.patch)), client.DryRunAll)
 		if tc.admit && err != nil {
-			t.Errorf("%s changing a pool pod's owner references: %v", tc.name, err)
+			t.Errorf("%s: %v", tc.name, err)
 		}
 		if !tc.admit {
 			if err := refusedSaying(err, "owner references"); err != nil {
-				t.Errorf("%s changing a pool pod's owner references: %v", tc.name, err)
+				t.Errorf("%s: %v", tc.name, err)
 			}
 		}
 	}
