@@ -36,6 +36,24 @@ func newClaim(ns, pool, token string, mutate ...func(*v1alpha1.SandboxClaim)) *v
 	return sbc
 }
 
+// bindOneWarm makes a pool of one Ready warm pod on node-a in a new
+// namespace and returns a claim of it once Bound (the test ends otherwise).
+func bindOneWarm(t *testing.T, e *claimtest.Env, poolName, token string) *v1alpha1.SandboxClaim {
+	t.Helper()
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, poolName, 1)
+	e.WarmPod(p, "node-a")
+	e.WaitPoolReady(p, 1)
+	sbc := newClaim(ns, poolName, token)
+	create(t, e, sbc)
+	got := e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimBound, v1alpha1.ClaimFailed)
+	if got.Status.Phase != v1alpha1.ClaimBound {
+		t.Fatalf("claim %s: %+v", got.Status.Phase, got.Status.Conditions)
+	}
+	return got
+}
+
 func create(t *testing.T, e *claimtest.Env, obj client.Object) {
 	t.Helper()
 	if err := e.Client.Create(context.Background(), obj); err != nil {
@@ -373,14 +391,7 @@ func TestLeaderFailover(t *testing.T) {
 // claims.
 func TestMetricsCountClaims(t *testing.T) {
 	e := claimtest.Start(t, claimtest.Options{})
-	ns := e.Namespace()
-	e.Node("node-a")
-	p := e.Pool(ns, "m", 1)
-	e.WarmPod(p, "node-a")
-	e.WaitPoolReady(p, 1)
-	sbc := newClaim(ns, "m", "metrics-token-0123456789abcdef")
-	create(t, e, sbc)
-	e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimBound)
+	bindOneWarm(t, e, "m", "metrics-token-0123456789abcdef")
 	mfs, err := e.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -462,19 +473,9 @@ func TestColdPodRetriedWhileWebhookDown(t *testing.T) {
 // pod is claimed either way.
 func TestRelabelOnTake(t *testing.T) {
 	e := claimtest.Start(t, claimtest.Options{Controller: controller.Options{RelabelOnTake: true}})
-	ns := e.Namespace()
-	e.Node("node-a")
-	p := e.Pool(ns, "python", 1)
-	e.WarmPod(p, "node-a")
-	e.WaitPoolReady(p, 1)
-	sbc := newClaim(ns, "python", "claimant-token-0123456789abcdef")
-	create(t, e, sbc)
-	got := e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimBound, v1alpha1.ClaimFailed)
-	if got.Status.Phase != v1alpha1.ClaimBound {
-		t.Fatalf("claim %s: %+v", got.Status.Phase, got.Status.Conditions)
-	}
+	got := bindOneWarm(t, e, "python", "claimant-token-0123456789abcdef")
 	var pod corev1.Pod
-	if err := e.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: got.Status.PodName}, &pod); err != nil {
+	if err := e.Client.Get(context.Background(), client.ObjectKey{Namespace: got.Namespace, Name: got.Status.PodName}, &pod); err != nil {
 		t.Fatal(err)
 	}
 	if pod.Labels[v1alpha1.LabelState] != v1alpha1.StateClaimed || pod.Labels[v1alpha1.LabelOrigin] != v1alpha1.OriginWarm || pool.State(&pod) != v1alpha1.StateClaimed {
