@@ -57,8 +57,9 @@ type Options struct {
 	// sandbox.io/state=claimed and sandbox.io/origin=warm, as releases
 	// before pool.State did. Without it the take changes only the owner
 	// reference and annotations, so NetworkPolicy implementations have
-	// nothing to recompute per claim; node agents of those earlier
-	// releases, though, count such a pod as warm (and may replace it).
+	// nothing to recompute per claim; node agents and claim controllers
+	// of those earlier releases, though, count such a pod as warm (and
+	// may replace or sweep it).
 	RelabelOnTake bool
 	// RunnerTimeout bounds the runner's POST /claim; default 5s.
 	RunnerTimeout time.Duration
