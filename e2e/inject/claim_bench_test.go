@@ -23,6 +23,7 @@ import (
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim"
 	"sandbox.io/injector/e2e/claimbench"
+	"sandbox.io/injector/e2e/startupbench"
 	"sandbox.io/injector/internal/cpuacct"
 	"sandbox.io/injector/pool"
 	"sandbox.io/injector/runner/api"
@@ -186,6 +187,11 @@ func TestBenchClaim(t *testing.T) {
 	if rep.FloorBurst, err = claimbench.Burst(t.Context(), burst, floor); err != nil {
 		t.Fatal(err)
 	}
+	// What the kubelet did during the burst (its CRI calls and pod worker
+	// runs by operation), read just before and just after it: the node's
+	// reaction to the claims' pod updates and the refill behind them.
+	node := x.soleNode(t)
+	kubeletBefore, kubeletErr := x.kubeletMetrics(t.Context(), node)
 	traces = nil
 	stepsBefore = x.controllerSteps(t)
 	burstStart := time.Now()
@@ -201,6 +207,18 @@ func TestBenchClaim(t *testing.T) {
 	rep.Notes = append(rep.Notes, fmt.Sprintf("ours: burst wall %s", time.Since(burstStart).Round(time.Millisecond)),
 		slowest("ours, burst", traces, 3),
 		"controller steps, ours, burst: "+x.controllerSteps(t).Since(stepsBefore).Format(slowStep))
+	if kubeletErr == nil {
+		var kubeletAfter startupbench.Metrics
+		kubeletAfter, kubeletErr = x.kubeletMetrics(t.Context(), node)
+		if kubeletErr == nil {
+			rep.Notes = append(rep.Notes,
+				"kubelet during ours' burst, CRI calls: "+startupbench.FormatGrowth(startupbench.GrowthByLabel(kubeletBefore, kubeletAfter, "kubelet_runtime_operations_total", "operation_type")),
+				"kubelet during ours' burst, pod worker runs: "+startupbench.FormatGrowth(startupbench.GrowthByLabel(kubeletBefore, kubeletAfter, "kubelet_pod_worker_duration_seconds_count", "operation_type")))
+		}
+	}
+	if kubeletErr != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("kubelet during ours' burst: not read (%v)", kubeletErr))
+	}
 	releaseAll()
 	x.setPodsPerNode(t, p, 0)
 

@@ -147,11 +147,7 @@ func TestWarmPool(t *testing.T) {
 	c := x.poolClient(t)
 
 	warm := x.waitWarmReady(t, p, 3, v1alpha1.MethodImageVolume)
-	nodes, err := x.kube.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
-	if err != nil || len(nodes.Items) != 1 {
-		t.Fatalf("nodes: %v (%d)", err, len(nodes.Items))
-	}
-	node := nodes.Items[0].Name
+	node := x.soleNode(t)
 	for _, pod := range warm {
 		if pod.Spec.NodeName != node || metav1.GetControllerOf(&pod) == nil || metav1.GetControllerOf(&pod).UID != p.UID {
 			t.Errorf("warm pod %s: node %q, controller %+v", pod.Name, pod.Spec.NodeName, metav1.GetControllerOf(&pod))

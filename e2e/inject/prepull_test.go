@@ -75,11 +75,7 @@ func TestPrePull(t *testing.T) {
 		}
 		return resp.GetImage() != nil
 	}
-	nodes, err := x.kube.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
-	if err != nil || len(nodes.Items) != 1 {
-		t.Fatalf("nodes: %v (%d), want the one node", err, len(nodes.Items))
-	}
-	node := nodes.Items[0].Name
+	node := x.soleNode(t)
 	waitPresent := func(what string, refs ...string) {
 		t.Helper()
 		testenv.Eventually(t, 2*time.Minute, what, func() error {

@@ -50,18 +50,8 @@ func TestStartupLatency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes, err := x.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil || len(nodes.Items) != 1 {
-		t.Fatalf("the start-up benchmark needs the single-node local cluster (nodes: %d, %v)", len(nodes.Items), err)
-	}
-	node := nodes.Items[0].Name
-	scrape := func() (startupbench.Metrics, error) {
-		raw, err := x.kube.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", node, "proxy", "metrics").DoRaw(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("reading the kubelet's metrics through the node proxy: %w", err)
-		}
-		return startupbench.ParseMetrics(string(raw))
-	}
+	node := x.soleNode(t)
+	scrape := func() (startupbench.Metrics, error) { return x.kubeletMetrics(ctx, node) }
 	metricsOK := true
 	base, err := scrape()
 	if err != nil {
@@ -229,4 +219,28 @@ func kindSlug(k startupbench.Kind) string {
 		return "volume"
 	}
 	return "plain"
+}
+
+// kubeletMetrics reads a node's kubelet /metrics through the API server's
+// node proxy.
+func (x *env) kubeletMetrics(ctx context.Context, node string) (startupbench.Metrics, error) {
+	raw, err := x.kube.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", node, "proxy", "metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading node %s's kubelet metrics through the node proxy: %w", node, err)
+	}
+	return startupbench.ParseMetrics(string(raw))
+}
+
+// soleNode is the name of the local cluster's one node (the test fails on
+// any other cluster).
+func (x *env) soleNode(t *testing.T) string {
+	t.Helper()
+	nodes, err := x.kube.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("listing nodes: %v", err)
+	}
+	if len(nodes.Items) != 1 {
+		t.Fatalf("%d nodes, want the local cluster's one node", len(nodes.Items))
+	}
+	return nodes.Items[0].Name
 }

@@ -3,6 +3,7 @@ package startupbench
 import (
 	"bufio"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -200,4 +201,52 @@ func PodDeltas(s *Sample, before, after Metrics) {
 		}
 		s.Counts[c.Label] = v1 - v0
 	}
+}
+
+// GrowthByLabel is how much each series of the counter name grew from
+// before to after, keyed by the value of its label (series of one value
+// summed). Values that did not grow are left out. Used for what the
+// kubelet did during a window: its CRI calls by operation_type, its pod
+// worker runs by operation_type.
+func GrowthByLabel(before, after Metrics, name, label string) map[string]float64 {
+	sum := func(m Metrics) map[string]float64 {
+		out := map[string]float64{}
+		for _, s := range m {
+			if s.Name == name {
+				out[s.Labels[label]] += s.Value
+			}
+		}
+		return out
+	}
+	b, a := sum(before), sum(after)
+	out := map[string]float64{}
+	for k, v := range a {
+		if d := v - b[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// FormatGrowth prints a GrowthByLabel result largest first, as
+// "name N, name N" ("none" when empty).
+func FormatGrowth(g map[string]float64) string {
+	keys := make([]string, 0, len(g))
+	for k := range g {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if g[keys[i]] != g[keys[j]] {
+			return g[keys[i]] > g[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %g", k, g[k])
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -175,3 +175,36 @@ func TestTable(t *testing.T) {
 		t.Errorf("a row plain lacks has a comparison: %q", lines[init])
 	}
 }
+
+func TestGrowthByLabel(t *testing.T) {
+	t.Parallel()
+	before, err := ParseMetrics(`kubelet_runtime_operations_total{operation_type="run_podsandbox"} 5
+kubelet_runtime_operations_total{operation_type="container_status"} 100
+kubelet_runtime_operations_total{operation_type="version"} 7
+kubelet_pod_worker_duration_seconds_count{operation_type="sync"} 3
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := ParseMetrics(`kubelet_runtime_operations_total{operation_type="run_podsandbox"} 25
+kubelet_runtime_operations_total{operation_type="container_status"} 160
+kubelet_runtime_operations_total{operation_type="version"} 7
+kubelet_runtime_operations_total{operation_type="create_container"} 20
+kubelet_pod_worker_duration_seconds_count{operation_type="sync"} 9
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := GrowthByLabel(before, after, "kubelet_runtime_operations_total", "operation_type")
+	// version did not grow: left out; create_container is new: all of it.
+	want := map[string]float64{"run_podsandbox": 20, "container_status": 60, "create_container": 20}
+	if d := cmp.Diff(want, g); d != "" {
+		t.Errorf("GrowthByLabel (-want +got):\n%s", d)
+	}
+	if got, want := FormatGrowth(g), "container_status 60, create_container 20, run_podsandbox 20"; got != want {
+		t.Errorf("FormatGrowth = %q, want %q", got, want)
+	}
+	if got := FormatGrowth(GrowthByLabel(after, after, "kubelet_runtime_operations_total", "operation_type")); got != "none" {
+		t.Errorf("FormatGrowth of no growth = %q, want none", got)
+	}
+}
