@@ -61,9 +61,10 @@ func Selector(poolName string) labels.Selector {
 	return labels.SelectorFromSet(labels.Set{v1alpha1.LabelPool: poolName})
 }
 
-// WarmSelector selects the pods of one pool made warm: those still warm,
-// and those a claim has taken since (State tells them apart).
-func WarmSelector(poolName string) labels.Selector {
+// MadeWarmSelector selects the pods of one pool that were made warm: those
+// still warm, and those a claim has taken since by its owner reference
+// alone (State tells them apart).
+func MadeWarmSelector(poolName string) labels.Selector {
 	return labels.SelectorFromSet(labels.Set{v1alpha1.LabelPool: poolName, v1alpha1.LabelState: v1alpha1.StateWarm})
 }
 

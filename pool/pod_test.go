@@ -68,7 +68,7 @@ func TestWarmAndColdPods(t *testing.T) {
 	if warm.Spec.NodeName != "node-a" || warm.Spec.NodeSelector != nil {
 		t.Errorf("warm pod: nodeName %q nodeSelector %v, want bound to node-a without a selector", warm.Spec.NodeName, warm.Spec.NodeSelector)
 	}
-	if !WarmSelector("py").Matches(labels.Set(warm.Labels)) || warm.Labels[v1alpha1.LabelTemplateHash] != TemplateHash(p) {
+	if !MadeWarmSelector("py").Matches(labels.Set(warm.Labels)) || warm.Labels[v1alpha1.LabelTemplateHash] != TemplateHash(p) {
 		t.Errorf("warm pod labels %v", warm.Labels)
 	}
 	if warm.Annotations[v1alpha1.AnnotationChild] != v1alpha1.ChildNone {

@@ -334,7 +334,7 @@ func (x *env) waitWarmAtLeast(t *testing.T, p *v1alpha1.SandboxPool, n int) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		list, err := x.kube.CoreV1().Pods(p.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: pool.WarmSelector(p.Name).String()})
+		list, err := x.kube.CoreV1().Pods(p.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: pool.MadeWarmSelector(p.Name).String()})
 		ready := 0
 		if err == nil {
 			for i := range list.Items {

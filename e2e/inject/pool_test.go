@@ -52,7 +52,7 @@ func (x *env) waitWarmReady(t *testing.T, p *v1alpha1.SandboxPool, n int, method
 	t.Helper()
 	var warm []corev1.Pod
 	testenv.Eventually(t, 3*time.Minute, fmt.Sprintf("%d Ready warm pods of %s/%s", n, p.Namespace, p.Name), func() error {
-		list, err := x.kube.CoreV1().Pods(p.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: pool.WarmSelector(p.Name).String()})
+		list, err := x.kube.CoreV1().Pods(p.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: pool.MadeWarmSelector(p.Name).String()})
 		if err != nil {
 			return err
 		}

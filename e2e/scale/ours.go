@@ -181,7 +181,7 @@ func (o *oursPools) Size(ctx context.Context, n int) error {
 	}
 	return poll(ctx, 4*time.Minute, fmt.Sprintf("%d warm pods of %s/%s Ready", int(perNode)*len(nodes), o.p.Namespace, o.p.Name), func() error {
 		var list corev1.PodList
-		if err := o.c.List(ctx, &list, client.InNamespace(o.p.Namespace), client.MatchingLabelsSelector{Selector: pool.WarmSelector(o.p.Name)}); err != nil {
+		if err := o.c.List(ctx, &list, client.InNamespace(o.p.Namespace), client.MatchingLabelsSelector{Selector: pool.MadeWarmSelector(o.p.Name)}); err != nil {
 			return err
 		}
 		have, ready := map[string]int{}, 0
