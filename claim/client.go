@@ -13,11 +13,14 @@ import (
 	"strconv"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/watch"
@@ -121,6 +124,9 @@ func New(restCfg *rest.Config, cfg Config) (*Client, error) {
 	}
 	scheme := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("building scheme: %w", err)
+	}
+	if err := corev1.AddToScheme(scheme); err != nil {
 		return nil, fmt.Errorf("building scheme: %w", err)
 	}
 	kube, err := client.NewWithWatch(restCfg, client.Options{Scheme: scheme})
@@ -460,6 +466,28 @@ func (c *Client) Pools(ctx context.Context, namespace string) ([]v1alpha1.Sandbo
 	var l v1alpha1.SandboxPoolList
 	if err := c.kube.List(ctx, &l, client.InNamespace(namespace)); err != nil {
 		return nil, fmt.Errorf("listing sandbox pools: %w", err)
+	}
+	return l.Items, nil
+}
+
+// PoolPods lists the pods of the pool named pool in namespace ("" for all
+// namespaces; pool "" for every pool): the pods carrying its
+// sandbox.io/pool label, warm, claimed and cold. Unlike the rest of the
+// Client it needs RBAC to list pods, which a claimant has no need of: it is
+// for the people running the pools (pool.State tells a pod's state).
+func (c *Client) PoolPods(ctx context.Context, namespace, pool string) ([]corev1.Pod, error) {
+	sel := labels.NewSelector()
+	op, values := selection.Exists, []string(nil)
+	if pool != "" {
+		op, values = selection.Equals, []string{pool}
+	}
+	req, err := labels.NewRequirement(v1alpha1.LabelPool, op, values)
+	if err != nil {
+		return nil, fmt.Errorf("selecting the pods of pool %q: %w", pool, err)
+	}
+	var l corev1.PodList
+	if err := c.kube.List(ctx, &l, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel.Add(*req)}); err != nil {
+		return nil, fmt.Errorf("listing pool pods: %w", err)
 	}
 	return l.Items, nil
 }

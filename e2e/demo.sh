@@ -143,9 +143,10 @@ ctl exec "$SANDBOX" -- sh -c 'echo "$GREETING from $(hostname), reachable only w
 # has one) would make the plural name ambiguous, and kubectl might pick it.
 say "The claim is a Kubernetes object (kubectl get sandboxclaims.sandbox.io)"
 kubectl -n "$NS" get sandboxclaims.sandbox.io
-say "The pool refills (sandboxctl pools)"
+say "The pool refills (sandboxctl pools; sandboxctl pods: the claimed pod and its new warm ones)"
 sleep 2
 ctl pools
+ctl pods demo
 ctl release "$SANDBOX"
 
 cat <<MSG
@@ -155,7 +156,7 @@ Done in $(elapsed). Try more:
   TOKEN=\$(cat $TOKEN_FILE)   # the Secret holds only its sha256: verifier
   curl -H "Authorization: Bearer \$TOKEN" -d '{"argv":["ls","-l","/"]}' http://$IP:7080/execute
   bin/sandboxctl -n $NS claim demo --env K=V               # a warm sandbox in tens of milliseconds
-  bin/sandboxctl -n $NS exec CLAIM -- sh -c 'echo \$K'     # then cp, extend, release, pools
+  bin/sandboxctl -n $NS exec CLAIM -- sh -c 'echo \$K'     # then cp, extend, release, pools, pods
   kubectl -n $NS get sbc                                  # claims are Kubernetes objects (sandboxclaims.sandbox.io)
   kubectl label namespace $NS sandbox.io/inject=enabled   # inject every new pod of the namespace
   make cluster-down                                       # stop the cluster (make cluster-up brings it back)

@@ -8,7 +8,9 @@ import (
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim"
 )
 
@@ -31,7 +33,7 @@ node, the runner's address and the reason of the Bound condition.`,
 			return err
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runList(cmd, r, out, all, "SandboxClaim", "sandbox claims", (*claim.Client).List, claimTable)
+			return runList(cmd, r, out, all, v1alpha1.GroupVersion.WithKind("SandboxClaim"), "sandbox claims", (*claim.Client).List, claimTable)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the claims of every namespace")
@@ -39,13 +41,13 @@ node, the runner's address and the reason of the Bound condition.`,
 	return cmd
 }
 
-// runList shows the objects of one kind (kind "SandboxClaim", noun
+// runList shows the objects of one kind (gvk's kind "SandboxClaim", noun
 // "sandbox claims") in the namespace, or in all: as a table, or in the
 // format -o names.
 func runList[T any, P interface {
 	*T
 	runtime.Object
-}](cmd *cobra.Command, r *root, out *outputFlags, all bool, kind, noun string,
+}](cmd *cobra.Command, r *root, out *outputFlags, all bool, gvk schema.GroupVersionKind, noun string,
 	fetch func(*claim.Client, context.Context, string) ([]T, error), table func([]T, time.Time) *metav1.Table) error {
 	cl, ns, err := r.claimer()
 	if err != nil {
@@ -63,7 +65,7 @@ func runList[T any, P interface {
 		if err != nil {
 			return err
 		}
-		return out.printList(p, list[T, P](items, kind), r.stdout)
+		return out.printList(p, list[T, P](items, gvk), r.stdout)
 	}
 	if len(items) == 0 {
 		fmt.Fprintf(r.stderr, "No %s found in %s.\n", noun, where(ns))

@@ -8,9 +8,11 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/printers"
 	"k8s.io/client-go/util/jsonpath"
@@ -22,6 +24,9 @@ import (
 var scheme = func() *runtime.Scheme {
 	s := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := corev1.AddToScheme(s); err != nil {
 		panic(err)
 	}
 	return s
@@ -128,11 +133,11 @@ func (o *outputFlags) printList(p printers.ResourcePrinter, l *metav1.List, w io
 func list[T any, P interface {
 	*T
 	runtime.Object
-}](items []T, kind string) *metav1.List {
+}](items []T, gvk schema.GroupVersionKind) *metav1.List {
 	l := &metav1.List{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "List"}, Items: []runtime.RawExtension{}}
 	for i := range items {
 		obj := P(&items[i])
-		obj.GetObjectKind().SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(kind))
+		obj.GetObjectKind().SetGroupVersionKind(gvk)
 		l.Items = append(l.Items, runtime.RawExtension{Object: obj})
 	}
 	return l

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim"
 )
 
@@ -24,7 +25,7 @@ adds the reason and message of the pool's Ready condition.`,
 			return err
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runList(cmd, r, out, all, "SandboxPool", "sandbox pools", (*claim.Client).Pools, poolTable)
+			return runList(cmd, r, out, all, v1alpha1.GroupVersion.WithKind("SandboxPool"), "sandbox pools", (*claim.Client).Pools, poolTable)
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the pools of every namespace")

@@ -85,7 +85,7 @@ plugin "kubectl sandbox" when installed as kubectl-sandbox on PATH.
 	f.StringVar(&r.via, "via", string(claim.TransportProxy), "how to reach sandbox runners: proxy (through the API server; works from outside the cluster) or direct (pod IP; from inside the cluster)")
 	f.StringVar(&r.claimToken, "claim-token", "", "the claimant token of the sandbox (default: the one sandboxctl stored when it claimed it); --token is the API server's bearer token, as in kubectl")
 	cmd.AddCommand(newCmdClaim(r), newCmdExec(r), newCmdCp(r), newCmdExtend(r), newCmdRelease(r),
-		newCmdList(r), newCmdPools(r), newCmdToken(r))
+		newCmdList(r), newCmdPools(r), newCmdPods(r), newCmdToken(r))
 	registerKubeconfigCompletions(cmd, r)
 	if r.name != "sandboxctl" {
 		for _, c := range cmd.Commands() {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -406,6 +407,50 @@ func (h *harness) testListAndPools(t *testing.T) {
 	}
 	if out := h.must(ns, "pools", "-o", "jsonpath={.items[*].metadata.name}").stdout; out != "alpha beta" {
 		t.Errorf("pools -o jsonpath printed %q", out)
+	}
+
+	// pods: the claimed pod still carries sandbox.io/state=warm (the
+	// controller takes by owner reference); pods tells it from the warm one.
+	var pod corev1.Pod
+	if err := h.e.Client.Get(t.Context(), client.ObjectKey{Namespace: ns, Name: sbc.Status.PodName}, &pod); err != nil {
+		t.Fatal(err)
+	}
+	if pod.Labels[v1alpha1.LabelState] != v1alpha1.StateWarm {
+		t.Fatalf("claimed pod %s is labelled %s=%q: this test wants a take by owner reference", pod.Name, v1alpha1.LabelState, pod.Labels[v1alpha1.LabelState])
+	}
+	out = h.must(ns, "pods", "alpha").stdout
+	if header := strings.Join(strings.Fields(strings.SplitN(out, "\n", 2)[0]), " "); header != "NAME POOL STATE CONTROLLED BY READY STATUS NODE AGE" {
+		t.Errorf("pods header %q", header)
+	}
+	rows := strings.Split(strings.TrimSpace(out), "\n")[1:]
+	if len(rows) != 2 {
+		t.Fatalf("pods alpha: %d rows, want the pool's 2 pods:\n%s", len(rows), out)
+	}
+	for _, l := range rows {
+		row := strings.Fields(l)
+		want := []string{"alpha", v1alpha1.StateWarm, "SandboxPool/alpha", "true", "Running", "node-a"}
+		if row[0] == pod.Name {
+			want[1], want[2] = v1alpha1.StateClaimed, "SandboxClaim/"+a
+		}
+		if len(row) < 7 || strings.Join(row[1:7], " ") != strings.Join(want, " ") {
+			t.Errorf("pods row %q, want %q after the name", row, want)
+		}
+	}
+	if l := lineOf(h.must(ns, "pods", "-o", "wide").stdout, pod.Name); !strings.Contains(l, "warm") || !strings.Contains(l, "ago") || !strings.Contains(l, "127.0.0.1") {
+		t.Errorf("pods -o wide, row of the claimed pod %q: want its IP, origin warm and when it was claimed", l)
+	}
+	var pl struct {
+		Kind  string       `json:"kind"`
+		Items []corev1.Pod `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(h.must(ns, "pods", "-o", "json").stdout), &pl); err != nil {
+		t.Fatal(err)
+	}
+	if pl.Kind != "List" || len(pl.Items) != 2 || pl.Items[0].Kind != "Pod" || pl.Items[0].APIVersion != "v1" {
+		t.Errorf("pods -o json: kind %q, %d items", pl.Kind, len(pl.Items))
+	}
+	if res := h.must(ns, "pods", "beta"); res.stdout != "" || !strings.Contains(res.stderr, "No pods of pool beta found in "+ns+" namespace") {
+		t.Errorf("pods of a pool with none: %s", res)
 	}
 }
 

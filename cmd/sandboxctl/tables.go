@@ -5,12 +5,14 @@ import (
 	"strconv"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/duration"
 
 	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/pool"
 )
 
 const none = "<none>"
@@ -80,6 +82,57 @@ func poolTable(pools []v1alpha1.SandboxPool, now time.Time) *metav1.Table {
 		t.Rows = append(t.Rows, metav1.TableRow{
 			Cells: []any{p.Name, p.Spec.Template.Image, int64(p.Spec.WarmPodsPerNode()), int64(st.Desired), int64(st.Ready),
 				int64(st.Warm), int64(st.Claimed), age(p.CreationTimestamp, now), reason, msg},
+			Object: runtime.RawExtension{Object: p},
+		})
+	}
+	return t
+}
+
+// podTable is the table of pool pods: each pod's state as the claim
+// controller sees it (pool.State: claimed once a SandboxClaim controls it,
+// whatever its labels say), its controller, readiness, node and age; with
+// -o wide its IP, origin and the time it was claimed.
+func podTable(pods []corev1.Pod, now time.Time) *metav1.Table {
+	t := &metav1.Table{ColumnDefinitions: []metav1.TableColumnDefinition{
+		{Name: "Name", Type: "string", Format: "name"},
+		{Name: "Pool", Type: "string"},
+		{Name: "State", Type: "string"},
+		{Name: "Controlled by", Type: "string"},
+		{Name: "Ready", Type: "string"},
+		{Name: "Status", Type: "string"},
+		{Name: "Node", Type: "string"},
+		{Name: "Age", Type: "string"},
+		{Name: "IP", Type: "string", Priority: 1},
+		{Name: "Origin", Type: "string", Priority: 1},
+		{Name: "Claimed", Type: "string", Priority: 1},
+	}}
+	for i := range pods {
+		p := &pods[i]
+		state := orNone(pool.State(p))
+		owner := none
+		if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
+			owner = ref.Kind + "/" + ref.Name
+		}
+		ready := "false"
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				ready = "true"
+			}
+		}
+		status := string(p.Status.Phase)
+		if p.DeletionTimestamp != nil {
+			status = "Terminating"
+		}
+		origin, claimed := none, none
+		if state == v1alpha1.StateClaimed {
+			origin = pool.Origin(p)
+			if at, err := time.Parse(time.RFC3339Nano, p.Annotations[v1alpha1.AnnotationClaimedAt]); err == nil {
+				claimed = duration.HumanDuration(now.Sub(at)) + " ago"
+			}
+		}
+		t.Rows = append(t.Rows, metav1.TableRow{
+			Cells: []any{p.Name, orNone(p.Labels[v1alpha1.LabelPool]), state, owner, ready, orNone(status),
+				orNone(p.Spec.NodeName), age(p.CreationTimestamp, now), orNone(p.Status.PodIP), origin, claimed},
 			Object: runtime.RawExtension{Object: p},
 		})
 	}

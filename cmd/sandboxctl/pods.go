@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+
+	"sandbox.io/injector/claim"
+)
+
+func newCmdPods(r *root) *cobra.Command {
+	var all bool
+	out := newOutputFlags("", true)
+	cmd := &cobra.Command{
+		Use:   "pods [POOL]",
+		Short: "List the pods of the pools with their state: warm, or claimed and by which claim",
+		Long: `List the pods of one pool (or of every pool) in the namespace (or in all with
+-A): their state, the object that controls them (the SandboxPool while warm,
+the SandboxClaim once claimed), whether they are Ready, their node and age;
+-o wide adds the pod IP, the origin of a claimed pod (warm or cold) and when
+it was claimed.
+
+A claim takes a warm pod by its owner reference: the pod keeps its
+sandbox.io/state=warm label (see claims.relabelOnTake), so
+"kubectl get pods -l sandbox.io/state=warm" also lists taken pods; this
+command tells them apart. It needs RBAC to list pods, which a claimant has
+no need of.`,
+		Example: `  sandboxctl pods
+  sandboxctl pods python -o wide
+  sandboxctl pods -A -o custom-columns=POD:.metadata.name,NODE:.spec.nodeName`,
+		Args: cobra.MaximumNArgs(1),
+		PreRunE: func(*cobra.Command, []string) error {
+			_, err := out.printer()
+			return err
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			poolName, noun := "", "pool pods"
+			if len(args) == 1 {
+				poolName, noun = args[0], fmt.Sprintf("pods of pool %s", args[0])
+			}
+			fetch := func(c *claim.Client, ctx context.Context, ns string) ([]corev1.Pod, error) {
+				return c.PoolPods(ctx, ns, poolName)
+			}
+			return runList(cmd, r, out, all, corev1.SchemeGroupVersion.WithKind("Pod"), noun, fetch, podTable)
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the pool pods of every namespace")
+	out.addFlags(cmd)
+	return cmd
+}
