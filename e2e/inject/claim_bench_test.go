@@ -25,6 +25,7 @@ import (
 	"sandbox.io/injector/e2e/claimbench"
 	"sandbox.io/injector/e2e/startupbench"
 	"sandbox.io/injector/internal/cpuacct"
+	"sandbox.io/injector/internal/testenv"
 	"sandbox.io/injector/pool"
 	"sandbox.io/injector/runner/api"
 )
@@ -184,12 +185,17 @@ func TestBenchClaim(t *testing.T) {
 	releaseAll()
 	x.setPodsPerNode(t, p, burst)
 	x.waitWarmAtLeast(t, p, burst)
+	// The burst needs every one of those pods claimable in the
+	// controller's cache too (sequential claims need one of ten), which its
+	// pool status (written from that cache) says.
+	x.waitPoolReadyAtLeast(t, p, burst)
 	if rep.FloorBurst, err = claimbench.Burst(t.Context(), burst, floor); err != nil {
 		t.Fatal(err)
 	}
-	// What the kubelet did during the burst (its CRI calls and pod worker
-	// runs by operation), read just before and just after it: the node's
-	// reaction to the claims' pod updates and the refill behind them.
+	// What the kubelet finished during the burst (its CRI calls and pod
+	// worker runs by operation, counted when each ends), read just before
+	// and just after it: the node's reaction to the claims' pod updates, and
+	// whether the refill behind them got as far as a started pod.
 	node := x.soleNode(t)
 	kubeletBefore, kubeletErr := x.kubeletMetrics(t.Context(), node)
 	traces = nil
@@ -212,8 +218,8 @@ func TestBenchClaim(t *testing.T) {
 		kubeletAfter, kubeletErr = x.kubeletMetrics(t.Context(), node)
 		if kubeletErr == nil {
 			rep.Notes = append(rep.Notes,
-				"kubelet during ours' burst, CRI calls: "+startupbench.FormatGrowth(startupbench.GrowthByLabel(kubeletBefore, kubeletAfter, "kubelet_runtime_operations_total", "operation_type")),
-				"kubelet during ours' burst, pod worker runs: "+startupbench.FormatGrowth(startupbench.GrowthByLabel(kubeletBefore, kubeletAfter, "kubelet_pod_worker_duration_seconds_count", "operation_type")))
+				"kubelet during ours' burst, CRI calls finished: "+startupbench.FormatGrowth(startupbench.GrowthByLabel(kubeletBefore, kubeletAfter, "kubelet_runtime_operations_total", "operation_type")),
+				"kubelet during ours' burst, pod worker runs finished: "+startupbench.FormatGrowth(startupbench.GrowthByLabel(kubeletBefore, kubeletAfter, "kubelet_pod_worker_duration_seconds_count", "operation_type")))
 		}
 	}
 	if kubeletErr != nil {
@@ -351,6 +357,23 @@ func (x *env) waitWarmAtLeast(t *testing.T, p *v1alpha1.SandboxPool, n int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// waitPoolReadyAtLeast waits until the pool's status, which the claim
+// controller writes from its cache, counts at least n claimable pods.
+func (x *env) waitPoolReadyAtLeast(t *testing.T, p *v1alpha1.SandboxPool, n int32) {
+	t.Helper()
+	c := x.poolClient(t)
+	testenv.Eventually(t, time.Minute, fmt.Sprintf("pool %s/%s's status counting %d Ready", p.Namespace, p.Name, n), func() error {
+		var got v1alpha1.SandboxPool
+		if err := c.Get(t.Context(), client.ObjectKeyFromObject(p), &got); err != nil {
+			return err
+		}
+		if got.Status.Ready < n {
+			return fmt.Errorf("status %+v", got.Status)
+		}
+		return nil
+	})
 }
 
 // waitNoClaimedPods waits, untimed, until no claimed pod is left in ns
