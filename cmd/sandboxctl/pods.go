@@ -30,7 +30,8 @@ no need of.`,
 		Example: `  sandboxctl pods
   sandboxctl pods python -o wide
   sandboxctl pods -A -o custom-columns=POD:.metadata.name,NODE:.spec.nodeName`,
-		Args: cobra.MaximumNArgs(1),
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: r.completePools,
 		PreRunE: func(*cobra.Command, []string) error {
 			_, err := out.printer()
 			return err

@@ -113,12 +113,7 @@ func podTable(pods []corev1.Pod, now time.Time) *metav1.Table {
 		if ref := metav1.GetControllerOfNoCopy(p); ref != nil {
 			owner = ref.Kind + "/" + ref.Name
 		}
-		ready := "false"
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-				ready = "true"
-			}
-		}
+		ready := strconv.FormatBool(pool.IsReady(p))
 		status := string(p.Status.Phase)
 		if p.DeletionTimestamp != nil {
 			status = "Terminating"
