@@ -22,8 +22,8 @@ the SandboxClaim once claimed), whether they are Ready, their node and age;
 -o wide adds the pod IP, the origin of a claimed pod (warm or cold) and when
 it was claimed.
 
-A claim takes a warm pod by its owner reference: the pod keeps its
-sandbox.io/state=warm label (see claims.relabelOnTake), so
+A claim takes a warm pod by its owner reference; with the chart's
+claims.relabelOnTake=false the pod keeps its sandbox.io/state=warm label, so
 "kubectl get pods -l sandbox.io/state=warm" also lists taken pods; this
 command tells them apart. It needs RBAC to list pods, which a claimant has
 no need of.`,
