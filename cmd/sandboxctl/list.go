@@ -15,9 +15,7 @@ import (
 )
 
 func newCmdList(r *root) *cobra.Command {
-	var all bool
-	out := newOutputFlags("", true)
-	cmd := &cobra.Command{
+	return listCommand(&cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List the sandbox claims with their pool, phase, pod, origin and expiry",
@@ -28,15 +26,23 @@ node, the runner's address and the reason of the Bound condition.`,
   sandboxctl list -A -o wide
   sandboxctl list -o custom-columns=NAME:.metadata.name,POD:.status.podName`,
 		Args: cobra.NoArgs,
-		PreRunE: func(*cobra.Command, []string) error {
-			_, err := out.printer()
-			return err
-		},
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runList(cmd, r, out, all, v1alpha1.GroupVersion.WithKind("SandboxClaim"), "sandbox claims", (*claim.Client).List, claimTable)
-		},
+	}, "list the claims of every namespace", func(cmd *cobra.Command, _ []string, out *outputFlags, all bool) error {
+		return runList(cmd, r, out, all, v1alpha1.GroupVersion.WithKind("SandboxClaim"), "sandbox claims", (*claim.Client).List, claimTable)
+	})
+}
+
+// listCommand completes cmd (its use, help and arguments set) as a command
+// that lists objects: -A (allHelp), the -o flags checked before anything
+// runs, and run called with them.
+func listCommand(cmd *cobra.Command, allHelp string, run func(cmd *cobra.Command, args []string, out *outputFlags, all bool) error) *cobra.Command {
+	var all bool
+	out := newOutputFlags("", true)
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		_, err := out.printer()
+		return err
 	}
-	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the claims of every namespace")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error { return run(cmd, args, out, all) }
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, allHelp)
 	out.addFlags(cmd)
 	return cmd
 }

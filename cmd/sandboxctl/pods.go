@@ -11,9 +11,7 @@ import (
 )
 
 func newCmdPods(r *root) *cobra.Command {
-	var all bool
-	out := newOutputFlags("", true)
-	cmd := &cobra.Command{
+	return listCommand(&cobra.Command{
 		Use:   "pods [POOL]",
 		Short: "List the pods of the pools with their state: warm, or claimed and by which claim",
 		Long: `List the pods of one pool (or of every pool) in the namespace (or in all with
@@ -32,22 +30,14 @@ no need of.`,
   sandboxctl pods -A -o custom-columns=POD:.metadata.name,NODE:.spec.nodeName`,
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: r.completePools,
-		PreRunE: func(*cobra.Command, []string) error {
-			_, err := out.printer()
-			return err
-		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			poolName, noun := "", "pool pods"
-			if len(args) == 1 {
-				poolName, noun = args[0], fmt.Sprintf("pods of pool %s", args[0])
-			}
-			fetch := func(c *claim.Client, ctx context.Context, ns string) ([]corev1.Pod, error) {
-				return c.PoolPods(ctx, ns, poolName)
-			}
-			return runList(cmd, r, out, all, corev1.SchemeGroupVersion.WithKind("Pod"), noun, fetch, podTable)
-		},
-	}
-	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the pool pods of every namespace")
-	out.addFlags(cmd)
-	return cmd
+	}, "list the pool pods of every namespace", func(cmd *cobra.Command, args []string, out *outputFlags, all bool) error {
+		poolName, noun := "", "pool pods"
+		if len(args) == 1 {
+			poolName, noun = args[0], fmt.Sprintf("pods of pool %s", args[0])
+		}
+		fetch := func(c *claim.Client, ctx context.Context, ns string) ([]corev1.Pod, error) {
+			return c.PoolPods(ctx, ns, poolName)
+		}
+		return runList(cmd, r, out, all, corev1.SchemeGroupVersion.WithKind("Pod"), noun, fetch, podTable)
+	})
 }

@@ -8,9 +8,7 @@ import (
 )
 
 func newCmdPools(r *root) *cobra.Command {
-	var all bool
-	out := newOutputFlags("", true)
-	cmd := &cobra.Command{
+	return listCommand(&cobra.Command{
 		Use:   "pools",
 		Short: "List the warm pools and how many sandboxes each has ready",
 		Long: `List the SandboxPools of the namespace (or of all with -A) with their image,
@@ -20,15 +18,7 @@ adds the reason and message of the pool's Ready condition.`,
   sandboxctl pools -A -o wide
   sandboxctl pools -o jsonpath='{.items[*].metadata.name}'`,
 		Args: cobra.NoArgs,
-		PreRunE: func(*cobra.Command, []string) error {
-			_, err := out.printer()
-			return err
-		},
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runList(cmd, r, out, all, v1alpha1.GroupVersion.WithKind("SandboxPool"), "sandbox pools", (*claim.Client).Pools, poolTable)
-		},
-	}
-	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the pools of every namespace")
-	out.addFlags(cmd)
-	return cmd
+	}, "list the pools of every namespace", func(cmd *cobra.Command, _ []string, out *outputFlags, all bool) error {
+		return runList(cmd, r, out, all, v1alpha1.GroupVersion.WithKind("SandboxPool"), "sandbox pools", (*claim.Client).Pools, poolTable)
+	})
 }
