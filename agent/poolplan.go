@@ -209,7 +209,8 @@ func PlanPool(in PlanInput) Plan {
 			continue
 		case v1alpha1.StateWarm:
 		default:
-			// Not a state of ours: someone else's pod, left alone.
+			// An orphan (the claim controller deletes it) or not a state
+			// of ours: not counted, left alone.
 			continue
 		}
 		switch {

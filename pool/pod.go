@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
@@ -69,27 +70,47 @@ func MadeWarmSelector(poolName string) labels.Selector {
 }
 
 // State is a pool pod's state: StateClaimed when a SandboxClaim is its
-// controller, else its sandbox.io/state label (StateWarm; StateClaimed on
-// a pod made for a claim, a cold one, or taken by an earlier controller;
-// anything else is not a pool pod's). A claim takes a warm pod by pointing
-// the pod's controller owner reference at itself and changes no label: a
-// pod's labels are what NetworkPolicy implementations select on, and a
-// label change makes them recompute (kube-router rewrites the node's
-// rules), once per claim.
+// controller; its sandbox.io/state label when a SandboxPool is (StateWarm;
+// StateClaimed on a pod taken by a controller of an earlier release);
+// StateOrphaned when neither is, which only the garbage collector leaves
+// behind (an owner deleted with --cascade=orphan; the pool-pods admission
+// policy lets no one else create a pool pod without one or change its
+// owners). A claim takes a warm pod by pointing the pod's controller owner
+// reference at itself and changes no label: a pod's labels are what
+// NetworkPolicy implementations select on, and a label change makes them
+// recompute (kube-router rewrites the node's rules), once per claim.
 func State(pod *corev1.Pod) string {
-	if ClaimOwner(pod) != "" {
+	switch controllerKind(pod) {
+	case "SandboxClaim":
 		return v1alpha1.StateClaimed
+	case "SandboxPool":
+		return pod.Labels[v1alpha1.LabelState]
+	default:
+		return v1alpha1.StateOrphaned
 	}
-	return pod.Labels[v1alpha1.LabelState]
 }
 
 // ClaimOwner is the name of the SandboxClaim (of this API group) that
 // controls pod, "" when none does.
 func ClaimOwner(pod *corev1.Pod) string {
-	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil && ref.Kind == "SandboxClaim" && ref.APIVersion == v1alpha1.GroupVersion.String() {
-		return ref.Name
+	if controllerKind(pod) == "SandboxClaim" {
+		return metav1.GetControllerOfNoCopy(pod).Name
 	}
 	return ""
+}
+
+// controllerKind is the kind of pod's controller owner when it is of this
+// API group (any version), else "".
+func controllerKind(pod *corev1.Pod) string {
+	ref := metav1.GetControllerOfNoCopy(pod)
+	if ref == nil {
+		return ""
+	}
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil || gv.Group != v1alpha1.GroupVersion.Group {
+		return ""
+	}
+	return ref.Kind
 }
 
 // Origin is how a claimed pod's claim got it: OriginCold for a pod made for

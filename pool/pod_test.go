@@ -214,16 +214,33 @@ func TestStateAndOrigin(t *testing.T) {
 	if ClaimOwner(warm) != "" {
 		t.Errorf("a warm pod has claim owner %q", ClaimOwner(warm))
 	}
-	// Only a SandboxClaim of this API group as controller counts.
-	for name, ref := range map[string]metav1.OwnerReference{
-		"not controller": {APIVersion: v1alpha1.GroupVersion.String(), Kind: "SandboxClaim", Name: "c", UID: "u"},
-		"other group":    {APIVersion: "extensions.agents.x-k8s.io/v1alpha1", Kind: "SandboxClaim", Name: "c", UID: "u", Controller: ptr.To(true)},
-		"other kind":     {APIVersion: v1alpha1.GroupVersion.String(), Kind: "SandboxPool", Name: "c", UID: "u", Controller: ptr.To(true)},
+	// A SandboxClaim of this API group, in any version, as controller.
+	later := warm.DeepCopy()
+	later.OwnerReferences = []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.Group + "/v1", Kind: "SandboxClaim", Name: "c", UID: "u", Controller: ptr.To(true)}}
+	if State(later) != v1alpha1.StateClaimed || ClaimOwner(later) != "c" {
+		t.Errorf("a pod taken by a claim of a later version: state %q claim %q", State(later), ClaimOwner(later))
+	}
+	// A pool controls a pod taken by an earlier release's relabel.
+	relabelled := warm.DeepCopy()
+	relabelled.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed
+	if State(relabelled) != v1alpha1.StateClaimed || ClaimOwner(relabelled) != "" {
+		t.Errorf("a pod its pool controls labelled claimed: state %q claim %q", State(relabelled), ClaimOwner(relabelled))
+	}
+	// Neither a pool nor a claim of this API group as controller: an
+	// orphan, whatever its labels say.
+	for name, refs := range map[string][]metav1.OwnerReference{
+		"no owner":       nil,
+		"not controller": {{APIVersion: v1alpha1.GroupVersion.String(), Kind: "SandboxClaim", Name: "c", UID: "u"}},
+		"other group":    {{APIVersion: "extensions.agents.x-k8s.io/v1alpha1", Kind: "SandboxClaim", Name: "c", UID: "u", Controller: ptr.To(true)}},
+		"other kind":     {{APIVersion: v1alpha1.GroupVersion.String(), Kind: "SandboxTemplate", Name: "c", UID: "u", Controller: ptr.To(true)}},
 	} {
-		pod := warm.DeepCopy()
-		pod.OwnerReferences = []metav1.OwnerReference{ref}
-		if State(pod) != v1alpha1.StateWarm {
-			t.Errorf("%s: state %q, want warm", name, State(pod))
+		for _, label := range []string{v1alpha1.StateWarm, v1alpha1.StateClaimed} {
+			pod := warm.DeepCopy()
+			pod.Labels[v1alpha1.LabelState] = label
+			pod.OwnerReferences = refs
+			if State(pod) != v1alpha1.StateOrphaned || ClaimOwner(pod) != "" {
+				t.Errorf("%s, labelled %s: state %q claim %q, want orphaned", name, label, State(pod), ClaimOwner(pod))
+			}
 		}
 	}
 	cold := ColdPod(p, "ns/c", time.Time{})

@@ -185,6 +185,12 @@ const (
 	StateClaimed = "claimed"
 )
 
+// StateOrphaned is never a label value: it is what pool.State says of a
+// pool pod that neither a SandboxPool nor a SandboxClaim controls, such as
+// one whose claim was deleted with --cascade=orphan. No one counts or
+// claims it, and the claim controller deletes it.
+const StateOrphaned = "orphaned"
+
 // TokenSecretKey is the key, inside the token Secret, that holds the bearer
 // token of the runner API.
 const TokenSecretKey = "token"

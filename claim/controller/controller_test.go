@@ -309,16 +309,20 @@ func TestAttackDecoyPods(t *testing.T) {
 	p := e.Pool(ns, "target", 3)
 	other := e.Pool(ns, "other", 0)
 
-	decoy := func(mutate func(*corev1.Pod)) {
+	decoy := func(mutate func(*corev1.Pod)) *corev1.Pod {
 		pod := pool.WarmPod(p, "node-a")
 		pod.Annotations[v1alpha1.AnnotationClaimNonce] = "00112233445566778899aabbccddeeff"
 		mutate(pod)
-		e.RunPod(pod, "--insecure-loopback")
+		return e.RunPod(pod, "--insecure-loopback")
 	}
-	decoy(func(pod *corev1.Pod) { pod.OwnerReferences = nil })                              // labels only
+	labelsOnly := decoy(func(pod *corev1.Pod) { pod.OwnerReferences = nil })
 	decoy(func(pod *corev1.Pod) { pod.OwnerReferences[0].UID = other.UID })                 // another pool's UID
 	decoy(func(pod *corev1.Pod) { delete(pod.Annotations, v1alpha1.AnnotationClaimNonce) }) // not injected as a pool pod
-	decoy(func(pod *corev1.Pod) { pod.OwnerReferences[0].Controller = nil })                // owner but not controller
+	notController := decoy(func(pod *corev1.Pod) { pod.OwnerReferences[0].Controller = nil })
+	// No pool or claim controls these two: orphans, which the controller
+	// deletes besides never binding them.
+	waitDeleting(t, e, labelsOnly)
+	waitDeleting(t, e, notController)
 
 	sbc := newClaim(ns, "target", "victim-token-0123456789abcdef", func(c *v1alpha1.SandboxClaim) {
 		c.Spec.ColdStart = v1alpha1.ColdStartNever
@@ -337,7 +341,7 @@ func TestAttackDecoyPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, pod := range pods.Items {
-		if pool.State(&pod) != v1alpha1.StateWarm {
+		if pool.ClaimOwner(&pod) != "" {
 			t.Errorf("decoy %s was taken: %v", pod.Name, pod.OwnerReferences)
 		}
 	}

@@ -1,5 +1,6 @@
 // Package controller is the claim controller: it binds SandboxClaims to warm
-// pods of their SandboxPool, ends them at their deadline, and writes every
+// pods of their SandboxPool, ends them at their deadline, deletes pool pods
+// that no pool or claim controls any more (orphans.go), and writes every
 // pool's status.
 //
 // One leader-elected instance runs (in the sandbox-webhook binary). It
@@ -24,4 +25,8 @@
 // a repeated claim with the same digest as before. Without a free warm pod
 // a claim that allows it gets a cold pod made for it (owned by the claim
 // from the start) and is bound when that pod is Ready.
+//
+// A claimed pod lives no longer than its claim: deleting the claim deletes
+// the pod through the garbage collector, and a pod orphaned by deleting the
+// claim with --cascade=orphan is deleted by this controller.
 package controller

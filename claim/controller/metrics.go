@@ -28,6 +28,9 @@ type metrics struct {
 	outdated prometheus.Counter
 	// unheldDeleted counts warm pods deleted for their claim key (sweep.go).
 	unheldDeleted prometheus.Counter
+	// orphansDeleted counts pool pods deleted for having no pool or claim
+	// as controller (orphans.go).
+	orphansDeleted prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -62,6 +65,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sandbox_claim_unheld_key_pods_deleted_total",
 			Help: "Warm pods the controller deleted because they were injected under a claim key it does not hold (rotated away); the node agents replace them under the current key.",
 		}),
+		orphansDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sandbox_claim_orphaned_pods_deleted_total",
+			Help: "Pool pods the controller deleted because neither a SandboxPool nor a SandboxClaim controlled them any more (an owner deleted with --cascade=orphan).",
+		}),
 	}
 	for _, o := range []string{"warm", "cold", "none"} {
 		for _, r := range []string{resultBound, resultFailed} {
@@ -71,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.claims, m.bind, m.step, m.expired, m.reserved, m.outdated, m.unheldDeleted} {
+	for _, c := range []prometheus.Collector{m.claims, m.bind, m.step, m.expired, m.reserved, m.outdated, m.unheldDeleted, m.orphansDeleted} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering claim metrics: %w", err)
 		}

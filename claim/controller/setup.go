@@ -146,7 +146,7 @@ const (
 	indexClaim = "sandbox.io/claim"
 )
 
-// Setup adds the claim and pool status controllers to mgr. They run on a
+// Setup adds the claim, orphaned pod and pool status controllers to mgr. They run on a
 // cache of their own holding only pool pods (label sandbox.io/pool),
 // SandboxPools, SandboxClaims and Nodes, and only on the elected leader.
 func Setup(mgr manager.Manager, opts Options) error {
@@ -216,6 +216,9 @@ func Setup(mgr manager.Manager, opts Options) error {
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("creating the claim controller: %w", err)
+	}
+	if err := setupOrphans(mgr, c, cl, opts, m); err != nil {
+		return err
 	}
 	return setupPoolStatus(mgr, c, cl, opts, m)
 }

@@ -24,8 +24,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -232,15 +234,28 @@ func (e *Env) RunPod(pod *corev1.Pod, runnerArgs ...string) *corev1.Pod {
 	return pod
 }
 
-// MarkReady sets pod Running and Ready at 127.0.0.1, as a kubelet would.
+// MarkReady sets pod Running and Ready at 127.0.0.1, as a kubelet would
+// (re-reading the pod when someone changed it meanwhile, as the claim
+// controller does when it deletes an orphan).
 func (e *Env) MarkReady(pod *corev1.Pod) {
 	e.T.Helper()
 	now := metav1.Now()
-	pod.Status = corev1.PodStatus{
+	status := corev1.PodStatus{
 		Phase: corev1.PodRunning, PodIP: "127.0.0.1", PodIPs: []corev1.PodIP{{IP: "127.0.0.1"}},
 		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now}},
 	}
-	if err := e.Client.Status().Update(context.Background(), pod); err != nil {
+	ctx := context.Background()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		pod.Status = status
+		err := e.Client.Status().Update(ctx, pod)
+		if apierrors.IsConflict(err) {
+			if gerr := e.Client.Get(ctx, client.ObjectKeyFromObject(pod), pod); gerr != nil {
+				return gerr
+			}
+		}
+		return err
+	})
+	if err != nil {
 		e.T.Fatalf("marking pod %s Ready: %v", pod.Name, err)
 	}
 }

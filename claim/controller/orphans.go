@@ -1,0 +1,103 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/pool"
+)
+
+// ReasonOrphanedPodDeleted is the reason of the Event recorded when the
+// controller deletes a pool pod that no pool or claim controls.
+const ReasonOrphanedPodDeleted = "OrphanedPodDeleted"
+
+// OrphanReconciler deletes pool pods that neither a SandboxPool nor a
+// SandboxClaim controls (pool.State says v1alpha1.StateOrphaned). Only the
+// garbage collector makes one: deleting a claim with --cascade=orphan
+// removes the claim's owner reference from its pod and leaves the pod, its
+// runner and the claimant's credential running with no lifetime; deleting
+// a pool so leaves its warm pods. A sandbox lives as long as its claim and
+// no longer, so the controller deletes such a pod as soon as its cache
+// shows it, and no one counts it meanwhile (the node agent makes a warm pod
+// in its place).
+type OrphanReconciler struct {
+	client   client.Client
+	log      *slog.Logger
+	recorder events.EventRecorder
+	deleted  prometheus.Counter
+}
+
+func setupOrphans(mgr manager.Manager, c cache.Cache, cl client.Client, opts Options, m *metrics) error {
+	r := &OrphanReconciler{client: cl, log: opts.Logger, recorder: mgr.GetEventRecorder("sandbox-claim-controller"), deleted: m.orphansDeleted}
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("sandbox-orphaned-pods").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: ptr.To(true)}).
+		WatchesRawSource(source.Kind(c, &corev1.Pod{}, &handler.TypedEnqueueRequestForObject[*corev1.Pod]{},
+			predicate.NewTypedPredicateFuncs(orphaned))).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("creating the orphaned pod controller: %w", err)
+	}
+	return nil
+}
+
+// orphaned reports whether pod is a pool pod that no pool or claim
+// controls, not already being deleted.
+func orphaned(pod *corev1.Pod) bool {
+	return pod.DeletionTimestamp == nil && pod.Labels[v1alpha1.LabelPool] != "" && pool.State(pod) == v1alpha1.StateOrphaned
+}
+
+// Reconcile deletes the pod when the cache shows it orphaned, conditioned
+// on the UID and resourceVersion the cache saw.
+func (r *OrphanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var pod corev1.Pod
+	if err := r.client.Get(ctx, req.NamespacedName, &pod); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !orphaned(&pod) {
+		return ctrl.Result{}, nil
+	}
+	err := r.client.Delete(ctx, &pod, client.Preconditions{UID: &pod.UID, ResourceVersion: &pod.ResourceVersion})
+	switch {
+	case err == nil:
+	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
+		// Gone or changed since the cache saw it: a change brings it back.
+		return ctrl.Result{}, nil
+	default:
+		return ctrl.Result{}, fmt.Errorf("deleting orphaned pool pod %s: %w", req, err)
+	}
+	r.deleted.Inc()
+	poolName := pod.Labels[v1alpha1.LabelPool]
+	lastClaim := pod.Annotations[v1alpha1.AnnotationClaimedBy]
+	// The Event is the pool's when it is still there (kubectl describe
+	// sandboxpool shows it), else the pod's.
+	var regarding runtime.Object = &pod
+	var p v1alpha1.SandboxPool
+	if err := r.client.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: poolName}, &p); err == nil {
+		regarding = &p
+	}
+	r.recorder.Eventf(regarding, &pod, corev1.EventTypeNormal, ReasonOrphanedPodDeleted, "Delete",
+		"deleted pod %s of pool %s (node %s, last claimed by %q): neither its pool nor a SandboxClaim controls it any more (an owner deleted with --cascade=orphan), and a sandbox lives no longer than its claim",
+		pod.Name, poolName, pod.Spec.NodeName, lastClaim)
+	r.log.Info("deleted an orphaned pool pod: neither its pool nor a SandboxClaim controls it",
+		"namespace", pod.Namespace, "pool", poolName, "pod", pod.Name, "node", pod.Spec.NodeName,
+		"labelledState", pod.Labels[v1alpha1.LabelState], "lastClaimedBy", lastClaim)
+	return ctrl.Result{}, nil
+}

@@ -1,0 +1,115 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"sandbox.io/injector/api/v1alpha1"
+	"sandbox.io/injector/claim/controller"
+	"sandbox.io/injector/internal/claimtest"
+	"sandbox.io/injector/internal/testenv"
+)
+
+// TestOrphanedPodsDeleted: a claimant who deletes its claim with
+// --cascade=orphan must not keep the sandbox, and a warm pod left behind by
+// its pool the same way holds no warm slot. The garbage collector (which
+// envtest lacks; the e2e TestClaimOrphanedByCascade runs the real one)
+// removes the owner references; the controller then deletes each such pod,
+// those orphaned before it started too, and no pod a pool or claim
+// controls. Each deletion is counted and is an Event on the pool.
+func TestOrphanedPodsDeleted(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{NoController: true})
+	ctx := t.Context()
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, "python", 4)
+	orphan := func(pod *corev1.Pod) {
+		t.Helper()
+		var got corev1.Pod
+		if err := e.Client.Get(ctx, client.ObjectKeyFromObject(pod), &got); err != nil {
+			t.Fatal(err)
+		}
+		got.OwnerReferences = nil
+		if err := e.Client.Update(ctx, &got); err != nil {
+			t.Fatalf("removing the owner references of pod %s: %v", pod.Name, err)
+		}
+	}
+
+	// Before the controller starts: a warm pod orphaned, one its pool
+	// controls, and one its pool controls that an earlier release's
+	// claim relabelled.
+	leftWarm := e.WarmPod(p, "node-a")
+	orphan(leftWarm)
+	kept := e.WarmPod(p, "node-a")
+	relabelled := e.WarmPod(p, "node-a")
+	relabelled.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed
+	if err := e.Client.Update(ctx, relabelled); err != nil {
+		t.Fatal(err)
+	}
+	e.StartController(controller.Options{}, "")
+	waitDeleting(t, e, leftWarm)
+
+	// A bound claim deleted with --cascade=orphan: the garbage collector
+	// removes its owner reference from the pod, then the claim goes.
+	e.WaitPoolReady(p, 1)
+	sbc := newClaim(ns, "python", "claimant-token-0123456789abcdef", func(c *v1alpha1.SandboxClaim) {
+		c.Spec.ColdStart = v1alpha1.ColdStartNever
+	})
+	create(t, e, sbc)
+	bound := e.WaitPhase(ns, sbc.Name, bindTimeout, v1alpha1.ClaimBound, v1alpha1.ClaimFailed)
+	if bound.Status.Phase != v1alpha1.ClaimBound || bound.Status.PodName != kept.Name {
+		t.Fatalf("claim %s to pod %q (%+v), want Bound to %s", bound.Status.Phase, bound.Status.PodName, bound.Status.Conditions, kept.Name)
+	}
+	orphan(kept)
+	if err := e.Client.Delete(ctx, bound); err != nil {
+		t.Fatal(err)
+	}
+	waitDeleting(t, e, kept)
+
+	// A wrong deletion would have come with the others': a moment more.
+	time.Sleep(2 * time.Second)
+	assertKept(t, e, relabelled, "though its pool controls it")
+	if n := counterValue(t, e, "sandbox_claim_orphaned_pods_deleted_total"); n != 2 {
+		t.Errorf("sandbox_claim_orphaned_pods_deleted_total = %v, want 2", n)
+	}
+	kube, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "an Event on the pool per deleted pod", func() error {
+		list, err := kube.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		named := map[string]string{}
+		for _, ev := range list.Items {
+			if ev.Reason == controller.ReasonOrphanedPodDeleted && ev.Regarding.Kind == "SandboxPool" && ev.Regarding.Name == p.Name && ev.Related != nil {
+				named[ev.Related.Name] = ev.Note
+			}
+		}
+		if len(named) != 2 || named[leftWarm.Name] == "" || !strings.Contains(named[kept.Name], ns+"/"+sbc.Name) {
+			return fmt.Errorf("such Events %v, want one naming %s and one naming %s and its last claim", named, leftWarm.Name, kept.Name)
+		}
+		return nil
+	})
+	// No one counts an orphan: the pool status counts the one pod its pool
+	// still controls (claimed by the relabel), none warm.
+	testenv.Eventually(t, 30*time.Second, "the pool status without the orphans", func() error {
+		var got v1alpha1.SandboxPool
+		if err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(p), &got); err != nil {
+			return err
+		}
+		if got.Status.Warm != 0 || got.Status.Claimed != 1 {
+			return fmt.Errorf("warm %d claimed %d, want 0 and 1", got.Status.Warm, got.Status.Claimed)
+		}
+		return nil
+	})
+}
