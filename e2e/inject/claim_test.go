@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,6 +24,7 @@ import (
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim"
+	"sandbox.io/injector/claim/controller"
 	"sandbox.io/injector/pool"
 	"sandbox.io/injector/runner/api"
 )
@@ -135,7 +137,8 @@ func (x *env) waitClaim(t *testing.T, ns, name string, timeout time.Duration, ph
 // server's pod proxy, its default), the warm pod the node agent keeps for a
 // pool, sees the claim's env in exec, gets the command's exit code, copies
 // a file both ways and releases it; the pod goes with the claim and the
-// agent refills the pool.
+// agent refills the pool. A claimant that deletes its claim with
+// --cascade=orphan loses the sandbox all the same.
 func TestClaimWarmExecCopyRelease(t *testing.T) {
 	x := requireE2E(t)
 	t.Cleanup(func() {
@@ -206,6 +209,73 @@ func TestClaimWarmExecCopyRelease(t *testing.T) {
 		t.Errorf("release printed %q", out)
 	}
 	x.waitGone(t, ns, pod)
+	x.orphanedClaimEndsItsSandbox(t, p)
+}
+
+// orphanedClaimEndsItsSandbox: a claimant (the chart's claimant role, no
+// more) that deletes its claim with --cascade=orphan does not keep the
+// sandbox. The garbage collector removes the claim's owner reference from
+// the pod; the claim controller then deletes the pod, says so in an Event
+// on the pool, and the node agent refills the pool (no one counted the
+// orphan warm meanwhile).
+func (x *env) orphanedClaimEndsItsSandbox(t *testing.T, p *v1alpha1.SandboxPool) {
+	ns := p.Namespace
+	warm := x.waitWarmReady(t, p, 1, "")[0]
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "claimant", Namespace: ns}}
+	if _, err := x.kube.CoreV1().ServiceAccounts(ns).Create(t.Context(), sa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "claimant", Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: release + "-claimant"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa.Name, Namespace: ns}},
+	}
+	if _, err := x.kube.RbacV1().RoleBindings(ns).Create(t.Context(), rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	as := "--as=system:serviceaccount:" + ns + ":" + sa.Name
+	manifest := fmt.Sprintf(`apiVersion: sandbox.io/v1alpha1
+kind: SandboxClaim
+metadata:
+  name: kept-by-orphaning
+  namespace: %s
+spec:
+  poolName: %s
+  coldStart: Never
+  auth:
+    tokenSHA256: %s
+`, ns, p.Name, claim.TokenSHA256("orphaning-claimant-token-0123456789"))
+	create := exec.CommandContext(t.Context(), x.kubectl, "create", as, "-f", "-")
+	create.Stdin = strings.NewReader(manifest)
+	if out, err := create.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl create as the claimant: %v\n%s", err, out)
+	}
+	sbc := x.waitClaim(t, ns, "kept-by-orphaning", time.Minute, v1alpha1.ClaimBound, v1alpha1.ClaimFailed)
+	if sbc.Status.Phase != v1alpha1.ClaimBound || sbc.Status.PodName != warm.Name {
+		t.Fatalf("claim %s to pod %q (%+v), want Bound to the warm pod %s", sbc.Status.Phase, sbc.Status.PodName, sbc.Status.Conditions, warm.Name)
+	}
+	del := exec.CommandContext(t.Context(), x.kubectl, "delete", as, "-n", ns, "sandboxclaim.sandbox.io/kept-by-orphaning", "--cascade=orphan")
+	if out, err := del.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl delete --cascade=orphan as the claimant: %v\n%s", err, out)
+	}
+	x.waitGone(t, ns, warm.Name)
+	if refill := x.waitWarmReady(t, p, 1, "")[0]; refill.Name == warm.Name {
+		t.Errorf("the orphaned pod %s is counted warm", warm.Name)
+	}
+	events, err := x.kube.EventsV1().Events(ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range events.Items {
+		if ev.Reason == controller.ReasonOrphanedPodDeleted && ev.Regarding.Name == p.Name && ev.Related != nil && ev.Related.Name == warm.Name {
+			found = true
+			t.Logf("event on pool %s: %s", p.Name, ev.Note)
+		}
+	}
+	if !found {
+		t.Errorf("no %s Event on pool %s naming pod %s", controller.ReasonOrphanedPodDeleted, p.Name, warm.Name)
+	}
 }
 
 // TestClaimWithKubectl: a person with only kubectl claims a sandbox:
