@@ -95,7 +95,7 @@ func (r *ClaimReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 		return ctrl.Result{}, err
 	}
 	if sbc.DeletionTimestamp != nil {
-		return ctrl.Result{}, nil
+		return r.releaseDeleting(ctx, &sbc)
 	}
 	if r.waitForBoundCopy(&sbc) {
 		return ctrl.Result{RequeueAfter: time.Second}, nil
@@ -108,6 +108,30 @@ func (r *ClaimReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	default:
 		return r.bind(ctx, &sbc)
 	}
+}
+
+// releaseDeleting deletes the pods of a claim being deleted: deleting a
+// claim releases its sandbox at once. The garbage collector would delete
+// them only once the claim is gone, which a finalizer (the claimant may add
+// one) holds off for as long as it stays, while the claim, being deleted,
+// is neither bound to anything nor expired any more.
+func (r *ClaimReconciler) releaseDeleting(ctx context.Context, sbc *v1alpha1.SandboxClaim) (ctrl.Result, error) {
+	var pods corev1.PodList
+	if err := r.client.List(ctx, &pods, client.InNamespace(sbc.Namespace), client.MatchingFields{indexClaim: sbc.Namespace + "/" + sbc.Name}); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing the pods of claim %s/%s from the cache: %w", sbc.Namespace, sbc.Name, err)
+	}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if !controlledBy(pod, sbc) || pod.DeletionTimestamp != nil {
+			continue
+		}
+		if err := r.deletePod(ctx, pod); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.opts.Logger.Info("claim being deleted: deleted its pod", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name,
+			"finalizers", sbc.Finalizers)
+	}
+	return ctrl.Result{}, nil
 }
 
 // bind binds a pending claim: to the pod it already owns (a cold pod, or

@@ -113,3 +113,38 @@ func TestOrphanedPodsDeleted(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDeletingClaimReleasesItsPod: a claim being deleted releases its pod at
+// once, even while a finalizer of the claimant's holds the claim (and with
+// it the garbage collector, which deletes the pod only once the claim is
+// gone): the claimant cannot keep a sandbox, by
+// deleting its claim with a finalizer on it.
+func TestDeletingClaimReleasesItsPod(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{})
+	ctx := t.Context()
+	bound := bindOneWarm(t, e, "held", "claimant-token-0123456789abcdef")
+	const hold = "example.com/hold"
+	var sbc v1alpha1.SandboxClaim
+	if err := e.Client.Get(ctx, client.ObjectKeyFromObject(bound), &sbc); err != nil {
+		t.Fatal(err)
+	}
+	sbc.Finalizers = append(sbc.Finalizers, hold)
+	if err := e.Client.Update(ctx, &sbc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		var got v1alpha1.SandboxClaim
+		if err := e.Client.Get(context.Background(), client.ObjectKeyFromObject(bound), &got); err == nil {
+			got.Finalizers = nil
+			_ = e.Client.Update(context.Background(), &got)
+		}
+	})
+	if err := e.Client.Delete(ctx, &sbc); err != nil {
+		t.Fatal(err)
+	}
+	waitDeleting(t, e, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: bound.Namespace, Name: bound.Status.PodName}})
+	// The claim itself stays as long as the claimant's finalizer.
+	if err := e.Client.Get(ctx, client.ObjectKeyFromObject(bound), &sbc); err != nil || sbc.DeletionTimestamp == nil {
+		t.Errorf("the claim: %v, deletion at %v; want it held by %s", err, sbc.DeletionTimestamp, hold)
+	}
+}

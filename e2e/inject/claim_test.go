@@ -214,10 +214,11 @@ func TestClaimWarmExecCopyRelease(t *testing.T) {
 
 // orphanedClaimEndsItsSandbox: a claimant (the chart's claimant role, no
 // more) that deletes its claim with --cascade=orphan does not keep the
-// sandbox. The garbage collector removes the claim's owner reference from
-// the pod; the claim controller then deletes the pod, says so in an Event
-// on the pool, and the node agent refills the pool (no one counted the
-// orphan warm meanwhile).
+// sandbox, and the node agent refills the pool (no one counted the pod warm
+// meanwhile). The claim controller deletes the pod as soon as it sees the
+// claim being deleted (held by the orphan finalizer), or, when the garbage
+// collector has removed the claim's owner reference from the pod first, as
+// an orphan (an Event on the pool says so); which comes first varies.
 func (x *env) orphanedClaimEndsItsSandbox(t *testing.T, p *v1alpha1.SandboxPool) {
 	ns := p.Namespace
 	warm := x.waitWarmReady(t, p, 1, "")[0]
@@ -266,16 +267,13 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
+	how := "released as its claim was being deleted"
 	for _, ev := range events.Items {
-		if ev.Reason == controller.ReasonOrphanedPodDeleted && ev.Regarding.Name == p.Name && ev.Related != nil && ev.Related.Name == warm.Name {
-			found = true
-			t.Logf("event on pool %s: %s", p.Name, ev.Note)
+		if ev.Reason == controller.ReasonOrphanedPodDeleted && ev.Related != nil && ev.Related.Name == warm.Name {
+			how = "deleted as an orphan: " + ev.Note
 		}
 	}
-	if !found {
-		t.Errorf("no %s Event on pool %s naming pod %s", controller.ReasonOrphanedPodDeleted, p.Name, warm.Name)
-	}
+	t.Logf("pod %s of the claim deleted with --cascade=orphan: %s", warm.Name, how)
 }
 
 // TestClaimWithKubectl: a person with only kubectl claims a sandbox:
