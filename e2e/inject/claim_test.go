@@ -218,7 +218,8 @@ func TestClaimWarmExecCopyRelease(t *testing.T) {
 // meanwhile). The claim controller deletes the pod as soon as it sees the
 // claim being deleted (held by the orphan finalizer), or, when the garbage
 // collector has removed the claim's owner reference from the pod first, as
-// an orphan (an Event on the pool says so); which comes first varies.
+// an orphan (an Event on the pool says so); which comes first varies. A
+// pool deleted so leaves no warm pod behind either.
 func (x *env) orphanedClaimEndsItsSandbox(t *testing.T, p *v1alpha1.SandboxPool) {
 	ns := p.Namespace
 	warm := x.waitWarmReady(t, p, 1, "")[0]
@@ -260,20 +261,40 @@ spec:
 		t.Fatalf("kubectl delete --cascade=orphan as the claimant: %v\n%s", err, out)
 	}
 	x.waitGone(t, ns, warm.Name)
-	if refill := x.waitWarmReady(t, p, 1, "")[0]; refill.Name == warm.Name {
+	refill := x.waitWarmReady(t, p, 1, "")[0]
+	if refill.Name == warm.Name {
 		t.Errorf("the orphaned pod %s is counted warm", warm.Name)
 	}
-	events, err := x.kube.EventsV1().Events(ns).List(t.Context(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
+	orphanEvent := func(pod string) string {
+		events, err := x.kube.EventsV1().Events(ns).List(t.Context(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range events.Items {
+			if ev.Reason == controller.ReasonOrphanedPodDeleted && ev.Related != nil && ev.Related.Name == pod {
+				return ev.Note
+			}
+		}
+		return ""
 	}
 	how := "released as its claim was being deleted"
-	for _, ev := range events.Items {
-		if ev.Reason == controller.ReasonOrphanedPodDeleted && ev.Related != nil && ev.Related.Name == warm.Name {
-			how = "deleted as an orphan: " + ev.Note
-		}
+	if note := orphanEvent(warm.Name); note != "" {
+		how = "deleted as an orphan: " + note
 	}
 	t.Logf("pod %s of the claim deleted with --cascade=orphan: %s", warm.Name, how)
+
+	// The pool deleted the same way leaves its warm pod to the garbage
+	// collector's orphaning alone: the claim controller deletes it.
+	del = exec.CommandContext(t.Context(), x.kubectl, "delete", "-n", ns, "sandboxpool.sandbox.io/"+p.Name, "--cascade=orphan")
+	if out, err := del.CombinedOutput(); err != nil {
+		t.Fatalf("kubectl delete --cascade=orphan of the pool: %v\n%s", err, out)
+	}
+	x.waitGone(t, ns, refill.Name)
+	if note := orphanEvent(refill.Name); note == "" {
+		t.Errorf("no %s Event names the pool's orphaned warm pod %s", controller.ReasonOrphanedPodDeleted, refill.Name)
+	} else {
+		t.Logf("warm pod %s of the pool deleted with --cascade=orphan: %s", refill.Name, note)
+	}
 }
 
 // TestClaimWithKubectl: a person with only kubectl claims a sandbox:
