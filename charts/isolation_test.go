@@ -538,3 +538,72 @@ func TestAgentNetworkPolicy(t *testing.T) {
 		t.Errorf("agent.enabled=false still renders the agent's NetworkPolicy")
 	}
 }
+
+// TestClaimSecretRefPolicy: a claim may name in spec.auth.secretRef only a
+// Secret its creator may get, so that no one has the claim controller read
+// a Secret for them; a claim giving tokenSHA256 needs no Secret at all.
+// Tested as a user with the chart's claimant role and get on one Secret,
+// against the real API server with the chart's policy.
+func TestClaimSecretRefPolicy(t *testing.T) {
+	t.Parallel()
+	admin := requireAPIServer(t)
+	repo, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := envtest.InstallCRDs(apiServer.cfg, envtest.CRDInstallOptions{
+		Paths: []string{repo + "/charts/sandbox-injector/crds"}, ErrorIfPathMissing: true,
+	}); err != nil {
+		t.Fatalf("installing the CRDs: %v", err)
+	}
+	const ns, user = "claimsecrets", "alice"
+	createNamespace(t, admin, ns, nil)
+	objs := render(t, Release{Name: "cs", Namespace: "cs-system", Values: map[string]any{}})
+	createScoped(t, admin, objs, "cs-sandbox-injector-claim-secrets", ns)
+	var claimant *unstructured.Unstructured
+	for _, u := range objs {
+		if u.GetKind() == "ClusterRole" && u.GetName() == "cs-claimant" {
+			claimant = u.DeepCopy()
+		}
+	}
+	if claimant == nil {
+		t.Fatal("the chart renders no cs-claimant ClusterRole")
+	}
+	for _, obj := range []client.Object{
+		claimant,
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "own-secret", Namespace: ns}, Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{"mine"}, Verbs: []string{"get"},
+		}}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "claimant", Namespace: ns},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cs-claimant"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "own-secret", Namespace: ns},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "own-secret"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}}},
+	} {
+		if err := admin.Create(t.Context(), obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("creating %T %s: %v", obj, obj.GetName(), err)
+		}
+	}
+	alice := impersonate(t, user, "")
+	claim := func(name string, auth v1alpha1.ClaimAuth) *v1alpha1.SandboxClaim {
+		return &v1alpha1.SandboxClaim{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: v1alpha1.SandboxClaimSpec{PoolName: "python", Auth: auth}}
+	}
+	const refusal = "spec.auth.secretRef names Secret theirs, which alice may not get"
+	eventually(t, "the claim Secret policy in force", func() error {
+		return refusedSaying(alice.Create(t.Context(), claim("probe", v1alpha1.ClaimAuth{SecretRef: &v1alpha1.SecretReference{Name: "theirs"}}), client.DryRunAll), refusal)
+	})
+	if err := alice.Create(t.Context(), claim("own", v1alpha1.ClaimAuth{SecretRef: &v1alpha1.SecretReference{Name: "mine"}}), client.DryRunAll); err != nil {
+		t.Errorf("a claim naming a Secret its creator may get: %v", err)
+	}
+	digest := strings.Repeat("ab", 32)
+	if err := alice.Create(t.Context(), claim("digest", v1alpha1.ClaimAuth{TokenSHA256: digest}), client.DryRunAll); err != nil {
+		t.Errorf("a claim giving tokenSHA256: %v", err)
+	}
+	// A cluster admin may get every Secret, so may name any.
+	root := impersonate(t, "root", "", "system:masters")
+	if err := root.Create(t.Context(), claim("admin", v1alpha1.ClaimAuth{SecretRef: &v1alpha1.SecretReference{Name: "theirs"}}), client.DryRunAll); err != nil {
+		t.Errorf("a cluster admin's claim: %v", err)
+	}
+}
