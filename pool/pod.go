@@ -5,12 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/utils/ptr"
 
 	"sandbox.io/injector/api/v1alpha1"
@@ -106,8 +106,8 @@ func controllerKind(pod *corev1.Pod) string {
 	if ref == nil {
 		return ""
 	}
-	gv, err := schema.ParseGroupVersion(ref.APIVersion)
-	if err != nil || gv.Group != v1alpha1.GroupVersion.Group {
+	// No allocation: State runs on every pool pod of every status and plan.
+	if group, _, ok := strings.Cut(ref.APIVersion, "/"); !ok || group != v1alpha1.GroupVersion.Group {
 		return ""
 	}
 	return ref.Kind

@@ -146,9 +146,10 @@ const (
 	indexClaim = "sandbox.io/claim"
 )
 
-// Setup adds the claim, orphaned pod and pool status controllers to mgr. They run on a
-// cache of their own holding only pool pods (label sandbox.io/pool),
-// SandboxPools, SandboxClaims and Nodes, and only on the elected leader.
+// Setup adds the claim, orphaned pod and pool status controllers to mgr.
+// They run on a cache of their own holding only pool pods (label
+// sandbox.io/pool), SandboxPools, SandboxClaims and Nodes, and only on the
+// elected leader.
 func Setup(mgr manager.Manager, opts Options) error {
 	if opts.Keys == nil || len(opts.Keys.Keys().Current) == 0 {
 		return errors.New("setting up the claim controller: the claim key is required")
