@@ -50,9 +50,11 @@ type SandboxClaimSpec struct {
 	// ActiveDeadlineSeconds is the sandbox's lifetime, counted from when
 	// the claim was bound. At its end the controller deletes the pod and
 	// the claim becomes Expired. Raising it extends the sandbox; unset
-	// means no deadline.
+	// means no deadline. At most 9223372036 (292 years, the longest
+	// duration the controller computes with).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=9223372036
 	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
 	// ColdStart says whether a pod may be created for the claim when no
 	// warm pod of the pool is free: Allow (default) or Never (the claim
