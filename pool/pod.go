@@ -72,10 +72,10 @@ func MadeWarmSelector(poolName string) labels.Selector {
 // State is a pool pod's state: StateClaimed when a SandboxClaim is its
 // controller; its sandbox.io/state label when a SandboxPool is (StateWarm;
 // StateClaimed on a pod taken by a controller of an earlier release);
-// StateOrphaned when neither is, which only the garbage collector leaves
-// behind (an owner deleted with --cascade=orphan; the pool-pods admission
-// policy lets no one else create a pool pod without one or change its
-// owners). A claim takes a warm pod by pointing the pod's controller owner
+// StateOrphaned when neither is, which the garbage collector leaves behind
+// (an owner deleted with --cascade=orphan; the pool-pods admission policy
+// lets no one else but claims.extraPoolPodCreators create a pool pod
+// without one or change its owners). A claim takes a warm pod by pointing the pod's controller owner
 // reference at itself and changes no label: a pod's labels are what
 // NetworkPolicy implementations select on, and a label change makes them
 // recompute (kube-router rewrites the node's rules), once per claim.

@@ -29,8 +29,10 @@ import (
 const ReasonOrphanedPodDeleted = "OrphanedPodDeleted"
 
 // OrphanReconciler deletes pool pods that neither a SandboxPool nor a
-// SandboxClaim controls (pool.State says v1alpha1.StateOrphaned). Only the
-// garbage collector makes one: deleting a claim with --cascade=orphan
+// SandboxClaim controls (pool.State says v1alpha1.StateOrphaned). The
+// garbage collector makes one (besides a claims.extraPoolPodCreators user,
+// whom the pool-pods policy lets do as it pleases): deleting a claim with
+// --cascade=orphan
 // removes the claim's owner reference from its pod and leaves the pod, its
 // runner and the claimant's credential running with no lifetime; deleting
 // a pool so leaves its warm pods. A sandbox lives as long as its claim and
