@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -135,11 +134,9 @@ func WarmPod(p *v1alpha1.SandboxPool, node string) *corev1.Pod {
 // was claimable: claimed from the start (so no agent counts it as warm),
 // labelled v1alpha1.OriginCold, and left to the scheduler within the pool's
 // node selector.
-func ColdPod(p *v1alpha1.SandboxPool, claimant string, now time.Time) *corev1.Pod {
+func ColdPod(p *v1alpha1.SandboxPool) *corev1.Pod {
 	pod := basePod(p, v1alpha1.StateClaimed)
 	pod.Labels[v1alpha1.LabelOrigin] = v1alpha1.OriginCold
-	pod.Annotations[v1alpha1.AnnotationClaimedBy] = claimant
-	pod.Annotations[v1alpha1.AnnotationClaimedAt] = now.UTC().Format(time.RFC3339Nano)
 	if len(p.Spec.NodeSelector) > 0 {
 		pod.Spec.NodeSelector = make(map[string]string, len(p.Spec.NodeSelector))
 		for k, v := range p.Spec.NodeSelector {

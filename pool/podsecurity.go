@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -68,7 +67,7 @@ func PodSecurityLevel(p *v1alpha1.SandboxPool) (PodSecurity, error) {
 	if err != nil {
 		return PodSecurity{}, fmt.Errorf("building the pod security evaluator: %w", err)
 	}
-	pods := []*corev1.Pod{WarmPod(p, "node"), ColdPod(p, "claimant", time.Time{})}
+	pods := []*corev1.Pod{WarmPod(p, "node"), ColdPod(p)}
 	// failures lists why the pods miss a level, each reason once.
 	failures := func(level psaapi.Level) []string {
 		var out []string

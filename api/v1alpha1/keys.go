@@ -75,20 +75,20 @@ const (
 )
 
 // Pod annotations the claim protocol writes on a pool pod (never on a pod
-// a user creates; the webhook accepts them so that a cold pod created
-// already claimed passes admission).
+// a user creates; the webhook accepts them so that a pool pod made by this
+// or an earlier release passes admission).
 const (
-	// AnnotationClaimedBy names the SandboxClaim a pool pod is bound to, as
-	// "namespace/name". The claim controller sets it in the same
-	// conditional update that makes the claim the pod's controller owner,
-	// which is what claims a warm pod (a cold pod is created with both).
-	// The take changes no label: labels are what NetworkPolicy
-	// implementations select on, and a label change makes them recompute
-	// (a new security identity for label-grouping plugins, a rewrite of
-	// the node's rules for kube-router), once per claim.
+	// AnnotationClaimedBy named the SandboxClaim a pool pod was bound to,
+	// as "namespace/name", on pods claimed by earlier releases; none is
+	// written now. A claim takes a warm pod by becoming its controller
+	// owner (which names it; the claim's status.boundAt says when) and
+	// changes nothing else: a label change makes NetworkPolicy
+	// implementations recompute (kube-router rewrites the node's rules),
+	// an annotation change makes the kubelet re-sync the pod, once per
+	// claim.
 	AnnotationClaimedBy = KeyPrefix + "claimed-by"
-	// AnnotationClaimedAt is when the pod was claimed, in RFC 3339 with
-	// nanoseconds.
+	// AnnotationClaimedAt was when the pod was claimed, in RFC 3339 with
+	// nanoseconds, on pods claimed by earlier releases.
 	AnnotationClaimedAt = KeyPrefix + "claimed-at"
 	// AnnotationClaimNonce on a pool pod is a random value the webhook
 	// gives it at admission. The pod's runner gets only a verifier of the

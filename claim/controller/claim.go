@@ -403,21 +403,19 @@ func (r *ClaimReconciler) dropState(uid types.UID) {
 
 // adopt makes pod the claim's, conditioned on the resourceVersion the cache
 // saw: the claim its controller and only owner, which is what makes the pod
-// claimed (pool.State; its labels change only with Options.RelabelOnTake),
-// so that deleting the claim deletes the pod (the garbage collector deletes a dependent only once every
-// owner is gone, so the pool must not stay one). It returns nil, nil when
-// the pod changed or went away meanwhile.
+// claimed (pool.State), so that deleting the claim deletes the pod (the
+// garbage collector deletes a dependent only once every owner is gone, so
+// the pool must not stay one). Nothing else changes (its labels only with
+// Options.RelabelOnTake): the kubelet ignores an owner reference change,
+// where a label or annotation change makes it re-sync the pod, and
+// NetworkPolicy implementations recompute on a label change. It returns
+// nil, nil when the pod changed or went away meanwhile.
 func (r *ClaimReconciler) adopt(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod) (*corev1.Pod, error) {
 	up := pod.DeepCopy()
 	if r.opts.RelabelOnTake {
 		up.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed
 		up.Labels[v1alpha1.LabelOrigin] = v1alpha1.OriginWarm
 	}
-	if up.Annotations == nil {
-		up.Annotations = map[string]string{}
-	}
-	up.Annotations[v1alpha1.AnnotationClaimedBy] = sbc.Namespace + "/" + sbc.Name
-	up.Annotations[v1alpha1.AnnotationClaimedAt] = time.Now().UTC().Format(time.RFC3339Nano)
 	up.OwnerReferences = []metav1.OwnerReference{claimOwnerRef(sbc)}
 	start := time.Now()
 	err := r.client.Update(ctx, up)
@@ -447,7 +445,7 @@ func claimOwnerRef(sbc *v1alpha1.SandboxClaim) metav1.OwnerReference {
 // start; the claim is bound when the pod is Ready (its events requeue the
 // claim).
 func (r *ClaimReconciler) startCold(ctx context.Context, sbc *v1alpha1.SandboxClaim, p *v1alpha1.SandboxPool) (ctrl.Result, error) {
-	pod := pool.ColdPod(p, sbc.Namespace+"/"+sbc.Name, time.Now())
+	pod := pool.ColdPod(p)
 	pod.OwnerReferences = []metav1.OwnerReference{claimOwnerRef(sbc)}
 	if err := r.api.Create(ctx, pod); err != nil {
 		if waited := r.pendingFor(sbc); transient(err) && waited < r.opts.ColdTimeout {

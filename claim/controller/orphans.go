@@ -87,7 +87,6 @@ func (r *OrphanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	r.deleted.Inc()
 	poolName := pod.Labels[v1alpha1.LabelPool]
-	lastClaim := pod.Annotations[v1alpha1.AnnotationClaimedBy]
 	// The Event is the pool's when it is still there (kubectl describe
 	// sandboxpool shows it), else the pod's.
 	var regarding runtime.Object = &pod
@@ -95,15 +94,11 @@ func (r *OrphanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err := r.client.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: poolName}, &p); err == nil {
 		regarding = &p
 	}
-	what := "warm pod"
-	if lastClaim != "" {
-		what = "pod of claim " + lastClaim
-	}
 	r.recorder.Eventf(regarding, &pod, corev1.EventTypeNormal, ReasonOrphanedPodDeleted, "Delete",
-		"deleted %s %s of pool %s (node %s): neither its pool nor a SandboxClaim controls it any more (an owner deleted with --cascade=orphan), and a sandbox lives no longer than its claim",
-		what, pod.Name, poolName, pod.Spec.NodeName)
+		"deleted pod %s of pool %s (node %s): neither its pool nor a SandboxClaim controls it any more (an owner deleted with --cascade=orphan), and a sandbox lives no longer than its claim",
+		pod.Name, poolName, pod.Spec.NodeName)
 	r.log.Info("deleted an orphaned pool pod: neither its pool nor a SandboxClaim controls it",
 		"namespace", pod.Namespace, "pool", poolName, "pod", pod.Name, "node", pod.Spec.NodeName,
-		"labelledState", pod.Labels[v1alpha1.LabelState], "lastClaimedBy", lastClaim)
+		"labelledState", pod.Labels[v1alpha1.LabelState])
 	return ctrl.Result{}, nil
 }

@@ -95,8 +95,8 @@ func TestOrphanedPodsDeleted(t *testing.T) {
 				named[ev.Related.Name] = ev.Note
 			}
 		}
-		if len(named) != 2 || named[leftWarm.Name] == "" || !strings.Contains(named[kept.Name], ns+"/"+sbc.Name) {
-			return fmt.Errorf("such Events %v, want one naming %s and one naming %s and its last claim", named, leftWarm.Name, kept.Name)
+		if len(named) != 2 || !strings.Contains(named[leftWarm.Name], leftWarm.Name) || !strings.Contains(named[kept.Name], kept.Name) {
+			return fmt.Errorf("such Events %v, want one naming %s and one naming %s", named, leftWarm.Name, kept.Name)
 		}
 		return nil
 	})

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"sandbox.io/injector/claim"
 )
@@ -18,7 +21,7 @@ func newCmdPods(r *root) *cobra.Command {
 -A): their state, the object that controls them (the SandboxPool while warm,
 the SandboxClaim once claimed), whether they are Ready, their node and age;
 -o wide adds the pod IP, the origin of a claimed pod (warm or cold) and when
-it was claimed.
+it was claimed (its claim's status.boundAt; listing claims too).
 
 A claim takes a warm pod by its owner reference; with the chart's
 claims.relabelOnTake=false the pod keeps its sandbox.io/state=warm label, so
@@ -35,9 +38,27 @@ no need of.`,
 		if len(args) == 1 {
 			poolName, noun = args[0], fmt.Sprintf("pods of pool %s", args[0])
 		}
+		// When each claimed pod was bound is its claim's status.boundAt:
+		// the take changes nothing on the pod but its owner reference.
+		var boundAt map[types.NamespacedName]time.Time
 		fetch := func(c *claim.Client, ctx context.Context, ns string) ([]corev1.Pod, error) {
-			return c.PoolPods(ctx, ns, poolName)
+			pods, err := c.PoolPods(ctx, ns, poolName)
+			if err != nil || !out.human() {
+				return pods, err
+			}
+			claims, err := c.List(ctx, ns)
+			if err != nil {
+				return nil, err
+			}
+			boundAt = make(map[types.NamespacedName]time.Time, len(claims))
+			for i := range claims {
+				if b := claims[i].Status.BoundAt; b != nil {
+					boundAt[types.NamespacedName{Namespace: claims[i].Namespace, Name: claims[i].Name}] = b.Time
+				}
+			}
+			return pods, nil
 		}
-		return runList(cmd, r, out, all, corev1.SchemeGroupVersion.WithKind("Pod"), noun, fetch, podTable)
+		table := func(pods []corev1.Pod, now time.Time) *metav1.Table { return podTable(pods, boundAt, now) }
+		return runList(cmd, r, out, all, corev1.SchemeGroupVersion.WithKind("Pod"), noun, fetch, table)
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/duration"
 
 	"sandbox.io/injector/api/v1alpha1"
@@ -91,8 +92,9 @@ func poolTable(pools []v1alpha1.SandboxPool, now time.Time) *metav1.Table {
 // podTable is the table of pool pods: each pod's state as the claim
 // controller sees it (pool.State: claimed once a SandboxClaim controls it,
 // whatever its labels say), its controller, readiness, node and age; with
-// -o wide its IP, origin and the time it was claimed.
-func podTable(pods []corev1.Pod, now time.Time) *metav1.Table {
+// -o wide its IP, origin and the time its claim was bound (boundAt, by
+// claim).
+func podTable(pods []corev1.Pod, boundAt map[types.NamespacedName]time.Time, now time.Time) *metav1.Table {
 	t := &metav1.Table{ColumnDefinitions: []metav1.TableColumnDefinition{
 		{Name: "Name", Type: "string", Format: "name"},
 		{Name: "Pool", Type: "string"},
@@ -121,7 +123,7 @@ func podTable(pods []corev1.Pod, now time.Time) *metav1.Table {
 		origin, claimed := none, none
 		if state == v1alpha1.StateClaimed {
 			origin = pool.Origin(p)
-			if at, err := time.Parse(time.RFC3339Nano, p.Annotations[v1alpha1.AnnotationClaimedAt]); err == nil {
+			if at, ok := boundAt[types.NamespacedName{Namespace: p.Namespace, Name: pool.ClaimOwner(p)}]; ok {
 				claimed = duration.HumanDuration(now.Sub(at)) + " ago"
 			}
 		}

@@ -105,8 +105,7 @@ func TestBenchClaim(t *testing.T) {
 	}
 	// one claims, runs `true` and returns the time from before the
 	// claim's creation to the /execute result. Each claim's steps go to
-	// traces (the pod's adoption time is the controller's
-	// sandbox.io/claimed-at, read after the clock stops). The claims are
+	// traces (the controller's own steps are its metrics). The claims are
 	// released after each phase (releaseAll), not between its claims: a
 	// release deletes a pod, whose termination would share the machine
 	// with the next claims, and agent-sandbox's run releases none.
@@ -121,11 +120,6 @@ func TestBenchClaim(t *testing.T) {
 		res, err := sb.Runner().Execute(ctx, api.ExecuteRequest{Argv: []string{"true"}})
 		took := time.Since(start)
 		tr := claimTrace{total: took, bound: sb.Duration}
-		if pod, gerr := podReader.CoreV1().Pods(ns).Get(ctx, sb.Pod, metav1.GetOptions{}); gerr == nil {
-			if at, perr := time.Parse(time.RFC3339Nano, pod.Annotations[v1alpha1.AnnotationClaimedAt]); perr == nil {
-				tr.adopted = at.Sub(start)
-			}
-		}
 		tracesMu.Lock()
 		held = append(held, sb.Claim)
 		tracesMu.Unlock()
@@ -299,11 +293,10 @@ func (x *env) controllerSteps(t *testing.T) claimbench.Steps {
 }
 
 // claimTrace is where one timed claim's time went, from before its
-// creation: until the controller adopted its pod (the pod's
-// sandbox.io/claimed-at, just before the adoption's update is sent), until
-// the claimant saw it Bound, and in all (the first /execute answered).
+// creation: until the claimant saw it Bound, and in all (the first
+// /execute answered).
 type claimTrace struct {
-	adopted, bound, total time.Duration
+	bound, total time.Duration
 }
 
 var tracesMu sync.Mutex
@@ -315,12 +308,12 @@ func slowest(phase string, traces []claimTrace, n int) string {
 	s := slices.Clone(traces)
 	slices.SortFunc(s, func(a, b claimTrace) int { return cmp.Compare(b.total, a.total) })
 	var b strings.Builder
-	fmt.Fprintf(&b, "slowest claims, %s (created -> pod adopted -> Bound seen -> first /execute):", phase)
+	fmt.Fprintf(&b, "slowest claims, %s (created -> Bound seen -> first /execute):", phase)
 	for i, tr := range s {
 		if i == n {
 			break
 		}
-		fmt.Fprintf(&b, " %s = %s + %s + %s;", ms(tr.total), ms(tr.adopted), ms(tr.bound-tr.adopted), ms(tr.total-tr.bound))
+		fmt.Fprintf(&b, " %s = %s + %s;", ms(tr.total), ms(tr.bound), ms(tr.total-tr.bound))
 	}
 	return strings.TrimSuffix(b.String(), ";")
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -171,8 +172,8 @@ func TestClaimWarmExecCopyRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pool.State(got) != v1alpha1.StateClaimed || got.Labels[v1alpha1.LabelState] != v1alpha1.StateWarm || got.Annotations[v1alpha1.AnnotationClaimedBy] != ns+"/"+name {
-		t.Errorf("claimed pod: state %q, labels %v (a claim changes none), annotations %v", pool.State(got), got.Labels, got.Annotations)
+	if pool.State(got) != v1alpha1.StateClaimed || pool.ClaimOwner(got) != name || !maps.Equal(got.Labels, warm.Labels) || !maps.Equal(got.Annotations, warm.Annotations) {
+		t.Errorf("claimed pod: state %q, claim %q, labels %v, annotations %v (a claim changes neither)", pool.State(got), pool.ClaimOwner(got), got.Labels, got.Annotations)
 	}
 	if out, err := exec.CommandContext(t.Context(), x.kubectl, "get", "sandboxclaims.sandbox.io", "-n", ns).CombinedOutput(); err != nil || !strings.Contains(string(out), "Bound") {
 		t.Errorf("kubectl get sandboxclaims: %v\n%s", err, out)
