@@ -32,13 +32,12 @@ const ReasonOrphanedPodDeleted = "OrphanedPodDeleted"
 // SandboxClaim controls (pool.State says v1alpha1.StateOrphaned). The
 // garbage collector makes one (besides a claims.extraPoolPodCreators user,
 // whom the pool-pods policy lets do as it pleases): deleting a claim with
-// --cascade=orphan
-// removes the claim's owner reference from its pod and leaves the pod, its
-// runner and the claimant's credential running with no lifetime; deleting
-// a pool so leaves its warm pods. A sandbox lives as long as its claim and
-// no longer, so the controller deletes such a pod as soon as its cache
-// shows it, and no one counts it meanwhile (the node agent makes a warm pod
-// in its place).
+// --cascade=orphan removes the claim's owner reference from its pod and
+// leaves the pod, its runner and the claimant's credential running with no
+// lifetime; deleting a pool so leaves its warm pods. A sandbox lives as
+// long as its claim and no longer, so the controller deletes such a pod as
+// soon as its cache shows it, and no one counts it meanwhile (the node
+// agent makes a warm pod in its place).
 type OrphanReconciler struct {
 	client   client.Client
 	log      *slog.Logger
