@@ -117,8 +117,8 @@ func TestOrphanedPodsDeleted(t *testing.T) {
 // TestDeletingClaimReleasesItsPod: a claim being deleted releases its pod at
 // once, even while a finalizer of the claimant's holds the claim (and with
 // it the garbage collector, which deletes the pod only once the claim is
-// gone): the claimant cannot keep a sandbox, by
-// deleting its claim with a finalizer on it.
+// gone): the claimant cannot keep a sandbox by deleting its claim with a
+// finalizer on it.
 func TestDeletingClaimReleasesItsPod(t *testing.T) {
 	e := claimtest.Start(t, claimtest.Options{})
 	ctx := t.Context()
