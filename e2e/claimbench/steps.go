@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -15,6 +16,16 @@ import (
 // steps, by step: take (the pod's conditional update), runner (its POST
 // /claim), status (the Bound status write).
 const StepMetric = "sandbox_claim_bind_step_duration_seconds"
+
+// BindMetric is the claim controller's histogram of a whole binding, from
+// when it first saw the claim to its Bound status write, by origin; its
+// warm bindings are read as the step StepBind.
+const BindMetric = "sandbox_claim_bind_duration_seconds"
+
+// StepBind names the controller's whole warm binding among the steps: what
+// the claimant waits beyond it is the API server's (the claim's creation,
+// the watch events both ways) and the controller's queue.
+const StepBind = "seen-to-bound"
 
 // StepHist is one step's histogram: the sum of its durations in seconds,
 // how many there were, and the cumulative count at each upper bound.
@@ -26,7 +37,8 @@ type StepHist struct {
 // Steps are the step histograms read from the controller's metrics.
 type Steps map[string]StepHist
 
-// ParseSteps reads StepMetric from a Prometheus text exposition.
+// ParseSteps reads StepMetric, and BindMetric's warm bindings as StepBind,
+// from a Prometheus text exposition.
 func ParseSteps(r io.Reader) (Steps, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := p.TextToMetricFamilies(r)
@@ -34,25 +46,33 @@ func ParseSteps(r io.Reader) (Steps, error) {
 		return nil, fmt.Errorf("parsing the controller's metrics: %w", err)
 	}
 	out := Steps{}
-	f, ok := families[StepMetric]
-	if !ok {
-		return out, nil
+	for _, m := range families[StepMetric].GetMetric() {
+		out[label(m, "step")] = hist(m)
 	}
-	for _, m := range f.GetMetric() {
-		step := ""
-		for _, l := range m.GetLabel() {
-			if l.GetName() == "step" {
-				step = l.GetValue()
-			}
+	for _, m := range families[BindMetric].GetMetric() {
+		if label(m, "origin") == "warm" {
+			out[StepBind] = hist(m)
 		}
-		h := m.GetHistogram()
-		sh := StepHist{Sum: h.GetSampleSum(), Count: float64(h.GetSampleCount()), Buckets: map[float64]float64{}}
-		for _, b := range h.GetBucket() {
-			sh.Buckets[b.GetUpperBound()] = float64(b.GetCumulativeCount())
-		}
-		out[step] = sh
 	}
 	return out, nil
+}
+
+func label(m *dto.Metric, name string) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == name {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+func hist(m *dto.Metric) StepHist {
+	h := m.GetHistogram()
+	sh := StepHist{Sum: h.GetSampleSum(), Count: float64(h.GetSampleCount()), Buckets: map[float64]float64{}}
+	for _, b := range h.GetBucket() {
+		sh.Buckets[b.GetUpperBound()] = float64(b.GetCumulativeCount())
+	}
+	return sh
 }
 
 // Since is what s counted after before: the difference of each step's
@@ -74,7 +94,7 @@ func (s Steps) Since(before Steps) Steps {
 // many of its durations were over slow seconds (by the histogram bucket at
 // slow, which must be one of its bounds).
 func (s Steps) Format(slow float64) string {
-	order := []string{"take", "runner", "status"}
+	order := []string{"take", "runner", "status", StepBind}
 	for _, step := range slices.Sorted(maps.Keys(s)) {
 		if !slices.Contains(order, step) {
 			order = append(order, step)

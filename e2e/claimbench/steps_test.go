@@ -25,10 +25,20 @@ sandbox_claim_bind_step_duration_seconds_bucket{step="status",le="0.025"} 2
 sandbox_claim_bind_step_duration_seconds_bucket{step="status",le="+Inf"} 2
 sandbox_claim_bind_step_duration_seconds_sum{step="status"} 0.008
 sandbox_claim_bind_step_duration_seconds_count{step="status"} 2
+# TYPE sandbox_claim_bind_duration_seconds histogram
+sandbox_claim_bind_duration_seconds_bucket{origin="cold",le="0.025"} 0
+sandbox_claim_bind_duration_seconds_bucket{origin="cold",le="+Inf"} 1
+sandbox_claim_bind_duration_seconds_sum{origin="cold"} 2
+sandbox_claim_bind_duration_seconds_count{origin="cold"} 1
+sandbox_claim_bind_duration_seconds_bucket{origin="warm",le="0.025"} 1
+sandbox_claim_bind_duration_seconds_bucket{origin="warm",le="+Inf"} 2
+sandbox_claim_bind_duration_seconds_sum{origin="warm"} 0.06
+sandbox_claim_bind_duration_seconds_count{origin="warm"} 2
 `
 
 // TestStepsSince: the steps counted between two scrapes, their means and
-// how many were over the slow bound; a step with no binding in between, or
+// how many were over the slow bound, with the warm bindings as a whole
+// after them (cold ones left out); a step with no binding in between, or
 // one absent from the first scrape, is handled.
 func TestStepsSince(t *testing.T) {
 	before, err := ParseSteps(strings.NewReader(stepsBefore))
@@ -40,7 +50,7 @@ func TestStepsSince(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := after.Since(before).Format(0.025)
-	want := "take mean 40.0 ms (4 of 10 over 25 ms), status mean 4.0 ms (0 of 2 over 25 ms)"
+	want := "take mean 40.0 ms (4 of 10 over 25 ms), status mean 4.0 ms (0 of 2 over 25 ms), seen-to-bound mean 30.0 ms (1 of 2 over 25 ms)"
 	if got != want {
 		t.Errorf("Format: %q, want %q", got, want)
 	}
