@@ -74,10 +74,11 @@ func MadeWarmSelector(poolName string) labels.Selector {
 // StateOrphaned when neither is, which the garbage collector leaves behind
 // (an owner deleted with --cascade=orphan; the pool-pods admission policy
 // lets no one else but claims.extraPoolPodCreators create a pool pod
-// without one or change its owners). A claim takes a warm pod by pointing the pod's controller owner
-// reference at itself and changes no label: a pod's labels are what
-// NetworkPolicy implementations select on, and a label change makes them
-// recompute (kube-router rewrites the node's rules), once per claim.
+// without one or change its owners). A claim takes a warm pod by pointing
+// the pod's controller owner reference at itself and changes nothing else:
+// a label change makes NetworkPolicy implementations recompute (kube-router
+// rewrites the node's rules), and a label or annotation change makes the
+// kubelet re-sync the pod, once per claim.
 func State(pod *corev1.Pod) string {
 	switch controllerKind(pod) {
 	case "SandboxClaim":
