@@ -238,3 +238,18 @@ func TestWebhookPodRestricted(t *testing.T) {
 		t.Fatalf("a pod without allowPrivilegeEscalation=false was answered %v, want a PodSecurity refusal", err)
 	}
 }
+
+// installCRDs installs the chart's CRDs (SandboxPool, SandboxClaim) on the
+// shared API server.
+func installCRDs(t *testing.T) {
+	t.Helper()
+	repo, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := envtest.InstallCRDs(apiServer.cfg, envtest.CRDInstallOptions{
+		Paths: []string{repo + "/charts/sandbox-injector/crds"}, ErrorIfPathMissing: true,
+	}); err != nil {
+		t.Fatalf("installing the chart's CRDs: %v", err)
+	}
+}

@@ -21,10 +21,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"sandbox.io/injector/api/v1alpha1"
-	"sandbox.io/injector/internal/testenv"
 	"sandbox.io/injector/pool"
 )
 
@@ -353,15 +351,7 @@ func TestAgentPodShapePolicy(t *testing.T) {
 	t.Parallel()
 	admin := requireAPIServer(t)
 	createsPoolPods(t, admin)
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := envtest.InstallCRDs(apiServer.cfg, envtest.CRDInstallOptions{
-		Paths: []string{root + "/charts/sandbox-injector/crds"}, ErrorIfPathMissing: true,
-	}); err != nil {
-		t.Fatalf("installing the SandboxPool CRD: %v", err)
-	}
+	installCRDs(t)
 	const ns, empty = "podshape", "podshape-empty"
 	createNamespace(t, admin, ns, nil)
 	createNamespace(t, admin, empty, nil)
@@ -547,15 +537,7 @@ func TestAgentNetworkPolicy(t *testing.T) {
 func TestClaimSecretRefPolicy(t *testing.T) {
 	t.Parallel()
 	admin := requireAPIServer(t)
-	repo, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := envtest.InstallCRDs(apiServer.cfg, envtest.CRDInstallOptions{
-		Paths: []string{repo + "/charts/sandbox-injector/crds"}, ErrorIfPathMissing: true,
-	}); err != nil {
-		t.Fatalf("installing the CRDs: %v", err)
-	}
+	installCRDs(t)
 	const ns, user = "claimsecrets", "alice"
 	createNamespace(t, admin, ns, nil)
 	objs := render(t, Release{Name: "cs", Namespace: "cs-system", Values: map[string]any{}})

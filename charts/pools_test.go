@@ -16,10 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"sandbox.io/injector/api/v1alpha1"
-	"sandbox.io/injector/internal/testenv"
 )
 
 // TestAgentPools renders the agent with warm pools on (the default) and
@@ -281,15 +279,7 @@ func TestAgentPodPolicy(t *testing.T) {
 func TestChartPoolsServerSide(t *testing.T) {
 	t.Parallel()
 	c := requireAPIServer(t)
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := envtest.InstallCRDs(apiServer.cfg, envtest.CRDInstallOptions{
-		Paths: []string{root + "/charts/sandbox-injector/crds"}, ErrorIfPathMissing: true,
-	}); err != nil {
-		t.Fatalf("installing the SandboxPool CRD: %v", err)
-	}
+	installCRDs(t)
 	createNamespace(t, c, "pools-a", nil)
 	objs := render(t, Release{Values: map[string]any{"pools": []any{map[string]any{
 		"name": "python", "namespace": "pools-a", "podsPerNode": 2,
