@@ -35,13 +35,7 @@ func TestClaimSpecValidation(t *testing.T) {
 		{"a digest in upper case", func(c *v1alpha1.SandboxClaim) { c.Spec.Auth.TokenSHA256 = strings.ToUpper(c.Spec.Auth.TokenSHA256) }, "spec.auth.tokenSHA256"},
 	} {
 		sbc := newClaim(ns, "python", "claimant-token-0123456789abcdef", tc.mutate)
-		err := e.Client.Create(t.Context(), sbc, client.DryRunAll)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: refused: %v", tc.name, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: %v, want a refusal naming %q", tc.name, err, tc.want)
-		}
+		expectAdmission(t, tc.name, e.Client.Create(t.Context(), sbc, client.DryRunAll), tc.want)
 	}
 	// What was asked cannot change once made; the lifetime can.
 	sbc := newClaim(ns, "python", "claimant-token-0123456789abcdef")
@@ -60,12 +54,18 @@ func TestClaimSpecValidation(t *testing.T) {
 	} {
 		up := sbc.DeepCopy()
 		tc.mutate(up)
-		err := e.Client.Update(t.Context(), up, client.DryRunAll)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: refused: %v", tc.name, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: %v, want a refusal saying %q", tc.name, err, tc.want)
-		}
+		expectAdmission(t, tc.name, e.Client.Update(t.Context(), up, client.DryRunAll), tc.want)
+	}
+}
+
+// expectAdmission checks what the API server said to the case named name:
+// admitted when want is "", else refused with a message holding want.
+func expectAdmission(t *testing.T, name string, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("%s: refused: %v", name, err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Errorf("%s: %v, want a refusal saying %q", name, err, want)
 	}
 }
