@@ -14,7 +14,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -438,6 +440,24 @@ func (h *harness) testListAndPools(t *testing.T) {
 	}
 	if l := lineOf(h.must(ns, "pods", "-o", "wide").stdout, pod.Name); !strings.Contains(l, "warm") || !strings.Contains(l, "ago") || !strings.Contains(l, "127.0.0.1") {
 		t.Errorf("pods -o wide, row of the claimed pod %q: want its IP, origin warm and when it was claimed", l)
+	}
+	// Someone who may list pods but not claims still gets the pods, and
+	// is told why CLAIMED is left out.
+	podLister := []client.Object{
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "pod-lister", Namespace: ns},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}}}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "pod-lister", Namespace: ns},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "pod-lister"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "ops"}}},
+	}
+	for _, obj := range podLister {
+		if err := h.e.Client.Create(t.Context(), obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := h.must(ns, "pods", "-o", "wide", "--as", "ops")
+	if l := lineOf(res.stdout, pod.Name); !strings.Contains(l, "127.0.0.1") || strings.Contains(l, "ago") || !strings.Contains(res.stderr, "CLAIMED is left out") {
+		t.Errorf("pods -o wide without the right to list claims: row %q, stderr %q", l, res.stderr)
 	}
 	var pl struct {
 		Kind  string       `json:"kind"`
