@@ -74,7 +74,21 @@ type PoolConfig struct {
 	// replaces the pod as soon as the answer is RunnerImage. Defaulted to
 	// 1m if unspecified.
 	OutdatedRetry time.Duration
+	// RefillDelay is how long a pool found short on the node (its warm
+	// pods claimed, deleted or failed) waits before the agent creates the
+	// pods it lacks; the pods taken meanwhile are created together, and the
+	// batches after the first follow without delay. A pod's start takes the
+	// node's CPU (its sandbox, network and runner copy) for a good part of
+	// a second, which the claims binding at that moment (their runners'
+	// /claim, the claimants' first commands) need more: the refill waits
+	// until they are done. Defaulted to 500ms if unspecified; negative
+	// creates at once.
+	RefillDelay time.Duration
 }
+
+// defaultRefillDelay is PoolConfig.RefillDelay when unset: several times
+// the time from a claim's take to its claimant's first command.
+const defaultRefillDelay = 500 * time.Millisecond
 
 func (c *PoolConfig) setDefaults() {
 	if c.MaxStarting <= 0 {
@@ -95,6 +109,9 @@ func (c *PoolConfig) setDefaults() {
 	if c.OutdatedRetry <= 0 {
 		c.OutdatedRetry = time.Minute
 	}
+	if c.RefillDelay == 0 {
+		c.RefillDelay = defaultRefillDelay
+	}
 }
 
 // expectTimeout is how long a creation or deletion the cache has not shown
@@ -113,6 +130,9 @@ type PoolReconciler struct {
 	// RunnerImage, the webhook's last answer to a dry-run create
 	// (PlanInput.Webhook).
 	answers answers
+	// refills holds off the creations of a pool found short for
+	// PoolConfig.RefillDelay.
+	refills refillGate
 }
 
 // SetupPools adds the warm pool reconciler to mgr. It runs on a cache of its
@@ -223,6 +243,7 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 			// Its pods go with it: they carry the pool as owner.
 			r.exp.forget(req.NamespacedName)
 			r.answers.forget(req.NamespacedName)
+			r.refills.done(req.NamespacedName)
 			r.cfg.Metrics.forget(req.Namespace, req.Name)
 			return reconcile.Result{}, nil
 		}
@@ -261,6 +282,20 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 		r.answers.forget(req.NamespacedName)
 	}
 
+	// A short pool waits RefillDelay before its first creation (the
+	// deletions do not wait).
+	var refillWait time.Duration
+	switch {
+	case plan.Create > 0:
+		if refillWait = r.refills.hold(req.NamespacedName, time.Now(), r.cfg.RefillDelay); refillWait > 0 {
+			log.Debug("pool short: refill held back", "create", plan.Create, "for", refillWait)
+			plan.Short += plan.Create
+			plan.Create = 0
+		}
+	case plan.Short == 0:
+		r.refills.done(req.NamespacedName)
+	}
+
 	var errs []error
 	for _, d := range plan.Delete {
 		if err := r.deletePod(ctx, &p, d); err != nil {
@@ -282,6 +317,9 @@ func (r *PoolReconciler) Reconcile(ctx context.Context, req reconcile.Request) (
 	}
 	if err := errors.Join(errs...); err != nil {
 		return reconcile.Result{}, err
+	}
+	if refillWait > 0 {
+		return reconcile.Result{RequeueAfter: refillWait}, nil
 	}
 	if plan.Short > 0 || unobserved > 0 || plan.Create > 0 {
 		return reconcile.Result{RequeueAfter: r.cfg.ShortRetry}, nil
@@ -385,6 +423,42 @@ type expectations struct {
 	mu   sync.Mutex
 	made map[types.NamespacedName]map[string]time.Time
 	gone map[types.NamespacedName]map[string]time.Time
+}
+
+// refillGate remembers, per pool, since when the node has been short of
+// warm pods, so that the refill starts PoolConfig.RefillDelay after the
+// first pod went: the takes of a burst of claims are refilled together,
+// once they are done.
+type refillGate struct {
+	mu    sync.Mutex
+	since map[types.NamespacedName]time.Time
+}
+
+// hold returns how much longer pool's creations wait: delay from the first
+// time hold was called for it since it was last done, zero once that has
+// passed (and until done), and zero for a negative delay.
+func (g *refillGate) hold(pool types.NamespacedName, now time.Time, delay time.Duration) time.Duration {
+	if delay <= 0 {
+		return 0
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.since == nil {
+		g.since = map[types.NamespacedName]time.Time{}
+	}
+	since, ok := g.since[pool]
+	if !ok {
+		g.since[pool] = now
+		return delay
+	}
+	return max(delay-now.Sub(since), 0)
+}
+
+// done ends pool's shortage: the next one waits the whole delay again.
+func (g *refillGate) done(pool types.NamespacedName) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.since, pool)
 }
 
 // answers are the webhook's last answers to the dry-run creates, by pool.

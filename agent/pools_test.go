@@ -377,6 +377,45 @@ func TestWarmPools(t *testing.T) {
 		}
 	})
 
+	t.Run("a claimed pod is replaced after RefillDelay, with those taken meanwhile", func(t *testing.T) {
+		const ns, node = "refill", "node-refill"
+		const delay = 3 * time.Second
+		x.namespace(t, ns)
+		x.node(t, node, nil)
+		a := x.startAgent(t, node, 5, func(c *PoolConfig) { c.RefillDelay = delay })
+		x.pool(t, ns, "py", 3)
+		pods := x.waitWarm(t, ns, "py", node, 3)
+		x.markReady(t, pods)
+		x.waitCounts(t, a, ns, "py", node, 3, 3, 3, 0)
+		created := testutil.ToFloat64(a.metrics.Created.WithLabelValues(ns, "py"))
+
+		x.claim(t, pods[0])
+		took := time.Now()
+		x.claim(t, pods[1])
+		testenv.Eventually(t, 30*time.Second, "the agent saw both takes", func() error {
+			if got := gauge(a.metrics, ns, "py", node, "claimed"); got != 2 {
+				return fmt.Errorf("claimed gauge %v", got)
+			}
+			return nil
+		})
+		// Not refilled while the delay runs (the check cannot pass early:
+		// a slow agent only creates later).
+		if wait := delay - time.Since(took) - 500*time.Millisecond; wait > 0 {
+			time.Sleep(wait)
+			if warm := x.pods(t, ns, "py", node, v1alpha1.StateWarm); len(warm) != 1 {
+				t.Fatalf("%d warm pods %s after the first take, want 1: the refill did not wait %s", len(warm), time.Since(took).Round(time.Millisecond), delay)
+			}
+		} else {
+			t.Logf("the takes took %s, too long to see the refill held", time.Since(took))
+		}
+		pods = x.waitWarm(t, ns, "py", node, 3)
+		x.markReady(t, pods)
+		x.waitCounts(t, a, ns, "py", node, 3, 3, 3, 2)
+		if got := testutil.ToFloat64(a.metrics.Created.WithLabelValues(ns, "py")) - created; got != 2 {
+			t.Errorf("created %v pods for two takes, want 2", got)
+		}
+	})
+
 	t.Run("refills in batches of MaxStarting", func(t *testing.T) {
 		const ns, node = "batch", "node-batch"
 		x.namespace(t, ns)
@@ -638,6 +677,41 @@ func TestExpectations(t *testing.T) {
 	e.forget(key)
 	if n, _ := e.observe(key, nil, now); n != 0 {
 		t.Errorf("%d creations expected of a forgotten pool", n)
+	}
+}
+
+// TestRefillGate: a pool's creations wait the delay from the first time it
+// is found short, not from each later take, and the next shortage waits the
+// whole delay again.
+func TestRefillGate(t *testing.T) {
+	t.Parallel()
+	var g refillGate
+	key := client.ObjectKey{Namespace: "ns", Name: "py"}
+	other := client.ObjectKey{Namespace: "ns", Name: "go"}
+	const delay = 500 * time.Millisecond
+	steps := []struct {
+		name string
+		pool client.ObjectKey
+		at   time.Duration
+		want time.Duration
+	}{
+		{"first found short", key, 0, delay},
+		{"another take 200ms later", key, 200 * time.Millisecond, 300 * time.Millisecond},
+		{"another pool keeps its own clock", other, 300 * time.Millisecond, delay},
+		{"the delay has passed", key, delay, 0},
+		{"and stays open for the next batches", key, 3 * delay, 0},
+	}
+	for _, s := range steps {
+		if got := g.hold(s.pool, epoch.Add(s.at), delay); got != s.want {
+			t.Errorf("%s: hold = %s, want %s", s.name, got, s.want)
+		}
+	}
+	g.done(key)
+	if got := g.hold(key, epoch.Add(time.Minute), delay); got != delay {
+		t.Errorf("the next shortage after done: hold = %s, want the whole %s", got, delay)
+	}
+	if got := g.hold(other, epoch.Add(time.Minute), -1); got != 0 {
+		t.Errorf("a negative delay: hold = %s, want 0", got)
 	}
 }
 

@@ -780,7 +780,7 @@ func TestZeroDurations(t *testing.T) {
 	for _, zero := range []any{0, "0"} {
 		objs, err := Render(t.Context(), helm, map[string]any{
 			"claims": map[string]any{"unheldKeyGrace": zero},
-			"agent":  map[string]any{"enabled": true, "pools": map[string]any{"enabled": true, "stuckAfter": zero}},
+			"agent":  map[string]any{"enabled": true, "pools": map[string]any{"enabled": true, "stuckAfter": zero, "refillDelay": zero}},
 		})
 		if err != nil {
 			t.Fatalf("%#v: %v", zero, err)
@@ -793,7 +793,7 @@ func TestZeroDurations(t *testing.T) {
 				args = append(args, a...)
 			}
 		}
-		for _, want := range []string{"--claim-unheld-key-grace=0", "--pool-stuck-after=0"} {
+		for _, want := range []string{"--claim-unheld-key-grace=0", "--pool-stuck-after=0", "--pool-refill-delay=0"} {
 			if !slices.Contains(args, want) {
 				t.Errorf("%#v: no %s among the containers' args %q", zero, want, args)
 			}

@@ -26,11 +26,11 @@ import (
 func TestAgentPools(t *testing.T) {
 	t.Parallel()
 	objs := render(t, Release{Namespace: "sbx", Values: map[string]any{"agent": map[string]any{
-		"enabled": true, "pools": map[string]any{"maxCreates": 3},
+		"enabled": true, "pools": map[string]any{"maxCreates": 3, "refillDelay": "2s"},
 	}}})
 	ds := one[appsv1.DaemonSet](t, objs, "DaemonSet")
 	args := ds.Spec.Template.Spec.Containers[0].Args
-	for _, want := range []string{"--pools=true", "--pool-max-creates=3"} {
+	for _, want := range []string{"--pools=true", "--pool-max-creates=3", "--pool-refill-delay=2s"} {
 		if !slices.Contains(args, want) {
 			t.Errorf("agent args %v lack %s", args, want)
 		}
