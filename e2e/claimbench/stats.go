@@ -69,7 +69,12 @@ type Report struct {
 	Burst int    // parallel claims in each burst
 
 	OursSequential, OursBurst, OursCold []time.Duration
-	PeerSequential, PeerBurst           []time.Duration
+	// OursSequentialRefillAtOnce are ours' sequential claims again, with
+	// the node agent refilling the pool at once (agent.pools.refillDelay
+	// 0) instead of after the chart's delay: the baseline of that delay in
+	// the same run. No row when empty.
+	OursSequentialRefillAtOnce []time.Duration
+	PeerSequential, PeerBurst  []time.Duration
 	// FloorSequential and FloorBurst are the API server's share alone,
 	// measured at the moments ours were (after the same waits, just before
 	// each sequential claim and the burst): each sample is one claimant's
@@ -116,6 +121,9 @@ func (r *Report) Write(w io.Writer) error {
 	}
 	row("ours: warm, sequential (created to first /execute)", r.OursSequential)
 	row(fmt.Sprintf("ours: warm, burst of %d (created to first /execute)", r.Burst), r.OursBurst)
+	if len(r.OursSequentialRefillAtOnce) > 0 {
+		row("ours: warm, sequential, refill at once (refillDelay 0)", r.OursSequentialRefillAtOnce)
+	}
 	row("ours: cold (created to first /execute)", r.OursCold)
 	row(r.Peer+": warm, sequential (created to Ready)", r.PeerSequential)
 	row(fmt.Sprintf("%s: warm, burst of %d (created to Ready)", r.Peer, r.Burst), r.PeerBurst)
@@ -128,6 +136,11 @@ func (r *Report) Write(w io.Writer) error {
 		times(x.ColdOverWarm), r.Peer, times(x.PeerOverOursSeq), times(x.PeerOverOursB))
 	if len(r.FloorSequential) > 0 || len(r.FloorBurst) > 0 {
 		fmt.Fprintf(&b, "API floor p99 / ours p99: sequential %.0f%%, burst %.0f%%\n", 100*x.FloorOfOursSeq, 100*x.FloorOfOursB)
+	}
+	if len(r.OursSequentialRefillAtOnce) > 0 {
+		seq, atOnce := Summarize(r.OursSequential), Summarize(r.OursSequentialRefillAtOnce)
+		fmt.Fprintf(&b, "ours sequential, refill at once / after the delay: p50 %s, p99 %s\n",
+			times(Ratio(atOnce.P50, seq.P50)), times(Ratio(atOnce.P99, seq.P99)))
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(&b, n)

@@ -151,6 +151,27 @@ func TestWritePrintsEveryRowAndTheRatios(t *testing.T) {
 	if strings.Contains(out, "API floor") {
 		t.Errorf("a report without floor samples prints floor rows:\n%s", out)
 	}
+	if strings.Contains(out, "refill at once") {
+		t.Errorf("a report without refill-at-once samples prints its row:\n%s", out)
+	}
+}
+
+func TestWritePrintsTheRefillBaseline(t *testing.T) {
+	r := goodReport()
+	r.OursSequentialRefillAtOnce = msList(15, 18, 40)
+	var b strings.Builder
+	if err := r.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"ours: warm, sequential, refill at once (refillDelay 0)        3    18.0 ms    40.0 ms    40.0 ms    40.0 ms",
+		"ours sequential, refill at once / after the delay: p50 1.5x, p99 2.0x",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
 }
 
 func TestWritePrintsTheFloorBesideOurs(t *testing.T) {

@@ -147,27 +147,61 @@ func TestBenchClaim(t *testing.T) {
 	// The machine's CPU use during the timed claims: the local cluster
 	// shares two cores with everything else.
 	var oursSeqCPU, oursBurstCPU, peerSeqCPU, peerBurstCPU cpuacct.Account
-	traces = nil
+	// Ours' sequential claims with the chart's refill delay and, as its
+	// baseline, with the node agent refilling the pool at once
+	// (agent.pools.refillDelay=0: a refill then starts while its claim is
+	// still binding), in blocks ordered delay, at once, delay: a drift of
+	// the cluster over the run weighs on both alike. Each block starts from
+	// the agent installed for it and a full pool; the floor, the slowest
+	// claims and the controller's steps are of the claims with the delay.
+	var oursAtOnceCPU cpuacct.Account
+	var delayTraces []claimTrace
 	stepsBefore := x.controllerSteps(t)
-	for i := range sequential {
-		x.waitWarmAtLeast(t, p, poolSize)
-		f, err := floor(t.Context())
-		if err != nil {
-			t.Fatal(err)
+	var stepsAtOnce claimbench.Steps
+	for _, block := range []struct {
+		atOnce bool
+		n      int
+	}{{false, sequential / 2}, {true, sequential}, {false, sequential - sequential/2}} {
+		releaseAll()
+		if block.atOnce {
+			x.installPoolAgent(t, "--set", "agent.pools.refillDelay=0")
+		} else {
+			x.installPoolAgent(t)
 		}
-		rep.FloorSequential = append(rep.FloorSequential, f)
-		var d time.Duration
-		err = oursSeqCPU.During(func() (err error) {
-			d, err = one(t.Context(), p.Name, true)
-			return err
-		})
-		if err != nil {
-			t.Fatalf("our warm claim %d: %v", i+1, err)
+		x.agentSettled(t)
+		traces = nil
+		blockSteps := x.controllerSteps(t)
+		for i := range block.n {
+			x.waitWarmAtLeast(t, p, poolSize)
+			cpu, into := &oursSeqCPU, &rep.OursSequential
+			if block.atOnce {
+				cpu, into = &oursAtOnceCPU, &rep.OursSequentialRefillAtOnce
+			} else {
+				f, err := floor(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				rep.FloorSequential = append(rep.FloorSequential, f)
+			}
+			var d time.Duration
+			err = cpu.During(func() (err error) {
+				d, err = one(t.Context(), p.Name, true)
+				return err
+			})
+			if err != nil {
+				t.Fatalf("our warm claim %d (refill at once: %v): %v", i+1, block.atOnce, err)
+			}
+			*into = append(*into, d)
 		}
-		rep.OursSequential = append(rep.OursSequential, d)
+		if block.atOnce {
+			stepsAtOnce = x.controllerSteps(t).Since(blockSteps)
+		} else {
+			delayTraces = append(delayTraces, traces...)
+		}
 	}
-	rep.Notes = append(rep.Notes, slowest("ours, sequential", traces, 3),
-		"controller steps, ours, sequential: "+x.controllerSteps(t).Since(stepsBefore).Format(slowStep))
+	rep.Notes = append(rep.Notes, slowest("ours, sequential", delayTraces, 3),
+		"controller steps, ours, sequential: "+x.controllerSteps(t).Since(stepsBefore).Since(stepsAtOnce).Format(slowStep),
+		"controller steps, ours, sequential, refill at once: "+stepsAtOnce.Format(slowStep))
 	releaseAll()
 	for i := range colds {
 		d, err := one(t.Context(), cold.Name, false)
@@ -253,7 +287,7 @@ func TestBenchClaim(t *testing.T) {
 		cpu    *cpuacct.Account
 		claims int
 	}{
-		{"ours, sequential", &oursSeqCPU, sequential}, {"ours, burst", &oursBurstCPU, burst},
+		{"ours, sequential", &oursSeqCPU, sequential}, {"ours, sequential, refill at once", &oursAtOnceCPU, sequential}, {"ours, burst", &oursBurstCPU, burst},
 		{rep.Peer + ", sequential", &peerSeqCPU, sequential}, {rep.Peer + ", burst", &peerBurstCPU, burst},
 	} {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("CPU during the timed claims, %s: %s", c.name, c.cpu.Format(6, c.claims)))
@@ -391,6 +425,24 @@ func (x *env) waitNoClaimedPods(t *testing.T, kube kubernetes.Interface, ns stri
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// agentSettled waits until the node agent just installed is the only one,
+// Ready, and a moment more: a restarted agent's start is not a claim's
+// cost.
+func (x *env) agentSettled(t *testing.T) {
+	t.Helper()
+	testenv.Eventually(t, 2*time.Minute, "one Ready agent pod, no other", func() error {
+		pods, err := x.kube.CoreV1().Pods(releaseNS).List(t.Context(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=agent"})
+		if err != nil {
+			return err
+		}
+		if len(pods.Items) != 1 || pods.Items[0].DeletionTimestamp != nil || !isReady(&pods.Items[0]) {
+			return fmt.Errorf("%d agent pods", len(pods.Items))
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second)
 }
 
 // setPodsPerNode changes the pool's warm pods per node.
