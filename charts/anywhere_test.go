@@ -373,7 +373,7 @@ func TestMonitoring(t *testing.T) {
 	}
 	objs := render(t, Release{Namespace: "sbx", Values: map[string]any{"metrics": map[string]any{
 		"serviceMonitor":   map[string]any{"enabled": true, "interval": "30s", "labels": map[string]any{"release": "prom"}},
-		"prometheusRule":   map[string]any{"enabled": true, "labels": map[string]any{"release": "prom"}, "alertLabels": map[string]any{"team": "platform"}, "coldClaimRatio": 0.4, "certificateExpiryDays": 10},
+		"prometheusRule":   map[string]any{"enabled": true, "labels": map[string]any{"release": "prom"}, "alertLabels": map[string]any{"team": "platform"}, "coldClaimRatio": 0.4, "certificateExpiryDays": 10, "claimBindSeconds": 0.3},
 		"grafanaDashboard": map[string]any{"enabled": true, "namespace": "monitoring", "annotations": map[string]any{"grafana_folder": "Sandboxes"}},
 	}}})
 	if diff := cmp.Diff([]string{"ConfigMap", "PodMonitor", "PrometheusRule"}, slices.Sorted(slices.Values(kinds(objs)))); diff != "" {
@@ -424,11 +424,11 @@ func TestMonitoring(t *testing.T) {
 		}
 	}
 	wantAlerts := []string{"SandboxWebhookErrors", "SandboxWebhookPanics", "SandboxWebhookSlow", "SandboxCertificateExpiring", "SandboxClaimKeysDiffer",
-		"SandboxPoolNotReady", "SandboxClaimsCold", "SandboxPrePullFailing", "SandboxImagesNotPulled"}
+		"SandboxPoolNotReady", "SandboxClaimsCold", "SandboxClaimsSlow", "SandboxPodsOrphaned", "SandboxPrePullFailing", "SandboxImagesNotPulled"}
 	if diff := cmp.Diff(wantAlerts, names); diff != "" {
 		t.Errorf("alerts (-want +got):\n%s", diff)
 	}
-	for name, want := range map[string]string{"SandboxClaimsCold": "> 0.4", "SandboxCertificateExpiring": "< 10 * 86400", "SandboxWebhookSlow": "> 1"} {
+	for name, want := range map[string]string{"SandboxClaimsCold": "> 0.4", "SandboxCertificateExpiring": "< 10 * 86400", "SandboxWebhookSlow": "> 1", "SandboxClaimsSlow": "> 0.3"} {
 		for _, a := range alerts {
 			if a.Alert == name && !strings.Contains(a.Expr, want) {
 				t.Errorf("alert %s expr %q lacks the threshold %q", name, a.Expr, want)
