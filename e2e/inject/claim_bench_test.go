@@ -15,8 +15,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -71,14 +73,11 @@ func TestBenchClaim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Reads of the claimed pods, unthrottled (client-go's default 5/s
-	// would hold back the next claim).
+	// The floor's writes, unthrottled (client-go's default 5/s would hold
+	// them back).
 	fast := rest.CopyConfig(x.rest)
 	fast.QPS, fast.Burst = 200, 400
-	podReader, err := kubernetes.NewForConfig(fast)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pods := watchPoolPods(t, x.kube, ns)
 	// floor is the API server's share of a claim alone, as the envtest
 	// bench measures it: the claimant's three dependent writes (the
 	// claim's creation, the pod's adoption, the Bound status) as a
@@ -142,7 +141,7 @@ func TestBenchClaim(t *testing.T) {
 			}
 		}
 		held = nil
-		x.waitNoClaimedPods(t, podReader, ns)
+		pods.waitNoClaimedPods(t)
 	}
 	// The machine's CPU use during the timed claims: the local cluster
 	// shares two cores with everything else.
@@ -172,7 +171,7 @@ func TestBenchClaim(t *testing.T) {
 		traces = nil
 		blockSteps := x.controllerSteps(t)
 		for i := range block.n {
-			x.waitWarmAtLeast(t, p, poolSize)
+			pods.waitWarmAtLeast(t, p, poolSize)
 			cpu, into := &oursSeqCPU, &rep.OursSequential
 			if block.atOnce {
 				cpu, into = &oursAtOnceCPU, &rep.OursSequentialRefillAtOnce
@@ -212,7 +211,7 @@ func TestBenchClaim(t *testing.T) {
 	}
 	releaseAll()
 	x.setPodsPerNode(t, p, burst)
-	x.waitWarmAtLeast(t, p, burst)
+	pods.waitWarmAtLeast(t, p, burst)
 	// The burst needs every one of those pods claimable in the
 	// controller's cache too (sequential claims need one of ten), which its
 	// pool status (written from that cache) says.
@@ -361,29 +360,65 @@ func lastBytes(b []byte, n int) []byte {
 	return b
 }
 
-// waitWarmAtLeast waits, untimed, until the pool has at least n Ready warm
-// pods.
-func (x *env) waitWarmAtLeast(t *testing.T, p *v1alpha1.SandboxPool, n int) {
+// poolPods is a namespace's pool pods as a watch keeps them: the waits
+// between claims read it rather than list the pods from the API server
+// every few milliseconds, which took a good share of the API server's CPU
+// and left its garbage for the claims that followed (agent-sandbox's run
+// polls one small object).
+type poolPods struct{ store toolscache.Store }
+
+// watchPoolPods starts the watch of ns's pods labelled with a pool, until
+// the test ends, and waits for its first list.
+func watchPoolPods(t *testing.T, kube kubernetes.Interface, ns string) poolPods {
+	t.Helper()
+	f := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(ns),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = v1alpha1.LabelPool }))
+	inf := f.Core().V1().Pods().Informer()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); f.Shutdown() })
+	f.Start(ctx.Done())
+	if !toolscache.WaitForCacheSync(t.Context().Done(), inf.HasSynced) {
+		t.Fatalf("the watch of the pool pods of %s did not sync", ns)
+	}
+	return poolPods{store: inf.GetStore()}
+}
+
+// count is how many of the pods match.
+func (w poolPods) count(match func(*corev1.Pod) bool) int {
+	n := 0
+	for _, o := range w.store.List() {
+		if pod := o.(*corev1.Pod); match(pod) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor waits, untimed, until at least (or, with atMost, at most) n pods
+// match.
+func (w poolPods) waitFor(t *testing.T, what string, n int, atMost bool, match func(*corev1.Pod) bool) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		list, err := x.kube.CoreV1().Pods(p.Namespace).List(t.Context(), metav1.ListOptions{LabelSelector: pool.MadeWarmSelector(p.Name).String()})
-		ready := 0
-		if err == nil {
-			for i := range list.Items {
-				if list.Items[i].DeletionTimestamp == nil && pool.State(&list.Items[i]) == v1alpha1.StateWarm && pool.IsReady(&list.Items[i]) {
-					ready++
-				}
-			}
-		}
-		if ready >= n {
+		got := w.count(match)
+		if !atMost && got >= n || atMost && got <= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("waiting 3m for %d Ready warm pods of %s/%s: %d (%v)", n, p.Namespace, p.Name, ready, err)
+			t.Fatalf("waiting 3m for %s: %d", what, got)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// waitWarmAtLeast waits, untimed, until the pool has at least n Ready warm
+// pods.
+func (w poolPods) waitWarmAtLeast(t *testing.T, p *v1alpha1.SandboxPool, n int) {
+	t.Helper()
+	w.waitFor(t, fmt.Sprintf("%d Ready warm pods of %s/%s", n, p.Namespace, p.Name), n, false, func(pod *corev1.Pod) bool {
+		return pod.Labels[v1alpha1.LabelPool] == p.Name && pod.DeletionTimestamp == nil &&
+			pool.State(pod) == v1alpha1.StateWarm && pool.IsReady(pod)
+	})
 }
 
 // waitPoolReadyAtLeast waits until the pool's status, which the claim
@@ -403,28 +438,13 @@ func (x *env) waitPoolReadyAtLeast(t *testing.T, p *v1alpha1.SandboxPool, n int3
 	})
 }
 
-// waitNoClaimedPods waits, untimed, until no claimed pod is left in ns
+// waitNoClaimedPods waits, untimed, until no claimed pod is left
 // (released claims' pods are deleted by the garbage collector).
-func (x *env) waitNoClaimedPods(t *testing.T, kube kubernetes.Interface, ns string) {
+func (w poolPods) waitNoClaimedPods(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		list, err := kube.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: v1alpha1.LabelPool})
-		if err == nil {
-			list.Items = slices.DeleteFunc(list.Items, func(p corev1.Pod) bool { return pool.State(&p) != v1alpha1.StateClaimed })
-		}
-		if err == nil && len(list.Items) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			n := -1
-			if list != nil {
-				n = len(list.Items)
-			}
-			t.Fatalf("waiting 3m for the released claims' pods in %s to be gone: %d left (%v)", ns, n, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	w.waitFor(t, "the released claims' pods to be gone (left)", 0, true, func(pod *corev1.Pod) bool {
+		return pool.State(pod) == v1alpha1.StateClaimed
+	})
 }
 
 // agentSettled waits until the node agent just installed is the only one,
