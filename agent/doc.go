@@ -20,7 +20,9 @@
 // PoolReconciler (SetupPools) keeps the node's warm pods of every
 // SandboxPool: PlanPool, a pure function, decides what to create and delete
 // from the pool, the node and the pool's pods on it; the reconciler acts on
-// it (creations batched by PoolConfig.MaxStarting, deletions conditioned on
+// it (creations PoolConfig.RefillDelay after the pool was found short, so
+// that pod starts stay out of the claims binding, and batched by
+// PoolConfig.MaxStarting; deletions conditioned on
 // the pod's resourceVersion so a racing claim wins) and sets the node's
 // gauges of the pool (PoolMetrics). It writes no pool status: the claim
 // controller alone writes the totals, and the agents react to a pool's spec
