@@ -757,6 +757,8 @@ func TestSchemaRejects(t *testing.T) {
 		{name: "unknown guard action", values: map[string]any{"guard": map[string]any{"validationActions": []any{"Block"}}}, want: "/guard/validationActions"},
 		{name: "negative duration", values: map[string]any{"claims": map[string]any{"unheldKeyGrace": "-1s"}}, want: "/claims/unheldKeyGrace"},
 		{name: "number for duration", values: map[string]any{"agent": map[string]any{"pools": map[string]any{"stuckAfter": 5}}}, want: "/agent/pools/stuckAfter"},
+		{name: "refill delay over the agent's 10s", values: map[string]any{"agent": map[string]any{"pools": map[string]any{"refillDelay": "1m"}}}, want: "/agent/pools/refillDelay"},
+		{name: "refill delay 10.5s", values: map[string]any{"agent": map[string]any{"pools": map[string]any{"refillDelay": "10.5s"}}}, want: "/agent/pools/refillDelay"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
