@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -759,6 +760,9 @@ func TestSchemaRejects(t *testing.T) {
 		{name: "number for duration", values: map[string]any{"agent": map[string]any{"pools": map[string]any{"stuckAfter": 5}}}, want: "/agent/pools/stuckAfter"},
 		{name: "refill delay over the agent's 10s", values: map[string]any{"agent": map[string]any{"pools": map[string]any{"refillDelay": "1m"}}}, want: "/agent/pools/refillDelay"},
 		{name: "refill delay 10.5s", values: map[string]any{"agent": map[string]any{"pools": map[string]any{"refillDelay": "10.5s"}}}, want: "/agent/pools/refillDelay"},
+		{name: "stuck after under the agent's 1m", values: map[string]any{"agent": map[string]any{"pools": map[string]any{"stuckAfter": "59s"}}}, want: "/agent/pools/stuckAfter"},
+		{name: "stuck after in ms", values: map[string]any{"agent": map[string]any{"pools": map[string]any{"stuckAfter": "500ms"}}}, want: "/agent/pools/stuckAfter"},
+		{name: "stuck after half a minute", values: map[string]any{"agent": map[string]any{"pools": map[string]any{"stuckAfter": "0.5m"}}}, want: "/agent/pools/stuckAfter"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -800,6 +804,46 @@ func TestZeroDurations(t *testing.T) {
 				t.Errorf("%#v: no %s among the containers' args %q", zero, want, args)
 			}
 		}
+	}
+}
+
+// TestStuckAfterAsTheAgentTakesIt: agent.pools.stuckAfter passes the schema
+// exactly when the agent's --pool-stuck-after takes it (a Go duration, 0 or
+// at least 1m), so that a value the agent would refuse at start, stopping
+// every node's agent, fails the install instead.
+func TestStuckAfterAsTheAgentTakesIt(t *testing.T) {
+	t.Parallel()
+	helm := requireHelm(t)
+	agentTakes := func(v string) bool {
+		d, err := time.ParseDuration(v)
+		return err == nil && (d == 0 || d >= time.Minute)
+	}
+	for _, v := range []string{"0", "0s", "1m", "90s", "60s", "10m0s", "1h30m", "1h0m0s", "1.5m", "2h",
+		"59s", "30s", "500ms", "0.5m", "-1m", "10", "1d"} {
+		t.Run(v, func(t *testing.T) {
+			t.Parallel()
+			objs, err := Render(t.Context(), helm, map[string]any{"agent": map[string]any{"enabled": true, "pools": map[string]any{"enabled": true, "stuckAfter": v}}})
+			if !agentTakes(v) {
+				if err == nil || !strings.Contains(err.Error(), "/agent/pools/stuckAfter") {
+					t.Fatalf("the agent refuses --pool-stuck-after=%s, and the install gave %v; want the schema to refuse it", v, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("the agent takes --pool-stuck-after=%s, and the install failed: %v", v, err)
+			}
+			var args []string
+			for _, o := range Find(objs, "DaemonSet") {
+				containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+				for _, c := range containers {
+					a, _, _ := unstructured.NestedStringSlice(c.(map[string]any), "args")
+					args = append(args, a...)
+				}
+			}
+			if !slices.Contains(args, "--pool-stuck-after="+v) {
+				t.Errorf("no --pool-stuck-after=%s among the DaemonSets' args %q", v, args)
+			}
+		})
 	}
 }
 
