@@ -24,9 +24,17 @@ import (
 	"sandbox.io/injector/pool"
 )
 
-// ReasonOrphanedPodDeleted is the reason of the Event recorded when the
-// controller deletes a pool pod that no pool or claim controls.
-const ReasonOrphanedPodDeleted = "OrphanedPodDeleted"
+const (
+	// ReasonOrphanedPodDeleted is the reason of the Event recorded when the
+	// controller deletes a pool pod that no pool or claim controls.
+	ReasonOrphanedPodDeleted = "OrphanedPodDeleted"
+	// ReasonOrphanedPodNotDeleted is the reason of the Warning recorded
+	// when the API server refuses that deletion (RBAC, an admission policy
+	// or webhook): the sandbox runs on with no claim until someone lets
+	// the controller delete it or deletes it, and the controller retries
+	// with back-off meanwhile.
+	ReasonOrphanedPodNotDeleted = "OrphanedPodNotDeleted"
+)
 
 // OrphanReconciler deletes pool pods that neither a SandboxPool nor a
 // SandboxClaim controls (pool.State says v1alpha1.StateOrphaned). The
@@ -76,28 +84,40 @@ func (r *OrphanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, nil
 	}
 	err := r.client.Delete(ctx, &pod, client.Preconditions{UID: &pod.UID, ResourceVersion: &pod.ResourceVersion})
+	poolName := pod.Labels[v1alpha1.LabelPool]
 	switch {
 	case err == nil:
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 		// Gone or changed since the cache saw it: a change brings it back.
 		return ctrl.Result{}, nil
+	case !transient(err):
+		// Refused: retried with back-off (the refusal may be lifted), and
+		// said where a person looks, as a running sandbox with no claim
+		// is one no lifetime ends.
+		r.recorder.Eventf(r.regarding(ctx, &pod), &pod, corev1.EventTypeWarning, ReasonOrphanedPodNotDeleted, "Delete",
+			"could not delete pod %s of pool %s (node %s), which neither its pool nor a SandboxClaim controls any more, so its sandbox runs on with no claim: %s; retrying with back-off. Let the controller delete pool pods in namespace %s, or delete the pod",
+			pod.Name, poolName, pod.Spec.NodeName, apierrors.ReasonForError(err), pod.Namespace)
+		return ctrl.Result{}, fmt.Errorf("deleting orphaned pool pod %s, refused: %w", req, err)
 	default:
 		return ctrl.Result{}, fmt.Errorf("deleting orphaned pool pod %s: %w", req, err)
 	}
 	r.deleted.Inc()
-	poolName := pod.Labels[v1alpha1.LabelPool]
-	// The Event is the pool's when it is still there (kubectl describe
-	// sandboxpool shows it), else the pod's.
-	var regarding runtime.Object = &pod
-	var p v1alpha1.SandboxPool
-	if err := r.client.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: poolName}, &p); err == nil {
-		regarding = &p
-	}
-	r.recorder.Eventf(regarding, &pod, corev1.EventTypeNormal, ReasonOrphanedPodDeleted, "Delete",
+	r.recorder.Eventf(r.regarding(ctx, &pod), &pod, corev1.EventTypeNormal, ReasonOrphanedPodDeleted, "Delete",
 		"deleted pod %s of pool %s (node %s): neither its pool nor a SandboxClaim controls it any more (an owner deleted with --cascade=orphan), and a sandbox lives no longer than its claim",
 		pod.Name, poolName, pod.Spec.NodeName)
 	r.log.Info("deleted an orphaned pool pod: neither its pool nor a SandboxClaim controls it",
 		"namespace", pod.Namespace, "pool", poolName, "pod", pod.Name, "node", pod.Spec.NodeName,
 		"labelledState", pod.Labels[v1alpha1.LabelState])
 	return ctrl.Result{}, nil
+}
+
+// regarding is what an Event about the orphaned pod is recorded on: its
+// pool while it is still there (kubectl describe sandboxpool shows it),
+// else the pod.
+func (r *OrphanReconciler) regarding(ctx context.Context, pod *corev1.Pod) runtime.Object {
+	var p v1alpha1.SandboxPool
+	if err := r.client.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: pod.Labels[v1alpha1.LabelPool]}, &p); err == nil {
+		return &p
+	}
+	return pod
 }

@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sandbox.io/injector/api/v1alpha1"
@@ -147,4 +150,110 @@ func TestDeletingClaimReleasesItsPod(t *testing.T) {
 	if err := e.Client.Get(ctx, client.ObjectKeyFromObject(bound), &sbc); err != nil || sbc.DeletionTimestamp == nil {
 		t.Errorf("the claim: %v, deletion at %v; want it held by %s", err, sbc.DeletionTimestamp, hold)
 	}
+}
+
+// TestOrphanedPodDeletionRefused: when the API server refuses the
+// controller's deletion of an orphaned pool pod (here an admission policy;
+// RBAC alike), the sandbox runs on with no claim, which a person must
+// learn: a Warning Event on the pool names the pod and the refusal, the pod
+// is not counted as deleted, and the controller retries, so that the pod
+// is deleted once the refusal is lifted.
+func TestOrphanedPodDeletionRefused(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{})
+	ctx := t.Context()
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, "python", 1)
+	const guardLabel = "test.sandbox.io/undeletable"
+	pod := e.WarmPodUnder(p, "node-a", e.Keys.Keys().Current, func(pod *corev1.Pod) { pod.Labels[guardLabel] = "true" })
+
+	// A policy refusing the deletion of pods so labelled, with the reason
+	// a policy engine or missing RBAC gives.
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "refuse-undeletable-pods"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Delete},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: "false",
+				Message:    "this pod may not be deleted",
+				Reason:     ptr.To(metav1.StatusReasonForbidden),
+			}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "refuse-undeletable-pods"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName:        policy.Name,
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources: &admissionregistrationv1.MatchResources{
+				ObjectSelector: &metav1.LabelSelector{MatchLabels: map[string]string{guardLabel: "true"}},
+			},
+		},
+	}
+	for _, o := range []client.Object{policy, binding} {
+		if err := e.Client.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_ = e.Client.Delete(context.Background(), binding)
+		_ = e.Client.Delete(context.Background(), policy)
+	})
+	// The policy is in force once a dry-run deletion is refused.
+	testenv.Eventually(t, 30*time.Second, "the policy refusing the pod's deletion", func() error {
+		err := e.Client.Delete(ctx, pod, client.DryRunAll)
+		if apierrors.IsForbidden(err) {
+			return nil
+		}
+		return fmt.Errorf("a dry-run deletion: %v, want Forbidden", err)
+	})
+
+	var got corev1.Pod
+	if err := e.Client.Get(ctx, client.ObjectKeyFromObject(pod), &got); err != nil {
+		t.Fatal(err)
+	}
+	got.OwnerReferences = nil
+	if err := e.Client.Update(ctx, &got); err != nil {
+		t.Fatalf("removing the owner references of pod %s: %v", pod.Name, err)
+	}
+	kube, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "a Warning on the pool naming the pod and the refusal", func() error {
+		list, err := kube.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		for _, ev := range list.Items {
+			if ev.Reason == controller.ReasonOrphanedPodNotDeleted && ev.Type == corev1.EventTypeWarning &&
+				ev.Regarding.Kind == "SandboxPool" && ev.Regarding.Name == p.Name && ev.Related != nil && ev.Related.Name == pod.Name &&
+				strings.Contains(ev.Note, pod.Name) && strings.Contains(ev.Note, string(metav1.StatusReasonForbidden)) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no such Event among %d", len(list.Items))
+	})
+	assertKept(t, e, pod, "though the policy refuses it")
+	if n := counterValue(t, e, "sandbox_claim_orphaned_pods_deleted_total"); n != 0 {
+		t.Errorf("sandbox_claim_orphaned_pods_deleted_total = %v with the deletion refused, want 0", n)
+	}
+
+	// The refusal lifted, the controller's retry deletes the pod.
+	if err := e.Client.Delete(ctx, binding); err != nil {
+		t.Fatal(err)
+	}
+	waitDeleting(t, e, pod)
+	testenv.Eventually(t, 10*time.Second, "the deletion counted", func() error {
+		if n := counterValue(t, e, "sandbox_claim_orphaned_pods_deleted_total"); n != 1 {
+			return fmt.Errorf("sandbox_claim_orphaned_pods_deleted_total = %v, want 1", n)
+		}
+		return nil
+	})
 }
