@@ -195,3 +195,87 @@ func TestPendingClaimSkipsAPodItLetGo(t *testing.T) {
 			meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBound))
 	}
 }
+
+// TestTakeRetriesAPodTheKubeletJustUpdated: the only warm pod of a pool,
+// whose status the kubelet wrote after the controller's cache read it,
+// is still free: the claim, which forbids a cold start, takes it (the
+// pod's conditional update conflicts, the pod is read again and taken)
+// instead of failing NoWarmPod while the pool has a free pod (a burst of
+// 20 claims on 20 warm pods lost one so). A pod another controller took
+// meanwhile is not taken twice.
+func TestTakeRetriesAPodTheKubeletJustUpdated(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{NoController: true})
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, "python", 1)
+	warm := e.WarmPod(p, "node-a")
+	var seen corev1.Pod
+	if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(warm), &seen); err != nil {
+		t.Fatal(err)
+	}
+	// The kubelet's status write, after the cache's read.
+	kubeletWrites := func() {
+		t.Helper()
+		var pod corev1.Pod
+		if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(warm), &pod); err != nil {
+			t.Fatal(err)
+		}
+		pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: "example.com/probed", Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+		if err := e.Client.Status().Update(t.Context(), &pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubeletWrites()
+	cache := &laggingCache{Client: e.Client, pods: map[types.NamespacedName]*corev1.Pod{}, lists: func(sel string) ([]corev1.Pod, bool) {
+		switch {
+		case strings.Contains(sel, "sandbox.io/warm-pool="):
+			return []corev1.Pod{*seen.DeepCopy()}, true
+		case strings.Contains(sel, "sandbox.io/claim="):
+			return nil, true // no claim has a pod yet, as the cache sees it
+		}
+		return nil, false
+	}}
+	reconciler := func() *controller.ClaimReconciler {
+		t.Helper()
+		r, err := controller.NewReconciler(controller.Options{Keys: e.Keys}, cache, e.Client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	bindOnce := func(r *controller.ClaimReconciler, name string) *v1alpha1.SandboxClaim {
+		t.Helper()
+		sbc := newClaim(ns, "python", "claimant-token-0123456789abcdef", func(c *v1alpha1.SandboxClaim) { c.Name = name; c.Spec.ColdStart = v1alpha1.ColdStartNever })
+		create(t, e, sbc)
+		key := types.NamespacedName{Namespace: ns, Name: sbc.Name}
+		if _, err := r.Reconcile(t.Context(), ctrl.Request{NamespacedName: key}); err != nil {
+			t.Fatalf("reconcile: %v", err)
+		}
+		var got v1alpha1.SandboxClaim
+		if err := e.Client.Get(t.Context(), key, &got); err != nil {
+			t.Fatal(err)
+		}
+		return &got
+	}
+	got := bindOnce(reconciler(), "first")
+	if got.Status.Phase != v1alpha1.ClaimBound || got.Status.PodName != warm.Name {
+		t.Fatalf("claim %s on pod %q, want Bound on %s, the pool's free pod: %+v", got.Status.Phase, got.Status.PodName, warm.Name,
+			meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBound))
+	}
+
+	// A controller that took over (no reservations) whose cache still
+	// shows the pod warm: read again, it is the first claim's, and the
+	// second claim fails.
+	kubeletWrites()
+	got = bindOnce(reconciler(), "second")
+	if got.Status.Phase != v1alpha1.ClaimFailed {
+		t.Fatalf("a second claim on the pool's only pod, taken: %s on %q, want Failed", got.Status.Phase, got.Status.PodName)
+	}
+	var pod corev1.Pod
+	if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(warm), &pod); err != nil {
+		t.Fatal(err)
+	}
+	if owner := metav1.GetControllerOf(&pod); owner == nil || owner.Name != "first" {
+		t.Errorf("pod %s controlled by %+v, want the first claim", pod.Name, owner)
+	}
+}

@@ -301,7 +301,9 @@ func (r *ClaimReconciler) takeWarm(ctx context.Context, sbc *v1alpha1.SandboxCla
 		if !r.reserve(pod.UID, key) {
 			continue
 		}
-		taken, err := r.adopt(ctx, sbc, pod)
+		taken, err := r.adopt(ctx, sbc, pod, func(fresh *corev1.Pod) bool {
+			return claimable(p, fresh) && keyHeld(r.opts.Keys, fresh) && !(onlyCurrent && pool.RunnerOutdated(fresh, r.opts.RunnerImage))
+		})
 		if err != nil || taken != nil {
 			if taken == nil {
 				r.unreserve(pod.UID)
@@ -408,28 +410,52 @@ func (r *ClaimReconciler) dropState(uid types.UID) {
 // the pool must not stay one). Nothing else changes (its labels only with
 // Options.RelabelOnTake): the kubelet ignores an owner reference change,
 // where a label or annotation change makes it re-sync the pod, and
-// NetworkPolicy implementations recompute on a label change. It returns
-// nil, nil when the pod changed or went away meanwhile.
-func (r *ClaimReconciler) adopt(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod) (*corev1.Pod, error) {
-	up := pod.DeepCopy()
-	if r.opts.RelabelOnTake {
-		up.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed
-		up.Labels[v1alpha1.LabelOrigin] = v1alpha1.OriginWarm
-	}
-	up.OwnerReferences = []metav1.OwnerReference{claimOwnerRef(sbc)}
-	start := time.Now()
-	err := r.client.Update(ctx, up)
-	r.metrics.step.WithLabelValues(stepTake).Observe(time.Since(start).Seconds())
-	switch {
-	case err == nil:
-		r.setTaken(sbc.UID, up)
-		return up, nil
-	case apierrors.IsConflict(err), apierrors.IsNotFound(err):
-		return nil, nil
-	default:
-		return nil, fmt.Errorf("taking pod %s/%s for claim %s: %w", pod.Namespace, pod.Name, sbc.Name, err)
+// NetworkPolicy implementations recompute on a label change.
+//
+// A pod changed since the cache saw it is most often one whose status the
+// kubelet just wrote, and still free: it is read again from the API server
+// and taken if stillFree says it still may be (up to takeAttempts updates),
+// so that a claim does not pass over a free pod and fall back to a cold
+// start, or fail NoWarmPod, while the pool has one. It returns nil, nil
+// when the pod is no longer free or went away.
+func (r *ClaimReconciler) adopt(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, stillFree func(*corev1.Pod) bool) (*corev1.Pod, error) {
+	for attempt := 1; ; attempt++ {
+		up := pod.DeepCopy()
+		if r.opts.RelabelOnTake {
+			up.Labels[v1alpha1.LabelState] = v1alpha1.StateClaimed
+			up.Labels[v1alpha1.LabelOrigin] = v1alpha1.OriginWarm
+		}
+		up.OwnerReferences = []metav1.OwnerReference{claimOwnerRef(sbc)}
+		start := time.Now()
+		err := r.client.Update(ctx, up)
+		r.metrics.step.WithLabelValues(stepTake).Observe(time.Since(start).Seconds())
+		switch {
+		case err == nil:
+			r.setTaken(sbc.UID, up)
+			return up, nil
+		case apierrors.IsNotFound(err):
+			return nil, nil
+		case !apierrors.IsConflict(err):
+			return nil, fmt.Errorf("taking pod %s/%s for claim %s: %w", pod.Namespace, pod.Name, sbc.Name, err)
+		}
+		var fresh corev1.Pod
+		if attempt < takeAttempts {
+			if err := r.api.Get(ctx, client.ObjectKeyFromObject(pod), &fresh); err != nil && !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("reading pod %s/%s again after it changed under claim %s: %w", pod.Namespace, pod.Name, sbc.Name, err)
+			}
+		}
+		if fresh.UID != pod.UID || !stillFree(&fresh) {
+			r.metrics.takeConflicts.WithLabelValues(takeLost).Inc()
+			return nil, nil
+		}
+		r.metrics.takeConflicts.WithLabelValues(takeRetried).Inc()
+		pod = &fresh
 	}
 }
+
+// takeAttempts bounds the conditional updates adopt makes of one pod: a pod
+// whose status keeps changing is passed over for another after that many.
+const takeAttempts = 3
 
 func claimOwnerRef(sbc *v1alpha1.SandboxClaim) metav1.OwnerReference {
 	return metav1.OwnerReference{

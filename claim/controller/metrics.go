@@ -13,6 +13,12 @@ const (
 	stepStatus = "status"
 )
 
+// Values of the outcome label of sandbox_claim_take_conflicts_total.
+const (
+	takeRetried = "retried"
+	takeLost    = "lost"
+)
+
 // Values of the result label of sandbox_claims_total.
 const (
 	resultBound  = "bound"
@@ -31,6 +37,9 @@ type metrics struct {
 	// orphansDeleted counts pool pods deleted for having no pool or claim
 	// as controller (orphans.go).
 	orphansDeleted prometheus.Counter
+	// takeConflicts counts warm pods found changed at their conditional
+	// update, by what came of it (takeRetried, takeLost).
+	takeConflicts *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -69,6 +78,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sandbox_claim_orphaned_pods_deleted_total",
 			Help: "Pool pods the controller deleted because neither a SandboxPool nor a SandboxClaim controlled them any more (an owner deleted with --cascade=orphan).",
 		}),
+		takeConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sandbox_claim_take_conflicts_total",
+			Help: "Warm pods whose conditional update (the take) found them changed since the cache read them, by outcome: retried (read again and still free, most often after the kubelet wrote their status) or lost (no longer free: the claim tries another pod).",
+		}, []string{"outcome"}),
+	}
+	for _, o := range []string{takeRetried, takeLost} {
+		m.takeConflicts.WithLabelValues(o)
 	}
 	for _, o := range []string{"warm", "cold", "none"} {
 		for _, r := range []string{resultBound, resultFailed} {
@@ -78,7 +94,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.claims, m.bind, m.step, m.expired, m.reserved, m.outdated, m.unheldDeleted, m.orphansDeleted} {
+	for _, c := range []prometheus.Collector{m.claims, m.bind, m.step, m.expired, m.reserved, m.outdated, m.unheldDeleted, m.orphansDeleted, m.takeConflicts} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering claim metrics: %w", err)
 		}
