@@ -22,6 +22,14 @@ const StepMetric = "sandbox_claim_bind_step_duration_seconds"
 // warm bindings are read as the step StepBind.
 const BindMetric = "sandbox_claim_bind_duration_seconds"
 
+// ConflictMetric is the claim controller's count of warm pods found changed
+// at their conditional update (the take), by outcome: retried (read again,
+// still free) or lost (taken or gone meanwhile). They are read as the
+// steps conflictStep+outcome, counts with no durations.
+const ConflictMetric = "sandbox_claim_take_conflicts_total"
+
+const conflictStep = "take conflict "
+
 // StepBind names the controller's whole warm binding among the steps: what
 // the claimant waits beyond it is the API server's (the claim's creation,
 // the watch events both ways) and the controller's queue.
@@ -53,6 +61,9 @@ func ParseSteps(r io.Reader) (Steps, error) {
 		if label(m, "origin") == "warm" {
 			out[StepBind] = hist(m)
 		}
+	}
+	for _, m := range families[ConflictMetric].GetMetric() {
+		out[conflictStep+label(m, "outcome")] = StepHist{Count: m.GetCounter().GetValue()}
 	}
 	return out, nil
 }
@@ -92,10 +103,18 @@ func (s Steps) Since(before Steps) Steps {
 
 // Format says, for each step in the order of the binding, its mean and how
 // many of its durations were over slow seconds (by the histogram bucket at
-// slow, which must be one of its bounds).
+// slow, which must be one of its bounds), then the takes that met a
+// changed pod, if any, by outcome.
 func (s Steps) Format(slow float64) string {
 	order := []string{"take", "runner", "status", StepBind}
+	var conflicts []string
 	for _, step := range slices.Sorted(maps.Keys(s)) {
+		if outcome, ok := strings.CutPrefix(step, conflictStep); ok {
+			if n := s[step].Count; n > 0 {
+				conflicts = append(conflicts, fmt.Sprintf("%s %.0f", outcome, n))
+			}
+			continue
+		}
 		if !slices.Contains(order, step) {
 			order = append(order, step)
 		}
@@ -114,6 +133,9 @@ func (s Steps) Format(slow float64) string {
 	}
 	if len(parts) == 0 {
 		return "no warm binding counted"
+	}
+	if len(conflicts) > 0 {
+		parts = append(parts, "pods changed at the take: "+strings.Join(conflicts, ", "))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -14,6 +14,9 @@ sandbox_claim_bind_step_duration_seconds_count{step="take"} 5
 # HELP other_total Something else.
 # TYPE other_total counter
 other_total 3
+# TYPE sandbox_claim_take_conflicts_total counter
+sandbox_claim_take_conflicts_total{outcome="lost"} 1
+sandbox_claim_take_conflicts_total{outcome="retried"} 2
 `
 
 const stepsAfter = `# TYPE sandbox_claim_bind_step_duration_seconds histogram
@@ -34,6 +37,9 @@ sandbox_claim_bind_duration_seconds_bucket{origin="warm",le="0.025"} 1
 sandbox_claim_bind_duration_seconds_bucket{origin="warm",le="+Inf"} 2
 sandbox_claim_bind_duration_seconds_sum{origin="warm"} 0.06
 sandbox_claim_bind_duration_seconds_count{origin="warm"} 2
+# TYPE sandbox_claim_take_conflicts_total counter
+sandbox_claim_take_conflicts_total{outcome="lost"} 1
+sandbox_claim_take_conflicts_total{outcome="retried"} 5
 `
 
 // TestStepsSince: the steps counted between two scrapes, their means and
@@ -50,7 +56,7 @@ func TestStepsSince(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := after.Since(before).Format(0.025)
-	want := "take mean 40.0 ms (4 of 10 over 25 ms), status mean 4.0 ms (0 of 2 over 25 ms), seen-to-bound mean 30.0 ms (1 of 2 over 25 ms)"
+	want := "take mean 40.0 ms (4 of 10 over 25 ms), status mean 4.0 ms (0 of 2 over 25 ms), seen-to-bound mean 30.0 ms (1 of 2 over 25 ms), pods changed at the take: retried 3"
 	if got != want {
 		t.Errorf("Format: %q, want %q", got, want)
 	}
