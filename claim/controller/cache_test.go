@@ -202,7 +202,8 @@ func TestPendingClaimSkipsAPodItLetGo(t *testing.T) {
 // pod's conditional update conflicts, the pod is read again and taken)
 // instead of failing NoWarmPod while the pool has a free pod (a burst of
 // 20 claims on 20 warm pods lost one so). A pod another controller took
-// meanwhile is not taken twice.
+// meanwhile is not taken twice; one the claim took itself (the update's
+// answer lost) is its own.
 func TestTakeRetriesAPodTheKubeletJustUpdated(t *testing.T) {
 	e := claimtest.Start(t, claimtest.Options{NoController: true})
 	ns := e.Namespace()
@@ -226,10 +227,11 @@ func TestTakeRetriesAPodTheKubeletJustUpdated(t *testing.T) {
 		}
 	}
 	kubeletWrites()
+	listed := &seen
 	cache := &laggingCache{Client: e.Client, pods: map[types.NamespacedName]*corev1.Pod{}, lists: func(sel string) ([]corev1.Pod, bool) {
 		switch {
 		case strings.Contains(sel, "sandbox.io/warm-pool="):
-			return []corev1.Pod{*seen.DeepCopy()}, true
+			return []corev1.Pod{*listed.DeepCopy()}, true
 		case strings.Contains(sel, "sandbox.io/claim="):
 			return nil, true // no claim has a pod yet, as the cache sees it
 		}
@@ -277,5 +279,32 @@ func TestTakeRetriesAPodTheKubeletJustUpdated(t *testing.T) {
 	}
 	if owner := metav1.GetControllerOf(&pod); owner == nil || owner.Name != "first" {
 		t.Errorf("pod %s controlled by %+v, want the first claim", pod.Name, owner)
+	}
+
+	// A claim whose take got in though its answer never came: its pod,
+	// read again, is its own, and it is bound to it.
+	other := e.WarmPod(p, "node-a")
+	var before corev1.Pod
+	if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(other), &before); err != nil {
+		t.Fatal(err)
+	}
+	listed = &before
+	third := newClaim(ns, "python", "claimant-token-0123456789abcdef", func(c *v1alpha1.SandboxClaim) { c.Name = "third"; c.Spec.ColdStart = v1alpha1.ColdStartNever })
+	create(t, e, third)
+	taken := before.DeepCopy()
+	taken.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(third, v1alpha1.GroupVersion.WithKind("SandboxClaim"))}
+	if err := e.Client.Update(t.Context(), taken); err != nil {
+		t.Fatal(err)
+	}
+	key := client.ObjectKeyFromObject(third)
+	if _, err := reconciler().Reconcile(t.Context(), ctrl.Request{NamespacedName: key}); err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	if err := e.Client.Get(t.Context(), key, third); err != nil {
+		t.Fatal(err)
+	}
+	if third.Status.Phase != v1alpha1.ClaimBound || third.Status.PodName != other.Name {
+		t.Errorf("a claim whose take got in unanswered: %s on %q, want Bound on %s: %+v", third.Status.Phase, third.Status.PodName, other.Name,
+			meta.FindStatusCondition(third.Status.Conditions, v1alpha1.ConditionBound))
 	}
 }

@@ -416,8 +416,9 @@ func (r *ClaimReconciler) dropState(uid types.UID) {
 // kubelet just wrote, and still free: it is read again from the API server
 // and taken if stillFree says it still may be (up to takeAttempts updates),
 // so that a claim does not pass over a free pod and fall back to a cold
-// start, or fail NoWarmPod, while the pool has one. It returns nil, nil
-// when the pod is no longer free or went away.
+// start, or fail NoWarmPod, while the pool has one; one the claim took
+// already (an update whose answer was lost) is the claim's. It returns
+// nil, nil when the pod is no longer free or went away.
 func (r *ClaimReconciler) adopt(ctx context.Context, sbc *v1alpha1.SandboxClaim, pod *corev1.Pod, stillFree func(*corev1.Pod) bool) (*corev1.Pod, error) {
 	for attempt := 1; ; attempt++ {
 		up := pod.DeepCopy()
@@ -443,6 +444,12 @@ func (r *ClaimReconciler) adopt(ctx context.Context, sbc *v1alpha1.SandboxClaim,
 			if err := r.api.Get(ctx, client.ObjectKeyFromObject(pod), &fresh); err != nil && !apierrors.IsNotFound(err) {
 				return nil, fmt.Errorf("reading pod %s/%s again after it changed under claim %s: %w", pod.Namespace, pod.Name, sbc.Name, err)
 			}
+		}
+		if fresh.UID == pod.UID && controlledBy(&fresh, sbc) {
+			// Ours already: an earlier update of this claim's got in,
+			// though its answer never came.
+			r.setTaken(sbc.UID, &fresh)
+			return &fresh, nil
 		}
 		if fresh.UID != pod.UID || !stillFree(&fresh) {
 			r.metrics.takeConflicts.WithLabelValues(takeLost).Inc()
