@@ -3,6 +3,7 @@ package claimbench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -153,6 +154,35 @@ func TestWritePrintsEveryRowAndTheRatios(t *testing.T) {
 	}
 	if strings.Contains(out, "refill at once") {
 		t.Errorf("a report without refill-at-once samples prints its row:\n%s", out)
+	}
+	if strings.Contains(out, "after the pool is full") {
+		t.Errorf("a report without settled samples prints their row:\n%s", out)
+	}
+}
+
+func TestWritePrintsTheSettledClaims(t *testing.T) {
+	r := goodReport()
+	r.OursSequential = msList(10, 12, 60)
+	r.PeerSequential = msList(80, 90, 200)
+	r.OursSequentialSettled = msList(5, 6, 8)
+	r.Settle = 300 * time.Millisecond
+	var b strings.Builder
+	if err := r.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	seq := Summarize(r.OursSequential)
+	for _, want := range []string{
+		"ours: warm, sequential, 300ms after the pool is full          3     6.0 ms     8.0 ms     8.0 ms     8.0 ms",
+		fmt.Sprintf("ours sequential, as the pool is full / 300ms later: p50 %s, p99 %s", times(Ratio(seq.P50, 6*time.Millisecond)), times(Ratio(seq.P99, 8*time.Millisecond))),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	// The goals stay on the claims made as the pool is full.
+	if failed := r.Check(DefaultGoals); len(failed) != 1 || !strings.Contains(failed[0], "ours warm sequential p99 60.0 ms") {
+		t.Errorf("Check: %q, want only the sequential goal missed (60 ms), the settled claims' 8 ms aside", failed)
 	}
 }
 
