@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -211,7 +212,10 @@ func TestOrphanedPodDeletionRefused(t *testing.T) {
 		if apierrors.IsForbidden(err) {
 			return nil
 		}
-		return fmt.Errorf("a dry-run deletion: %v, want Forbidden", err)
+		if err == nil {
+			return errors.New("a dry-run deletion went through, want Forbidden")
+		}
+		return fmt.Errorf("a dry-run deletion: %w, want Forbidden", err)
 	})
 
 	var got corev1.Pod
