@@ -10,6 +10,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -35,17 +36,7 @@ func TestOrphanedPodsDeleted(t *testing.T) {
 	ns := e.Namespace()
 	e.Node("node-a")
 	p := e.Pool(ns, "python", 4)
-	orphan := func(pod *corev1.Pod) {
-		t.Helper()
-		var got corev1.Pod
-		if err := e.Client.Get(ctx, client.ObjectKeyFromObject(pod), &got); err != nil {
-			t.Fatal(err)
-		}
-		got.OwnerReferences = nil
-		if err := e.Client.Update(ctx, &got); err != nil {
-			t.Fatalf("removing the owner references of pod %s: %v", pod.Name, err)
-		}
-	}
+	orphan := func(pod *corev1.Pod) { orphanPod(t, e, pod) }
 
 	// Before the controller starts: a warm pod orphaned, one its pool
 	// controls, and one its pool controls that an earlier release's
@@ -84,20 +75,14 @@ func TestOrphanedPodsDeleted(t *testing.T) {
 	if n := counterValue(t, e, "sandbox_claim_orphaned_pods_deleted_total"); n != 2 {
 		t.Errorf("sandbox_claim_orphaned_pods_deleted_total = %v, want 2", n)
 	}
-	kube, err := kubernetes.NewForConfig(e.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
 	testenv.Eventually(t, 30*time.Second, "an Event on the pool per deleted pod", func() error {
-		list, err := kube.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+		events, err := poolEvents(t, e, p, controller.ReasonOrphanedPodDeleted)
 		if err != nil {
 			return err
 		}
 		named := map[string]string{}
-		for _, ev := range list.Items {
-			if ev.Reason == controller.ReasonOrphanedPodDeleted && ev.Regarding.Kind == "SandboxPool" && ev.Regarding.Name == p.Name && ev.Related != nil {
-				named[ev.Related.Name] = ev.Note
-			}
+		for pod, ev := range events {
+			named[pod] = ev.Note
 		}
 		if len(named) != 2 || !strings.Contains(named[leftWarm.Name], leftWarm.Name) || !strings.Contains(named[kept.Name], kept.Name) {
 			return fmt.Errorf("such Events %v, want one naming %s and one naming %s", named, leftWarm.Name, kept.Name)
@@ -218,31 +203,17 @@ func TestOrphanedPodDeletionRefused(t *testing.T) {
 		return fmt.Errorf("a dry-run deletion: %w, want Forbidden", err)
 	})
 
-	var got corev1.Pod
-	if err := e.Client.Get(ctx, client.ObjectKeyFromObject(pod), &got); err != nil {
-		t.Fatal(err)
-	}
-	got.OwnerReferences = nil
-	if err := e.Client.Update(ctx, &got); err != nil {
-		t.Fatalf("removing the owner references of pod %s: %v", pod.Name, err)
-	}
-	kube, err := kubernetes.NewForConfig(e.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	orphanPod(t, e, pod)
 	testenv.Eventually(t, 30*time.Second, "a Warning on the pool naming the pod and the refusal", func() error {
-		list, err := kube.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+		events, err := poolEvents(t, e, p, controller.ReasonOrphanedPodNotDeleted)
 		if err != nil {
 			return err
 		}
-		for _, ev := range list.Items {
-			if ev.Reason == controller.ReasonOrphanedPodNotDeleted && ev.Type == corev1.EventTypeWarning &&
-				ev.Regarding.Kind == "SandboxPool" && ev.Regarding.Name == p.Name && ev.Related != nil && ev.Related.Name == pod.Name &&
-				strings.Contains(ev.Note, pod.Name) && strings.Contains(ev.Note, string(metav1.StatusReasonForbidden)) {
-				return nil
-			}
+		ev, ok := events[pod.Name]
+		if !ok || ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Note, pod.Name) || !strings.Contains(ev.Note, string(metav1.StatusReasonForbidden)) {
+			return fmt.Errorf("such Events %+v, want a Warning about %s naming the refusal", events, pod.Name)
 		}
-		return fmt.Errorf("no such Event among %d", len(list.Items))
+		return nil
 	})
 	assertKept(t, e, pod, "though the policy refuses it")
 	if n := counterValue(t, e, "sandbox_claim_orphaned_pods_deleted_total"); n != 0 {
@@ -260,4 +231,39 @@ func TestOrphanedPodDeletionRefused(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// poolEvents are the Events of reason on pool p, by the pod each is
+// related to.
+func poolEvents(t *testing.T, e *claimtest.Env, p *v1alpha1.SandboxPool, reason string) (map[string]eventsv1.Event, error) {
+	t.Helper()
+	kube, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := kube.EventsV1().Events(p.Namespace).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]eventsv1.Event{}
+	for _, ev := range list.Items {
+		if ev.Reason == reason && ev.Regarding.Kind == "SandboxPool" && ev.Regarding.Name == p.Name && ev.Related != nil {
+			out[ev.Related.Name] = ev
+		}
+	}
+	return out, nil
+}
+
+// orphanPod removes the owner references of pod, as the garbage collector
+// does when its owner is deleted with --cascade=orphan.
+func orphanPod(t *testing.T, e *claimtest.Env, pod *corev1.Pod) {
+	t.Helper()
+	var got corev1.Pod
+	if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(pod), &got); err != nil {
+		t.Fatal(err)
+	}
+	got.OwnerReferences = nil
+	if err := e.Client.Update(t.Context(), &got); err != nil {
+		t.Fatalf("removing the owner references of pod %s: %v", pod.Name, err)
+	}
 }
