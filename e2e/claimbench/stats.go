@@ -76,9 +76,10 @@ type Report struct {
 	OursSequentialRefillAtOnce []time.Duration
 	// OursSequentialSettled are ours' sequential claims made Settle after
 	// the pool was full again rather than at once, interleaved with
-	// OursSequential: the node's work on the refill that ends as the pool
-	// is full (its firewall's sync of the new pod's address, the kubelet's
-	// status writes) is over by then. No row when empty.
+	// OursSequential: they tell how much the node's work on the refill
+	// that ends as the pool is full (its firewall's sync of the new pod's
+	// address, the kubelet's status writes) weighs on the claims made at
+	// once. No row when empty.
 	OursSequentialSettled     []time.Duration
 	Settle                    time.Duration
 	PeerSequential, PeerBurst []time.Duration

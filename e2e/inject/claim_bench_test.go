@@ -160,7 +160,8 @@ func TestBenchClaim(t *testing.T) {
 	// followed by one made settle after it is full again: the refill that
 	// makes the pool full ends with the node's work on the new pod (the
 	// firewall's sync of its address, the kubelet's status writes), which
-	// the first meets and the second does not. The goals are on the first.
+	// the first may meet and the second should not. The goals are on the
+	// first.
 	const settle = 300 * time.Millisecond
 	var oursSettledCPU cpuacct.Account
 	rep.Settle = settle
