@@ -424,7 +424,7 @@ func TestMonitoring(t *testing.T) {
 		}
 	}
 	wantAlerts := []string{"SandboxWebhookErrors", "SandboxWebhookPanics", "SandboxWebhookSlow", "SandboxCertificateExpiring", "SandboxClaimKeysDiffer",
-		"SandboxPoolNotReady", "SandboxClaimsCold", "SandboxClaimsSlow", "SandboxPodsOrphaned", "SandboxPrePullFailing", "SandboxImagesNotPulled"}
+		"SandboxPoolNotReady", "SandboxClaimsCold", "SandboxClaimsSlow", "SandboxPodsOrphaned", "SandboxOrphanedPodsNotDeleted", "SandboxPrePullFailing", "SandboxImagesNotPulled"}
 	if diff := cmp.Diff(wantAlerts, names); diff != "" {
 		t.Errorf("alerts (-want +got):\n%s", diff)
 	}

@@ -37,6 +37,8 @@ type metrics struct {
 	// orphansDeleted counts pool pods deleted for having no pool or claim
 	// as controller (orphans.go).
 	orphansDeleted prometheus.Counter
+	// orphansRefused counts refused deletions of such pods (orphans.go).
+	orphansRefused prometheus.Counter
 	// takeConflicts counts warm pods found changed at their conditional
 	// update, by what came of it (takeRetried, takeLost).
 	takeConflicts *prometheus.CounterVec
@@ -78,6 +80,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sandbox_claim_orphaned_pods_deleted_total",
 			Help: "Pool pods the controller deleted because neither a SandboxPool nor a SandboxClaim controlled them any more (an owner deleted with --cascade=orphan).",
 		}),
+		orphansRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sandbox_claim_orphaned_pod_deletions_refused_total",
+			Help: "Deletions of orphaned pool pods (no SandboxPool or SandboxClaim controls them) that the API server refused (RBAC, an admission policy or webhook): each is a sandbox running on with no claim; the controller retries with back-off.",
+		}),
 		takeConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sandbox_claim_take_conflicts_total",
 			Help: "Warm pods whose conditional update (the take) found them changed since the cache read them, by outcome: retried (read again and still free, most often after the kubelet wrote their status) or lost (no longer free: the claim tries another pod).",
@@ -94,7 +100,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.claims, m.bind, m.step, m.expired, m.reserved, m.outdated, m.unheldDeleted, m.orphansDeleted, m.takeConflicts} {
+	for _, c := range []prometheus.Collector{m.claims, m.bind, m.step, m.expired, m.reserved, m.outdated, m.unheldDeleted, m.orphansDeleted, m.orphansRefused, m.takeConflicts} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering claim metrics: %w", err)
 		}

@@ -51,10 +51,11 @@ type OrphanReconciler struct {
 	log      *slog.Logger
 	recorder events.EventRecorder
 	deleted  prometheus.Counter
+	refused  prometheus.Counter
 }
 
 func setupOrphans(mgr manager.Manager, c cache.Cache, cl client.Client, opts Options, m *metrics) error {
-	r := &OrphanReconciler{client: cl, log: opts.Logger, recorder: mgr.GetEventRecorder("sandbox-claim-controller"), deleted: m.orphansDeleted}
+	r := &OrphanReconciler{client: cl, log: opts.Logger, recorder: mgr.GetEventRecorder("sandbox-claim-controller"), deleted: m.orphansDeleted, refused: m.orphansRefused}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("sandbox-orphaned-pods").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: ptr.To(true)}).
@@ -94,6 +95,7 @@ func (r *OrphanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		// Refused: retried with back-off (the refusal may be lifted), and
 		// said where a person looks, as a running sandbox with no claim
 		// is one no lifetime ends.
+		r.refused.Inc()
 		r.recorder.Eventf(r.regarding(ctx, &pod), &pod, corev1.EventTypeWarning, ReasonOrphanedPodNotDeleted, "Delete",
 			"could not delete pod %s of pool %s (node %s), which neither its pool nor a SandboxClaim controls any more, so its sandbox runs on with no claim: %s; retrying with back-off. Let the controller delete pool pods in namespace %s, or delete the pod",
 			pod.Name, poolName, pod.Spec.NodeName, apierrors.ReasonForError(err), pod.Namespace)

@@ -141,9 +141,10 @@ func TestDeletingClaimReleasesItsPod(t *testing.T) {
 // TestOrphanedPodDeletionRefused: when the API server refuses the
 // controller's deletion of an orphaned pool pod (here an admission policy;
 // RBAC alike), the sandbox runs on with no claim, which a person must
-// learn: a Warning Event on the pool names the pod and the refusal, the pod
-// is not counted as deleted, and the controller retries, so that the pod
-// is deleted once the refusal is lifted.
+// learn: a Warning Event on the pool names the pod and the refusal, the
+// refusal is counted (an alert fires on it) and the pod is not counted as
+// deleted, and the controller retries, so that the pod is deleted once the
+// refusal is lifted.
 func TestOrphanedPodDeletionRefused(t *testing.T) {
 	e := claimtest.Start(t, claimtest.Options{})
 	ctx := t.Context()
@@ -218,6 +219,9 @@ func TestOrphanedPodDeletionRefused(t *testing.T) {
 	assertKept(t, e, pod, "though the policy refuses it")
 	if n := counterValue(t, e, "sandbox_claim_orphaned_pods_deleted_total"); n != 0 {
 		t.Errorf("sandbox_claim_orphaned_pods_deleted_total = %v with the deletion refused, want 0", n)
+	}
+	if n := counterValue(t, e, "sandbox_claim_orphaned_pod_deletions_refused_total"); n < 1 {
+		t.Errorf("sandbox_claim_orphaned_pod_deletions_refused_total = %v with the deletion refused, want 1 or more", n)
 	}
 
 	// The refusal lifted, the controller's retry deletes the pod.
