@@ -261,8 +261,8 @@ func assertKept(t *testing.T, e *claimtest.Env, pod *corev1.Pod, when string) {
 	}
 }
 
-// counterValue is the value of the counter name in the controller's
-// registry (summed over its labels).
+// counterValue is the value of the counter (or gauge) name in the
+// controller's registry (summed over its labels).
 func counterValue(t *testing.T, e *claimtest.Env, name string) float64 {
 	t.Helper()
 	mfs, err := e.Registry.Gather()
@@ -273,7 +273,7 @@ func counterValue(t *testing.T, e *claimtest.Env, name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				v += m.GetCounter().GetValue()
+				v += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}

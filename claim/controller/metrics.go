@@ -37,8 +37,9 @@ type metrics struct {
 	// orphansDeleted counts pool pods deleted for having no pool or claim
 	// as controller (orphans.go).
 	orphansDeleted prometheus.Counter
-	// orphansRefused counts refused deletions of such pods (orphans.go).
-	orphansRefused prometheus.Counter
+	// orphansUndeleted is how many such pods the API server refused to
+	// let the controller delete, as of their last attempt (orphans.go).
+	orphansUndeleted prometheus.Gauge
 	// takeConflicts counts warm pods found changed at their conditional
 	// update, by what came of it (takeRetried, takeLost).
 	takeConflicts *prometheus.CounterVec
@@ -80,9 +81,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sandbox_claim_orphaned_pods_deleted_total",
 			Help: "Pool pods the controller deleted because neither a SandboxPool nor a SandboxClaim controlled them any more (an owner deleted with --cascade=orphan).",
 		}),
-		orphansRefused: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sandbox_claim_orphaned_pod_deletions_refused_total",
-			Help: "Deletions of orphaned pool pods (no SandboxPool or SandboxClaim controls them) that the API server refused (RBAC, an admission policy or webhook): each is a sandbox running on with no claim; the controller retries with back-off.",
+		orphansUndeleted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sandbox_claim_orphaned_pods_not_deleted",
+			Help: "Orphaned pool pods (no SandboxPool or SandboxClaim controls them) whose last deletion the API server refused (RBAC, an admission policy or webhook): sandboxes running on with no claim; the controller retries with back-off. Only the leader counts.",
 		}),
 		takeConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sandbox_claim_take_conflicts_total",
@@ -100,7 +101,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.claims, m.bind, m.step, m.expired, m.reserved, m.outdated, m.unheldDeleted, m.orphansDeleted, m.orphansRefused, m.takeConflicts} {
+	for _, c := range []prometheus.Collector{m.claims, m.bind, m.step, m.expired, m.reserved, m.outdated, m.unheldDeleted, m.orphansDeleted, m.orphansUndeleted, m.takeConflicts} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering claim metrics: %w", err)
 		}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -51,16 +53,24 @@ type OrphanReconciler struct {
 	log      *slog.Logger
 	recorder events.EventRecorder
 	deleted  prometheus.Counter
-	refused  prometheus.Counter
+
+	// undeleted are the orphaned pods whose last deletion the API server
+	// refused, counted by the gauge: sandboxes running on with no claim.
+	mu        sync.Mutex
+	undeleted map[types.NamespacedName]bool
+	gauge     prometheus.Gauge
 }
 
 func setupOrphans(mgr manager.Manager, c cache.Cache, cl client.Client, opts Options, m *metrics) error {
-	r := &OrphanReconciler{client: cl, log: opts.Logger, recorder: mgr.GetEventRecorder("sandbox-claim-controller"), deleted: m.orphansDeleted, refused: m.orphansRefused}
+	r := &OrphanReconciler{client: cl, log: opts.Logger, recorder: mgr.GetEventRecorder("sandbox-claim-controller"), deleted: m.orphansDeleted,
+		undeleted: map[types.NamespacedName]bool{}, gauge: m.orphansUndeleted}
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("sandbox-orphaned-pods").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1, SkipNameValidation: ptr.To(true)}).
 		WatchesRawSource(source.Kind(c, &corev1.Pod{}, &handler.TypedEnqueueRequestForObject[*corev1.Pod]{},
-			predicate.NewTypedPredicateFuncs(orphaned))).
+			// A pod whose deletion was refused is followed until it is
+			// gone or controlled again, whoever deletes or adopts it.
+			predicate.NewTypedPredicateFuncs(func(pod *corev1.Pod) bool { return orphaned(pod) || r.isUndeleted(pod) }))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("creating the orphaned pod controller: %w", err)
@@ -79,23 +89,31 @@ func orphaned(pod *corev1.Pod) bool {
 func (r *OrphanReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var pod corev1.Pod
 	if err := r.client.Get(ctx, req.NamespacedName, &pod); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.setUndeleted(req.NamespacedName, false)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !orphaned(&pod) {
+		r.setUndeleted(req.NamespacedName, false)
 		return ctrl.Result{}, nil
 	}
 	err := r.client.Delete(ctx, &pod, client.Preconditions{UID: &pod.UID, ResourceVersion: &pod.ResourceVersion})
 	poolName := pod.Labels[v1alpha1.LabelPool]
 	switch {
 	case err == nil:
-	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
-		// Gone or changed since the cache saw it: a change brings it back.
+		r.setUndeleted(req.NamespacedName, false)
+	case apierrors.IsNotFound(err):
+		r.setUndeleted(req.NamespacedName, false)
+		return ctrl.Result{}, nil
+	case apierrors.IsConflict(err):
+		// Changed since the cache saw it: its change brings it back.
 		return ctrl.Result{}, nil
 	case !transient(err):
 		// Refused: retried with back-off (the refusal may be lifted), and
 		// said where a person looks, as a running sandbox with no claim
 		// is one no lifetime ends.
-		r.refused.Inc()
+		r.setUndeleted(req.NamespacedName, true)
 		r.recorder.Eventf(r.regarding(ctx, &pod), &pod, corev1.EventTypeWarning, ReasonOrphanedPodNotDeleted, "Delete",
 			"could not delete pod %s of pool %s (node %s), which neither its pool nor a SandboxClaim controls any more, so its sandbox runs on with no claim: %s; retrying with back-off. Let the controller delete pool pods in namespace %s, or delete the pod",
 			pod.Name, poolName, pod.Spec.NodeName, apierrors.ReasonForError(err), pod.Namespace)
@@ -122,4 +140,23 @@ func (r *OrphanReconciler) regarding(ctx context.Context, pod *corev1.Pod) runti
 		return &p
 	}
 	return pod
+}
+
+// setUndeleted records whether the pod key's last deletion was refused and
+// sets the gauge.
+func (r *OrphanReconciler) setUndeleted(key types.NamespacedName, refused bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if refused {
+		r.undeleted[key] = true
+	} else {
+		delete(r.undeleted, key)
+	}
+	r.gauge.Set(float64(len(r.undeleted)))
+}
+
+func (r *OrphanReconciler) isUndeleted(pod *corev1.Pod) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.undeleted[types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}]
 }
