@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"sandbox.io/injector/api/v1alpha1"
 	"sandbox.io/injector/claim/controller"
@@ -61,6 +63,22 @@ func (c *laggingCache) Get(ctx context.Context, key client.ObjectKey, obj client
 		}
 	}
 	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+// indexedLists answers the controller's two indexed pod lists, as
+// laggingCache.lists: a claim's pods from claimPods, a pool's warm pods
+// from warmPods (each called at every list, so a test can change what the
+// cache shows).
+func indexedLists(claimPods, warmPods func() []corev1.Pod) func(string) ([]corev1.Pod, bool) {
+	return func(sel string) ([]corev1.Pod, bool) {
+		switch {
+		case strings.Contains(sel, "sandbox.io/claim="):
+			return claimPods(), true
+		case strings.Contains(sel, "sandbox.io/warm-pool="):
+			return warmPods(), true
+		}
+		return nil, false
+	}
 }
 
 func (c *laggingCache) hold(key types.NamespacedName, pod *corev1.Pod) {
@@ -164,15 +182,9 @@ func TestPendingClaimSkipsAPodItLetGo(t *testing.T) {
 	if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(free), &warm); err != nil {
 		t.Fatal(err)
 	}
-	cache := &laggingCache{Client: e.Client, pods: map[types.NamespacedName]*corev1.Pod{}, lists: func(sel string) ([]corev1.Pod, bool) {
-		switch {
-		case strings.Contains(sel, "sandbox.io/claim="):
-			return []corev1.Pod{*stale.DeepCopy()}, true
-		case strings.Contains(sel, "sandbox.io/warm-pool="):
-			return []corev1.Pod{*warm.DeepCopy()}, true
-		}
-		return nil, false
-	}}
+	cache := &laggingCache{Client: e.Client, pods: map[types.NamespacedName]*corev1.Pod{}, lists: indexedLists(
+		func() []corev1.Pod { return []corev1.Pod{*stale.DeepCopy()} },
+		func() []corev1.Pod { return []corev1.Pod{*warm.DeepCopy()} })}
 	r, err := controller.NewReconciler(controller.Options{Keys: e.Keys}, cache, e.Client)
 	if err != nil {
 		t.Fatal(err)
@@ -228,15 +240,10 @@ func TestTakeRetriesAPodTheKubeletJustUpdated(t *testing.T) {
 	}
 	kubeletWrites()
 	listed := &seen
-	cache := &laggingCache{Client: e.Client, pods: map[types.NamespacedName]*corev1.Pod{}, lists: func(sel string) ([]corev1.Pod, bool) {
-		switch {
-		case strings.Contains(sel, "sandbox.io/warm-pool="):
-			return []corev1.Pod{*listed.DeepCopy()}, true
-		case strings.Contains(sel, "sandbox.io/claim="):
-			return nil, true // no claim has a pod yet, as the cache sees it
-		}
-		return nil, false
-	}}
+	// No claim has a pod yet, as the cache sees it.
+	cache := &laggingCache{Client: e.Client, pods: map[types.NamespacedName]*corev1.Pod{}, lists: indexedLists(
+		func() []corev1.Pod { return nil },
+		func() []corev1.Pod { return []corev1.Pod{*listed.DeepCopy()} })}
 	reconciler := func() *controller.ClaimReconciler {
 		t.Helper()
 		r, err := controller.NewReconciler(controller.Options{Keys: e.Keys}, cache, e.Client)
@@ -306,5 +313,91 @@ func TestTakeRetriesAPodTheKubeletJustUpdated(t *testing.T) {
 	if third.Status.Phase != v1alpha1.ClaimBound || third.Status.PodName != other.Name {
 		t.Errorf("a claim whose take got in unanswered: %s on %q, want Bound on %s: %+v", third.Status.Phase, third.Status.PodName, other.Name,
 			meta.FindStatusCondition(third.Status.Conditions, v1alpha1.ConditionBound))
+	}
+}
+
+// TestTakeRereadFailureIsRetried: when reading a changed warm pod again
+// fails (the API server unavailable for a moment), the reconcile returns
+// the error for a retry with back-off: the claim is not failed, the pod is
+// not taken, and the reservation the claim held on it is released, so that
+// the next claim may take it.
+func TestTakeRereadFailureIsRetried(t *testing.T) {
+	e := claimtest.Start(t, claimtest.Options{NoController: true})
+	ns := e.Namespace()
+	e.Node("node-a")
+	p := e.Pool(ns, "python", 1)
+	warm := e.WarmPod(p, "node-a")
+	var seen corev1.Pod
+	if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(warm), &seen); err != nil {
+		t.Fatal(err)
+	}
+	// A status write after the cache's read: the take conflicts.
+	fresh := seen.DeepCopy()
+	fresh.Status.Conditions = append(fresh.Status.Conditions, corev1.PodCondition{Type: "example.com/probed", Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+	if err := e.Client.Status().Update(t.Context(), fresh); err != nil {
+		t.Fatal(err)
+	}
+	cache := &laggingCache{Client: e.Client, pods: map[types.NamespacedName]*corev1.Pod{}, lists: indexedLists(
+		func() []corev1.Pod { return nil },
+		func() []corev1.Pod { return []corev1.Pod{*seen.DeepCopy()} })}
+	var unavailable atomic.Bool
+	unavailable.Store(true)
+	direct, err := client.NewWithWatch(e.Config, client.Options{Scheme: e.Client.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := interceptor.NewClient(direct, interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if _, isPod := obj.(*corev1.Pod); isPod && unavailable.Load() {
+				return apierrors.NewServiceUnavailable("the API server is restarting")
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+	})
+	r, err := controller.NewReconciler(controller.Options{Keys: e.Keys}, cache, api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claimOf := func(name string) *v1alpha1.SandboxClaim {
+		t.Helper()
+		sbc := newClaim(ns, "python", "claimant-token-0123456789abcdef", func(c *v1alpha1.SandboxClaim) { c.Name = name; c.Spec.ColdStart = v1alpha1.ColdStartNever })
+		create(t, e, sbc)
+		return sbc
+	}
+	reread := func(sbc *v1alpha1.SandboxClaim) {
+		t.Helper()
+		if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(sbc), sbc); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	first := claimOf("first")
+	_, err = r.Reconcile(t.Context(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(first)})
+	if err == nil || !strings.Contains(err.Error(), "reading pod") || !apierrors.IsServiceUnavailable(err) {
+		t.Fatalf("reconcile with the re-read failing: %v, want the re-read's error", err)
+	}
+	reread(first)
+	if first.Status.Phase == v1alpha1.ClaimFailed || first.Status.Phase == v1alpha1.ClaimBound {
+		t.Errorf("claim %s after a failed re-read, want it still pending: %+v", first.Status.Phase, first.Status.Conditions)
+	}
+	var pod corev1.Pod
+	if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(warm), &pod); err != nil {
+		t.Fatal(err)
+	}
+	if pool := metav1.GetControllerOf(&pod); pool == nil || pool.UID != p.UID {
+		t.Errorf("pod %s controlled by %+v after a failed re-read, want its pool", pod.Name, pool)
+	}
+
+	// The API server back: another claim takes the pod, which the first
+	// claim no longer holds.
+	unavailable.Store(false)
+	second := claimOf("second")
+	if _, err := r.Reconcile(t.Context(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(second)}); err != nil {
+		t.Fatalf("reconcile: %v", err)
+	}
+	reread(second)
+	if second.Status.Phase != v1alpha1.ClaimBound || second.Status.PodName != warm.Name {
+		t.Errorf("the next claim: %s on %q, want Bound on %s, released by the first: %+v", second.Status.Phase, second.Status.PodName, warm.Name,
+			meta.FindStatusCondition(second.Status.Conditions, v1alpha1.ConditionBound))
 	}
 }
