@@ -86,6 +86,20 @@ type PoolConfig struct {
 	RefillDelay time.Duration
 }
 
+// MinStuckAfter is the shortest PoolConfig.StuckAfter an agent takes from
+// its operator: a pod needs time to pull its image and start.
+const MinStuckAfter = time.Minute
+
+// CheckStuckAfter refuses a StuckAfter as an operator gives it (the
+// agent's --pool-stuck-after, the chart's agent.pools.stuckAfter: 0 turns
+// replacing off) that is negative or under MinStuckAfter.
+func CheckStuckAfter(d time.Duration) error {
+	if d != 0 && d < MinStuckAfter {
+		return fmt.Errorf("%s is under 1m (0 turns it off): a pod needs time to pull and start", d)
+	}
+	return nil
+}
+
 // defaultRefillDelay is PoolConfig.RefillDelay when unset: several times
 // the time from a claim's take to its claimant's first command.
 const defaultRefillDelay = 500 * time.Millisecond

@@ -19,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"sandbox.io/injector/agent"
 )
 
 func TestLint(t *testing.T) {
@@ -814,9 +816,11 @@ func TestZeroDurations(t *testing.T) {
 func TestStuckAfterAsTheAgentTakesIt(t *testing.T) {
 	t.Parallel()
 	helm := requireHelm(t)
+	// The agent's flag is a Go duration (flag.Duration), checked by the
+	// agent's own rule.
 	agentTakes := func(v string) bool {
 		d, err := time.ParseDuration(v)
-		return err == nil && (d == 0 || d >= time.Minute)
+		return err == nil && agent.CheckStuckAfter(d) == nil
 	}
 	for _, v := range []string{"0", "0s", "1m", "90s", "60s", "10m0s", "1h30m", "1h0m0s", "1.5m", "2h",
 		"59s", "30s", "500ms", "0.5m", "-1m", "10", "1d"} {

@@ -44,8 +44,8 @@ func (o *poolOptions) validate() error {
 	if o.refillDelay < 0 || o.refillDelay > maxRefillDelay {
 		errs = append(errs, fmt.Errorf("--pool-refill-delay %s is not between 0 and %s", o.refillDelay, maxRefillDelay))
 	}
-	if o.stuckAfter != 0 && o.stuckAfter < time.Minute {
-		errs = append(errs, fmt.Errorf("--pool-stuck-after %s is under 1m (0 turns it off): a pod needs time to pull and start", o.stuckAfter))
+	if err := agent.CheckStuckAfter(o.stuckAfter); err != nil {
+		errs = append(errs, fmt.Errorf("--pool-stuck-after %w", err))
 	}
 	return errors.Join(errs...)
 }
