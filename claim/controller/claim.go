@@ -48,19 +48,30 @@ type ClaimReconciler struct {
 	// claim protocol, with why: they take only pods of Options.RunnerImage
 	// (or a cold pod) from then on.
 	needCurrent map[types.UID]string
-	// names are the claims attempts, taken, needCurrent and seen hold
+	// names are the claims attempts, taken, needCurrent and bindings hold
 	// state of, so that a claim deleted while Pending (only its name is
 	// left then) is forgotten too.
 	names map[types.UID]types.NamespacedName
-	// seen is when the controller first tried to bind each pending claim:
-	// the bind duration counts from there (creationTimestamp has
-	// one-second precision).
-	seen map[types.UID]time.Time
+	// bindings are what the controller measured of each pending claim's
+	// binding so far.
+	bindings map[types.UID]*bindTimes
 	// justBound are the claims whose Bound status this controller wrote
 	// and whose cached copy may still say Pending: a reconcile in between
 	// (their pod's update queues one) waits for the cache instead of
 	// handing the runner the claim again.
 	justBound map[types.UID]justBound
+}
+
+// bindTimes is what the controller measured of a pending claim's binding:
+// when it first tried to bind it (the bind duration counts from there:
+// creationTimestamp has one-second precision), and how long the pod's
+// updates (take) and the runner's POST /claim (runner) took so far, all
+// attempts together, which the "claim bound" log line reports beside the
+// status write's own time, so that a slow binding says where its time
+// went.
+type bindTimes struct {
+	seen         time.Time
+	take, runner time.Duration
 }
 
 type justBound struct {
@@ -79,7 +90,7 @@ func newClaimReconciler(opts Options, cached, uncached client.Client, m *metrics
 		opts: opts, client: cached, api: uncached, metrics: m,
 		reserved: map[types.UID]types.NamespacedName{}, attempts: map[types.UID]int{},
 		taken: map[types.UID]types.NamespacedName{}, needCurrent: map[types.UID]string{},
-		names: map[types.UID]types.NamespacedName{}, seen: map[types.UID]time.Time{},
+		names: map[types.UID]types.NamespacedName{}, bindings: map[types.UID]*bindTimes{},
 		justBound: map[types.UID]justBound{},
 	}
 }
@@ -140,8 +151,8 @@ func (r *ClaimReconciler) releaseDeleting(ctx context.Context, sbc *v1alpha1.San
 func (r *ClaimReconciler) bind(ctx context.Context, sbc *v1alpha1.SandboxClaim) (ctrl.Result, error) {
 	r.mu.Lock()
 	r.names[sbc.UID] = types.NamespacedName{Namespace: sbc.Namespace, Name: sbc.Name}
-	if _, ok := r.seen[sbc.UID]; !ok {
-		r.seen[sbc.UID] = time.Now()
+	if _, ok := r.bindings[sbc.UID]; !ok {
+		r.bindings[sbc.UID] = &bindTimes{seen: time.Now()}
 	}
 	r.mu.Unlock()
 	if pod, err := r.ownedPod(ctx, sbc); err != nil || pod != nil {
@@ -316,6 +327,24 @@ func (r *ClaimReconciler) takeWarm(ctx context.Context, sbc *v1alpha1.SandboxCla
 	return nil, unheld, nil
 }
 
+// observeStep records a step of a claim's binding that took d: in the
+// step histogram and, while the claim is pending, in its bindTimes.
+func (r *ClaimReconciler) observeStep(claim types.UID, step string, d time.Duration) {
+	r.metrics.step.WithLabelValues(step).Observe(d.Seconds())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b := r.bindings[claim]
+	if b == nil {
+		return
+	}
+	switch step {
+	case stepTake:
+		b.take += d
+	case stepRunner:
+		b.runner += d
+	}
+}
+
 // setTaken records (pod non-nil) or forgets the pod a claim took.
 func (r *ClaimReconciler) setTaken(claim types.UID, pod *corev1.Pod) {
 	r.mu.Lock()
@@ -400,7 +429,7 @@ func (r *ClaimReconciler) dropState(uid types.UID) {
 	delete(r.taken, uid)
 	delete(r.needCurrent, uid)
 	delete(r.names, uid)
-	delete(r.seen, uid)
+	delete(r.bindings, uid)
 }
 
 // adopt makes pod the claim's, conditioned on the resourceVersion the cache
@@ -429,7 +458,7 @@ func (r *ClaimReconciler) adopt(ctx context.Context, sbc *v1alpha1.SandboxClaim,
 		up.OwnerReferences = []metav1.OwnerReference{claimOwnerRef(sbc)}
 		start := time.Now()
 		err := r.client.Update(ctx, up)
-		r.metrics.step.WithLabelValues(stepTake).Observe(time.Since(start).Seconds())
+		r.observeStep(sbc.UID, stepTake, time.Since(start))
 		switch {
 		case err == nil:
 			r.setTaken(sbc.UID, up)
@@ -528,12 +557,12 @@ func failureKind(err error) string {
 // first saw the claim, else since its creation.
 func (r *ClaimReconciler) pendingFor(sbc *v1alpha1.SandboxClaim) time.Duration {
 	r.mu.Lock()
-	seen, ok := r.seen[sbc.UID]
+	b, ok := r.bindings[sbc.UID]
 	r.mu.Unlock()
 	if !ok {
-		seen = sbc.CreationTimestamp.Time
+		return time.Since(sbc.CreationTimestamp.Time)
 	}
-	return time.Since(seen)
+	return time.Since(b.seen)
 }
 
 // finishBinding binds the claim to pod, which it controls: once the pod is
@@ -573,7 +602,7 @@ func (r *ClaimReconciler) finishBinding(ctx context.Context, sbc *v1alpha1.Sandb
 	}
 	start := time.Now()
 	err = r.handRunner(ctx, sbc, pod, port, digest)
-	r.metrics.step.WithLabelValues(stepRunner).Observe(time.Since(start).Seconds())
+	r.observeStep(sbc.UID, stepRunner, time.Since(start))
 	if err != nil {
 		r.opts.Logger.Info("runner did not take the claim", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name, "err", err)
 		if perr := (*protocolError)(nil); errors.As(err, &perr) && perr.outdated {
@@ -655,7 +684,8 @@ func (r *ClaimReconciler) markBound(ctx context.Context, sbc *v1alpha1.SandboxCl
 	})
 	start := time.Now()
 	err := r.client.Status().Update(ctx, up)
-	r.metrics.step.WithLabelValues(stepStatus).Observe(time.Since(start).Seconds())
+	statusTook := time.Since(start)
+	r.observeStep(sbc.UID, stepStatus, statusTook)
 	if err != nil {
 		if apierrors.IsConflict(err) {
 			// A newer claim arrives in the cache and requeues it; the runner
@@ -665,17 +695,18 @@ func (r *ClaimReconciler) markBound(ctx context.Context, sbc *v1alpha1.SandboxCl
 		return ctrl.Result{}, fmt.Errorf("writing the Bound status of claim %s/%s: %w", sbc.Namespace, sbc.Name, err)
 	}
 	r.mu.Lock()
-	seen, ok := r.seen[sbc.UID]
+	b := r.bindings[sbc.UID]
 	r.dropState(sbc.UID)
 	r.justBound[sbc.UID] = justBound{name: types.NamespacedName{Namespace: sbc.Namespace, Name: sbc.Name}, at: time.Now()}
 	r.mu.Unlock()
-	if !ok {
-		seen = sbc.CreationTimestamp.Time
+	if b == nil {
+		b = &bindTimes{seen: sbc.CreationTimestamp.Time}
 	}
-	took := time.Since(seen)
+	took := time.Since(b.seen)
 	r.metrics.claims.WithLabelValues(strings.ToLower(string(origin)), resultBound).Inc()
 	r.metrics.bind.WithLabelValues(strings.ToLower(string(origin))).Observe(took.Seconds())
-	r.opts.Logger.Info("claim bound", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name, "node", pod.Spec.NodeName, "origin", origin, "took", took)
+	r.opts.Logger.Info("claim bound", "namespace", sbc.Namespace, "claim", sbc.Name, "pod", pod.Name, "node", pod.Spec.NodeName, "origin", origin,
+		"took", took, "take", b.take, "runner", b.runner, "status", statusTook)
 	if up.Status.ExpiresAt != nil {
 		return ctrl.Result{RequeueAfter: time.Until(up.Status.ExpiresAt.Time)}, nil
 	}

@@ -1,8 +1,11 @@
 package controller_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"strings"
@@ -416,6 +419,54 @@ func TestMetricsCountClaims(t *testing.T) {
 	if !strings.Contains(b.String(), `value:"warm"`) || !strings.Contains(b.String(), `value:"bound"`) {
 		t.Errorf("sandbox_claims_total: %s", b.String())
 	}
+}
+
+// TestBoundLogSaysWhereTheTimeWent: the "claim bound" log line of a warm
+// claim gives its binding's time and, within it, the pod's update, the
+// runner's POST /claim and the status write, so that a slow claim in an
+// operator's logs says which of its steps was slow.
+func TestBoundLogSaysWhereTheTimeWent(t *testing.T) {
+	var logs syncBuffer
+	e := claimtest.Start(t, claimtest.Options{Controller: controller.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}})
+	sbc := bindOneWarm(t, e, "logged", "logged-token-0123456789abcdef")
+	var line struct {
+		Msg, Claim                 string
+		Took, Take, Runner, Status time.Duration
+	}
+	found := false
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if json.Unmarshal([]byte(l), &line) == nil && line.Msg == "claim bound" && line.Claim == sbc.Name {
+			found = true
+			break
+		}
+	}
+	if !found {
+		t.Fatalf("no \"claim bound\" line for claim %s in the controller's log:\n%s", sbc.Name, logs.String())
+	}
+	if line.Take <= 0 || line.Runner <= 0 || line.Status <= 0 {
+		t.Errorf("claim bound with take %s, runner %s, status %s: want each step's time", line.Take, line.Runner, line.Status)
+	}
+	if steps := line.Take + line.Runner + line.Status; line.Took < steps {
+		t.Errorf("claim bound in %s, less than its steps' %s", line.Took, steps)
+	}
+}
+
+// syncBuffer is a bytes.Buffer a logger may write while a test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestColdPodRetriedWhileWebhookDown: a cold pod whose creation fails only

@@ -28,12 +28,12 @@ func TestForgetClaimDropsPendingState(t *testing.T) {
 		r.attempts[uid] = 1
 		r.taken[uid] = types.NamespacedName{Namespace: "team", Name: "pod-" + name.Name}
 		r.needCurrent[uid] = "older runner"
-		r.seen[uid] = time.Now()
+		r.bindings[uid] = &bindTimes{seen: time.Now()}
 		r.justBound[uid+"-bound"] = justBound{name: name, at: time.Now()}
 	}
 	r.forgetClaim(gone)
 	for what, n := range map[string]int{"names": len(r.names), "attempts": len(r.attempts), "taken": len(r.taken), "needCurrent": len(r.needCurrent),
-		"seen": len(r.seen), "justBound": len(r.justBound)} {
+		"bindings": len(r.bindings), "justBound": len(r.justBound)} {
 		if n != 1 {
 			t.Errorf("%s holds %d claims after forgetting %s, want 1 (%s's)", what, n, gone, kept)
 		}
