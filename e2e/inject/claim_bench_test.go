@@ -119,7 +119,7 @@ func TestBenchClaim(t *testing.T) {
 		}
 		res, err := sb.Runner().Execute(ctx, api.ExecuteRequest{Argv: []string{"true"}})
 		took := time.Since(start)
-		tr := claimTrace{total: took, bound: sb.Duration}
+		tr := claimTrace{claim: ns + "/" + sb.Claim, start: start, total: took, bound: sb.Duration}
 		tracesMu.Lock()
 		held = append(held, sb.Claim)
 		tracesMu.Unlock()
@@ -223,8 +223,9 @@ func TestBenchClaim(t *testing.T) {
 			delayTraces = append(delayTraces, traces...)
 		}
 	}
-	rep.Notes = append(rep.Notes, slowest("ours, sequential", delayTraces, 3),
-		slowest(fmt.Sprintf("ours, sequential, %s after the pool is full", settle), settledTraces, 3),
+	bound := x.controllerBoundLog(t)
+	rep.Notes = append(rep.Notes, slowest("ours, sequential", delayTraces, 3, bound),
+		slowest(fmt.Sprintf("ours, sequential, %s after the pool is full", settle), settledTraces, 3, bound),
 		"controller steps, ours, sequential (as the pool is full and later alike): "+x.controllerSteps(t).Since(stepsBefore).Since(stepsAtOnce).Format(slowStep),
 		"controller steps, ours, sequential, refill at once: "+stepsAtOnce.Format(slowStep))
 	releaseAll()
@@ -268,7 +269,7 @@ func TestBenchClaim(t *testing.T) {
 		t.Fatalf("our burst: %v", err)
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("ours: burst wall %s", time.Since(burstStart).Round(time.Millisecond)),
-		slowest("ours, burst", traces, 3),
+		slowest("ours, burst", traces, 3, x.controllerBoundLog(t)),
 		"controller steps, ours, burst: "+x.controllerSteps(t).Since(stepsBefore).Format(slowStep))
 	if kubeletErr == nil {
 		var kubeletAfter startupbench.Metrics
@@ -356,6 +357,27 @@ func (x *env) controllerSteps(t *testing.T) claimbench.Steps {
 	return steps
 }
 
+// controllerBoundLog reads the claim controller's "claim bound" log lines
+// from the webhook pod's log (the suite runs one replica, which leads);
+// none when the log cannot be read (the slowest claims are then not split).
+func (x *env) controllerBoundLog(t *testing.T) map[string]claimbench.BoundLine {
+	t.Helper()
+	pods := x.webhookPods(t)
+	if len(pods) != 1 {
+		t.Fatalf("%d webhook pods, want the one the suite installs", len(pods))
+	}
+	raw, err := x.kube.CoreV1().Pods(releaseNS).GetLogs(pods[0].Name, &corev1.PodLogOptions{}).DoRaw(t.Context())
+	if err != nil {
+		t.Logf("reading the webhook's log: %v", err)
+		return nil
+	}
+	bound, err := claimbench.ParseBoundLog(bytes.NewReader(raw))
+	if err != nil {
+		t.Logf("%v", err)
+	}
+	return bound
+}
+
 // waitSandboxesOfDeletedPodsGone waits, up to a minute, until node's
 // kubelet runs no more pod sandboxes (kubelet_running_pods, as of its last
 // relist) than the API has pods on the node, and says how long it waited.
@@ -387,17 +409,21 @@ func (x *env) waitSandboxesOfDeletedPodsGone(t *testing.T, node string) string {
 	return fmt.Sprintf("the kubelet still ran %.0f pod sandboxes for %.0f pods after a minute: started anyway", running, live)
 }
 
-// claimTrace is where one timed claim's time went, from before its
-// creation: until the claimant saw it Bound, and in all (the first
-// /execute answered).
+// claimTrace is where one timed claim (namespace/name) went, from before
+// its creation (start): until the claimant saw it Bound, and in all (the
+// first /execute answered).
 type claimTrace struct {
+	claim        string
+	start        time.Time
 	bound, total time.Duration
 }
 
 var tracesMu sync.Mutex
 
-// slowest says where the n slowest claims' time went.
-func slowest(phase string, traces []claimTrace, n int) string {
+// slowest says where the n slowest claims' time went; those the
+// controller's "claim bound" lines (bound, by claim) tell of are split at
+// its steps too.
+func slowest(phase string, traces []claimTrace, n int, bound map[string]claimbench.BoundLine) string {
 	tracesMu.Lock()
 	defer tracesMu.Unlock()
 	s := slices.Clone(traces)
@@ -408,7 +434,11 @@ func slowest(phase string, traces []claimTrace, n int) string {
 		if i == n {
 			break
 		}
-		fmt.Fprintf(&b, " %s = %s + %s;", ms(tr.total), ms(tr.bound), ms(tr.total-tr.bound))
+		fmt.Fprintf(&b, " %s = %s + %s", ms(tr.total), ms(tr.bound), ms(tr.total-tr.bound))
+		if l, ok := bound[tr.claim]; ok {
+			fmt.Fprintf(&b, " (ms: %s)", claimbench.Split(tr.start, tr.bound, tr.total, l))
+		}
+		b.WriteString(";")
 	}
 	return strings.TrimSuffix(b.String(), ";")
 }
