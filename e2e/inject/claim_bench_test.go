@@ -380,11 +380,16 @@ func (x *env) controllerBoundLog(t *testing.T) map[string]claimbench.BoundLine {
 
 // waitSandboxesOfDeletedPodsGone waits, up to a minute, until node's
 // kubelet runs no more pod sandboxes (kubelet_running_pods, as of its last
-// relist) than the API has pods on the node, and says how long it waited.
+// relist) than the API has pods on the node that are neither terminating
+// nor finished, on every reading for relistSpan (the gauge moves at the
+// kubelet's relists, a second apart: one reading may predate a pod), and
+// says how long it waited.
 func (x *env) waitSandboxesOfDeletedPodsGone(t *testing.T, node string) string {
 	t.Helper()
+	const relistSpan = 2 * time.Second
 	start := time.Now()
 	var running, live float64
+	var heldSince time.Time
 	for time.Since(start) < time.Minute {
 		m, err := x.kubeletMetrics(t.Context(), node)
 		if err != nil {
@@ -397,12 +402,17 @@ func (x *env) waitSandboxesOfDeletedPodsGone(t *testing.T, node string) string {
 		}
 		live = 0
 		for _, pod := range pods.Items {
-			if pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+			if pod.DeletionTimestamp == nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
 				live++
 			}
 		}
-		if running <= live {
-			return fmt.Sprintf("no sandbox of a deleted pod left on the node after %s", time.Since(start).Round(100*time.Millisecond))
+		switch {
+		case running > live:
+			heldSince = time.Time{}
+		case heldSince.IsZero():
+			heldSince = time.Now()
+		case time.Since(heldSince) >= relistSpan:
+			return fmt.Sprintf("no sandbox of a deleted or terminating pod left on the node for %s, after %s", relistSpan, time.Since(start).Round(100*time.Millisecond))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
