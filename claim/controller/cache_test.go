@@ -81,6 +81,34 @@ func indexedLists(claimPods, warmPods func() []corev1.Pod) func(string) ([]corev
 	}
 }
 
+// onePodPool starts an API server (no controller) with a pool of one
+// warm pod on node-a, returned as the API server has it now.
+func onePodPool(t *testing.T) (*claimtest.Env, *v1alpha1.SandboxPool, *corev1.Pod) {
+	t.Helper()
+	e := claimtest.Start(t, claimtest.Options{NoController: true})
+	e.Node("node-a")
+	p := e.Pool(e.Namespace(), "python", 1)
+	var warm corev1.Pod
+	if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(e.WarmPod(p, "node-a")), &warm); err != nil {
+		t.Fatal(err)
+	}
+	return e, p, &warm
+}
+
+// kubeletWritesStatus changes pod's status as the kubelet's status writes
+// do (a condition added), so that a copy read before is out of date.
+func kubeletWritesStatus(t *testing.T, e *claimtest.Env, pod *corev1.Pod) {
+	t.Helper()
+	var now corev1.Pod
+	if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(pod), &now); err != nil {
+		t.Fatal(err)
+	}
+	now.Status.Conditions = append(now.Status.Conditions, corev1.PodCondition{Type: "example.com/probed", Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+	if err := e.Client.Status().Update(t.Context(), &now); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (c *laggingCache) hold(key types.NamespacedName, pod *corev1.Pod) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -217,29 +245,12 @@ func TestPendingClaimSkipsAPodItLetGo(t *testing.T) {
 // meanwhile is not taken twice; one the claim took itself (the update's
 // answer lost) is its own.
 func TestTakeRetriesAPodTheKubeletJustUpdated(t *testing.T) {
-	e := claimtest.Start(t, claimtest.Options{NoController: true})
-	ns := e.Namespace()
-	e.Node("node-a")
-	p := e.Pool(ns, "python", 1)
-	warm := e.WarmPod(p, "node-a")
-	var seen corev1.Pod
-	if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(warm), &seen); err != nil {
-		t.Fatal(err)
-	}
-	// The kubelet's status write, after the cache's read.
-	kubeletWrites := func() {
-		t.Helper()
-		var pod corev1.Pod
-		if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(warm), &pod); err != nil {
-			t.Fatal(err)
-		}
-		pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: "example.com/probed", Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
-		if err := e.Client.Status().Update(t.Context(), &pod); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e, p, warm := onePodPool(t)
+	ns := p.Namespace
+	seen := warm.DeepCopy()
+	kubeletWrites := func() { t.Helper(); kubeletWritesStatus(t, e, warm) }
 	kubeletWrites()
-	listed := &seen
+	listed := seen
 	// No claim has a pod yet, as the cache sees it.
 	cache := &laggingCache{Client: e.Client, pods: map[types.NamespacedName]*corev1.Pod{}, lists: indexedLists(
 		func() []corev1.Pod { return nil },
@@ -322,21 +333,11 @@ func TestTakeRetriesAPodTheKubeletJustUpdated(t *testing.T) {
 // not taken, and the reservation the claim held on it is released, so that
 // the next claim may take it.
 func TestTakeRereadFailureIsRetried(t *testing.T) {
-	e := claimtest.Start(t, claimtest.Options{NoController: true})
-	ns := e.Namespace()
-	e.Node("node-a")
-	p := e.Pool(ns, "python", 1)
-	warm := e.WarmPod(p, "node-a")
-	var seen corev1.Pod
-	if err := e.Client.Get(t.Context(), client.ObjectKeyFromObject(warm), &seen); err != nil {
-		t.Fatal(err)
-	}
+	e, p, warm := onePodPool(t)
+	ns := p.Namespace
+	seen := warm.DeepCopy()
 	// A status write after the cache's read: the take conflicts.
-	fresh := seen.DeepCopy()
-	fresh.Status.Conditions = append(fresh.Status.Conditions, corev1.PodCondition{Type: "example.com/probed", Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
-	if err := e.Client.Status().Update(t.Context(), fresh); err != nil {
-		t.Fatal(err)
-	}
+	kubeletWritesStatus(t, e, warm)
 	cache := &laggingCache{Client: e.Client, pods: map[types.NamespacedName]*corev1.Pod{}, lists: indexedLists(
 		func() []corev1.Pod { return nil },
 		func() []corev1.Pod { return []corev1.Pod{*seen.DeepCopy()} })}

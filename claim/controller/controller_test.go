@@ -1,7 +1,6 @@
 package controller_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -426,7 +425,7 @@ func TestMetricsCountClaims(t *testing.T) {
 // runner's POST /claim and the status write, so that a slow claim in an
 // operator's logs says which of its steps was slow.
 func TestBoundLogSaysWhereTheTimeWent(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	e := claimtest.Start(t, claimtest.Options{Controller: controller.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}})
 	sbc := bindOneWarm(t, e, "logged", "logged-token-0123456789abcdef")
 	var line struct {
@@ -449,24 +448,6 @@ func TestBoundLogSaysWhereTheTimeWent(t *testing.T) {
 	if steps := line.Take + line.Runner + line.Status; line.Took < steps {
 		t.Errorf("claim bound in %s, less than its steps' %s", line.Took, steps)
 	}
-}
-
-// syncBuffer is a bytes.Buffer a logger may write while a test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestColdPodRetriedWhileWebhookDown: a cold pod whose creation fails only
