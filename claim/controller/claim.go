@@ -327,8 +327,9 @@ func (r *ClaimReconciler) takeWarm(ctx context.Context, sbc *v1alpha1.SandboxCla
 	return nil, unheld, nil
 }
 
-// observeStep records a step of a claim's binding that took d: in the
-// step histogram and, while the claim is pending, in its bindTimes.
+// observeStep records a step of a claim's binding that took d in the step
+// histogram and, for a take or a runner call of a pending claim, in its
+// bindTimes (markBound logs its own status write).
 func (r *ClaimReconciler) observeStep(claim types.UID, step string, d time.Duration) {
 	r.metrics.step.WithLabelValues(step).Observe(d.Seconds())
 	r.mu.Lock()
