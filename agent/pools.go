@@ -95,7 +95,7 @@ const MinStuckAfter = time.Minute
 // replacing off) that is negative or under MinStuckAfter.
 func CheckStuckAfter(d time.Duration) error {
 	if d != 0 && d < MinStuckAfter {
-		return fmt.Errorf("%s is under 1m (0 turns it off): a pod needs time to pull and start", d)
+		return fmt.Errorf("%s is under %s (0 turns it off): a pod needs time to pull and start", d, MinStuckAfter)
 	}
 	return nil
 }

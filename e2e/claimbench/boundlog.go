@@ -61,5 +61,5 @@ func Split(start time.Time, boundSeen, total time.Duration, l BoundLine) string 
 	return b.String()
 }
 
-// msf is d in milliseconds, one decimal, unit-less.
-func msf(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Microseconds())/1000) }
+// msf is d as ms prints it, without the unit (Split's line says it once).
+func msf(d time.Duration) string { return strings.TrimSuffix(ms(d), " ms") }
